@@ -1,0 +1,219 @@
+"""Node configuration: `connector.toml` in the node directory, overridable by
+environment variables named CONNECTOR_<SECTION>_<KEY> (e.g. CONNECTOR_NODE_LISTEN_PORT)."""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+CONFIG_FILE = "connector.toml"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. The message names the setting."""
+
+
+@dataclass
+class NodeSettings:
+    participant_id: str
+    name: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8181
+    public_url: str = "http://127.0.0.1:8181"
+
+
+@dataclass
+class Settings:
+    directory: Path
+    node: NodeSettings
+    database_url: str
+    management_api_key: str
+    identity_mode: str = "dev-shared-secret"
+    identity_shared_secret: str = ""
+    max_body_bytes: int = 1024 * 1024
+    tck_enabled: bool = False
+    outbox_attempts: int = 6
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def dsp_base(self, version: str) -> str:
+        return f"{self.node.public_url.rstrip('/')}/dsp/{version}"
+
+
+# section -> key -> (type, required)
+SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "node": {
+        "participant_id": (str, True),
+        "name": (str, True),
+        "listen_host": (str, False),
+        "listen_port": (int, False),
+        "public_url": (str, False),
+    },
+    "database": {"url": (str, False)},
+    "management": {"api_key": (str, True)},
+    "identity": {"mode": (str, False), "shared_secret": (str, False)},
+    "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False)},
+    "tck": {"enabled": (bool, False)},
+}
+
+
+def default_database_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{(directory / 'node.db').resolve()}"
+
+
+def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
+    name = f"[{section}] {key}"
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"setting {name} must be true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"setting {name} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name} must be an integer, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"setting {name} must be a string, got {value!r}")
+    return value
+
+
+def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read DIR/connector.toml, apply CONNECTOR_* overrides, validate. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"no {CONFIG_FILE} in {directory} (create one with: connector init {directory} --name ORG)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section [{section}] in {path}")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        for key, value in keys.items():
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
+            values.setdefault(section, {})[key] = value
+    for env_name, env_value in environ.items():
+        if not env_name.startswith("CONNECTOR_"):
+            continue
+        rest = env_name[len("CONNECTOR_"):].lower()
+        section, _, key = rest.partition("_")
+        if section in SCHEMA and key in SCHEMA[section]:
+            values.setdefault(section, {})[key] = env_value
+
+    checked: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        for key, (kind, required) in keys.items():
+            if key in values.get(section, {}):
+                checked.setdefault(section, {})[key] = _coerce(section, key, values[section][key], kind)
+            elif required:
+                raise ConfigError(f"setting [{section}] {key} is missing (env CONNECTOR_{section.upper()}_{key.upper()})")
+
+    node = NodeSettings(**checked["node"])
+    if not 0 <= node.listen_port <= 65535:
+        raise ConfigError(f"setting [node] listen_port must be 0..65535, got {node.listen_port}")
+    public = urlparse(node.public_url)
+    if public.scheme not in ("http", "https") or not public.netloc:
+        raise ConfigError(f"setting [node] public_url must be an http(s) URL, got {node.public_url!r}")
+    api_key = checked["management"]["api_key"]
+    if len(api_key) < 16:
+        raise ConfigError("setting [management] api_key must be at least 16 characters (the node refuses to start without one)")
+    db_url = checked.get("database", {}).get("url") or default_database_url(directory)
+    if not (db_url.startswith("sqlite+aiosqlite:///") or db_url.startswith("postgresql+asyncpg://")):
+        raise ConfigError(
+            f"setting [database] url must start with sqlite+aiosqlite:/// or postgresql+asyncpg://, got {db_url.split('://')[0]}://..."
+        )
+    identity = checked.get("identity", {})
+    mode = identity.get("mode", "dev-shared-secret")
+    if mode != "dev-shared-secret":
+        raise ConfigError(f"setting [identity] mode must be 'dev-shared-secret' (the only mode until the station authority lands), got {mode!r}")
+    secret = identity.get("shared_secret", "")
+    if len(secret) < 16:
+        raise ConfigError("setting [identity] shared_secret must be at least 16 characters in dev-shared-secret mode")
+    dsp = checked.get("dsp", {})
+    max_body = dsp.get("max_body_bytes", 1024 * 1024)
+    if not 1024 <= max_body <= 64 * 1024 * 1024:
+        raise ConfigError(f"setting [dsp] max_body_bytes must be between 1024 and 67108864, got {max_body}")
+    return Settings(
+        directory=directory,
+        node=node,
+        database_url=db_url,
+        management_api_key=api_key,
+        identity_mode=mode,
+        identity_shared_secret=secret,
+        max_body_bytes=max_body,
+        outbox_attempts=dsp.get("outbox_attempts", 6),
+        tck_enabled=checked.get("tck", {}).get("enabled", False),
+    )
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: str = "127.0.0.1",
+                   public_url: str | None = None, database_url: str | None = None,
+                   shared_secret: str | None = None, participant_id: str | None = None,
+                   tck: bool = False) -> Path:
+    """Create DIR/connector.toml and DIR/keys/. Refuses to overwrite an existing node."""
+    from .identity.keys import write_private_key
+
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if path.exists():
+        raise ConfigError(f"{path} already exists; refusing to overwrite a node's configuration")
+    if not name.strip():
+        raise ConfigError("--name must not be empty")
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = directory / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    write_private_key(keys / "node.key")
+    participant_id = participant_id or f"urn:hks:participant:{uuid.uuid4()}"
+    public_url = public_url or f"http://{host}:{port}"
+    lines = [
+        "# Hong Kong station connector: participant node configuration.",
+        "# Every setting can be overridden by CONNECTOR_<SECTION>_<KEY>.",
+        "[node]",
+        f"participant_id = {_toml_str(participant_id)}",
+        f"name = {_toml_str(name)}",
+        f"listen_host = {_toml_str(host)}",
+        f"listen_port = {port}",
+        f"public_url = {_toml_str(public_url)}",
+        "",
+        "[database]",
+        f"url = {_toml_str(database_url or default_database_url(directory))}",
+        "",
+        "[management]",
+        f"api_key = {_toml_str(secrets.token_urlsafe(32))}",
+        "",
+        "[identity]",
+        "# DEV MODE: peers prove who they are with a secret shared by the whole test station.",
+        "# Replaced by station-issued tokens when the station authority is used.",
+        'mode = "dev-shared-secret"',
+        f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}",
+        "",
+        "[dsp]",
+        "max_body_bytes = 1048576",
+        "",
+        "[tck]",
+        f"enabled = {'true' if tck else 'false'}",
+        "",
+    ]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    return path

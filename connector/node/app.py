@@ -1,0 +1,136 @@
+"""The participant node process: wires the cores to aiohttp, the database and the outbox."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..config import Settings
+from ..identity import DevSharedSecret
+from ..store.db import make_engine, migrate
+from .catalog import CatalogService
+from .codec import Codec
+from .dsp import DspApi
+from .management import ManagementApi
+from .negotiations import NegotiationService
+from .outbox import Dispatcher
+from .peers import PeerDirectory
+
+log = logging.getLogger("connector.node")
+NODE_KEY: web.AppKey["Node"] = web.AppKey("node", object)  # type: ignore[arg-type]
+
+
+class Node:
+    def __init__(self, settings: Settings, *, strategy: Any = None) -> None:
+        self.settings = settings
+        self.participant_id = settings.node.participant_id
+        self.codec = Codec()
+        self.identity = DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret)
+        self.engine = make_engine(settings.database_url)
+        self.catalog = CatalogService(self.engine, participant_id=self.participant_id, title=settings.node.name)
+        if strategy is None and settings.tck_enabled:
+            from .tck import TckStrategy
+            strategy = TckStrategy()
+        self.negotiations = NegotiationService(
+            self.engine, participant_id=self.participant_id, dsp_base=settings.dsp_base,
+            catalog=self.catalog, strategy=strategy, on_commit=self._wake_dispatcher,
+        )
+        self.session: aiohttp.ClientSession | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.peers: PeerDirectory | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    def _wake_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        if self.settings.tck_enabled:
+            from .tck import seed
+            await seed(self)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100))
+        self.peers = PeerDirectory(self.session, self.codec, self.identity)
+        self.dispatcher = Dispatcher(
+            self.engine, self.negotiations, self.session, self.identity.outbound_authorization,
+            max_attempts=self.settings.outbox_attempts,
+        )
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
+
+    async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+        await self.engine.dispose()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[self._errors])
+        app[NODE_KEY] = self
+        app.add_routes(DspApi(self).routes())
+        app.add_routes(ManagementApi(self).routes())
+        app.add_routes([web.get("/health", self._health)])
+        if self.settings.tck_enabled:
+            from .tck import routes as tck_routes
+            app.add_routes(tck_routes(self))
+
+        async def lifecycle(_app: web.Application):  # noqa: ANN202
+            await self.start()
+            yield
+            await self.stop()
+
+        app.cleanup_ctx.append(lifecycle)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400 and not exc.text.startswith("{"):
+                return web.json_response({"error": exc.reason, "status": exc.status}, status=exc.status)
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return web.json_response({"error": "internal error"}, status=500)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "participantId": self.participant_id})
+
+
+async def serve(settings: Settings, *, ready_line: bool = True) -> None:
+    """Run the node until cancelled. Prints 'listening on URL' once the port is bound."""
+    node = Node(settings)
+    if settings.identity_mode == "dev-shared-secret":
+        log.warning("identity mode is dev-shared-secret: for development and tests only")
+    runner = web.AppRunner(node.make_app(), access_log=None, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.node.listen_host, settings.node.listen_port, backlog=1024)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.node.listen_port
+    if ready_line:
+        print(f"listening on http://{settings.node.listen_host}:{port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        import uvloop  # noqa: F401  (optional)
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,141 @@
+"""Assets, policies and offers, and the DSP catalog built from them."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..protocol.policies import catalog_offer
+from ..store.tables import assets, offers, policies
+
+Json = dict[str, Any]
+OFFER_ASSET_SEPARATOR = "::"
+
+
+def catalog_offer_id(offer_id: str, asset_id: str, asset_count: int) -> str:
+    """An offer naming one asset keeps its own id in the catalog; an offer over several
+    assets is listed per asset as <offer id>::<asset id>."""
+    return offer_id if asset_count == 1 else f"{offer_id}{OFFER_ASSET_SEPARATOR}{asset_id}"
+
+
+class CatalogService:
+    def __init__(self, engine: AsyncEngine, *, participant_id: str, title: str) -> None:
+        self.engine = engine
+        self.participant_id = participant_id
+        self.title = title
+
+    # ------------------------------------------------------------ management
+    async def create_asset(self, asset: Json) -> Json:
+        row = {
+            "id": asset["id"], "title": asset.get("title") or asset["id"], "description": asset.get("description", ""),
+            "content_type": asset.get("contentType", "application/octet-stream"),
+            "properties": asset.get("properties", {}), "data_address": asset.get("dataAddress", {}),
+            "created_at": time.time(),
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(assets).values(**row))
+        return row
+
+    async def create_policy(self, policy_id: str, body: Json) -> Json:
+        row = {"id": policy_id, "body": body, "created_at": time.time()}
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(policies).values(**row))
+        return row
+
+    async def create_offer(self, offer: Json) -> Json:
+        row = {
+            "id": offer["id"], "asset_ids": list(offer["assetIds"]), "access_policy_id": offer["accessPolicyId"],
+            "contract_policy_id": offer["contractPolicyId"], "created_at": time.time(),
+        }
+        async with self.engine.begin() as conn:
+            for key in ("access_policy_id", "contract_policy_id"):
+                if (await conn.execute(sa.select(policies.c.id).where(policies.c.id == row[key]))).first() is None:
+                    raise LookupError(f"policy {row[key]!r} does not exist")
+            for asset_id in row["asset_ids"]:
+                if (await conn.execute(sa.select(assets.c.id).where(assets.c.id == asset_id))).first() is None:
+                    raise LookupError(f"asset {asset_id!r} does not exist")
+            await conn.execute(sa.insert(offers).values(**row))
+        return row
+
+    async def list_rows(self, table: sa.Table) -> list[Json]:
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(sa.select(table).order_by(table.c.created_at)))]
+
+    async def get_row(self, table: sa.Table, row_id: str) -> Json | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(table).where(table.c.id == row_id))).mappings().first()
+        return dict(row) if row is not None else None
+
+    # ------------------------------------------------------------- protocol
+    async def find_offer(self, conn: AsyncConnection, offer_id: str) -> tuple[str, Json] | None:
+        """(dataset id, contract policy) of a catalog offer id, or None."""
+        candidates = [(offer_id, None)]
+        if OFFER_ASSET_SEPARATOR in offer_id:
+            head, _, asset_id = offer_id.rpartition(OFFER_ASSET_SEPARATOR)
+            candidates.append((head, asset_id))
+        for def_id, asset_id in candidates:
+            row = (await conn.execute(
+                sa.select(offers.c.asset_ids, policies.c.body)
+                .join(policies, policies.c.id == offers.c.contract_policy_id)
+                .where(offers.c.id == def_id)
+            )).first()
+            if row is None:
+                continue
+            asset_ids = list(row[0])
+            if asset_id is None and len(asset_ids) == 1:
+                return asset_ids[0], row[1]
+            if asset_id is not None and asset_id in asset_ids and len(asset_ids) > 1:
+                return asset_id, row[1]
+        return None
+
+    async def _datasets(self, dsp_base: str, only: str | None = None) -> list[Json]:
+        query = (
+            sa.select(offers.c.id, offers.c.asset_ids, policies.c.body)
+            .join(policies, policies.c.id == offers.c.contract_policy_id)
+            .order_by(offers.c.created_at)
+        )
+        async with self.engine.connect() as conn:
+            offer_rows = (await conn.execute(query)).all()
+            asset_rows = {r.id: r for r in (await conn.execute(sa.select(assets)))}
+        by_asset: dict[str, list[Json]] = {}
+        for offer_id, asset_ids, body in offer_rows:
+            for asset_id in asset_ids:
+                if only is not None and asset_id != only:
+                    continue
+                oid = catalog_offer_id(offer_id, asset_id, len(asset_ids))
+                by_asset.setdefault(asset_id, []).append(catalog_offer(oid, body, self.participant_id))
+        service = self.data_service(dsp_base)
+        out = []
+        for asset_id, asset_offers in by_asset.items():
+            asset = asset_rows.get(asset_id)
+            if asset is None:
+                continue
+            dataset: Json = {
+                "@id": asset_id,
+                "@type": "Dataset",
+                "hasPolicy": asset_offers,
+                "distribution": [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}],
+            }
+            out.append(dataset)
+        return out
+
+    def data_service(self, dsp_base: str) -> Json:
+        return {"@id": f"{self.participant_id}#dsp", "@type": "DataService", "endpointURL": dsp_base}
+
+    async def catalog(self, dsp_base: str) -> Json:
+        datasets = await self._datasets(dsp_base)
+        out: Json = {
+            "@id": f"{self.participant_id}#catalog",
+            "@type": "Catalog",
+            "participantId": self.participant_id,
+            "service": [self.data_service(dsp_base)],
+        }
+        if datasets:
+            out["dataset"] = datasets  # the schema wants at least one item: omit rather than send []
+        return out
+
+    async def dataset(self, dsp_base: str, dataset_id: str) -> Json | None:
+        found = await self._datasets(dsp_base, only=dataset_id)
+        return found[0] if found else None

@@ -1,0 +1,186 @@
+"""The DSP HTTP binding, one route table per protocol version under /dsp/<version>."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess
+from ..protocol.messages import (
+    CatalogRequestMessage,
+    ContractRequestMessage,
+    error_object,
+    parse_message,
+)
+from ..protocol.negotiation import Role
+from .codec import VERSIONS, Codec
+from .negotiations import message_digest
+
+log = logging.getLogger("connector.dsp")
+Json = dict[str, Any]
+
+# path suffix -> (message types accepted there, role of the process that receives it; None = either)
+PROCESS_PATHS: dict[str, tuple[tuple[str, ...], Role | None]] = {
+    "request": (("ContractRequestMessage",), Role.PROVIDER),
+    "events": (("ContractNegotiationEventMessage",), None),
+    "agreement/verification": (("ContractAgreementVerificationMessage",), Role.PROVIDER),
+    "termination": (("ContractNegotiationTerminationMessage",), None),
+    "offers": (("ContractOfferMessage",), Role.CONSUMER),
+    "agreement": (("ContractAgreementMessage",), Role.CONSUMER),
+}
+
+
+def version_document(public_root: str) -> Json:
+    return {
+        "protocolVersions": [
+            {"version": "2025-1", "path": "/dsp/2025-1", "binding": "HTTPS"},
+            {"version": "2024-1", "path": "/dsp/2024-1", "binding": "HTTPS"},
+        ]
+    }
+
+
+class DspApi:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.codec: Codec = node.codec
+
+    def routes(self) -> list[web.RouteDef]:
+        out = [web.get("/.well-known/dspace-version", self.well_known)]
+        for v in VERSIONS:
+            base = f"/dsp/{v}"
+            out += [
+                web.post(f"{base}/catalog/request", self._bind(self.catalog_request, v)),
+                web.get(f"{base}/catalog/datasets/{{id}}", self._bind(self.dataset, v)),
+                web.post(f"{base}/negotiations/request", self._bind(self.initial_request, v)),
+                web.post(f"{base}/negotiations/offers", self._bind(self.initial_offer, v)),
+                web.get(f"{base}/negotiations/{{pid}}", self._bind(self.get_negotiation, v)),
+                web.post(f"{base}/negotiations/{{pid}}/agreement/verification", self._bind(self.process_message, v, "agreement/verification")),
+            ]
+            for suffix in ("request", "events", "termination", "offers", "agreement"):
+                out.append(web.post(f"{base}/negotiations/{{pid}}/{suffix}", self._bind(self.process_message, v, suffix)))
+        return out
+
+    @staticmethod
+    def _bind(handler, *args):  # noqa: ANN001, ANN205
+        async def bound(request: web.Request) -> web.StreamResponse:
+            return await handler(request, *args)
+        return bound
+
+    # ------------------------------------------------------------------ util
+    def respond(self, neutral: Json, version: str, status: int = 200) -> web.Response:
+        return web.Response(body=self.codec.encode(neutral, version), status=status, content_type="application/json")
+
+    def error(self, exc: ProtocolError, version: str, error_type: str, **pids: str | None) -> web.Response:
+        body = error_object(error_type, exc.code, exc.reason, **pids)
+        return self.respond(body, version, exc.status)
+
+    async def read_body(self, request: web.Request) -> bytes:
+        limit = self.node.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
+
+    def caller(self, request: web.Request) -> str:
+        return self.node.identity.verify(request.headers.get("Authorization")).participant_id
+
+    # -------------------------------------------------------------- handlers
+    async def well_known(self, request: web.Request) -> web.Response:
+        # Unversioned and unauthenticated (DSP 2025-1).
+        return web.json_response(version_document(self.node.settings.node.public_url))
+
+    async def catalog_request(self, request: web.Request, version: str) -> web.Response:
+        try:
+            self.caller(request)
+            raw = await self.read_body(request)
+            msg = parse_message(self.codec.decode(raw, version), expected=("CatalogRequestMessage",))
+            assert isinstance(msg, CatalogRequestMessage)
+            if msg.filter:
+                raise MalformedMessage("catalog filters are not supported by this node", code="FilterNotSupported")
+            catalog = await self.node.catalog.catalog(self.node.settings.dsp_base(version))
+            return self.respond(catalog, version)
+        except ProtocolError as exc:
+            return self.error(exc, version, "CatalogError")
+
+    async def dataset(self, request: web.Request, version: str) -> web.Response:
+        try:
+            self.caller(request)
+            dataset_id = request.match_info["id"]
+            dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id)
+            if dataset is None:
+                raise UnknownProcess(f"no dataset {dataset_id!r} in this catalog", code="UnknownDataset")
+            return self.respond(dataset, version)
+        except ProtocolError as exc:
+            return self.error(exc, version, "CatalogError")
+
+    async def initial_request(self, request: web.Request, version: str) -> web.Response:
+        consumer_pid = None
+        try:
+            caller = self.caller(request)
+            raw = await self.read_body(request)
+            neutral = self.codec.decode(raw, version)
+            consumer_pid = _pid(neutral, "consumerPid")
+            msg = parse_message(neutral, expected=("ContractRequestMessage",))
+            assert isinstance(msg, ContractRequestMessage)
+            status, body = await self.node.negotiations.receive_initial_request(
+                version, msg, caller, message_digest(None, raw))
+            return self.respond(body, version, status)
+        except ProtocolError as exc:
+            return self.error(exc, version, "ContractNegotiationError", consumer_pid=consumer_pid)
+
+    async def initial_offer(self, request: web.Request, version: str) -> web.Response:
+        provider_pid = None
+        try:
+            caller = self.caller(request)
+            raw = await self.read_body(request)
+            neutral = self.codec.decode(raw, version)
+            provider_pid = _pid(neutral, "providerPid")
+            msg = parse_message(neutral, expected=("ContractOfferMessage",))
+            status, body = await self.node.negotiations.receive_initial_offer(
+                version, msg, caller, message_digest(None, raw))
+            return self.respond(body, version, status)
+        except ProtocolError as exc:
+            return self.error(exc, version, "ContractNegotiationError", provider_pid=provider_pid)
+
+    async def get_negotiation(self, request: web.Request, version: str) -> web.Response:
+        pid = request.match_info["pid"]
+        try:
+            caller = self.caller(request)
+            row = await self.node.negotiations.get(pid)
+            if row is None or row["counterparty_id"] != caller:
+                raise UnknownProcess(f"no contract negotiation {pid!r}")
+            body = {
+                "@type": "ContractNegotiation",
+                "providerPid": row["provider_pid"] or "urn:unknown",
+                "consumerPid": row["consumer_pid"] or "urn:unknown",
+                "state": row["state"],
+            }
+            return self.respond(body, version)
+        except ProtocolError as exc:
+            return self.error(exc, version, "ContractNegotiationError", provider_pid=pid)
+
+    async def process_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
+        pid = request.match_info["pid"]
+        pids: dict[str, str | None] = {}
+        try:
+            caller = self.caller(request)
+            raw = await self.read_body(request)
+            neutral = self.codec.decode(raw, version)
+            pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
+            expected, path_role = PROCESS_PATHS[suffix]
+            msg = parse_message(neutral, expected=expected)
+            status, body = await self.node.negotiations.receive(
+                version, pid, path_role, msg, caller, message_digest(pid, raw))
+            return self.respond(body, version, status)
+        except ProtocolError as exc:
+            return self.error(exc, version, "ContractNegotiationError", **pids)
+
+
+def _pid(neutral: Json, key: str) -> str | None:
+    value = neutral.get(key)
+    if isinstance(value, dict):
+        value = value.get("@id")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,356 @@
+"""The management API: plain JSON for the people and programs running a node.
+Every route but /api/v1/openapi.json needs the node's API key (X-Api-Key)."""
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import aiohttp
+import jsonschema
+import orjson
+import sqlalchemy as sa
+from aiohttp import web
+
+from ..protocol.errors import ProtocolError
+from ..protocol.negotiation import Event, State
+from ..store.tables import agreements, assets, offers, policies
+from .peers import PeerError
+
+Json = dict[str, Any]
+ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\s/?#]+$"}
+URL = {"type": "string", "pattern": r"^https?://", "maxLength": 2048}
+
+SCHEMAS: dict[str, Json] = {
+    "AssetInput": {
+        "type": "object", "required": ["id"], "additionalProperties": False,
+        "properties": {
+            "id": ID, "title": {"type": "string", "maxLength": 1000}, "description": {"type": "string", "maxLength": 10000},
+            "contentType": {"type": "string", "maxLength": 255}, "properties": {"type": "object"},
+            "dataAddress": {"type": "object"},
+        },
+    },
+    "PolicyInput": {
+        "type": "object", "required": ["id", "policy"], "additionalProperties": False,
+        "properties": {"id": ID, "policy": {
+            "type": "object", "description": "ODRL policy (DSP 2025-1 compact terms: permission, prohibition, obligation)",
+            "properties": {"permission": {"type": "array"}, "prohibition": {"type": "array"}, "obligation": {"type": "array"}},
+        }},
+    },
+    "OfferInput": {
+        "type": "object", "required": ["id", "assetIds", "accessPolicyId", "contractPolicyId"], "additionalProperties": False,
+        "properties": {
+            "id": ID, "assetIds": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000, "uniqueItems": True},
+            "accessPolicyId": ID, "contractPolicyId": ID,
+        },
+    },
+    "CatalogQuery": {
+        "type": "object", "required": ["counterPartyAddress"], "additionalProperties": False,
+        "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]}},
+    },
+    "NegotiationInput": {
+        "type": "object", "required": ["counterPartyAddress", "datasetId"], "additionalProperties": False,
+        "properties": {
+            "counterPartyAddress": {**URL, "description": "the provider's root URL (where /.well-known/dspace-version is)"},
+            "counterPartyId": {"type": "string", "maxLength": 512},
+            "datasetId": ID, "offerId": {"type": "string", "maxLength": 512},
+            "offer": {"type": "object", "required": ["@id"], "description": "the offer as listed in the provider's catalog"},
+            "dspVersion": {"enum": ["2025-1", "2024-1"]},
+        },
+    },
+    "TerminateInput": {
+        "type": "object", "additionalProperties": False, "properties": {"reason": {"type": "string", "maxLength": 1000}},
+    },
+    "RoundTripsInput": {
+        "type": "object", "required": ["url"], "additionalProperties": False,
+        "properties": {"url": URL, "count": {"type": "integer", "minimum": 1, "maximum": 100}},
+    },
+}
+VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def negotiation_view(row: Json) -> Json:
+    return {
+        "id": row["id"], "role": row["role"], "state": row["state"], "dspVersion": row["dsp_version"],
+        "counterPartyId": row["counterparty_id"], "counterPartyAddress": row["counterparty_address"],
+        "consumerPid": row["consumer_pid"], "providerPid": row["provider_pid"], "datasetId": row["dataset_id"],
+        "offerId": row["offer_id"], "offer": row["offer"], "agreement": row["agreement"],
+        "termination": row["termination"], "error": row["error"],
+        "createdAt": row["created_at"], "updatedAt": row["updated_at"],
+    }
+
+
+class ManagementApi:
+    PREFIX = "/api/v1"
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self._key = node.settings.management_api_key.encode()
+
+    def routes(self) -> list[web.RouteDef]:
+        p = self.PREFIX
+        table = [
+            ("GET", "/openapi.json", self.openapi, False),
+            ("POST", "/assets", self.create_asset, True), ("GET", "/assets", self.list_assets, True),
+            ("GET", "/assets/{id}", self.get_asset, True),
+            ("POST", "/policies", self.create_policy, True), ("GET", "/policies", self.list_policies, True),
+            ("GET", "/policies/{id}", self.get_policy, True),
+            ("POST", "/offers", self.create_offer, True), ("GET", "/offers", self.list_offers, True),
+            ("POST", "/catalog/request", self.catalog_request, True),
+            ("POST", "/negotiations", self.start_negotiation, True), ("GET", "/negotiations", self.list_negotiations, True),
+            ("GET", "/negotiations/{id}", self.get_negotiation, True),
+            ("POST", "/negotiations/{id}/terminate", self.terminate, True),
+            ("POST", "/negotiations/{id}/accept", self.accept, True),
+            ("GET", "/agreements", self.list_agreements, True), ("GET", "/agreements/{id}", self.get_agreement, True),
+            ("POST", "/diagnostics/peer-roundtrips", self.peer_roundtrips, True),
+        ]
+        return [web.route(method, p + path, self._wrap(handler, auth)) for method, path, handler, auth in table]
+
+    def _wrap(self, handler, auth: bool):  # noqa: ANN001, ANN202
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                if auth:
+                    given = request.headers.get("X-Api-Key", "")
+                    if not given or not hmac.compare_digest(given.encode(), self._key):
+                        raise ApiError(401, "missing or wrong X-Api-Key")
+                return await handler(request)
+            except ApiError as exc:
+                return web.json_response({"error": exc.message}, status=exc.status)
+            except web.HTTPRequestEntityTooLarge:
+                return web.json_response({"error": "request body over the limit"}, status=413)
+            except ProtocolError as exc:
+                return web.json_response({"error": exc.reason, "code": exc.code}, status=exc.status)
+            except PeerError as exc:
+                return web.json_response({"error": str(exc)}, status=502)
+        return wrapped
+
+    async def body(self, request: web.Request, schema: str) -> Json:
+        raw = await request.read()
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+        error = next(iter(sorted(VALIDATORS[schema].iter_errors(doc), key=lambda e: e.path)), None)
+        if error is not None:
+            where = "/".join(str(x) for x in error.absolute_path) or "body"
+            raise ApiError(400, f"{where}: {error.message}")
+        return doc
+
+    # -------------------------------------------------------------- catalog
+    async def create_asset(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "AssetInput")
+        try:
+            row = await self.node.catalog.create_asset(doc)
+        except sa.exc.IntegrityError:
+            raise ApiError(409, f"asset {doc['id']!r} already exists") from None
+        return web.json_response(_asset_view(row), status=201)
+
+    async def list_assets(self, request: web.Request) -> web.Response:
+        return web.json_response([_asset_view(r) for r in await self.node.catalog.list_rows(assets)])
+
+    async def get_asset(self, request: web.Request) -> web.Response:
+        row = await self.node.catalog.get_row(assets, request.match_info["id"])
+        if row is None:
+            raise ApiError(404, f"no asset {request.match_info['id']!r}")
+        return web.json_response(_asset_view(row))
+
+    async def create_policy(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "PolicyInput")
+        policy = doc["policy"]
+        if not any(policy.get(k) for k in ("permission", "prohibition", "obligation")):
+            raise ApiError(400, "policy: needs at least one permission, prohibition or obligation")
+        try:
+            row = await self.node.catalog.create_policy(doc["id"], policy)
+        except sa.exc.IntegrityError:
+            raise ApiError(409, f"policy {doc['id']!r} already exists") from None
+        return web.json_response({"id": row["id"], "policy": row["body"]}, status=201)
+
+    async def list_policies(self, request: web.Request) -> web.Response:
+        return web.json_response([{"id": r["id"], "policy": r["body"]} for r in await self.node.catalog.list_rows(policies)])
+
+    async def get_policy(self, request: web.Request) -> web.Response:
+        row = await self.node.catalog.get_row(policies, request.match_info["id"])
+        if row is None:
+            raise ApiError(404, f"no policy {request.match_info['id']!r}")
+        return web.json_response({"id": row["id"], "policy": row["body"]})
+
+    async def create_offer(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "OfferInput")
+        try:
+            row = await self.node.catalog.create_offer(doc)
+        except LookupError as exc:
+            raise ApiError(400, str(exc).strip("'\"")) from None
+        except sa.exc.IntegrityError:
+            raise ApiError(409, f"offer {doc['id']!r} already exists") from None
+        return web.json_response(_offer_view(row), status=201)
+
+    async def list_offers(self, request: web.Request) -> web.Response:
+        return web.json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
+
+    async def catalog_request(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "CatalogQuery")
+        version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
+        catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
+                                                {"@type": "CatalogRequestMessage"})
+        return web.json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
+
+    # --------------------------------------------------------- negotiations
+    async def start_negotiation(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "NegotiationInput")
+        version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
+        offer = doc.get("offer")
+        if offer is None:
+            offer_id = doc.get("offerId")
+            if not offer_id:
+                raise ApiError(400, "give either 'offer' (from the catalog) or 'offerId'")
+            dataset = await self.node.peers.request("GET", f"{base}/catalog/datasets/{doc['datasetId']}", version)
+            offer = next((o for o in dataset.get("hasPolicy", []) if isinstance(o, dict) and o.get("@id") == offer_id), None)
+            if offer is None:
+                raise ApiError(404, f"dataset {doc['datasetId']!r} of that provider has no offer {offer_id!r}")
+        provider_id = doc.get("counterPartyId") or offer.get("assigner")
+        if isinstance(provider_id, dict):
+            provider_id = provider_id.get("@id")
+        if not isinstance(provider_id, str) or not provider_id:
+            raise ApiError(400, "counterPartyId is needed: the offer does not name its assigner")
+        row = await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
+                                                 dataset_id=doc["datasetId"], offer=offer)
+        return web.json_response(negotiation_view(row), status=201)
+
+    async def list_negotiations(self, request: web.Request) -> web.Response:
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        offset = _int_param(request, "offset", 0, 0, 10**9)
+        state = request.query.get("state")
+        if state is not None and state not in State.__members__:
+            raise ApiError(400, f"state must be one of {', '.join(State.__members__)}")
+        rows = await self.node.negotiations.list(limit=limit, offset=offset, state=state)
+        return web.json_response([negotiation_view(r) for r in rows])
+
+    async def get_negotiation(self, request: web.Request) -> web.Response:
+        pid = request.match_info["id"]
+        wait_for = request.query.get("waitFor")
+        if wait_for:
+            states = set(wait_for.split(","))
+            bad = states - set(State.__members__)
+            if bad:
+                raise ApiError(400, f"waitFor: unknown state {sorted(bad)[0]!r}")
+            timeout = float(_int_param(request, "timeout", 10, 0, 60))
+            row = await self.node.negotiations.wait_for(pid, states, timeout)
+        else:
+            row = await self.node.negotiations.get(pid)
+        if row is None:
+            raise ApiError(404, f"no negotiation {pid!r}")
+        return web.json_response(negotiation_view(row))
+
+    async def terminate(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "TerminateInput") if request.can_read_body else {}
+        row = await self._act(request.match_info["id"], Event.TERMINATE, doc.get("reason") or "terminated by the user")
+        return web.json_response(negotiation_view(row))
+
+    async def accept(self, request: web.Request) -> web.Response:
+        row = await self._act(request.match_info["id"], Event.ACCEPT, None)
+        return web.json_response(negotiation_view(row))
+
+    async def _act(self, pid: str, event: Event, reason: str | None) -> Json:
+        try:
+            return await self.node.negotiations.act(pid, event, reason)
+        except ProtocolError as exc:
+            status = 404 if exc.status == 404 else 409
+            raise ApiError(status, exc.reason) from None
+
+    async def list_agreements(self, request: web.Request) -> web.Response:
+        async with self.node.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(agreements).order_by(agreements.c.created_at))).mappings().all()
+        return web.json_response([_agreement_view(r) for r in rows])
+
+    async def get_agreement(self, request: web.Request) -> web.Response:
+        async with self.node.engine.connect() as conn:
+            row = (await conn.execute(sa.select(agreements).where(agreements.c.id == request.match_info["id"]))).mappings().first()
+        if row is None:
+            raise ApiError(404, f"no agreement {request.match_info['id']!r}")
+        return web.json_response(_agreement_view(row))
+
+    async def peer_roundtrips(self, request: web.Request) -> web.Response:
+        """Bare HTTP round trips to a peer URL: a latency check, and the baseline of bench/negotiation.py."""
+        doc = await self.body(request, "RoundTripsInput")
+        count = doc.get("count", 4)
+        started = time.perf_counter()
+        for _ in range(count):
+            try:
+                async with self.node.session.post(doc["url"], data=b'{"ping":1}', headers={"Content-Type": "application/json"},
+                                                  timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    await resp.read()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise PeerError(f"cannot reach {doc['url']}: {exc}") from None
+        return web.json_response({"count": count, "seconds": time.perf_counter() - started})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _asset_view(row: Json) -> Json:
+    return {"id": row["id"], "title": row["title"], "description": row["description"],
+            "contentType": row["content_type"], "properties": row["properties"], "dataAddress": row["data_address"]}
+
+
+def _offer_view(row: Json) -> Json:
+    return {"id": row["id"], "assetIds": row["asset_ids"], "accessPolicyId": row["access_policy_id"],
+            "contractPolicyId": row["contract_policy_id"]}
+
+
+def _agreement_view(row: Any) -> Json:
+    return {"id": row["id"], "negotiationId": row["negotiation_id"], "role": row["role"], "providerId": row["provider_id"],
+            "consumerId": row["consumer_id"], "assetId": row["asset_id"], "policy": row["policy"], "createdAt": row["created_at"]}
+
+
+def openapi_document() -> Json:
+    def op(summary: str, body: str | None = None, params: tuple[str, ...] = ()) -> Json:
+        out: Json = {"summary": summary, "security": [{"apiKey": []}], "responses": {
+            "200": {"description": "OK"}, "400": {"description": "invalid input, the error names the field"},
+            "401": {"description": "missing or wrong X-Api-Key"}}}
+        if body:
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        if params:
+            out["parameters"] = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in params]
+        return out
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hong Kong station connector: management API", "version": "1"},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
+        "paths": {
+            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets")},
+            "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",))},
+            "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies")},
+            "/api/v1/policies/{id}": {"get": op("get a policy", params=("id",))},
+            "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers")},
+            "/api/v1/catalog/request": {"post": op("request a peer's catalog", "CatalogQuery")},
+            "/api/v1/negotiations": {"post": op("start negotiating an offer with a provider", "NegotiationInput"),
+                                     "get": op("list negotiations (?state=&limit=&offset=)")},
+            "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
+            "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
+            "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
+            "/api/v1/agreements": {"get": op("list agreements")},
+            "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
+            "/api/v1/diagnostics/peer-roundtrips": {"post": op("bare HTTP round trips to a peer URL", "RoundTripsInput")},
+        },
+    }

@@ -1,0 +1,497 @@
+"""Durable contract negotiation: every transition is one transaction that updates
+the negotiation row (optimistic version check, row lock on PostgreSQL) and puts
+what must be sent into the outbox. Inbound messages are idempotent."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .. import failpoints
+from ..protocol import wire
+from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess
+from ..protocol.messages import (
+    ContractAgreementMessage,
+    ContractAgreementVerificationMessage,
+    ContractNegotiation,
+    ContractNegotiationEventMessage,
+    ContractNegotiationTerminationMessage,
+    ContractOfferMessage,
+    ContractRequestMessage,
+    Message,
+    event_of,
+)
+from ..protocol.negotiation import TERMINAL, Event, Role, State, next_state
+from ..protocol.policies import agreement_from_offer, message_offer
+from ..store.tables import agreements, negotiations, outbox
+from .automation import Action, DefaultStrategy, View
+from .catalog import CatalogService
+
+Json = dict[str, Any]
+PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
+
+
+class Conflict(Exception):
+    """The row changed under us; the whole transition is retried."""
+
+
+def now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def message_digest(path_pid: str | None, body: bytes) -> str:
+    return hashlib.sha256((path_pid or "").encode() + b"\x00" + body).hexdigest()
+
+
+class Notifier:
+    """Wakes management-API waiters when a negotiation changes (in this process)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event_for(self, pid: str) -> asyncio.Event:
+        return self._events.setdefault(pid, asyncio.Event())
+
+    def notify(self, pid: str) -> None:
+        ev = self._events.pop(pid, None)
+        if ev is not None:
+            ev.set()
+
+
+@dataclass
+class Outgoing:
+    kind: str
+    url: str
+    body: Json
+
+
+class NegotiationService:
+    def __init__(self, engine: AsyncEngine, *, participant_id: str, dsp_base: Callable[[str], str],
+                 catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
+                 on_commit: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self.participant_id = participant_id
+        self.dsp_base = dsp_base
+        self.catalog = catalog
+        self.strategy = strategy or DefaultStrategy()
+        self.clock = clock
+        self.on_commit = on_commit
+        self.notifier = Notifier()
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    # ----------------------------------------------------------------- inbound
+    async def receive_initial_request(self, version: str, msg: ContractRequestMessage, caller: str,
+                                      digest: str) -> tuple[int, Json]:
+        if msg.provider_pid:
+            raise MalformedMessage("an initial ContractRequestMessage must not carry providerPid")
+        if not msg.callback_address:
+            raise MalformedMessage("ContractRequestMessage: required field 'callbackAddress' is missing")
+        for _ in range(5):
+            try:
+                return await self._initial_request_tx(version, msg, caller, digest)
+            except sa.exc.IntegrityError:
+                continue  # a concurrent duplicate won the insert: answer from its row
+        raise Refused("could not record the request, try again")
+
+    async def _initial_request_tx(self, version: str, msg: ContractRequestMessage, caller: str,
+                                  digest: str) -> tuple[int, Json]:
+        ts = self.clock()
+        async with self.engine.begin() as conn:
+            existing = (await conn.execute(
+                sa.select(negotiations).where(
+                    negotiations.c.role == Role.PROVIDER.value,
+                    negotiations.c.counterparty_id == caller,
+                    negotiations.c.consumer_pid == msg.consumer_pid,
+                )
+            )).mappings().first()
+            if existing is not None:
+                # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
+                if existing["last_in_digest"] == digest and existing["last_in_response"]:
+                    resp = existing["last_in_response"]
+                    return resp["status"], resp["body"]
+                ack = ContractNegotiation(existing["id"], msg.consumer_pid, State(existing["state"]))
+                return 201, ack.to_neutral()
+            offer_id = msg.offer["@id"]
+            found = await self.catalog.find_offer(conn, offer_id)
+            if found is None:
+                raise Refused(f"offer {offer_id!r} is not offered by this provider", code="UnknownOffer")
+            dataset_id, policy = found
+            target = msg.offer.get("target")
+            if target is not None and target != dataset_id:
+                raise Refused(f"offer {offer_id!r} is for dataset {dataset_id!r}, not {target!r}", code="TargetMismatch")
+            pid = f"urn:uuid:{uuid.uuid4()}"
+            own_offer = message_offer(offer_id, policy, dataset_id, self.participant_id)
+            row = {
+                "id": pid, "role": Role.PROVIDER.value, "state": State.REQUESTED.value, "version": 1,
+                "dsp_version": version, "counterparty_id": caller,
+                "counterparty_address": msg.callback_address.rstrip("/"),
+                "consumer_pid": msg.consumer_pid, "provider_pid": pid, "dataset_id": dataset_id,
+                "offer_id": offer_id, "offer": own_offer, "agreement": None,
+                "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
+                "created_at": ts, "updated_at": ts,
+            }
+            next_state(None, Role.CONSUMER, Event.REQUEST)
+            view_extra = {"proposal": msg.offer, "counter_requests": 0}
+            actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
+            outgoing = self._apply_actions(row, actions, ts)
+            ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
+            row["last_in_digest"] = digest
+            row["last_in_response"] = {"status": 201, "body": ack}
+            await conn.execute(sa.insert(negotiations).values(**row))
+            await self._write_side_effects(conn, row, outgoing, ts)
+        self._committed(pid, outgoing)
+        return 201, ack
+
+    async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
+                      digest: str) -> tuple[int, Json]:
+        """A message for an existing process. `path_role` is the role the path is for (None: either)."""
+        for _ in range(5):
+            try:
+                return await self._receive_tx(version, path_pid, path_role, msg, caller, digest)
+            except Conflict:
+                continue
+        raise Refused("the negotiation is busy, try again")
+
+    async def _receive_tx(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
+                          digest: str) -> tuple[int, Json]:
+        ts = self.clock()
+        async with self.engine.begin() as conn:
+            row = await self._load(conn, path_pid, lock=True)
+            if row is None or row["counterparty_id"] != caller:
+                # Unknown, or not this caller's: do not reveal that it exists.
+                raise UnknownProcess(f"no contract negotiation {path_pid!r}")
+            if row["last_in_digest"] == digest and row["last_in_response"]:
+                resp = row["last_in_response"]
+                return resp["status"], resp["body"]
+            own_role = Role(row["role"])
+            peer_role = Role.CONSUMER if own_role is Role.PROVIDER else Role.PROVIDER
+            if path_role is not None and path_role is not own_role:
+                raise InvalidTransition(f"{msg.TYPE} is not accepted by the {own_role.value} of this process")
+            if row["dsp_version"] != version:
+                raise MalformedMessage(f"this process speaks DSP {row['dsp_version']}, not {version}")
+            self._check_pids(row, msg, own_role)
+            state = State(row["state"])
+            event = event_of(msg)
+            new_state = next_state(state, peer_role, event)
+            row = dict(row)
+            old_version = row["version"]
+            extra: dict[str, Any] = {"proposal": None, "counter_requests": 0}
+            if own_role is Role.CONSUMER and not row["provider_pid"]:
+                row["provider_pid"] = getattr(msg, "provider_pid", None)
+            if isinstance(msg, ContractOfferMessage):
+                extra["proposal"] = row["offer"]  # what we asked for, to compare with the counter-offer
+                row["offer"] = msg.offer
+                row["offer_id"] = msg.offer["@id"]
+            elif isinstance(msg, ContractRequestMessage):
+                extra = {"proposal": msg.offer, "counter_requests": 1}
+            elif isinstance(msg, ContractAgreementMessage):
+                row["agreement"] = msg.agreement
+            elif isinstance(msg, ContractNegotiationTerminationMessage):
+                row["termination"] = {"by": peer_role.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
+            row["state"] = new_state.value
+            outgoing: list[Outgoing] = []
+            if new_state not in TERMINAL:
+                actions = self.strategy.after_received(self._view(row, **extra), event)
+                outgoing = self._apply_actions(row, actions, ts)
+            ack = ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
+                                      new_state).to_neutral()
+            row["last_in_digest"] = digest
+            row["last_in_response"] = {"status": 200, "body": ack}
+            row["version"] = old_version + 1
+            row["updated_at"] = ts
+            await self._update(conn, row, old_version)
+            if isinstance(msg, ContractAgreementMessage):
+                await self._record_agreement(conn, row, ts)
+            await self._write_side_effects(conn, row, outgoing, ts)
+        self._committed(path_pid, outgoing)
+        return 200, ack
+
+    def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
+        own_field = "provider_pid" if own_role is Role.PROVIDER else "consumer_pid"
+        peer_field = "consumer_pid" if own_role is Role.PROVIDER else "provider_pid"
+        own_value = getattr(msg, own_field, None)
+        if own_value is not None and own_value != row["id"]:
+            raise MalformedMessage(f"{own_field.replace('_p', 'P')} {own_value!r} does not match the process in the path")
+        peer_value = getattr(msg, peer_field, None)
+        if peer_value is not None and row[peer_field] and peer_value != row[peer_field]:
+            raise MalformedMessage(f"{peer_field.replace('_p', 'P')} {peer_value!r} does not belong to this process")
+
+    async def receive_initial_offer(self, version: str, msg: Message, caller: str, digest: str) -> tuple[int, Json]:
+        """Consumer: a provider-initiated negotiation. It waits in OFFERED for the user."""
+        assert isinstance(msg, ContractOfferMessage)
+        if msg.consumer_pid:
+            raise MalformedMessage("an initial ContractOfferMessage must not carry consumerPid")
+        if not msg.callback_address:
+            raise MalformedMessage("ContractOfferMessage: required field 'callbackAddress' is missing")
+        target = msg.offer.get("target")
+        if not isinstance(target, str):
+            raise MalformedMessage("ContractOfferMessage: the offer must name its target dataset")
+        ts = self.clock()
+        async with self.engine.begin() as conn:
+            existing = (await conn.execute(sa.select(negotiations).where(
+                negotiations.c.role == Role.CONSUMER.value, negotiations.c.counterparty_id == caller,
+                negotiations.c.provider_pid == msg.provider_pid))).mappings().first()
+            if existing is not None:
+                ack = ContractNegotiation(msg.provider_pid, existing["id"], State(existing["state"]))
+                return 201, ack.to_neutral()
+            pid = f"urn:uuid:{uuid.uuid4()}"
+            next_state(None, Role.PROVIDER, Event.OFFER)
+            ack = ContractNegotiation(msg.provider_pid, pid, State.OFFERED).to_neutral()
+            await conn.execute(sa.insert(negotiations).values(
+                id=pid, role=Role.CONSUMER.value, state=State.OFFERED.value, version=1, dsp_version=version,
+                counterparty_id=caller, counterparty_address=msg.callback_address.rstrip("/"), consumer_pid=pid,
+                provider_pid=msg.provider_pid, dataset_id=target, offer_id=msg.offer["@id"], offer=msg.offer,
+                agreement=None, last_in_digest=digest, last_in_response={"status": 201, "body": ack},
+                termination=None, error=None, created_at=ts, updated_at=ts))
+        self._committed(pid)
+        return 201, ack
+
+    # ------------------------------------------------------------- management
+    async def start(self, *, version: str, provider_base: str, provider_id: str, dataset_id: str,
+                    offer: Json) -> Json:
+        """Consumer: create a negotiation and queue the initial ContractRequestMessage."""
+        ts = self.clock()
+        pid = f"urn:uuid:{uuid.uuid4()}"
+        offer = dict(offer)
+        offer.setdefault("target", dataset_id)
+        offer["@type"] = "Offer"
+        row = {
+            "id": pid, "role": Role.CONSUMER.value, "state": State.REQUESTED.value, "version": 1,
+            "dsp_version": version, "counterparty_id": provider_id, "counterparty_address": provider_base.rstrip("/"),
+            "consumer_pid": pid, "provider_pid": None, "dataset_id": dataset_id, "offer_id": offer.get("@id"),
+            "offer": offer, "agreement": None, "last_in_digest": None, "last_in_response": None,
+            "termination": None, "error": None, "created_at": ts, "updated_at": ts,
+        }
+        next_state(None, Role.CONSUMER, Event.REQUEST)
+        outgoing = [self._outgoing(row, Role.CONSUMER, Event.REQUEST, None, ts)]
+        outgoing += self._apply_actions(row, self.strategy.after_started(self._view(row)), ts)
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(negotiations).values(**row))
+            await self._write_side_effects(conn, row, outgoing, ts)
+        self._committed(pid)
+        return row
+
+    async def act(self, pid: str, event: Event, reason: str | None = None) -> Json:
+        """A user's decision through the management API (terminate, accept a counter-offer)."""
+        for _ in range(5):
+            try:
+                return await self._act_tx(pid, event, reason)
+            except Conflict:
+                continue
+        raise Refused("the negotiation is busy, try again")
+
+    async def _act_tx(self, pid: str, event: Event, reason: str | None) -> Json:
+        ts = self.clock()
+        async with self.engine.begin() as conn:
+            row = await self._load(conn, pid, lock=True)
+            if row is None:
+                raise UnknownProcess(f"no contract negotiation {pid!r}")
+            row = dict(row)
+            old_version = row["version"]
+            outgoing = self._apply_actions(row, [Action(event, reason)], ts)
+            row["version"] = old_version + 1
+            row["updated_at"] = ts
+            await self._update(conn, row, old_version)
+            await self._write_side_effects(conn, row, outgoing, ts)
+        self._committed(pid)
+        return row
+
+    async def get(self, pid: str) -> Json | None:
+        async with self.engine.connect() as conn:
+            row = await self._load(conn, pid)
+        return dict(row) if row is not None else None
+
+    async def list(self, limit: int = 100, offset: int = 0, state: str | None = None) -> list[Json]:
+        query = sa.select(negotiations).order_by(negotiations.c.created_at.desc()).limit(limit).offset(offset)
+        if state:
+            query = query.where(negotiations.c.state == state)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            event = self.notifier.event_for(pid)
+            row = await self.get(pid)
+            if row is None or row["state"] in states or row["state"] in {s.value for s in TERMINAL}:
+                return row
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return row
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    # ---------------------------------------------------- outbox ack handling
+    async def on_sent(self, conn: AsyncConnection, entry: Json, response: Json | None) -> None:
+        """Called by the dispatcher in the transaction that marks an outbox row sent."""
+        if entry["kind"] != "ContractRequestMessage:initial" or not isinstance(response, dict):
+            return
+        provider_pid = response.get("providerPid")
+        if isinstance(provider_pid, dict):
+            provider_pid = provider_pid.get("@id")
+        if isinstance(provider_pid, str) and provider_pid:
+            await conn.execute(
+                sa.update(negotiations)
+                .where(negotiations.c.id == entry["process_id"], negotiations.c.provider_pid.is_(None))
+                .values(provider_pid=provider_pid)
+            )
+
+    async def on_refused(self, conn: AsyncConnection, entry: Json, error: str) -> None:
+        """The peer refused a message for good: the two sides disagree, so our side ends."""
+        ts = self.clock()
+        await conn.execute(
+            sa.update(negotiations)
+            .where(negotiations.c.id == entry["process_id"], negotiations.c.state.notin_([s.value for s in TERMINAL]))
+            .values(state=State.TERMINATED.value, error=error[:2000], updated_at=ts,
+                    version=negotiations.c.version + 1,
+                    termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
+        )
+        self.notifier.notify(entry["process_id"])
+
+    # ---------------------------------------------------------------- helpers
+    def _view(self, row: Json, proposal: Json | None = None, counter_requests: int = 0) -> View:
+        role = Role(row["role"])
+        return View(
+            role=role, state=State(row["state"]), dataset_id=row["dataset_id"], offer=row["offer"],
+            requested_offer=proposal if proposal is not None else row["offer"],
+            agreement=row["agreement"], own_participant_id=self.participant_id, counter_requests=counter_requests,
+        )
+
+    def _apply_actions(self, row: Json, actions: list[Action], ts: float) -> list[Outgoing]:
+        """Run our own decisions through the same transition table and build the messages."""
+        role = Role(row["role"])
+        out: list[Outgoing] = []
+        for action in actions:
+            state = State(row["state"])
+            new_state = next_state(state, role, action.event)
+            if action.event is Event.AGREE:
+                row["agreement"] = agreement_from_offer(
+                    f"urn:uuid:{uuid.uuid4()}", row["offer"], assigner=self.participant_id,
+                    assignee=row["counterparty_id"], timestamp=now_iso(ts),
+                )
+            if action.event is Event.TERMINATE:
+                row["termination"] = {"by": role.value, "code": "Terminated", "reason": [action.reason] if action.reason else [], "at": now_iso(ts)}
+            out.append(self._outgoing(row, role, action.event, action.reason, ts))
+            row["state"] = new_state.value
+        return out
+
+    def _outgoing(self, row: Json, role: Role, event: Event, reason: str | None, ts: float) -> Outgoing:
+        version = row["dsp_version"]
+        own_base = self.dsp_base(version)
+        peer = row["counterparty_address"]
+        cpid = row["consumer_pid"]
+        ppid = row["provider_pid"] or PROVIDER_PID_PLACEHOLDER
+        msg: Message
+        if role is Role.CONSUMER:
+            if event is Event.REQUEST:
+                if row["provider_pid"] is None and row["state"] == State.REQUESTED.value and row["version"] == 1:
+                    msg = ContractRequestMessage(consumer_pid=cpid, offer=row["offer"], callback_address=own_base)
+                    return self._wrap("ContractRequestMessage:initial", f"{peer}/negotiations/request", msg, version, own_base)
+                msg = ContractRequestMessage(consumer_pid=cpid, offer=row["offer"], provider_pid=ppid)
+                path = f"/negotiations/{ppid}/request"
+            elif event is Event.ACCEPT:
+                msg = ContractNegotiationEventMessage(provider_pid=ppid, consumer_pid=cpid, event_type="ACCEPTED")
+                path = f"/negotiations/{ppid}/events"
+            elif event is Event.VERIFY:
+                msg = ContractAgreementVerificationMessage(provider_pid=ppid, consumer_pid=cpid)
+                path = f"/negotiations/{ppid}/agreement/verification"
+            elif event is Event.TERMINATE:
+                msg = ContractNegotiationTerminationMessage(provider_pid=ppid, consumer_pid=cpid, code="Terminated",
+                                                            reason=[reason] if reason else [])
+                path = f"/negotiations/{ppid}/termination"
+            else:
+                raise InvalidTransition(f"a consumer does not send {event.value}")
+        else:
+            if event is Event.OFFER:
+                msg = ContractOfferMessage(provider_pid=row["id"], offer=row["offer"], consumer_pid=cpid)
+                path = f"/negotiations/{cpid}/offers"
+            elif event is Event.AGREE:
+                msg = ContractAgreementMessage(provider_pid=row["id"], consumer_pid=cpid, agreement=row["agreement"],
+                                               callback_address=own_base if version == "2024-1" else None)
+                path = f"/negotiations/{cpid}/agreement"
+            elif event is Event.FINALIZE:
+                msg = ContractNegotiationEventMessage(provider_pid=row["id"], consumer_pid=cpid, event_type="FINALIZED")
+                path = f"/negotiations/{cpid}/events"
+            elif event is Event.TERMINATE:
+                msg = ContractNegotiationTerminationMessage(provider_pid=row["id"], consumer_pid=cpid, code="Terminated",
+                                                            reason=[reason] if reason else [])
+                path = f"/negotiations/{cpid}/termination"
+            else:
+                raise InvalidTransition(f"a provider does not send {event.value}")
+        return self._wrap(msg.TYPE, peer + path, msg, version, own_base)
+
+    @staticmethod
+    def _wrap(kind: str, url: str, msg: Message, version: str, own_base: str) -> Outgoing:
+        neutral = msg.to_neutral()
+        if version == "2024-1" and msg.TYPE in ("ContractRequestMessage", "ContractOfferMessage", "ContractAgreementMessage"):
+            neutral["callbackAddress"] = own_base  # the 2024-1 schemas require it on these
+        return Outgoing(kind, url, wire.to_wire(neutral, version))
+
+    async def _load(self, conn: AsyncConnection, pid: str, lock: bool = False):  # noqa: ANN202
+        query = sa.select(negotiations).where(negotiations.c.id == pid)
+        if lock and self.is_postgres:
+            query = query.with_for_update()
+        return (await conn.execute(query)).mappings().first()
+
+    async def _update(self, conn: AsyncConnection, row: Json, old_version: int) -> None:
+        values = {k: v for k, v in row.items() if k in negotiations.c and k != "id"}
+        result = await conn.execute(
+            sa.update(negotiations).where(negotiations.c.id == row["id"], negotiations.c.version == old_version).values(**values)
+        )
+        if result.rowcount != 1:
+            raise Conflict(row["id"])
+
+    async def _record_agreement(self, conn: AsyncConnection, row: Json, ts: float) -> None:
+        agreement = row["agreement"]
+        if not agreement:
+            return
+        role = Role(row["role"])
+        provider_id = self.participant_id if role is Role.PROVIDER else row["counterparty_id"]
+        consumer_id = row["counterparty_id"] if role is Role.PROVIDER else self.participant_id
+        exists = (await conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement["@id"]))).first()
+        if exists is None:
+            await conn.execute(sa.insert(agreements).values(
+                id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
+                consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
+                policy=agreement, created_at=ts,
+            ))
+
+    async def _write_side_effects(self, conn: AsyncConnection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
+        if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
+            await self._record_agreement(conn, row, ts)
+        if outgoing:
+            await conn.execute(sa.insert(outbox), [
+                {
+                    "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url,
+                    "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
+                    "lease_owner": None, "lease_until": None, "last_error": None, "created_at": ts, "sent_at": None,
+                }
+                for o in outgoing
+            ])
+
+    def _committed(self, pid: str, outgoing: list[Outgoing] = ()) -> None:  # type: ignore[assignment]
+        for o in outgoing:
+            failpoints.hit(f"committed:{o.kind}")
+        self.notifier.notify(pid)
+        self.on_commit()
+
+
+def response_json(body: bytes) -> Json | None:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+__all__ = ["NegotiationService", "ProtocolError", "message_digest", "PROVIDER_PID_PLACEHOLDER", "response_json"]

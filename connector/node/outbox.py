@@ -1,0 +1,211 @@
+"""The outbox dispatcher: sends what transitions committed, in order per process,
+with retries and backoff, under a lease so that several node processes sharing one
+PostgreSQL database never send the same message twice."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+import sqlalchemy as sa
+import stamina
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..store.tables import negotiations, outbox
+from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
+
+log = logging.getLogger("connector.outbox")
+Json = dict[str, Any]
+
+
+class TransientSendError(Exception):
+    """Worth retrying: the peer was unreachable, timed out or answered 5xx/408/429."""
+
+
+class PermanentSendError(Exception):
+    """The peer refused the message (4xx): sending it again will not help."""
+
+
+class Dispatcher:
+    def __init__(self, engine: AsyncEngine, service: NegotiationService, session: aiohttp.ClientSession,
+                 authorization: Any, *, lease_seconds: float = 30.0, max_attempts: int = 6,
+                 max_in_flight: int = 64, request_timeout: float = 10.0) -> None:
+        self.engine = engine
+        self.service = service
+        self.session = session
+        self.authorization = authorization  # callable(url) -> header value
+        self.owner = uuid.uuid4().hex
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.max_in_flight = max_in_flight
+        self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._wake = asyncio.Event()
+        self._in_flight: set[int] = set()
+        self._done: list[tuple[Json, str, Any]] = []
+        self._done_event = asyncio.Event()
+        self._stopping = False
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            while not self._stopping:
+                claimed = []
+                room = self.max_in_flight - len(self._in_flight)
+                if room > 0:
+                    try:
+                        claimed = await self._claim(room)
+                    except Exception:  # database hiccup: try again shortly
+                        log.exception("outbox claim failed")
+                        await asyncio.sleep(0.5)
+                for entry in claimed:
+                    self._in_flight.add(entry["id"])
+                    asyncio.create_task(self._send(entry))
+                if claimed and len(claimed) == room:
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            flusher.cancel()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[Json]:
+        now = time.time()
+        earlier = outbox.alias("earlier")
+        due = (
+            sa.select(outbox.c.id)
+            .where(
+                outbox.c.status == "pending",
+                outbox.c.next_attempt_at <= now,
+                sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+                ~sa.exists().where(
+                    earlier.c.process_id == outbox.c.process_id,
+                    earlier.c.status == "pending",
+                    earlier.c.id < outbox.c.id,
+                ),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self.is_postgres:
+            due = due.with_for_update(skip_locked=True, of=outbox)
+        if self._in_flight:
+            due = due.where(outbox.c.id.notin_(list(self._in_flight)))
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id.in_(due.scalar_subquery()))
+                .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
+                .returning(*outbox.c)
+            )).mappings().all()
+        return sorted((dict(r) for r in rows), key=lambda r: r["id"])
+
+    async def _send(self, entry: Json) -> None:
+        try:
+            url, body = entry["url"], entry["body"]
+            if PROVIDER_PID_PLACEHOLDER in url:
+                url, body = await self._fill_provider_pid(entry)
+            payload = orjson.dumps(body)
+            response = await self._post_with_retries(url, payload, entry["message_id"])
+            self._complete(entry, "sent", response)
+        except PermanentSendError as exc:
+            self._complete(entry, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried later
+            self._complete(entry, "retry", f"{type(exc).__name__}: {exc}")
+
+    async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
+        async with self.engine.connect() as conn:
+            provider_pid = (await conn.execute(
+                sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
+            )).scalar()
+        if not provider_pid:
+            raise TransientSendError("the provider's process id is not known yet")
+        text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
+        return entry["url"].replace(PROVIDER_PID_PLACEHOLDER, provider_pid), orjson.loads(text)
+
+    async def _post_with_retries(self, url: str, payload: bytes, message_id: str) -> Json | None:
+        async for attempt in stamina.retry_context(on=TransientSendError, attempts=3, wait_initial=0.05,
+                                                   wait_max=1.0, timeout=15.0):
+            with attempt:
+                return await self._post(url, payload, message_id)
+        return None  # pragma: no cover
+
+    async def _post(self, url: str, payload: bytes, message_id: str) -> Json | None:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": self.authorization(url),
+            "Idempotency-Key": message_id,
+        }
+        try:
+            async with self.session.post(url, data=payload, headers=headers, timeout=self.timeout,
+                                         allow_redirects=False) as resp:
+                body = await resp.content.read(1024 * 1024)
+                if 200 <= resp.status < 300:
+                    return response_json(body)
+                if resp.status in (408, 425, 429) or resp.status >= 500:
+                    raise TransientSendError(f"{url} answered {resp.status}")
+                raise PermanentSendError(f"{url} answered {resp.status}: {body[:300].decode(errors='replace')}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransientSendError(f"{url}: {type(exc).__name__} {exc}") from exc
+
+    def _complete(self, entry: Json, outcome: str, detail: Any) -> None:
+        self._done.append((entry, outcome, detail))
+        self._done_event.set()
+
+    async def _flush_loop(self) -> None:
+        """Group commit: every completion that arrived while the last flush ran is
+        written in one transaction."""
+        while True:
+            await self._done_event.wait()
+            self._done_event.clear()
+            batch, self._done = self._done, []
+            if not batch:
+                continue
+            try:
+                await self._flush(batch)
+            except Exception:
+                log.exception("outbox flush failed; leases will expire and the rows be re-sent")
+            finally:
+                for entry, _, _ in batch:
+                    self._in_flight.discard(entry["id"])
+                self._wake.set()
+
+    async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
+        now = time.time()
+        touched = []
+        async with self.engine.begin() as conn:
+            for entry, outcome, detail in batch:
+                mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
+                attempts = entry["attempts"] + 1
+                if outcome == "sent":
+                    result = await conn.execute(sa.update(outbox).where(mine).values(
+                        status="sent", sent_at=now, attempts=attempts, lease_owner=None, lease_until=None, last_error=None))
+                    if result.rowcount == 1:
+                        await self.service.on_sent(conn, entry, detail)
+                elif outcome == "failed" or attempts >= self.max_attempts:
+                    result = await conn.execute(sa.update(outbox).where(mine).values(
+                        status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
+                    if result.rowcount == 1:
+                        log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
+                        await self.service.on_refused(conn, entry, str(detail))
+                else:
+                    delay = min(300.0, 0.5 * 2 ** attempts)
+                    await conn.execute(sa.update(outbox).where(mine).values(
+                        attempts=attempts, next_attempt_at=now + delay, lease_owner=None, lease_until=None,
+                        last_error=str(detail)[:2000]))
+                touched.append(entry["process_id"])
+        for pid in touched:
+            self.service.notifier.notify(pid)

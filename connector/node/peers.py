@@ -1,0 +1,84 @@
+"""Talking to other nodes on behalf of the management API: version discovery and catalog requests."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..protocol.errors import ProtocolError
+
+Json = dict[str, Any]
+VERSION_ALIASES = {"2025-1": "2025-1", "2025/1": "2025-1", "2024-1": "2024-1", "2024/1": "2024-1"}
+
+
+class PeerError(Exception):
+    """A peer could not be reached or answered something unusable."""
+
+
+class PeerDirectory:
+    def __init__(self, session: aiohttp.ClientSession, codec: Any, identity: Any, ttl: float = 300.0) -> None:
+        self.session = session
+        self.codec = codec
+        self.identity = identity
+        self.ttl = ttl
+        self._versions: dict[str, tuple[float, dict[str, str]]] = {}
+
+    async def versions(self, root: str) -> dict[str, str]:
+        """{version: DSP base URL} advertised at ROOT/.well-known/dspace-version (cached)."""
+        root = root.rstrip("/")
+        hit = self._versions.get(root)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        url = f"{root}/.well-known/dspace-version"
+        try:
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                if resp.status != 200:
+                    raise PeerError(f"{url} answered {resp.status}")
+                doc = orjson.loads(await resp.content.read(256 * 1024))
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError) as exc:
+            raise PeerError(f"cannot read {url}: {type(exc).__name__} {exc}") from None
+        found: dict[str, str] = {}
+        for entry in doc.get("protocolVersions", []) if isinstance(doc, dict) else []:
+            if not isinstance(entry, dict):
+                continue
+            version = VERSION_ALIASES.get(str(entry.get("version", "")).lstrip("v"))
+            path = entry.get("path")
+            if version and isinstance(path, str):
+                found[version] = path if path.startswith("http") else root + "/" + path.strip("/")
+        if not found:
+            raise PeerError(f"{url} advertises no DSP version this node speaks (2025-1, 2024-1)")
+        self._versions[root] = (time.monotonic() + self.ttl, found)
+        return found
+
+    async def resolve(self, root: str, prefer: str | None = None) -> tuple[str, str]:
+        """(version, DSP base) to use with a peer: the preferred version, else the newest both speak."""
+        found = await self.versions(root)
+        if prefer:
+            if prefer not in found:
+                raise PeerError(f"the peer does not speak DSP {prefer} (it offers {', '.join(found)})")
+            return prefer, found[prefer]
+        for version in ("2025-1", "2024-1"):
+            if version in found:
+                return version, found[version]
+        raise PeerError("no common DSP version")  # pragma: no cover
+
+    async def request(self, method: str, url: str, version: str, neutral: Json | None = None) -> Json:
+        headers = {"Authorization": self.identity.outbound_authorization(url), "Content-Type": "application/json"}
+        data = self.codec.encode(neutral, version) if neutral is not None else None
+        try:
+            async with self.session.request(method, url, data=data, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                raw = await resp.content.read(16 * 1024 * 1024)
+                status = resp.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
+        try:
+            body = self.codec.decode(raw, version)
+        except ProtocolError as exc:
+            raise PeerError(f"{url} answered {status} with an unreadable body: {exc.reason}") from None
+        if status >= 400:
+            reason = body.get("reason") or body.get("code") or status
+            raise PeerError(f"{url} answered {status}: {reason}")
+        return body

@@ -1,0 +1,118 @@
+"""The `tck` profile: seeds the ids the Eclipse DSP TCK expects, scripts the node's
+behaviour per dataset as the TCK scenarios need, and exposes the initiation webhooks
+(reference TCK.md §1.3, §2). Enabled only by [tck] enabled = true."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from ..protocol.negotiation import Event, Role
+from ..store.tables import assets, policies
+from .automation import Action, DefaultStrategy, View
+
+log = logging.getLogger("connector.tck")
+TCK_POLICY = {"permission": [{"action": "use"}]}
+CATALOG_DATASETS = ("CAT0101", "CAT0102")
+PROVIDER_DATASETS = tuple(f"ACN0{g}0{i}" for g, n in ((1, 4), (2, 7), (3, 4)) for i in range(1, n + 1))
+
+A, O, T, AG, F, V, R = Event.ACCEPT, Event.OFFER, Event.TERMINATE, Event.AGREE, Event.FINALIZE, Event.VERIFY, Event.REQUEST
+
+# dataset -> {event received (or "start") -> what to send}. Absent: do nothing.
+PROVIDER_SCRIPT: dict[str, dict[Any, list[Event]]] = {
+    "ACN0101": {R: [O]},
+    "ACN0102": {R: [O], "counter": [T]},
+    "ACN0103": {R: [O], A: [AG], V: [F]},
+    "ACN0104": {R: [AG], V: [F]},
+    "ACN0201": {R: [T]},
+    "ACN0202": {},
+    "ACN0203": {R: [AG]},
+    "ACN0204": {R: [O]},
+    "ACN0205": {R: [O, T]},
+    "ACN0206": {R: [O], A: [T]},
+    "ACN0207": {R: [AG], V: [T]},
+    "ACN0301": {R: [AG], V: [F]},
+    "ACN0302": {R: [O]},
+    "ACN0303": {R: [O]},
+    "ACN0304": {R: [O]},
+}
+CONSUMER_SCRIPT: dict[str, dict[Any, list[Event]]] = {
+    "ACNC0101": {O: [A], AG: [V]},
+    "ACNC0102": {O: [R]},
+    "ACNC0103": {O: [T]},
+    "ACNC0104": {AG: [V]},
+    "ACNC0202": {"start": [T]},
+    "ACNC0203": {AG: [T]},
+    "ACNC0205": {O: [A]},
+    "ACNC0206": {AG: [V]},
+    "ACNC0304": {O: [A]},
+    "ACNC0305": {O: [A]},
+    "ACNC0306": {O: [A]},
+}
+
+
+class TckStrategy:
+    """Scripted for the TCK's dataset ids; the default strategy for everything else."""
+
+    def __init__(self) -> None:
+        self.default = DefaultStrategy()
+
+    def _script(self, view: View) -> dict[Any, list[Event]] | None:
+        table = PROVIDER_SCRIPT if view.role is Role.PROVIDER else CONSUMER_SCRIPT
+        if view.dataset_id in table:
+            return table[view.dataset_id]
+        if view.dataset_id and view.dataset_id.startswith("ACN"):
+            return {}
+        return None
+
+    def after_received(self, view: View, received: Event) -> list[Action]:
+        script = self._script(view)
+        if script is None:
+            return self.default.after_received(view, received)
+        key: Any = received
+        if received is Event.REQUEST and view.role is Role.PROVIDER and view.counter_requests:
+            key = "counter"
+        return [Action(e, "scripted by the TCK profile" if e is Event.TERMINATE else None) for e in script.get(key, [])]
+
+    def after_started(self, view: View) -> list[Action]:
+        script = self._script(view) or {}
+        return [Action(e, "scripted by the TCK profile") for e in script.get("start", [])]
+
+
+async def seed(node: Any) -> None:
+    """Idempotent: assets, one policy and offers for the TCK's ids."""
+    async with node.engine.connect() as conn:
+        have = {r[0] for r in await conn.execute(sa.select(assets.c.id))}
+    if "tck-use" not in {p["id"] for p in await node.catalog.list_rows(policies)}:
+        await node.catalog.create_policy("tck-use", TCK_POLICY)
+    for dataset in CATALOG_DATASETS + PROVIDER_DATASETS:
+        if dataset in have:
+            continue
+        await node.catalog.create_asset({"id": dataset, "title": f"TCK dataset {dataset}"})
+        offer_id = f"CD123:{dataset}:456" if dataset.startswith("ACN") else f"offer{dataset}"
+        await node.catalog.create_offer({"id": offer_id, "assetIds": [dataset], "accessPolicyId": "tck-use",
+                                         "contractPolicyId": "tck-use"})
+    log.warning("TCK profile enabled: seeded TCK datasets and exposed /tck webhooks (unauthenticated)")
+
+
+def routes(node: Any) -> list[web.RouteDef]:
+    async def negotiation_request(request: web.Request) -> web.Response:
+        try:
+            doc = await request.json()
+            provider_id, offer_id = doc["providerId"], doc["offerId"]
+            dataset_id, address = doc["datasetId"], doc["connectorAddress"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"expected providerId, offerId, datasetId, connectorAddress: {exc}"}, status=400)
+        offer = {"@id": offer_id, "@type": "Offer", "target": dataset_id, "assigner": provider_id,
+                 "permission": [{"action": "use"}]}
+        row = await node.negotiations.start(version="2025-1", provider_base=address, provider_id=provider_id,
+                                            dataset_id=dataset_id, offer=offer)
+        return web.json_response({"id": row["id"]}, status=200)
+
+    async def transfer_request(request: web.Request) -> web.Response:
+        return web.json_response({"error": "transfers are not implemented yet"}, status=501)
+
+    return [web.post("/tck/negotiations/requests", negotiation_request),
+            web.post("/tck/transfers/requests", transfer_request)]

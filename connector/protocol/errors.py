@@ -1,0 +1,48 @@
+"""Protocol errors. The shell turns each into a DSP error object and an HTTP status."""
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Base class: `status` is the HTTP status, `code` a short machine-readable code."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, reason: str, *, code: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        if code:
+            self.code = code
+
+
+class MalformedMessage(ProtocolError):
+    status = 400
+    code = "MalformedMessage"
+
+
+class InvalidTransition(ProtocolError):
+    # DSP: an invalid state transition is 400 with an error body (never 404: the TCK fails on that).
+    status = 400
+    code = "InvalidStateTransition"
+
+
+class UnknownProcess(ProtocolError):
+    status = 404
+    code = "UnknownProcess"
+
+
+class Unauthenticated(ProtocolError):
+    status = 401
+    code = "Unauthenticated"
+
+
+class PayloadTooLarge(ProtocolError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class Refused(ProtocolError):
+    """The request was understood but refused (unknown offer, policy mismatch, ...)."""
+
+    status = 400
+    code = "Refused"

@@ -1,0 +1,347 @@
+"""Typed DSP catalog and negotiation messages on the neutral form.
+
+The neutral form is the DSP 2025-1 compact JSON without `@context` (bare terms,
+lists for set-valued terms). `wire.py` translates 2024-1 to and from it, so the
+models below are the same for both protocol versions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import MalformedMessage
+from .negotiation import Event, State
+
+Json = dict[str, Any]
+
+
+def _req_str(doc: Json, key: str, where: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        raise MalformedMessage(f"{where}: required field '{key}' is missing")
+    if isinstance(value, dict) and isinstance(value.get("@id"), str):
+        value = value["@id"]
+    if not isinstance(value, str) or not value:
+        raise MalformedMessage(f"{where}: field '{key}' must be a non-empty string")
+    return value
+
+
+def _opt_str(doc: Json, key: str, where: str) -> str | None:
+    if doc.get(key) is None:
+        return None
+    return _req_str(doc, key, where)
+
+
+def _reasons(doc: Json) -> list[str]:
+    raw = doc.get("reason")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raw = [raw]
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            # 2024-1 language-tagged values and the TCK's {"message": "..."}.
+            text = item.get("@value") or item.get("message") or item.get("value")
+            out.append(text if isinstance(text, str) else str(item))
+        else:
+            out.append(str(item))
+    return out
+
+
+def check_policy(policy: Any, where: str, *, kind: str, need_target: bool) -> Json:
+    """Minimal structural check of an ODRL Offer/Agreement in neutral form."""
+    if isinstance(policy, str):
+        raise MalformedMessage(f"{where}: '{kind.lower()}' must be an object with '@id', not a bare id")
+    if not isinstance(policy, dict):
+        raise MalformedMessage(f"{where}: '{kind.lower()}' must be an object")
+    pid = policy.get("@id")
+    if not isinstance(pid, str) or not pid:
+        raise MalformedMessage(f"{where}: {kind.lower()} '@id' is missing")
+    ptype = policy.get("@type")
+    if ptype is not None and ptype != kind:
+        raise MalformedMessage(f"{where}: {kind.lower()} '@type' must be '{kind}', got {ptype!r}")
+    for rules in ("permission", "prohibition", "obligation"):
+        value = policy.get(rules)
+        if value is not None and not isinstance(value, list):
+            raise MalformedMessage(f"{where}: {kind.lower()} '{rules}' must be a list")
+    if need_target:
+        _req_str(policy, "target", f"{where} {kind.lower()}")
+    return policy
+
+
+@dataclass(frozen=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+    EVENT: ClassVar[Event | None] = None
+    extra_id: str | None = field(default=None, kw_only=True)  # tolerated top-level @id
+
+    def to_neutral(self) -> Json:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CatalogRequestMessage(Message):
+    TYPE: ClassVar[str] = "CatalogRequestMessage"
+    filter: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, doc: Json) -> "CatalogRequestMessage":
+        flt = doc.get("filter") or []
+        if not isinstance(flt, list):
+            flt = [flt]
+        return cls(filter=flt)
+
+    def to_neutral(self) -> Json:
+        out: Json = {"@type": self.TYPE}
+        if self.filter:
+            out["filter"] = self.filter
+        return out
+
+
+@dataclass(frozen=True)
+class ContractRequestMessage(Message):
+    TYPE: ClassVar[str] = "ContractRequestMessage"
+    EVENT: ClassVar[Event] = Event.REQUEST
+    consumer_pid: str
+    offer: Json
+    callback_address: str | None = None
+    provider_pid: str | None = None
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractRequestMessage":
+        w = cls.TYPE
+        return cls(
+            consumer_pid=_req_str(doc, "consumerPid", w),
+            offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
+            callback_address=_opt_str(doc, "callbackAddress", w),
+            provider_pid=_opt_str(doc, "providerPid", w),
+        )
+
+    def to_neutral(self) -> Json:
+        out: Json = {"@type": self.TYPE, "consumerPid": self.consumer_pid, "offer": self.offer}
+        # 2025-1 schema: exactly one of callbackAddress (initial) or providerPid (counter).
+        if self.provider_pid:
+            out["providerPid"] = self.provider_pid
+        else:
+            out["callbackAddress"] = self.callback_address
+        return out
+
+
+@dataclass(frozen=True)
+class ContractOfferMessage(Message):
+    TYPE: ClassVar[str] = "ContractOfferMessage"
+    EVENT: ClassVar[Event] = Event.OFFER
+    provider_pid: str
+    offer: Json
+    consumer_pid: str | None = None
+    callback_address: str | None = None
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractOfferMessage":
+        w = cls.TYPE
+        return cls(
+            provider_pid=_req_str(doc, "providerPid", w),
+            offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
+            consumer_pid=_opt_str(doc, "consumerPid", w),
+            callback_address=_opt_str(doc, "callbackAddress", w),
+        )
+
+    def to_neutral(self) -> Json:
+        out: Json = {"@type": self.TYPE, "providerPid": self.provider_pid, "offer": self.offer}
+        if self.consumer_pid:
+            out["consumerPid"] = self.consumer_pid
+        else:
+            out["callbackAddress"] = self.callback_address
+        return out
+
+
+@dataclass(frozen=True)
+class ContractAgreementMessage(Message):
+    TYPE: ClassVar[str] = "ContractAgreementMessage"
+    EVENT: ClassVar[Event] = Event.AGREE
+    provider_pid: str
+    consumer_pid: str
+    agreement: Json
+    callback_address: str | None = None  # required by the 2024-1 schema only
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractAgreementMessage":
+        w = cls.TYPE
+        agreement = check_policy(doc.get("agreement"), w, kind="Agreement", need_target=True)
+        for key in ("assigner", "assignee"):
+            _req_str(agreement, key, f"{w} agreement")
+        return cls(
+            provider_pid=_req_str(doc, "providerPid", w),
+            consumer_pid=_req_str(doc, "consumerPid", w),
+            agreement=agreement,
+            callback_address=_opt_str(doc, "callbackAddress", w),
+        )
+
+    def to_neutral(self) -> Json:
+        out: Json = {
+            "@type": self.TYPE,
+            "providerPid": self.provider_pid,
+            "consumerPid": self.consumer_pid,
+            "agreement": self.agreement,
+        }
+        if self.callback_address:
+            out["callbackAddress"] = self.callback_address
+        return out
+
+
+@dataclass(frozen=True)
+class _PidPair(Message):
+    provider_pid: str
+    consumer_pid: str
+
+    @classmethod
+    def _pids(cls, doc: Json) -> dict[str, str]:
+        return {
+            "provider_pid": _req_str(doc, "providerPid", cls.TYPE),
+            "consumer_pid": _req_str(doc, "consumerPid", cls.TYPE),
+        }
+
+    def _base(self) -> Json:
+        return {"@type": self.TYPE, "providerPid": self.provider_pid, "consumerPid": self.consumer_pid}
+
+
+@dataclass(frozen=True)
+class ContractAgreementVerificationMessage(_PidPair):
+    TYPE: ClassVar[str] = "ContractAgreementVerificationMessage"
+    EVENT: ClassVar[Event] = Event.VERIFY
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractAgreementVerificationMessage":
+        return cls(**cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        return self._base()
+
+
+@dataclass(frozen=True)
+class ContractNegotiationEventMessage(_PidPair):
+    TYPE: ClassVar[str] = "ContractNegotiationEventMessage"
+    event_type: str = "ACCEPTED"
+
+    @property
+    def event(self) -> Event:  # type: ignore[override]
+        return Event.ACCEPT if self.event_type == "ACCEPTED" else Event.FINALIZE
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractNegotiationEventMessage":
+        event_type = _req_str(doc, "eventType", cls.TYPE)
+        event_type = event_type.rsplit("/", 1)[-1].rsplit(":", 1)[-1]  # lenient: prefixed or full IRI
+        if event_type not in ("ACCEPTED", "FINALIZED"):
+            raise MalformedMessage(f"{cls.TYPE}: eventType must be ACCEPTED or FINALIZED, got {event_type!r}")
+        return cls(event_type=event_type, **cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        return {**self._base(), "eventType": self.event_type}
+
+
+@dataclass(frozen=True)
+class ContractNegotiationTerminationMessage(_PidPair):
+    TYPE: ClassVar[str] = "ContractNegotiationTerminationMessage"
+    EVENT: ClassVar[Event] = Event.TERMINATE
+    code: str | None = None
+    reason: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractNegotiationTerminationMessage":
+        code = doc.get("code")
+        return cls(code=str(code) if code is not None else None, reason=_reasons(doc), **cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        out = self._base()
+        if self.code:
+            out["code"] = self.code
+        if self.reason:
+            out["reason"] = list(self.reason)
+        return out
+
+
+@dataclass(frozen=True)
+class ContractNegotiation(Message):
+    """The ACK and GET body."""
+
+    TYPE: ClassVar[str] = "ContractNegotiation"
+    provider_pid: str
+    consumer_pid: str
+    state: State
+
+    @classmethod
+    def parse(cls, doc: Json) -> "ContractNegotiation":
+        raw = _req_str(doc, "state", cls.TYPE).rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        try:
+            state = State(raw)
+        except ValueError:
+            raise MalformedMessage(f"ContractNegotiation: unknown state {raw!r}") from None
+        return cls(
+            provider_pid=_req_str(doc, "providerPid", cls.TYPE),
+            consumer_pid=_req_str(doc, "consumerPid", cls.TYPE),
+            state=state,
+        )
+
+    def to_neutral(self) -> Json:
+        return {
+            "@type": self.TYPE,
+            "providerPid": self.provider_pid,
+            "consumerPid": self.consumer_pid,
+            "state": self.state.value,
+        }
+
+
+def error_object(error_type: str, code: str, reason: str, *, provider_pid: str | None = None,
+                 consumer_pid: str | None = None) -> Json:
+    """A DSP error object in neutral form (CatalogError, ContractNegotiationError, ...)."""
+    out: Json = {"@type": error_type, "code": code, "reason": [reason]}
+    if error_type != "CatalogError":
+        # The schemas require both pids; when one is unknown we say so rather than omit it.
+        out["providerPid"] = provider_pid or "urn:unknown"
+        out["consumerPid"] = consumer_pid or "urn:unknown"
+    return out
+
+
+NEGOTIATION_MESSAGES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        ContractRequestMessage,
+        ContractOfferMessage,
+        ContractAgreementMessage,
+        ContractAgreementVerificationMessage,
+        ContractNegotiationEventMessage,
+        ContractNegotiationTerminationMessage,
+    )
+}
+
+
+def parse_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
+    """Parse a neutral document into the model for its @type, which must be one of `expected`."""
+    if not isinstance(doc, dict):
+        raise MalformedMessage("the message must be a JSON object")
+    mtype = doc.get("@type")
+    if isinstance(mtype, list) and len(mtype) == 1:
+        mtype = mtype[0]
+    if not isinstance(mtype, str):
+        raise MalformedMessage("required field '@type' is missing or not a string")
+    if mtype not in expected:
+        raise MalformedMessage(f"expected {' or '.join(expected)} here, got {mtype}")
+    cls = NEGOTIATION_MESSAGES.get(mtype) or {
+        "CatalogRequestMessage": CatalogRequestMessage,
+        "ContractNegotiation": ContractNegotiation,
+    }[mtype]
+    msg = cls.parse(doc)  # type: ignore[attr-defined]
+    extra = doc.get("@id")
+    if isinstance(extra, str):
+        object.__setattr__(msg, "extra_id", extra)
+    return msg
+
+
+def event_of(msg: Message) -> Event:
+    if isinstance(msg, ContractNegotiationEventMessage):
+        return msg.event
+    assert msg.EVENT is not None
+    return msg.EVENT

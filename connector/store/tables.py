@@ -1,0 +1,90 @@
+"""SQLAlchemy Core tables. The schema is owned by the Alembic migrations in
+`migrations/`; these definitions must stay in step with them (a test checks)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+assets = sa.Table(
+    "assets", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("content_type", sa.String(255), nullable=False, server_default="application/octet-stream"),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("data_address", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+policies = sa.Table(
+    "policies", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+offers = sa.Table(
+    "offers", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("asset_ids", sa.JSON, nullable=False),
+    sa.Column("access_policy_id", sa.String(255), sa.ForeignKey("policies.id"), nullable=False),
+    sa.Column("contract_policy_id", sa.String(255), sa.ForeignKey("policies.id"), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+negotiations = sa.Table(
+    "negotiations", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),  # our own pid
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # optimistic concurrency
+    sa.Column("dsp_version", sa.String(16), nullable=False),
+    sa.Column("counterparty_id", sa.String(512), nullable=False),
+    sa.Column("counterparty_address", sa.Text, nullable=False),  # the peer's DSP base or callback
+    sa.Column("consumer_pid", sa.String(255), nullable=True),
+    sa.Column("provider_pid", sa.String(255), nullable=True),
+    sa.Column("dataset_id", sa.String(255), nullable=True),
+    sa.Column("offer_id", sa.String(512), nullable=True),
+    sa.Column("offer", sa.JSON, nullable=True),  # the current offer; on the provider always its own copy
+    sa.Column("agreement", sa.JSON, nullable=True),
+    sa.Column("last_in_digest", sa.String(64), nullable=True),  # idempotency of inbound messages
+    sa.Column("last_in_response", sa.JSON, nullable=True),
+    sa.Column("termination", sa.JSON, nullable=True),  # who terminated and why
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("role", "counterparty_id", "consumer_pid", name="uq_negotiation_peer_consumer_pid"),
+)
+
+agreements = sa.Table(
+    "agreements", metadata,
+    sa.Column("id", sa.String(512), primary_key=True),
+    sa.Column("negotiation_id", sa.String(255), sa.ForeignKey("negotiations.id"), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("provider_id", sa.String(512), nullable=False),
+    sa.Column("consumer_id", sa.String(512), nullable=False),
+    sa.Column("asset_id", sa.String(255), nullable=False),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(64), nullable=False, unique=True),  # sent as Idempotency-Key
+    sa.Column("process_id", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=True),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_process", "process_id", "status"),
+)

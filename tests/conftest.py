@@ -1,0 +1,37 @@
+import os
+import uuid
+
+import pytest
+import stamina
+
+from support.nodes import postgres_admin_dsn
+
+stamina.set_testing(False)
+
+
+@pytest.fixture
+async def pg_url():
+    """A fresh PostgreSQL database for one test (dropped afterwards), as an SQLAlchemy URL."""
+    dsn = postgres_admin_dsn()
+    if dsn is None:
+        pytest.skip("PostgreSQL tests need CONNECTOR_TEST_POSTGRES_DSN (set by .ci/run), e.g. postgresql://postgres@127.0.0.1:5432/test")
+    import asyncpg
+
+    try:
+        admin = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at CONNECTOR_TEST_POSTGRES_DSN is not reachable: {exc}")
+    name = f"hks_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = dsn.rsplit("/", 1)[0]
+    url = base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def tmp_node_dir(tmp_path):
+    return tmp_path

@@ -1,0 +1,120 @@
+"""Real node processes for integration tests: `python -m connector run DIR` on loopback."""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connector import config as config_mod
+
+SHARED_SECRET = "test-station-shared-secret-" + secrets.token_hex(8)
+
+
+def postgres_admin_dsn() -> str | None:
+    return os.environ.get("CONNECTOR_TEST_POSTGRES_DSN") or None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NodeProcess:
+    def __init__(self, directory: Path, name: str, *, database_url: str | None = None, tck: bool = False,
+                 participant_id: str | None = None, env: dict[str, str] | None = None, port: int | None = None,
+                 init: bool = True) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        if init:
+            config_mod.init_directory(directory, name=name, port=self.port, shared_secret=SHARED_SECRET,
+                                      database_url=database_url, tck=tck,
+                                      participant_id=participant_id or f"urn:hks:participant:{name.lower()}-{secrets.token_hex(3)}")
+        self.settings = config_mod.load(directory)
+        self.url = self.settings.node.public_url
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = directory / "node.log"
+
+    @property
+    def participant_id(self) -> str:
+        return self.settings.node.participant_id
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.settings.management_api_key}
+
+    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> "NodeProcess":
+        env = {k: v for k, v in os.environ.items() if k != "CONNECTOR_FAILPOINTS"}
+        env.update(self.env)
+        env.update(extra_env or {})
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "connector", "run", str(self.directory)],
+                                     stdout=subprocess.PIPE, stderr=log, env=env)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"node did not start: {line!r}; log: {self.log_path.read_text()[-3000:]}")
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("node did not answer /health")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    # management API helpers (sync: simple and fine for tests)
+    def api(self, method: str, path: str, body: Any = None, expect: int | None = None, **kw: Any) -> Any:
+        resp = httpx.request(method, self.url + "/api/v1" + path, json=body, headers=self.headers(), timeout=30, **kw)
+        if expect is not None:
+            assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def publish(self, asset_id: str = "dataset-1", offer_id: str = "offer-1",
+                policy: dict | None = None) -> None:
+        self.api("POST", "/assets", {"id": asset_id, "title": asset_id}, expect=201)
+        pid = f"policy-{asset_id}"
+        self.api("POST", "/policies", {"id": pid, "policy": policy or {"permission": [{"action": "use"}]}}, expect=201)
+        self.api("POST", "/offers", {"id": offer_id, "assetIds": [asset_id], "accessPolicyId": pid,
+                                     "contractPolicyId": pid}, expect=201)
+
+    def negotiate(self, provider: "NodeProcess", dataset: str = "dataset-1", offer_id: str = "offer-1",
+                  version: str | None = None) -> dict:
+        body = {"counterPartyAddress": provider.url, "datasetId": dataset, "offerId": offer_id}
+        if version:
+            body["dspVersion"] = version
+        return self.api("POST", "/negotiations", body, expect=201)
+
+    def wait_state(self, pid: str, states: str = "FINALIZED", timeout: int = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            neg = self.api("GET", f"/negotiations/{pid}?waitFor={states}&timeout=10", expect=200)
+            if neg["state"] in states.split(",") or time.monotonic() > deadline:
+                return neg
