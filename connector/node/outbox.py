@@ -148,6 +148,7 @@ class Dispatcher:
             "Content-Type": "application/json",
             "Authorization": self.authorization(url),
             "Idempotency-Key": message_id,
+            "X-Connector-Dispatcher": self.owner,  # which node process sent it (several may share a database)
         }
         try:
             async with self.session.post(url, data=payload, headers=headers, timeout=self.timeout,

@@ -1,0 +1,85 @@
+"""Two node processes on one PostgreSQL database share the outbox: every message is
+sent exactly once, and messages of one process go out in order."""
+import threading
+import time
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from support.nodes import NodeProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+PROCESSES, PER_PROCESS = 80, 8
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(0.002)  # widen the window in which two dispatchers could collide
+                with sink.lock:
+                    sink.received.append((self.headers["Idempotency-Key"], self.path,
+                                          self.headers.get("X-Connector-Dispatcher", "")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+async def test_two_processes_never_send_the_same_message_twice(tmp_path, pg_url):
+    sink = Sink()
+    first = NodeProcess(tmp_path / "a", "Shared", database_url=pg_url)
+    second = NodeProcess(tmp_path / "b", "Shared", database_url=pg_url, participant_id=first.participant_id)
+    first.start()  # applies the migrations
+    first.stop()
+    engine = create_async_engine(pg_url)
+    now = time.time()
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO outbox (message_id, process_id, kind, url, body, status, attempts, next_attempt_at, created_at) "
+            "VALUES (:m, :p, 'test', :u, '{}', 'pending', 0, :t, :t)"),
+            [{"m": f"msg-{p}-{i}", "p": f"proc-{p}", "u": f"{sink.url}/sink/{p}/{i}", "t": now}
+             for i in range(PER_PROCESS) for p in range(PROCESSES)])
+    try:
+        first.start()
+        second.start()
+        total = PROCESSES * PER_PROCESS
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                pending = (await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE status <> 'sent'"))).scalar()
+            if pending == 0:
+                break
+            time.sleep(0.2)
+        assert pending == 0
+    finally:
+        first.stop()
+        second.stop()
+        await engine.dispose()
+        sink.server.shutdown()
+    keys = Counter(key for key, _, _ in sink.received)
+    assert len(keys) == total, f"{total - len(keys)} messages never arrived"
+    duplicates = {k: n for k, n in keys.items() if n > 1}
+    assert not duplicates, f"sent more than once: {list(duplicates)[:5]}"
+    order = defaultdict(list)
+    for _, path, _ in sink.received:
+        _, _, proc, seq = path.split("/")
+        order[proc].append(int(seq))
+    assert all(seqs == sorted(seqs) for seqs in order.values()), "a process's messages went out of order"
+    senders = Counter(sender for _, _, sender in sink.received)
+    assert len(senders) == 2, f"both processes should have dispatched: {senders}"
