@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import failpoints
 from ..protocol import wire
+from ..protocol.jsonld import CONTEXT_2024_1
 from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess
 from ..protocol.messages import (
     ContractAgreementMessage,
@@ -335,6 +336,11 @@ class NegotiationService:
     async def on_sent(self, conn: AsyncConnection, entry: Json, response: Json | None) -> None:
         """Called by the dispatcher in the transaction that marks an outbox row sent."""
         if entry["kind"] != "ContractRequestMessage:initial" or not isinstance(response, dict):
+            return
+        version = "2024-1" if response.get("@context") == CONTEXT_2024_1 or "dspace:providerPid" in response else "2025-1"
+        try:
+            response = wire.from_wire(response, version)
+        except Exception:  # noqa: BLE001 - an unreadable ACK leaves the pid to the next message
             return
         provider_pid = response.get("providerPid")
         if isinstance(provider_pid, dict):
