@@ -1,4 +1,4 @@
-import os
+import contextlib
 import uuid
 
 import pytest
@@ -9,12 +9,13 @@ from support.nodes import postgres_admin_dsn
 stamina.set_testing(False)
 
 
-@pytest.fixture
-async def pg_url():
-    """A fresh PostgreSQL database for one test (dropped afterwards), as an SQLAlchemy URL."""
+@contextlib.asynccontextmanager
+async def fresh_postgres_database():
+    """A new PostgreSQL database (dropped afterwards), as an SQLAlchemy URL; skips the test without one."""
     dsn = postgres_admin_dsn()
     if dsn is None:
-        pytest.skip("PostgreSQL tests need CONNECTOR_TEST_POSTGRES_DSN (set by .ci/run), e.g. postgresql://postgres@127.0.0.1:5432/test")
+        pytest.skip("PostgreSQL tests need CONNECTOR_TEST_POSTGRES_DSN (set by .ci/run), "
+                    "e.g. postgresql://postgres@127.0.0.1:5432/test")
     import asyncpg
 
     try:
@@ -24,14 +25,14 @@ async def pg_url():
     name = f"hks_test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     base = dsn.rsplit("/", 1)[0]
-    url = base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
     try:
-        yield url
+        yield base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
 @pytest.fixture
-def tmp_node_dir(tmp_path):
-    return tmp_path
+async def pg_url():
+    async with fresh_postgres_database() as url:
+        yield url

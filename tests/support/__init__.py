@@ -1,0 +1,1 @@
+"""Test helpers shared by the test modules (not a test package itself)."""

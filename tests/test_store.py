@@ -1,0 +1,170 @@
+"""The same store tests against SQLite and PostgreSQL: migrations, catalog, atomic
+transitions with the outbox, idempotency, optimistic concurrency and outbox leases."""
+import asyncio
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from connector.node.automation import DefaultStrategy
+from connector.node.catalog import CatalogService
+from connector.node.negotiations import Conflict, NegotiationService, message_digest
+from connector.node.outbox import Dispatcher
+from connector.protocol.errors import InvalidTransition, Refused, UnknownProcess
+from connector.protocol.messages import ContractNegotiationEventMessage, ContractRequestMessage
+from connector.protocol.negotiation import Event, Role
+from connector.store.db import make_engine, migrate
+from connector.store.tables import metadata, negotiations, outbox
+from conftest import fresh_postgres_database
+
+ME, PEER = "urn:hks:participant:me", "urn:hks:participant:peer"
+POLICY = {"permission": [{"action": "use"}]}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(request, tmp_path):
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        else:
+            url = await stack.enter_async_context(fresh_postgres_database())
+        eng = make_engine(url)
+        await migrate(eng)
+        yield eng
+        await eng.dispose()
+
+
+@pytest.fixture
+async def service(engine):
+    catalog = CatalogService(engine, participant_id=ME, title="Me")
+    await catalog.create_policy("p", POLICY)
+    await catalog.create_asset({"id": "ds-1"})
+    await catalog.create_asset({"id": "ds-2"})
+    await catalog.create_offer({"id": "single", "assetIds": ["ds-1"], "accessPolicyId": "p", "contractPolicyId": "p"})
+    await catalog.create_offer({"id": "multi", "assetIds": ["ds-1", "ds-2"], "accessPolicyId": "p", "contractPolicyId": "p"})
+    return NegotiationService(engine, participant_id=ME, dsp_base=lambda v: f"http://me/dsp/{v}", catalog=catalog,
+                              strategy=DefaultStrategy())
+
+
+def request(cpid="urn:c:1", offer_id="single", target="ds-1", permission=None):
+    return ContractRequestMessage(consumer_pid=cpid, callback_address="http://peer/cb",
+                                  offer={"@id": offer_id, "@type": "Offer", "target": target,
+                                         "permission": permission or [{"action": "use"}]})
+
+
+async def rows(engine, table):
+    async with engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
+
+
+async def test_migrations_match_the_tables_and_rerun_cleanly(engine):
+    await migrate(engine)  # a second run is a no-op
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+    assert diff == []
+
+
+async def test_catalog_offer_ids(service):
+    async with service.engine.connect() as conn:
+        assert (await service.catalog.find_offer(conn, "single"))[0] == "ds-1"
+        assert (await service.catalog.find_offer(conn, "multi::ds-2"))[0] == "ds-2"
+        assert await service.catalog.find_offer(conn, "multi") is None  # ambiguous without the asset
+        assert await service.catalog.find_offer(conn, "single::ds-2") is None
+        assert await service.catalog.find_offer(conn, "nope") is None
+    catalog = await service.catalog.catalog("http://me/dsp/2025-1")
+    offers = {o["@id"] for d in catalog["dataset"] for o in d["hasPolicy"]}
+    assert offers == {"single", "multi::ds-1", "multi::ds-2"}
+    assert all("target" not in o for d in catalog["dataset"] for o in d["hasPolicy"])
+
+
+async def test_initial_request_is_one_transaction_with_its_outbox_message(service):
+    status, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    assert status == 201 and ack["state"] == "REQUESTED"
+    [row] = await rows(service.engine, negotiations)
+    assert row["state"] == "AGREED" and row["version"] == 1
+    assert row["agreement"]["permission"] == POLICY["permission"] and row["agreement"]["assignee"] == PEER
+    [msg] = await rows(service.engine, outbox)
+    assert msg["kind"] == "ContractAgreementMessage" and msg["status"] == "pending"
+    assert msg["url"] == f"http://peer/cb/negotiations/urn:c:1/agreement"
+    # a replay (same consumerPid) is answered alike and changes nothing
+    assert await service.receive_initial_request("2025-1", request(), PEER, "d1") == (201, ack)
+    assert len(await rows(service.engine, negotiations)) == 1 and len(await rows(service.engine, outbox)) == 1
+
+
+async def test_refusals_change_nothing(service):
+    with pytest.raises(Refused, match="not offered"):
+        await service.receive_initial_request("2025-1", request(offer_id="nope"), PEER, "d")
+    with pytest.raises(Refused, match="is for dataset"):
+        await service.receive_initial_request("2025-1", request(target="ds-2"), PEER, "d")
+    assert await rows(service.engine, negotiations) == [] and await rows(service.engine, outbox) == []
+
+
+async def test_a_failed_side_effect_rolls_the_transition_back(service, monkeypatch):
+    async def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(service, "_write_side_effects", boom)
+    with pytest.raises(RuntimeError):
+        await service.receive_initial_request("2025-1", request(), PEER, "d")
+    assert await rows(service.engine, negotiations) == []
+
+
+async def test_wrong_state_unknown_process_and_foreign_caller(service):
+    _, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    pid = ack["providerPid"]
+    accepted = ContractNegotiationEventMessage(provider_pid=pid, consumer_pid="urn:c:1", event_type="ACCEPTED")
+    with pytest.raises(InvalidTransition):
+        await service.receive("2025-1", pid, None, accepted, PEER, "d2")
+    with pytest.raises(UnknownProcess):
+        await service.receive("2025-1", "urn:nope", None, accepted, PEER, "d3")
+    with pytest.raises(UnknownProcess):
+        await service.receive("2025-1", pid, None, accepted, "urn:someone-else", "d4")
+    [row] = await rows(service.engine, negotiations)
+    assert row["version"] == 1 and row["state"] == "AGREED"
+
+
+async def test_optimistic_version_check(service):
+    _, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    row = dict((await rows(service.engine, negotiations))[0])
+    async with service.engine.begin() as conn:
+        await service._update(conn, {**row, "version": 2}, 1)
+    with pytest.raises(Conflict):
+        async with service.engine.begin() as conn:
+            await service._update(conn, {**row, "version": 2}, 1)  # someone else already moved it
+
+
+async def test_management_actions_go_through_the_table(service):
+    row = await service.start(version="2025-1", provider_base="http://peer/dsp/2025-1", provider_id=PEER,
+                              dataset_id="ds-9", offer={"@id": "o", "permission": [{"action": "use"}]})
+    with pytest.raises(InvalidTransition):
+        await service.act(row["id"], Event.ACCEPT)  # nothing was offered
+    done = await service.act(row["id"], Event.TERMINATE, "stop")
+    assert done["state"] == "TERMINATED"
+    with pytest.raises(InvalidTransition):
+        await service.act(row["id"], Event.TERMINATE, "again")
+    kinds = [m["kind"] for m in sorted(await rows(service.engine, outbox), key=lambda m: m["id"])]
+    assert kinds == ["ContractRequestMessage:initial", "ContractNegotiationTerminationMessage"]
+
+
+async def test_outbox_claims_keep_order_per_process_and_leases_are_exclusive(service):
+    for i in range(3):
+        await service.start(version="2025-1", provider_base="http://peer/dsp/2025-1", provider_id=PEER,
+                            dataset_id=f"ds-{i}", offer={"@id": "o", "permission": [{"action": "use"}]})
+    first = (await rows(service.engine, negotiations))[0]["id"]
+    await service.act(first, Event.TERMINATE, "stop")  # a second message for the first process
+    a = Dispatcher(service.engine, service, session=None, authorization=lambda url: "x")
+    b = Dispatcher(service.engine, service, session=None, authorization=lambda url: "x")
+    claimed_a, claimed_b = await asyncio.gather(a._claim(10), b._claim(10))
+    ids_a, ids_b = {r["id"] for r in claimed_a}, {r["id"] for r in claimed_b}
+    assert not ids_a & ids_b
+    claimed = claimed_a + claimed_b
+    assert len(claimed) == 3  # the termination waits for the request of its process
+    assert all(r["kind"] == "ContractRequestMessage:initial" for r in claimed)
+    assert await a._claim(10) == [] and await b._claim(10) == []  # all leased
+    # finishing the first process's request frees its termination for the next claim
+    owner = a if any(r["process_id"] == first for r in claimed_a) else b
+    entry = next(r for r in claimed if r["process_id"] == first)
+    await owner._flush([(entry, "sent", None)])
+    [nxt] = await (b if owner is a else a)._claim(10)
+    assert nxt["process_id"] == first and nxt["kind"] == "ContractNegotiationTerminationMessage"
