@@ -25,6 +25,12 @@ def rows(node, query):
         engine.dispose()
 
 
+def wait_outbox_drained(node, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while rows(node, "SELECT id FROM outbox WHERE status = 'pending'") and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("crash_point", [
     # after committing REQUESTED->AGREED with the agreement queued, before answering the consumer
     "committed:ContractAgreementMessage",
@@ -47,6 +53,9 @@ def test_provider_killed_mid_negotiation_recovers(tmp_path, crash_point):
         theirs = [n for n in provider.api("GET", "/negotiations") if n["consumerPid"] == neg["consumerPid"]]
         assert len(theirs) == 1 and theirs[0]["state"] == "FINALIZED"
         assert theirs[0]["agreement"]["@id"] == neg["agreement"]["@id"]
+        # a message that hit the dead provider is retried with backoff; the replay is answered idempotently
+        wait_outbox_drained(consumer)
+        wait_outbox_drained(provider)
     finally:
         provider.stop()
         consumer.stop()

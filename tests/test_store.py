@@ -15,7 +15,7 @@ from connector.node.outbox import Dispatcher
 from connector.protocol.errors import InvalidTransition, Refused, UnknownProcess
 from connector.protocol.messages import ContractNegotiationEventMessage, ContractRequestMessage
 from connector.protocol.negotiation import Event, Role
-from connector.store.db import make_engine, migrate
+from connector.store.db import Database
 from connector.store.tables import metadata, negotiations, outbox
 from conftest import fresh_postgres_database
 
@@ -30,10 +30,10 @@ async def engine(request, tmp_path):
             url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
         else:
             url = await stack.enter_async_context(fresh_postgres_database())
-        eng = make_engine(url)
-        await migrate(eng)
-        yield eng
-        await eng.dispose()
+        db = Database(url)
+        await db.migrate()
+        yield db
+        await db.dispose()
 
 
 @pytest.fixture
@@ -54,25 +54,24 @@ def request(cpid="urn:c:1", offer_id="single", target="ds-1", permission=None):
                                          "permission": permission or [{"action": "use"}]})
 
 
-async def rows(engine, table):
-    async with engine.connect() as conn:
-        return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
+async def rows(db, table):
+    return await db.read(lambda conn: [dict(r) for r in conn.execute(sa.select(table)).mappings()])
 
 
 async def test_migrations_match_the_tables_and_rerun_cleanly(engine):
-    await migrate(engine)  # a second run is a no-op
-    async with engine.connect() as conn:
-        diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+    await engine.migrate()  # a second run is a no-op
+    diff = await engine.read(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     assert diff == []
 
 
 async def test_catalog_offer_ids(service):
-    async with service.engine.connect() as conn:
-        assert (await service.catalog.find_offer(conn, "single"))[0] == "ds-1"
-        assert (await service.catalog.find_offer(conn, "multi::ds-2"))[0] == "ds-2"
-        assert await service.catalog.find_offer(conn, "multi") is None  # ambiguous without the asset
-        assert await service.catalog.find_offer(conn, "single::ds-2") is None
-        assert await service.catalog.find_offer(conn, "nope") is None
+    def find(offer_id):
+        return service.db.read(lambda conn: service.catalog.find_offer(conn, offer_id))
+    assert (await find("single"))[0] == "ds-1"
+    assert (await find("multi::ds-2"))[0] == "ds-2"
+    assert await find("multi") is None  # ambiguous without the asset
+    assert await find("single::ds-2") is None
+    assert await find("nope") is None
     catalog = await service.catalog.catalog("http://me/dsp/2025-1")
     offers = {o["@id"] for d in catalog["dataset"] for o in d["hasPolicy"]}
     assert offers == {"single", "multi::ds-1", "multi::ds-2"}
@@ -82,15 +81,15 @@ async def test_catalog_offer_ids(service):
 async def test_initial_request_is_one_transaction_with_its_outbox_message(service):
     status, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
     assert status == 201 and ack["state"] == "REQUESTED"
-    [row] = await rows(service.engine, negotiations)
+    [row] = await rows(service.db, negotiations)
     assert row["state"] == "AGREED" and row["version"] == 1
     assert row["agreement"]["permission"] == POLICY["permission"] and row["agreement"]["assignee"] == PEER
-    [msg] = await rows(service.engine, outbox)
+    [msg] = await rows(service.db, outbox)
     assert msg["kind"] == "ContractAgreementMessage" and msg["status"] == "pending"
     assert msg["url"] == f"http://peer/cb/negotiations/urn:c:1/agreement"
     # a replay (same consumerPid) is answered alike and changes nothing
     assert await service.receive_initial_request("2025-1", request(), PEER, "d1") == (201, ack)
-    assert len(await rows(service.engine, negotiations)) == 1 and len(await rows(service.engine, outbox)) == 1
+    assert len(await rows(service.db, negotiations)) == 1 and len(await rows(service.db, outbox)) == 1
 
 
 async def test_refusals_change_nothing(service):
@@ -98,16 +97,16 @@ async def test_refusals_change_nothing(service):
         await service.receive_initial_request("2025-1", request(offer_id="nope"), PEER, "d")
     with pytest.raises(Refused, match="is for dataset"):
         await service.receive_initial_request("2025-1", request(target="ds-2"), PEER, "d")
-    assert await rows(service.engine, negotiations) == [] and await rows(service.engine, outbox) == []
+    assert await rows(service.db, negotiations) == [] and await rows(service.db, outbox) == []
 
 
 async def test_a_failed_side_effect_rolls_the_transition_back(service, monkeypatch):
-    async def boom(*args, **kwargs):
+    def boom(*args, **kwargs):
         raise RuntimeError("disk full")
     monkeypatch.setattr(service, "_write_side_effects", boom)
     with pytest.raises(RuntimeError):
         await service.receive_initial_request("2025-1", request(), PEER, "d")
-    assert await rows(service.engine, negotiations) == []
+    assert await rows(service.db, negotiations) == []
 
 
 async def test_wrong_state_unknown_process_and_foreign_caller(service):
@@ -120,18 +119,16 @@ async def test_wrong_state_unknown_process_and_foreign_caller(service):
         await service.receive("2025-1", "urn:nope", None, accepted, PEER, "d3")
     with pytest.raises(UnknownProcess):
         await service.receive("2025-1", pid, None, accepted, "urn:someone-else", "d4")
-    [row] = await rows(service.engine, negotiations)
+    [row] = await rows(service.db, negotiations)
     assert row["version"] == 1 and row["state"] == "AGREED"
 
 
 async def test_optimistic_version_check(service):
     _, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
-    row = dict((await rows(service.engine, negotiations))[0])
-    async with service.engine.begin() as conn:
-        await service._update(conn, {**row, "version": 2}, 1)
-    with pytest.raises(Conflict):
-        async with service.engine.begin() as conn:
-            await service._update(conn, {**row, "version": 2}, 1)  # someone else already moved it
+    row = dict((await rows(service.db, negotiations))[0])
+    await service.db.transaction(service._update, {**row, "version": 2}, 1)
+    with pytest.raises(Conflict):  # someone else already moved it
+        await service.db.transaction(service._update, {**row, "version": 2}, 1)
 
 
 async def test_management_actions_go_through_the_table(service):
@@ -143,7 +140,7 @@ async def test_management_actions_go_through_the_table(service):
     assert done["state"] == "TERMINATED"
     with pytest.raises(InvalidTransition):
         await service.act(row["id"], Event.TERMINATE, "again")
-    kinds = [m["kind"] for m in sorted(await rows(service.engine, outbox), key=lambda m: m["id"])]
+    kinds = [m["kind"] for m in sorted(await rows(service.db, outbox), key=lambda m: m["id"])]
     assert kinds == ["ContractRequestMessage:initial", "ContractNegotiationTerminationMessage"]
 
 
@@ -151,10 +148,10 @@ async def test_outbox_claims_keep_order_per_process_and_leases_are_exclusive(ser
     for i in range(3):
         await service.start(version="2025-1", provider_base="http://peer/dsp/2025-1", provider_id=PEER,
                             dataset_id=f"ds-{i}", offer={"@id": "o", "permission": [{"action": "use"}]})
-    first = (await rows(service.engine, negotiations))[0]["id"]
+    first = (await rows(service.db, negotiations))[0]["id"]
     await service.act(first, Event.TERMINATE, "stop")  # a second message for the first process
-    a = Dispatcher(service.engine, service, session=None, authorization=lambda url: "x")
-    b = Dispatcher(service.engine, service, session=None, authorization=lambda url: "x")
+    a = Dispatcher(service.db, service, session=None, authorization=lambda url: "x")
+    b = Dispatcher(service.db, service, session=None, authorization=lambda url: "x")
     claimed_a, claimed_b = await asyncio.gather(a._claim(10), b._claim(10))
     ids_a, ids_b = {r["id"] for r in claimed_a}, {r["id"] for r in claimed_b}
     assert not ids_a & ids_b

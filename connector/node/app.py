@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..identity import DevSharedSecret
-from ..store.db import make_engine, migrate
+from ..store.db import Database
 from .catalog import CatalogService
 from .codec import Codec
 from .dsp import DspApi
@@ -30,13 +30,13 @@ class Node:
         self.participant_id = settings.node.participant_id
         self.codec = Codec()
         self.identity = DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret)
-        self.engine = make_engine(settings.database_url)
-        self.catalog = CatalogService(self.engine, participant_id=self.participant_id, title=settings.node.name)
+        self.db = Database(settings.database_url)
+        self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
         if strategy is None and settings.tck_enabled:
             from .tck import TckStrategy
             strategy = TckStrategy()
         self.negotiations = NegotiationService(
-            self.engine, participant_id=self.participant_id, dsp_base=settings.dsp_base,
+            self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
             catalog=self.catalog, strategy=strategy, on_commit=self._wake_dispatcher,
         )
         self.session: aiohttp.ClientSession | None = None
@@ -49,14 +49,14 @@ class Node:
             self.dispatcher.wake()
 
     async def start(self) -> None:
-        await migrate(self.engine)
+        await self.db.migrate()
         if self.settings.tck_enabled:
             from .tck import seed
             await seed(self)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100))
         self.peers = PeerDirectory(self.session, self.codec, self.identity)
         self.dispatcher = Dispatcher(
-            self.engine, self.negotiations, self.session, self.identity.outbound_authorization,
+            self.db, self.negotiations, self.session, self.identity.outbound_authorization,
             max_attempts=self.settings.outbox_attempts,
         )
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
@@ -69,7 +69,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
-        await self.engine.dispose()
+        await self.db.dispose()
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[self._errors])

@@ -5,9 +5,10 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from ..protocol.policies import catalog_offer
+from ..store.db import Database
 from ..store.tables import assets, offers, policies
 
 Json = dict[str, Any]
@@ -21,8 +22,8 @@ def catalog_offer_id(offer_id: str, asset_id: str, asset_count: int) -> str:
 
 
 class CatalogService:
-    def __init__(self, engine: AsyncEngine, *, participant_id: str, title: str) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, *, participant_id: str, title: str) -> None:
+        self.db = db
         self.participant_id = participant_id
         self.title = title
 
@@ -34,14 +35,12 @@ class CatalogService:
             "properties": asset.get("properties", {}), "data_address": asset.get("dataAddress", {}),
             "created_at": time.time(),
         }
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(assets).values(**row))
+        await self.db.transaction(lambda conn: conn.execute(sa.insert(assets).values(**row)))
         return row
 
     async def create_policy(self, policy_id: str, body: Json) -> Json:
         row = {"id": policy_id, "body": body, "created_at": time.time()}
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(policies).values(**row))
+        await self.db.transaction(lambda conn: conn.execute(sa.insert(policies).values(**row)))
         return row
 
     async def create_offer(self, offer: Json) -> Json:
@@ -49,38 +48,45 @@ class CatalogService:
             "id": offer["id"], "asset_ids": list(offer["assetIds"]), "access_policy_id": offer["accessPolicyId"],
             "contract_policy_id": offer["contractPolicyId"], "created_at": time.time(),
         }
-        async with self.engine.begin() as conn:
+
+        def insert(conn: Connection) -> None:
             for key in ("access_policy_id", "contract_policy_id"):
-                if (await conn.execute(sa.select(policies.c.id).where(policies.c.id == row[key]))).first() is None:
+                if conn.execute(sa.select(policies.c.id).where(policies.c.id == row[key])).first() is None:
                     raise LookupError(f"policy {row[key]!r} does not exist")
             for asset_id in row["asset_ids"]:
-                if (await conn.execute(sa.select(assets.c.id).where(assets.c.id == asset_id))).first() is None:
+                if conn.execute(sa.select(assets.c.id).where(assets.c.id == asset_id)).first() is None:
                     raise LookupError(f"asset {asset_id!r} does not exist")
-            await conn.execute(sa.insert(offers).values(**row))
+            conn.execute(sa.insert(offers).values(**row))
+
+        await self.db.transaction(insert)
         return row
 
     async def list_rows(self, table: sa.Table) -> list[Json]:
-        async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(sa.select(table).order_by(table.c.created_at)))]
+        query = sa.select(table).order_by(table.c.created_at)
+        return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def get_row(self, table: sa.Table, row_id: str) -> Json | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(table).where(table.c.id == row_id))).mappings().first()
-        return dict(row) if row is not None else None
+        query = sa.select(table).where(table.c.id == row_id)
+
+        def load(conn: Connection) -> Json | None:
+            row = conn.execute(query).mappings().first()
+            return dict(row) if row is not None else None
+
+        return await self.db.read(load)
 
     # ------------------------------------------------------------- protocol
-    async def find_offer(self, conn: AsyncConnection, offer_id: str) -> tuple[str, Json] | None:
+    def find_offer(self, conn: Connection, offer_id: str) -> tuple[str, Json] | None:
         """(dataset id, contract policy) of a catalog offer id, or None."""
         candidates = [(offer_id, None)]
         if OFFER_ASSET_SEPARATOR in offer_id:
             head, _, asset_id = offer_id.rpartition(OFFER_ASSET_SEPARATOR)
             candidates.append((head, asset_id))
         for def_id, asset_id in candidates:
-            row = (await conn.execute(
+            row = conn.execute(
                 sa.select(offers.c.asset_ids, policies.c.body)
                 .join(policies, policies.c.id == offers.c.contract_policy_id)
                 .where(offers.c.id == def_id)
-            )).first()
+            ).first()
             if row is None:
                 continue
             asset_ids = list(row[0])
@@ -96,9 +102,11 @@ class CatalogService:
             .join(policies, policies.c.id == offers.c.contract_policy_id)
             .order_by(offers.c.created_at)
         )
-        async with self.engine.connect() as conn:
-            offer_rows = (await conn.execute(query)).all()
-            asset_rows = {r.id: r for r in (await conn.execute(sa.select(assets)))}
+
+        def load(conn: Connection) -> tuple[list, dict]:
+            return conn.execute(query).all(), {r.id: r for r in conn.execute(sa.select(assets))}
+
+        offer_rows, asset_rows = await self.db.read(load)
         by_asset: dict[str, list[Json]] = {}
         for offer_id, asset_ids, body in offer_rows:
             for asset_id in asset_ids:

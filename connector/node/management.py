@@ -265,13 +265,13 @@ class ManagementApi:
             raise ApiError(status, exc.reason) from None
 
     async def list_agreements(self, request: web.Request) -> web.Response:
-        async with self.node.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(agreements).order_by(agreements.c.created_at))).mappings().all()
+        query = sa.select(agreements).order_by(agreements.c.created_at)
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
         return web.json_response([_agreement_view(r) for r in rows])
 
     async def get_agreement(self, request: web.Request) -> web.Response:
-        async with self.node.engine.connect() as conn:
-            row = (await conn.execute(sa.select(agreements).where(agreements.c.id == request.match_info["id"]))).mappings().first()
+        query = sa.select(agreements).where(agreements.c.id == request.match_info["id"])
+        row = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise ApiError(404, f"no agreement {request.match_info['id']!r}")
         return web.json_response(_agreement_view(row))
@@ -283,8 +283,7 @@ class ManagementApi:
         started = time.perf_counter()
         for _ in range(count):
             try:
-                async with self.node.session.post(doc["url"], data=b'{"ping":1}', headers={"Content-Type": "application/json"},
-                                                  timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                async with self.node.session.get(doc["url"], timeout=aiohttp.ClientTimeout(total=10)) as resp:
                     await resp.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise PeerError(f"cannot reach {doc['url']}: {exc}") from None
@@ -351,6 +350,6 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
             "/api/v1/agreements": {"get": op("list agreements")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
-            "/api/v1/diagnostics/peer-roundtrips": {"post": op("bare HTTP round trips to a peer URL", "RoundTripsInput")},
+            "/api/v1/diagnostics/peer-roundtrips": {"post": op("bare HTTP GET round trips to a peer URL (e.g. its /health)", "RoundTripsInput")},
         },
     }

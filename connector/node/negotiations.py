@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+
+from ..store.db import Database
 
 from .. import failpoints
 from ..protocol import wire
@@ -75,10 +77,10 @@ class Outgoing:
 
 
 class NegotiationService:
-    def __init__(self, engine: AsyncEngine, *, participant_id: str, dsp_base: Callable[[str], str],
+    def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
                  on_commit: Callable[[], None] = lambda: None) -> None:
-        self.engine = engine
+        self.db = db
         self.participant_id = participant_id
         self.dsp_base = dsp_base
         self.catalog = catalog
@@ -86,7 +88,7 @@ class NegotiationService:
         self.clock = clock
         self.on_commit = on_commit
         self.notifier = Notifier()
-        self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_postgres = db.is_postgres
 
     # ----------------------------------------------------------------- inbound
     async def receive_initial_request(self, version: str, msg: ContractRequestMessage, caller: str,
@@ -97,123 +99,125 @@ class NegotiationService:
             raise MalformedMessage("ContractRequestMessage: required field 'callbackAddress' is missing")
         for _ in range(5):
             try:
-                return await self._initial_request_tx(version, msg, caller, digest)
+                status, body, pid, outgoing = await self.db.transaction(
+                    self._initial_request_tx, version, msg, caller, digest, self.clock())
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won the insert: answer from its row
+            if outgoing is not None:
+                self._committed(pid, outgoing)
+            return status, body
         raise Refused("could not record the request, try again")
 
-    async def _initial_request_tx(self, version: str, msg: ContractRequestMessage, caller: str,
-                                  digest: str) -> tuple[int, Json]:
-        ts = self.clock()
-        async with self.engine.begin() as conn:
-            existing = (await conn.execute(
-                sa.select(negotiations).where(
-                    negotiations.c.role == Role.PROVIDER.value,
-                    negotiations.c.counterparty_id == caller,
-                    negotiations.c.consumer_pid == msg.consumer_pid,
-                )
-            )).mappings().first()
-            if existing is not None:
-                # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
-                if existing["last_in_digest"] == digest and existing["last_in_response"]:
-                    resp = existing["last_in_response"]
-                    return resp["status"], resp["body"]
-                ack = ContractNegotiation(existing["id"], msg.consumer_pid, State(existing["state"]))
-                return 201, ack.to_neutral()
-            offer_id = msg.offer["@id"]
-            found = await self.catalog.find_offer(conn, offer_id)
-            if found is None:
-                raise Refused(f"offer {offer_id!r} is not offered by this provider", code="UnknownOffer")
-            dataset_id, policy = found
-            target = msg.offer.get("target")
-            if target is not None and target != dataset_id:
-                raise Refused(f"offer {offer_id!r} is for dataset {dataset_id!r}, not {target!r}", code="TargetMismatch")
-            pid = f"urn:uuid:{uuid.uuid4()}"
-            own_offer = message_offer(offer_id, policy, dataset_id, self.participant_id)
-            row = {
-                "id": pid, "role": Role.PROVIDER.value, "state": State.REQUESTED.value, "version": 1,
-                "dsp_version": version, "counterparty_id": caller,
-                "counterparty_address": msg.callback_address.rstrip("/"),
-                "consumer_pid": msg.consumer_pid, "provider_pid": pid, "dataset_id": dataset_id,
-                "offer_id": offer_id, "offer": own_offer, "agreement": None,
-                "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
-                "created_at": ts, "updated_at": ts,
-            }
-            next_state(None, Role.CONSUMER, Event.REQUEST)
-            view_extra = {"proposal": msg.offer, "counter_requests": 0}
-            actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
-            outgoing = self._apply_actions(row, actions, ts)
-            ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
-            row["last_in_digest"] = digest
-            row["last_in_response"] = {"status": 201, "body": ack}
-            await conn.execute(sa.insert(negotiations).values(**row))
-            await self._write_side_effects(conn, row, outgoing, ts)
-        self._committed(pid, outgoing)
-        return 201, ack
+    def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, caller: str,
+                            digest: str, ts: float) -> tuple[int, Json, str, list | None]:
+        existing = (conn.execute(
+            sa.select(negotiations).where(
+                negotiations.c.role == Role.PROVIDER.value,
+                negotiations.c.counterparty_id == caller,
+                negotiations.c.consumer_pid == msg.consumer_pid,
+            )
+        )).mappings().first()
+        if existing is not None:
+            # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
+            if existing["last_in_digest"] == digest and existing["last_in_response"]:
+                resp = existing["last_in_response"]
+                return resp["status"], resp["body"], existing["id"], None
+            ack = ContractNegotiation(existing["id"], msg.consumer_pid, State(existing["state"]))
+            return 201, ack.to_neutral(), existing["id"], None
+        offer_id = msg.offer["@id"]
+        found = self.catalog.find_offer(conn, offer_id)
+        if found is None:
+            raise Refused(f"offer {offer_id!r} is not offered by this provider", code="UnknownOffer")
+        dataset_id, policy = found
+        target = msg.offer.get("target")
+        if target is not None and target != dataset_id:
+            raise Refused(f"offer {offer_id!r} is for dataset {dataset_id!r}, not {target!r}", code="TargetMismatch")
+        pid = f"urn:uuid:{uuid.uuid4()}"
+        own_offer = message_offer(offer_id, policy, dataset_id, self.participant_id)
+        row = {
+            "id": pid, "role": Role.PROVIDER.value, "state": State.REQUESTED.value, "version": 1,
+            "dsp_version": version, "counterparty_id": caller,
+            "counterparty_address": msg.callback_address.rstrip("/"),
+            "consumer_pid": msg.consumer_pid, "provider_pid": pid, "dataset_id": dataset_id,
+            "offer_id": offer_id, "offer": own_offer, "agreement": None,
+            "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
+            "created_at": ts, "updated_at": ts,
+        }
+        next_state(None, Role.CONSUMER, Event.REQUEST)
+        view_extra = {"proposal": msg.offer, "counter_requests": 0}
+        actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
+        outgoing = self._apply_actions(row, actions, ts)
+        ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
+        row["last_in_digest"] = digest
+        row["last_in_response"] = {"status": 201, "body": ack}
+        conn.execute(sa.insert(negotiations).values(**row))
+        self._write_side_effects(conn, row, outgoing, ts)
+        return 201, ack, pid, outgoing
 
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
                       digest: str) -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
         for _ in range(5):
             try:
-                return await self._receive_tx(version, path_pid, path_role, msg, caller, digest)
+                status, body, outgoing = await self.db.transaction(
+                    self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock())
             except Conflict:
                 continue
+            if outgoing is not None:
+                self._committed(path_pid, outgoing)
+            return status, body
         raise Refused("the negotiation is busy, try again")
 
-    async def _receive_tx(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
-                          digest: str) -> tuple[int, Json]:
-        ts = self.clock()
-        async with self.engine.begin() as conn:
-            row = await self._load(conn, path_pid, lock=True)
-            if row is None or row["counterparty_id"] != caller:
-                # Unknown, or not this caller's: do not reveal that it exists.
-                raise UnknownProcess(f"no contract negotiation {path_pid!r}")
-            if row["last_in_digest"] == digest and row["last_in_response"]:
-                resp = row["last_in_response"]
-                return resp["status"], resp["body"]
-            own_role = Role(row["role"])
-            peer_role = Role.CONSUMER if own_role is Role.PROVIDER else Role.PROVIDER
-            if path_role is not None and path_role is not own_role:
-                raise InvalidTransition(f"{msg.TYPE} is not accepted by the {own_role.value} of this process")
-            if row["dsp_version"] != version:
-                raise MalformedMessage(f"this process speaks DSP {row['dsp_version']}, not {version}")
-            self._check_pids(row, msg, own_role)
-            state = State(row["state"])
-            event = event_of(msg)
-            new_state = next_state(state, peer_role, event)
-            row = dict(row)
-            old_version = row["version"]
-            extra: dict[str, Any] = {"proposal": None, "counter_requests": 0}
-            if own_role is Role.CONSUMER and not row["provider_pid"]:
-                row["provider_pid"] = getattr(msg, "provider_pid", None)
-            if isinstance(msg, ContractOfferMessage):
-                extra["proposal"] = row["offer"]  # what we asked for, to compare with the counter-offer
-                row["offer"] = msg.offer
-                row["offer_id"] = msg.offer["@id"]
-            elif isinstance(msg, ContractRequestMessage):
-                extra = {"proposal": msg.offer, "counter_requests": 1}
-            elif isinstance(msg, ContractAgreementMessage):
-                row["agreement"] = msg.agreement
-            elif isinstance(msg, ContractNegotiationTerminationMessage):
-                row["termination"] = {"by": peer_role.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
-            row["state"] = new_state.value
-            outgoing: list[Outgoing] = []
-            if new_state not in TERMINAL:
-                actions = self.strategy.after_received(self._view(row, **extra), event)
-                outgoing = self._apply_actions(row, actions, ts)
-            ack = ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
-                                      new_state).to_neutral()
-            row["last_in_digest"] = digest
-            row["last_in_response"] = {"status": 200, "body": ack}
-            row["version"] = old_version + 1
-            row["updated_at"] = ts
-            await self._update(conn, row, old_version)
-            if isinstance(msg, ContractAgreementMessage):
-                await self._record_agreement(conn, row, ts)
-            await self._write_side_effects(conn, row, outgoing, ts)
-        self._committed(path_pid, outgoing)
-        return 200, ack
+    def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
+                    caller: str, digest: str, ts: float) -> tuple[int, Json, list | None]:
+        row = self._load(conn, path_pid, lock=True)
+        if row is None or row["counterparty_id"] != caller:
+            # Unknown, or not this caller's: do not reveal that it exists.
+            raise UnknownProcess(f"no contract negotiation {path_pid!r}")
+        if row["last_in_digest"] == digest and row["last_in_response"]:
+            resp = row["last_in_response"]
+            return resp["status"], resp["body"], None
+        own_role = Role(row["role"])
+        peer_role = Role.CONSUMER if own_role is Role.PROVIDER else Role.PROVIDER
+        if path_role is not None and path_role is not own_role:
+            raise InvalidTransition(f"{msg.TYPE} is not accepted by the {own_role.value} of this process")
+        if row["dsp_version"] != version:
+            raise MalformedMessage(f"this process speaks DSP {row['dsp_version']}, not {version}")
+        self._check_pids(row, msg, own_role)
+        state = State(row["state"])
+        event = event_of(msg)
+        new_state = next_state(state, peer_role, event)
+        row = dict(row)
+        old_version = row["version"]
+        extra: dict[str, Any] = {"proposal": None, "counter_requests": 0}
+        if own_role is Role.CONSUMER and not row["provider_pid"]:
+            row["provider_pid"] = getattr(msg, "provider_pid", None)
+        if isinstance(msg, ContractOfferMessage):
+            extra["proposal"] = row["offer"]  # what we asked for, to compare with the counter-offer
+            row["offer"] = msg.offer
+            row["offer_id"] = msg.offer["@id"]
+        elif isinstance(msg, ContractRequestMessage):
+            extra = {"proposal": msg.offer, "counter_requests": 1}
+        elif isinstance(msg, ContractAgreementMessage):
+            row["agreement"] = msg.agreement
+        elif isinstance(msg, ContractNegotiationTerminationMessage):
+            row["termination"] = {"by": peer_role.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
+        row["state"] = new_state.value
+        outgoing: list[Outgoing] = []
+        if new_state not in TERMINAL:
+            actions = self.strategy.after_received(self._view(row, **extra), event)
+            outgoing = self._apply_actions(row, actions, ts)
+        ack = ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
+                                  new_state).to_neutral()
+        row["last_in_digest"] = digest
+        row["last_in_response"] = {"status": 200, "body": ack}
+        row["version"] = old_version + 1
+        row["updated_at"] = ts
+        self._update(conn, row, old_version)
+        if isinstance(msg, ContractAgreementMessage):
+            self._record_agreement(conn, row, ts)
+        self._write_side_effects(conn, row, outgoing, ts)
+        return 200, ack, outgoing
 
     def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
         own_field = "provider_pid" if own_role is Role.PROVIDER else "consumer_pid"
@@ -236,23 +240,27 @@ class NegotiationService:
         if not isinstance(target, str):
             raise MalformedMessage("ContractOfferMessage: the offer must name its target dataset")
         ts = self.clock()
-        async with self.engine.begin() as conn:
-            existing = (await conn.execute(sa.select(negotiations).where(
-                negotiations.c.role == Role.CONSUMER.value, negotiations.c.counterparty_id == caller,
-                negotiations.c.provider_pid == msg.provider_pid))).mappings().first()
-            if existing is not None:
-                ack = ContractNegotiation(msg.provider_pid, existing["id"], State(existing["state"]))
-                return 201, ack.to_neutral()
-            pid = f"urn:uuid:{uuid.uuid4()}"
-            next_state(None, Role.PROVIDER, Event.OFFER)
-            ack = ContractNegotiation(msg.provider_pid, pid, State.OFFERED).to_neutral()
-            await conn.execute(sa.insert(negotiations).values(
-                id=pid, role=Role.CONSUMER.value, state=State.OFFERED.value, version=1, dsp_version=version,
-                counterparty_id=caller, counterparty_address=msg.callback_address.rstrip("/"), consumer_pid=pid,
-                provider_pid=msg.provider_pid, dataset_id=target, offer_id=msg.offer["@id"], offer=msg.offer,
-                agreement=None, last_in_digest=digest, last_in_response={"status": 201, "body": ack},
-                termination=None, error=None, created_at=ts, updated_at=ts))
+        pid = f"urn:uuid:{uuid.uuid4()}"
+        status, ack = await self.db.transaction(self._initial_offer_tx, version, msg, caller, digest, ts, pid)
         self._committed(pid)
+        return status, ack
+
+    def _initial_offer_tx(self, conn: Connection, version: str, msg: ContractOfferMessage, caller: str, digest: str,
+                          ts: float, pid: str) -> tuple[int, Json]:
+        existing = (conn.execute(sa.select(negotiations).where(
+            negotiations.c.role == Role.CONSUMER.value, negotiations.c.counterparty_id == caller,
+            negotiations.c.provider_pid == msg.provider_pid))).mappings().first()
+        if existing is not None:
+            ack = ContractNegotiation(msg.provider_pid, existing["id"], State(existing["state"]))
+            return 201, ack.to_neutral()
+        next_state(None, Role.PROVIDER, Event.OFFER)
+        ack = ContractNegotiation(msg.provider_pid, pid, State.OFFERED).to_neutral()
+        conn.execute(sa.insert(negotiations).values(
+            id=pid, role=Role.CONSUMER.value, state=State.OFFERED.value, version=1, dsp_version=version,
+            counterparty_id=caller, counterparty_address=msg.callback_address.rstrip("/"), consumer_pid=pid,
+            provider_pid=msg.provider_pid, dataset_id=target, offer_id=msg.offer["@id"], offer=msg.offer,
+            agreement=None, last_in_digest=digest, last_in_response={"status": 201, "body": ack},
+            termination=None, error=None, created_at=ts, updated_at=ts))
         return 201, ack
 
     # ------------------------------------------------------------- management
@@ -274,9 +282,11 @@ class NegotiationService:
         next_state(None, Role.CONSUMER, Event.REQUEST)
         outgoing = [self._outgoing(row, Role.CONSUMER, Event.REQUEST, None, ts)]
         outgoing += self._apply_actions(row, self.strategy.after_started(self._view(row)), ts)
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(negotiations).values(**row))
-            await self._write_side_effects(conn, row, outgoing, ts)
+        def insert(conn: Connection) -> None:
+            conn.execute(sa.insert(negotiations).values(**row))
+            self._write_side_effects(conn, row, outgoing, ts)
+
+        await self.db.transaction(insert)
         self._committed(pid)
         return row
 
@@ -284,38 +294,37 @@ class NegotiationService:
         """A user's decision through the management API (terminate, accept a counter-offer)."""
         for _ in range(5):
             try:
-                return await self._act_tx(pid, event, reason)
+                row = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
             except Conflict:
                 continue
+            self._committed(pid)
+            return row
         raise Refused("the negotiation is busy, try again")
 
-    async def _act_tx(self, pid: str, event: Event, reason: str | None) -> Json:
-        ts = self.clock()
-        async with self.engine.begin() as conn:
-            row = await self._load(conn, pid, lock=True)
-            if row is None:
-                raise UnknownProcess(f"no contract negotiation {pid!r}")
-            row = dict(row)
-            old_version = row["version"]
-            outgoing = self._apply_actions(row, [Action(event, reason)], ts)
-            row["version"] = old_version + 1
-            row["updated_at"] = ts
-            await self._update(conn, row, old_version)
-            await self._write_side_effects(conn, row, outgoing, ts)
-        self._committed(pid)
+    def _act_tx(self, conn: Connection, pid: str, event: Event, reason: str | None, ts: float) -> Json:
+        row = self._load(conn, pid, lock=True)
+        if row is None:
+            raise UnknownProcess(f"no contract negotiation {pid!r}")
+        row = dict(row)
+        old_version = row["version"]
+        outgoing = self._apply_actions(row, [Action(event, reason)], ts)
+        row["version"] = old_version + 1
+        row["updated_at"] = ts
+        self._update(conn, row, old_version)
+        self._write_side_effects(conn, row, outgoing, ts)
         return row
 
     async def get(self, pid: str) -> Json | None:
-        async with self.engine.connect() as conn:
-            row = await self._load(conn, pid)
-        return dict(row) if row is not None else None
+        def load(conn: Connection) -> Json | None:
+            row = self._load(conn, pid)
+            return dict(row) if row is not None else None
+        return await self.db.read(load)
 
     async def list(self, limit: int = 100, offset: int = 0, state: str | None = None) -> list[Json]:
         query = sa.select(negotiations).order_by(negotiations.c.created_at.desc()).limit(limit).offset(offset)
         if state:
             query = query.where(negotiations.c.state == state)
-        async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(query)).mappings()]
+        return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -333,7 +342,7 @@ class NegotiationService:
                 pass
 
     # ---------------------------------------------------- outbox ack handling
-    async def on_sent(self, conn: AsyncConnection, entry: Json, response: Json | None) -> None:
+    def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
         """Called by the dispatcher in the transaction that marks an outbox row sent."""
         if entry["kind"] != "ContractRequestMessage:initial" or not isinstance(response, dict):
             return
@@ -346,23 +355,22 @@ class NegotiationService:
         if isinstance(provider_pid, dict):
             provider_pid = provider_pid.get("@id")
         if isinstance(provider_pid, str) and provider_pid:
-            await conn.execute(
+            conn.execute(
                 sa.update(negotiations)
                 .where(negotiations.c.id == entry["process_id"], negotiations.c.provider_pid.is_(None))
                 .values(provider_pid=provider_pid)
             )
 
-    async def on_refused(self, conn: AsyncConnection, entry: Json, error: str) -> None:
+    def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
         """The peer refused a message for good: the two sides disagree, so our side ends."""
         ts = self.clock()
-        await conn.execute(
+        conn.execute(
             sa.update(negotiations)
             .where(negotiations.c.id == entry["process_id"], negotiations.c.state.notin_([s.value for s in TERMINAL]))
             .values(state=State.TERMINATED.value, error=error[:2000], updated_at=ts,
                     version=negotiations.c.version + 1,
                     termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
         )
-        self.notifier.notify(entry["process_id"])
 
     # ---------------------------------------------------------------- helpers
     def _view(self, row: Json, proposal: Json | None = None, counter_requests: int = 0) -> View:
@@ -443,40 +451,40 @@ class NegotiationService:
             neutral["callbackAddress"] = own_base  # the 2024-1 schemas require it on these
         return Outgoing(kind, url, wire.to_wire(neutral, version))
 
-    async def _load(self, conn: AsyncConnection, pid: str, lock: bool = False):  # noqa: ANN202
+    def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
         query = sa.select(negotiations).where(negotiations.c.id == pid)
         if lock and self.is_postgres:
             query = query.with_for_update()
-        return (await conn.execute(query)).mappings().first()
+        return conn.execute(query).mappings().first()
 
-    async def _update(self, conn: AsyncConnection, row: Json, old_version: int) -> None:
+    def _update(self, conn: Connection, row: Json, old_version: int) -> None:
         values = {k: v for k, v in row.items() if k in negotiations.c and k != "id"}
-        result = await conn.execute(
+        result = conn.execute(
             sa.update(negotiations).where(negotiations.c.id == row["id"], negotiations.c.version == old_version).values(**values)
         )
         if result.rowcount != 1:
             raise Conflict(row["id"])
 
-    async def _record_agreement(self, conn: AsyncConnection, row: Json, ts: float) -> None:
+    def _record_agreement(self, conn: Connection, row: Json, ts: float) -> None:
         agreement = row["agreement"]
         if not agreement:
             return
         role = Role(row["role"])
         provider_id = self.participant_id if role is Role.PROVIDER else row["counterparty_id"]
         consumer_id = row["counterparty_id"] if role is Role.PROVIDER else self.participant_id
-        exists = (await conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement["@id"]))).first()
+        exists = conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement["@id"])).first()
         if exists is None:
-            await conn.execute(sa.insert(agreements).values(
+            conn.execute(sa.insert(agreements).values(
                 id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
                 consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
                 policy=agreement, created_at=ts,
             ))
 
-    async def _write_side_effects(self, conn: AsyncConnection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
+    def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
-            await self._record_agreement(conn, row, ts)
+            self._record_agreement(conn, row, ts)
         if outgoing:
-            await conn.execute(sa.insert(outbox), [
+            conn.execute(sa.insert(outbox), [
                 {
                     "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url,
                     "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,

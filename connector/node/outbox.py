@@ -13,7 +13,9 @@ import aiohttp
 import orjson
 import sqlalchemy as sa
 import stamina
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
+
+from ..store.db import Database
 
 from ..store.tables import negotiations, outbox
 from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
@@ -31,10 +33,10 @@ class PermanentSendError(Exception):
 
 
 class Dispatcher:
-    def __init__(self, engine: AsyncEngine, service: NegotiationService, session: aiohttp.ClientSession,
+    def __init__(self, db: Database, service: NegotiationService, session: aiohttp.ClientSession,
                  authorization: Any, *, lease_seconds: float = 30.0, max_attempts: int = 6,
                  max_in_flight: int = 64, request_timeout: float = 10.0) -> None:
-        self.engine = engine
+        self.db = db
         self.service = service
         self.session = session
         self.authorization = authorization  # callable(url) -> header value
@@ -48,7 +50,7 @@ class Dispatcher:
         self._done: list[tuple[Json, str, Any]] = []
         self._done_event = asyncio.Event()
         self._stopping = False
-        self.is_postgres = engine.dialect.name == "postgresql"
+        self.is_postgres = db.is_postgres
 
     def wake(self) -> None:
         self._wake.set()
@@ -104,14 +106,14 @@ class Dispatcher:
             due = due.with_for_update(skip_locked=True, of=outbox)
         if self._in_flight:
             due = due.where(outbox.c.id.notin_(list(self._in_flight)))
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(
-                sa.update(outbox)
-                .where(outbox.c.id.in_(due.scalar_subquery()))
-                .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
-                .returning(*outbox.c)
-            )).mappings().all()
-        return sorted((dict(r) for r in rows), key=lambda r: r["id"])
+        claim = (
+            sa.update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
+            .returning(*outbox.c)
+        )
+        rows = await self.db.transaction(lambda conn: [dict(r) for r in conn.execute(claim).mappings()])
+        return sorted(rows, key=lambda r: r["id"])
 
     async def _send(self, entry: Json) -> None:
         try:
@@ -127,10 +129,8 @@ class Dispatcher:
             self._complete(entry, "retry", f"{type(exc).__name__}: {exc}")
 
     async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
-        async with self.engine.connect() as conn:
-            provider_pid = (await conn.execute(
-                sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
-            )).scalar()
+        query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
+        provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
         if not provider_pid:
             raise TransientSendError("the provider's process id is not known yet")
         text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
@@ -185,28 +185,30 @@ class Dispatcher:
                 self._wake.set()
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
-        now = time.time()
-        touched = []
-        async with self.engine.begin() as conn:
-            for entry, outcome, detail in batch:
-                mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
-                attempts = entry["attempts"] + 1
-                if outcome == "sent":
-                    result = await conn.execute(sa.update(outbox).where(mine).values(
-                        status="sent", sent_at=now, attempts=attempts, lease_owner=None, lease_until=None, last_error=None))
-                    if result.rowcount == 1:
-                        await self.service.on_sent(conn, entry, detail)
-                elif outcome == "failed" or attempts >= self.max_attempts:
-                    result = await conn.execute(sa.update(outbox).where(mine).values(
-                        status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
-                    if result.rowcount == 1:
-                        log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
-                        await self.service.on_refused(conn, entry, str(detail))
-                else:
-                    delay = min(300.0, 0.5 * 2 ** attempts)
-                    await conn.execute(sa.update(outbox).where(mine).values(
-                        attempts=attempts, next_attempt_at=now + delay, lease_owner=None, lease_until=None,
-                        last_error=str(detail)[:2000]))
-                touched.append(entry["process_id"])
+        touched = await self.db.transaction(self._flush_tx, batch, time.time())
         for pid in touched:
             self.service.notifier.notify(pid)
+
+    def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float) -> list[str]:
+        touched = []
+        for entry, outcome, detail in batch:
+            mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
+            attempts = entry["attempts"] + 1
+            if outcome == "sent":
+                result = conn.execute(sa.update(outbox).where(mine).values(
+                    status="sent", sent_at=now, attempts=attempts, lease_owner=None, lease_until=None, last_error=None))
+                if result.rowcount == 1:
+                    self.service.on_sent(conn, entry, detail)
+            elif outcome == "failed" or attempts >= self.max_attempts:
+                result = conn.execute(sa.update(outbox).where(mine).values(
+                    status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
+                if result.rowcount == 1:
+                    log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
+                    self.service.on_refused(conn, entry, str(detail))
+            else:
+                delay = min(300.0, 0.5 * 2 ** attempts)
+                conn.execute(sa.update(outbox).where(mine).values(
+                    attempts=attempts, next_attempt_at=now + delay, lease_owner=None, lease_until=None,
+                    last_error=str(detail)[:2000]))
+            touched.append(entry["process_id"])
+        return touched

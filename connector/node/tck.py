@@ -83,8 +83,7 @@ class TckStrategy:
 
 async def seed(node: Any) -> None:
     """Idempotent: assets, one policy and offers for the TCK's ids."""
-    async with node.engine.connect() as conn:
-        have = {r[0] for r in await conn.execute(sa.select(assets.c.id))}
+    have = await node.db.read(lambda conn: {r[0] for r in conn.execute(sa.select(assets.c.id))})
     if "tck-use" not in {p["id"] for p in await node.catalog.list_rows(policies)}:
         await node.catalog.create_policy("tck-use", TCK_POLICY)
     for dataset in CATALOG_DATASETS + PROVIDER_DATASETS:

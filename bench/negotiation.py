@@ -1,0 +1,111 @@
+"""Negotiations per second between two real node processes (SQLite each).
+
+Each negotiation: the bench asks the consumer's management API to start it and then
+waits on it (long poll) until FINALIZED; the nodes exchange 4 DSP round trips
+(request/ACK, agreement, verification, finalized) and commit each transition with its
+outbox message. Baseline, measured in the same run between the same two processes:
+one management call that makes 4 bare aiohttp round trips from the consumer process
+to the provider process (GET /health), the ceiling for any 4-message exchange.
+
+    python bench/negotiation.py [--quick] [-n N] [-c C]
+
+Last line: one JSON object (bench, value, unit, baseline, ratio, p50/p99 ...).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.nodes import NodeProcess  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def drive(n: int, c: int, one) -> tuple[float, list[float]]:  # noqa: ANN001
+    latencies: list[float] = []
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for _ in todo:
+            t0 = time.perf_counter()
+            await one()
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(c)))
+    return time.perf_counter() - started, latencies
+
+
+async def run(n: int, c: int, consumer: NodeProcess, provider: NodeProcess) -> dict:
+    headers = consumer.headers()
+    api = consumer.url + "/api/v1"
+    conn = aiohttp.TCPConnector(limit=c + 8)
+    async with aiohttp.ClientSession(connector=conn, headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async with http.post(api + "/catalog/request", json={"counterPartyAddress": provider.url}) as resp:
+            catalog = (await resp.json())["catalog"]
+        offer = catalog["dataset"][0]["hasPolicy"][0]
+        body = {"counterPartyAddress": provider.url, "datasetId": "dataset-1", "offer": offer, "dspVersion": "2025-1"}
+        failures = []
+
+        async def negotiate() -> None:
+            async with http.post(api + "/negotiations", json=body) as resp:
+                neg = await resp.json()
+            async with http.get(f"{api}/negotiations/{neg['id']}?waitFor=FINALIZED&timeout=60") as resp:
+                done = await resp.json()
+            if done["state"] != "FINALIZED":
+                failures.append(done["state"])
+
+        async def baseline() -> None:
+            async with http.post(api + "/diagnostics/peer-roundtrips", json={"url": provider.url + "/health", "count": 4}) as resp:
+                await resp.read()
+
+        await drive(min(64, n), c, negotiate)  # warm up both processes
+        await drive(min(64, n), c, baseline)
+        base_time, base_lat = await drive(n, c, baseline)
+        neg_time, neg_lat = await drive(n, c, negotiate)
+    return {
+        "value": round(n / neg_time, 1), "baseline": round(n / base_time, 1),
+        "p50_ms": round(statistics.median(neg_lat) * 1000, 2), "p99_ms": round(pct(neg_lat, 0.99) * 1000, 2),
+        "baseline_p50_ms": round(statistics.median(base_lat) * 1000, 2),
+        "baseline_p99_ms": round(pct(base_lat, 0.99) * 1000, 2), "failed": len(failures),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a shorter run (under 60 s)")
+    parser.add_argument("-n", type=int, default=None, help="negotiations (default 3000, --quick 600)")
+    parser.add_argument("-c", type=int, default=32, help="concurrency")
+    args = parser.parse_args()
+    n = args.n or (600 if args.quick else 3000)
+    with tempfile.TemporaryDirectory(prefix="bench-negotiation-") as tmp:
+        provider = NodeProcess(Path(tmp) / "provider", "BenchProvider").start()
+        consumer = NodeProcess(Path(tmp) / "consumer", "BenchConsumer").start()
+        try:
+            provider.publish("dataset-1", "offer-1")
+            print(f"running {n} negotiations at concurrency {args.c} (SQLite, DSP 2025-1) ...", file=sys.stderr, flush=True)
+            result = asyncio.run(run(n, args.c, consumer, provider))
+        finally:
+            consumer.stop()
+            provider.stop()
+    result = {"bench": "negotiation", "unit": "negotiations/s", **result,
+              "baseline_unit": "4 bare aiohttp round trips/s between the same processes",
+              "ratio": round(result["value"] / result["baseline"], 3), "n": n, "concurrency": args.c,
+              "backend": "sqlite", "target": {"value": 150, "ratio": 0.25}}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
