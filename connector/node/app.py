@@ -44,9 +44,9 @@ class Node:
         self.peers: PeerDirectory | None = None
         self._tasks: list[asyncio.Task] = []
 
-    def _wake_dispatcher(self) -> None:
+    def _wake_dispatcher(self, entries: list) -> None:
         if self.dispatcher is not None:
-            self.dispatcher.wake()
+            self.dispatcher.submit(entries)
 
     async def start(self) -> None:
         await self.db.migrate()
@@ -59,6 +59,8 @@ class Node:
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,
             max_attempts=self.settings.outbox_attempts,
         )
+        self.negotiations.outbox_owner = self.dispatcher.owner
+        self.negotiations.lease_seconds = self.dispatcher.lease_seconds
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
 
     async def stop(self) -> None:

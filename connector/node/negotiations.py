@@ -55,18 +55,28 @@ def message_digest(path_pid: str | None, body: bytes) -> str:
 
 
 class Notifier:
-    """Wakes management-API waiters when a negotiation changes (in this process)."""
+    """Wakes management-API waiters when a negotiation changes in this process,
+    handing them the committed row when there is one (saves a read per wake-up)."""
 
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, list[asyncio.Future]] = {}
 
-    def event_for(self, pid: str) -> asyncio.Event:
-        return self._events.setdefault(pid, asyncio.Event())
+    def waiter(self, pid: str) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(pid, []).append(fut)
+        return fut
 
-    def notify(self, pid: str) -> None:
-        ev = self._events.pop(pid, None)
-        if ev is not None:
-            ev.set()
+    def discard(self, pid: str, fut: asyncio.Future) -> None:
+        waiting = self._waiters.get(pid)
+        if waiting and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self._waiters[pid]
+
+    def notify(self, pid: str, row: Json | None = None) -> None:
+        for fut in self._waiters.pop(pid, ()):
+            if not fut.done():
+                fut.set_result(dict(row) if row is not None else None)
 
 
 @dataclass
@@ -74,12 +84,13 @@ class Outgoing:
     kind: str
     url: str
     body: Json
+    entry: Json | None = None  # the outbox row, once written
 
 
 class NegotiationService:
     def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
-                 on_commit: Callable[[], None] = lambda: None) -> None:
+                 on_commit: Callable[[list[Json]], None] = lambda entries: None) -> None:
         self.db = db
         self.participant_id = participant_id
         self.dsp_base = dsp_base
@@ -88,6 +99,8 @@ class NegotiationService:
         self.clock = clock
         self.on_commit = on_commit
         self.notifier = Notifier()
+        self.outbox_owner: str | None = None  # set by the node to its dispatcher's lease owner
+        self.lease_seconds = 30.0
         self.is_postgres = db.is_postgres
 
     # ----------------------------------------------------------------- inbound
@@ -99,17 +112,17 @@ class NegotiationService:
             raise MalformedMessage("ContractRequestMessage: required field 'callbackAddress' is missing")
         for _ in range(5):
             try:
-                status, body, pid, outgoing = await self.db.transaction(
+                status, body, pid, outgoing, row = await self.db.transaction(
                     self._initial_request_tx, version, msg, caller, digest, self.clock())
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won the insert: answer from its row
             if outgoing is not None:
-                self._committed(pid, outgoing)
+                self._committed(pid, outgoing, row)
             return status, body
         raise Refused("could not record the request, try again")
 
     def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, caller: str,
-                            digest: str, ts: float) -> tuple[int, Json, str, list | None]:
+                            digest: str, ts: float) -> tuple[int, Json, str, list | None, Json | None]:
         existing = (conn.execute(
             sa.select(negotiations).where(
                 negotiations.c.role == Role.PROVIDER.value,
@@ -121,9 +134,9 @@ class NegotiationService:
             # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
             if existing["last_in_digest"] == digest and existing["last_in_response"]:
                 resp = existing["last_in_response"]
-                return resp["status"], resp["body"], existing["id"], None
+                return resp["status"], resp["body"], existing["id"], None, None
             ack = ContractNegotiation(existing["id"], msg.consumer_pid, State(existing["state"]))
-            return 201, ack.to_neutral(), existing["id"], None
+            return 201, ack.to_neutral(), existing["id"], None, None
         offer_id = msg.offer["@id"]
         found = self.catalog.find_offer(conn, offer_id)
         if found is None:
@@ -152,31 +165,31 @@ class NegotiationService:
         row["last_in_response"] = {"status": 201, "body": ack}
         conn.execute(sa.insert(negotiations).values(**row))
         self._write_side_effects(conn, row, outgoing, ts)
-        return 201, ack, pid, outgoing
+        return 201, ack, pid, outgoing, row
 
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
                       digest: str) -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
         for _ in range(5):
             try:
-                status, body, outgoing = await self.db.transaction(
+                status, body, outgoing, row = await self.db.transaction(
                     self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock())
             except Conflict:
                 continue
             if outgoing is not None:
-                self._committed(path_pid, outgoing)
+                self._committed(path_pid, outgoing, row)
             return status, body
         raise Refused("the negotiation is busy, try again")
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
-                    caller: str, digest: str, ts: float) -> tuple[int, Json, list | None]:
+                    caller: str, digest: str, ts: float) -> tuple[int, Json, list | None, Json | None]:
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
             # Unknown, or not this caller's: do not reveal that it exists.
             raise UnknownProcess(f"no contract negotiation {path_pid!r}")
         if row["last_in_digest"] == digest and row["last_in_response"]:
             resp = row["last_in_response"]
-            return resp["status"], resp["body"], None
+            return resp["status"], resp["body"], None, None
         own_role = Role(row["role"])
         peer_role = Role.CONSUMER if own_role is Role.PROVIDER else Role.PROVIDER
         if path_role is not None and path_role is not own_role:
@@ -217,7 +230,7 @@ class NegotiationService:
         if isinstance(msg, ContractAgreementMessage):
             self._record_agreement(conn, row, ts)
         self._write_side_effects(conn, row, outgoing, ts)
-        return 200, ack, outgoing
+        return 200, ack, outgoing, row
 
     def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
         own_field = "provider_pid" if own_role is Role.PROVIDER else "consumer_pid"
@@ -287,17 +300,17 @@ class NegotiationService:
             self._write_side_effects(conn, row, outgoing, ts)
 
         await self.db.transaction(insert)
-        self._committed(pid)
+        self._committed(pid, outgoing, row)
         return row
 
     async def act(self, pid: str, event: Event, reason: str | None = None) -> Json:
         """A user's decision through the management API (terminate, accept a counter-offer)."""
         for _ in range(5):
             try:
-                row = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
+                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
             except Conflict:
                 continue
-            self._committed(pid)
+            self._committed(pid, outgoing, row)
             return row
         raise Refused("the negotiation is busy, try again")
 
@@ -312,7 +325,7 @@ class NegotiationService:
         row["updated_at"] = ts
         self._update(conn, row, old_version)
         self._write_side_effects(conn, row, outgoing, ts)
-        return row
+        return row, outgoing
 
     async def get(self, pid: str) -> Json | None:
         def load(conn: Connection) -> Json | None:
@@ -327,19 +340,26 @@ class NegotiationService:
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            event = self.notifier.event_for(pid)
-            row = await self.get(pid)
-            if row is None or row["state"] in states or row["state"] in {s.value for s in TERMINAL}:
-                return row
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return row
-            try:
-                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
-            except asyncio.TimeoutError:
-                pass
+        """The negotiation once it is in one of `states` (or terminal), or as it is at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        done = states | {s.value for s in TERMINAL}
+        fut = self.notifier.waiter(pid)  # registered before the read, so no commit is missed
+        row = await self.get(pid)
+        try:
+            while row is not None and row["state"] not in done:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    notified = await asyncio.wait_for(asyncio.shield(fut), remaining)
+                except asyncio.TimeoutError:
+                    break
+                fut = self.notifier.waiter(pid)
+                row = notified if notified is not None else await self.get(pid)
+        finally:
+            self.notifier.discard(pid, fut)
+        return row
 
     # ---------------------------------------------------- outbox ack handling
     def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
@@ -483,21 +503,26 @@ class NegotiationService:
     def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts)
-        if outgoing:
-            conn.execute(sa.insert(outbox), [
-                {
-                    "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url,
-                    "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
-                    "lease_owner": None, "lease_until": None, "last_error": None, "created_at": ts, "sent_at": None,
-                }
-                for o in outgoing
-            ])
+        # Rows are leased to this process's dispatcher and handed to it after the commit,
+        # so a message needs no claim query; a crash leaves them to the lease expiry.
+        owner = self.outbox_owner
+        for o in outgoing:
+            entry = {
+                "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url,
+                "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
+                "lease_owner": owner, "lease_until": ts + self.lease_seconds if owner else None,
+                "last_error": None, "created_at": ts, "sent_at": None,
+            }
+            entry["id"] = conn.execute(sa.insert(outbox).values(**entry).returning(outbox.c.id)).scalar_one()
+            o.entry = entry if owner else None
 
-    def _committed(self, pid: str, outgoing: list[Outgoing] = ()) -> None:  # type: ignore[assignment]
+    def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]
         for o in outgoing:
             failpoints.hit(f"committed:{o.kind}")
-        self.notifier.notify(pid)
-        self.on_commit()
+        self.notifier.notify(pid, row)
+        entries = [o.entry for o in outgoing if o.entry is not None]
+        if entries:
+            self.on_commit(entries)
 
 
 def response_json(body: bytes) -> Json | None:

@@ -47,6 +47,9 @@ class Dispatcher:
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
+        self._busy: set[str] = set()  # processes with a message on the wire
+        self._queued: dict[str, list[Json]] = {}  # their next messages, in order
+        self._provider_pids: dict[str, str] = {}  # learnt from initial ACKs not yet flushed
         self._done: list[tuple[Json, str, Any]] = []
         self._done_event = asyncio.Event()
         self._stopping = False
@@ -55,7 +58,40 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def submit(self, entries: list[Json]) -> None:
+        """Rows a transition just committed, already leased to this dispatcher."""
+        for entry in entries:
+            pid = entry["process_id"]
+            if pid in self._busy:
+                self._queued.setdefault(pid, []).append(entry)
+            else:
+                self._start(entry)
+
+    def _start(self, entry: Json) -> None:
+        self._busy.add(entry["process_id"])
+        self._in_flight.add(entry["id"])
+        asyncio.create_task(self._send(entry))
+
+    def _advance(self, pid: str) -> None:
+        """The previous message of `pid` was delivered: send its next one at once."""
+        queue = self._queued.get(pid)
+        if queue:
+            entry = queue.pop(0)
+            if not queue:
+                del self._queued[pid]
+            self._in_flight.add(entry["id"])
+            asyncio.create_task(self._send(entry))
+        else:
+            self._busy.discard(pid)
+
+    async def release_stale_leases(self) -> None:
+        """SQLite is one process: at start every lease belongs to a process that died."""
+        if not self.is_postgres:
+            await self.db.transaction(lambda conn: conn.execute(
+                sa.update(outbox).where(outbox.c.status == "pending").values(lease_owner=None, lease_until=None)))
+
     async def run(self) -> None:
+        await self.release_stale_leases()
         flusher = asyncio.create_task(self._flush_loop())
         try:
             while not self._stopping:
@@ -68,8 +104,10 @@ class Dispatcher:
                         log.exception("outbox claim failed")
                         await asyncio.sleep(0.5)
                 for entry in claimed:
-                    self._in_flight.add(entry["id"])
-                    asyncio.create_task(self._send(entry))
+                    if entry["process_id"] in self._busy:  # cannot happen with the ordering rule; be safe
+                        self._queued.setdefault(entry["process_id"], []).insert(0, entry)
+                    else:
+                        self._start(entry)
                 if claimed and len(claimed) == room:
                     continue
                 self._wake.clear()
@@ -122,15 +160,22 @@ class Dispatcher:
                 url, body = await self._fill_provider_pid(entry)
             payload = orjson.dumps(body)
             response = await self._post_with_retries(url, payload, entry["message_id"])
+            if entry["kind"] == "ContractRequestMessage:initial" and isinstance(response, dict):
+                learnt = response.get("providerPid") or response.get("dspace:providerPid")
+                if isinstance(learnt, str):
+                    self._provider_pids[entry["process_id"]] = learnt
             self._complete(entry, "sent", response)
+            self._advance(entry["process_id"])
         except PermanentSendError as exc:
             self._complete(entry, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - any other failure is retried later
             self._complete(entry, "retry", f"{type(exc).__name__}: {exc}")
 
     async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
-        query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
-        provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
+        provider_pid = self._provider_pids.get(entry["process_id"])
+        if provider_pid is None:
+            query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
+            provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
         if not provider_pid:
             raise TransientSendError("the provider's process id is not known yet")
         text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
@@ -180,8 +225,14 @@ class Dispatcher:
             except Exception:
                 log.exception("outbox flush failed; leases will expire and the rows be re-sent")
             finally:
-                for entry, _, _ in batch:
+                for entry, outcome, _ in batch:
                     self._in_flight.discard(entry["id"])
+                    if outcome != "sent":
+                        # Its followers go back to the claim query, which keeps the order.
+                        self._queued.pop(entry["process_id"], None)
+                        self._busy.discard(entry["process_id"])
+                    if entry["kind"] == "ContractRequestMessage:initial":
+                        self._provider_pids.pop(entry["process_id"], None)
                 self._wake.set()
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:

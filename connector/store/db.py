@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -34,12 +35,14 @@ class Database:
         self.is_sqlite = is_sqlite(url)
         self.is_postgres = not self.is_sqlite
         if self.is_sqlite:
-            self.sync_engine = sa.create_engine(url.replace("+aiosqlite", ""), pool_size=1, max_overflow=0)
+            self.sync_engine = sa.create_engine(url.replace("+aiosqlite", ""), pool_size=1, max_overflow=0,
+                                                json_serializer=_json_dumps, json_deserializer=orjson.loads)
             sa.event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             self.async_engine = None
         else:
-            self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+            self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
+                                                    json_serializer=_json_dumps, json_deserializer=orjson.loads)
             self.sync_engine = None
 
     @property
@@ -69,6 +72,10 @@ class Database:
             self._writer.shutdown(wait=False)
         else:
             await self.async_engine.dispose()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
