@@ -1,0 +1,132 @@
+"""The `tck` profile acts out the Eclipse DSP TCK's negotiation scenarios (reference
+TCK.md §2): a node process with the profile, driven by a TCK-like fake counterparty
+that answers 200, expects 4xx-but-never-404 for the negative cases and checks states
+with GET."""
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from support.fakepeer import FAKE, TOKEN, FakePeer, send
+from support.nodes import NodeProcess
+
+pytestmark = pytest.mark.slow
+V = "2025-1"
+
+
+@pytest.fixture(scope="module")
+def tck_node(tmp_path_factory):
+    node = NodeProcess(tmp_path_factory.mktemp("tck"), "TCK", tck=True).start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+async def fake():
+    peer = FakePeer(V)
+    runner = await peer.start()
+    yield peer
+    await runner.cleanup()
+
+
+async def request(client, node, fake, dataset):
+    cpid = f"urn:uuid:{uuid.uuid4()}"
+    msg = {"@type": "ContractRequestMessage", "consumerPid": cpid, "callbackAddress": fake.url,
+           "offer": {"@id": f"CD123:{dataset}:456", "@type": "Offer", "target": dataset,
+                     "permission": [{"action": "use", "constraint": []}]}}
+    ack = await send(client, f"{node.url}/dsp/{V}/negotiations/request", msg, V, expect=201)
+    return cpid, ack["providerPid"]
+
+
+async def state(client, node, ppid):
+    resp = await client.get(f"{node.url}/dsp/{V}/negotiations/{ppid}", headers={"Authorization": TOKEN})
+    assert resp.status_code == 200
+    return resp.json()["state"]
+
+
+def msg(mtype, ppid, cpid, **extra):
+    return {"@type": mtype, "providerPid": ppid, "consumerPid": cpid, **extra}
+
+
+async def test_seeded_catalog_has_the_tck_datasets(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        catalog = await send(client, f"{tck_node.url}/dsp/{V}/catalog/request", {"@type": "CatalogRequestMessage"}, V)
+        ids = {d["@id"] for d in catalog["dataset"]}
+        assert {"CAT0101", "ACN0101", "ACN0304"} <= ids
+        resp = await client.get(f"{tck_node.url}/dsp/{V}/catalog/datasets/CAT0103", headers={"Authorization": TOKEN})
+        assert resp.json()["@type"] == "CatalogError"
+
+
+async def test_cn_01_01_offer_then_consumer_termination(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        cpid, ppid = await request(client, tck_node, fake, "ACN0101")
+        await fake.next(f"/negotiations/{cpid}/offers")
+        await send(client, f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/termination",
+                   msg("ContractNegotiationTerminationMessage", ppid, cpid, code="x", reason=[{"message": "bye"}]), V)
+        assert await state(client, tck_node, ppid) == "TERMINATED"
+
+
+async def test_cn_01_04_agreement_verification_finalized_then_03_01_termination_refused(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        cpid, ppid = await request(client, tck_node, fake, "ACN0301")
+        await fake.next(f"/negotiations/{cpid}/agreement")
+        await send(client, f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/agreement/verification",
+                   msg("ContractAgreementVerificationMessage", ppid, cpid), V)
+        event = await fake.next(f"/negotiations/{cpid}/events")
+        assert event["eventType"] == "FINALIZED"
+        resp = await client.post(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/termination",
+                                 headers={"Authorization": TOKEN},
+                                 json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+                                       **msg("ContractNegotiationTerminationMessage", ppid, cpid)})
+        assert 400 <= resp.status_code < 500 and resp.status_code != 404
+        assert await state(client, tck_node, ppid) == "FINALIZED"
+
+
+async def test_cn_02_02_stays_requested_and_03_04_second_counter_request_refused(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        cpid, ppid = await request(client, tck_node, fake, "ACN0202")
+        await asyncio.sleep(0.3)
+        assert await state(client, tck_node, ppid) == "REQUESTED"
+        cpid, ppid = await request(client, tck_node, fake, "ACN0304")
+        offer = await fake.next(f"/negotiations/{cpid}/offers")
+        counter = msg("ContractRequestMessage", ppid, cpid, offer={**offer["offer"], "target": "ACN0304"})
+        await send(client, f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request", counter, V)
+        assert await state(client, tck_node, ppid) == "REQUESTED"
+        again = {**counter, "@id": "another-message"}
+        resp = await client.post(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request", headers={"Authorization": TOKEN},
+                                 json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], **again})
+        assert 400 <= resp.status_code < 500 and resp.status_code != 404
+
+
+async def test_cn_c_01_01_consumer_through_the_webhook(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        resp = await client.post(f"{tck_node.url}/tck/negotiations/requests", json={
+            "providerId": FAKE, "offerId": "offerACNC0101", "datasetId": "ACNC0101", "connectorAddress": fake.url})
+        assert resp.status_code == 200
+        req = await fake.next("/negotiations/request")
+        cpid, ppid = req["consumerPid"], fake.provider_pid
+        assert "providerPid" not in req and req["callbackAddress"]
+        await send(client, f"{req['callbackAddress']}/negotiations/{cpid}/offers",
+                   msg("ContractOfferMessage", ppid, cpid, offer={**req["offer"], "assigner": FAKE}), V)
+        accepted = await fake.next(f"/negotiations/{ppid}/events")
+        assert accepted["eventType"] == "ACCEPTED"
+        await send(client, f"{req['callbackAddress']}/negotiations/{cpid}/agreement", msg(
+            "ContractAgreementMessage", ppid, cpid, agreement={
+                "@id": f"urn:uuid:{uuid.uuid4()}", "@type": "Agreement", "target": "ACNC0101", "assigner": FAKE,
+                "assignee": tck_node.participant_id, "timestamp": "2026-11-22T00:00:00Z",
+                "permission": [{"action": "use"}]}), V)
+        await fake.next(f"/negotiations/{ppid}/agreement/verification")
+        await send(client, f"{req['callbackAddress']}/negotiations/{cpid}/events",
+                   msg("ContractNegotiationEventMessage", ppid, cpid, eventType="FINALIZED"), V)
+        resp = await client.get(f"{req['callbackAddress']}/negotiations/{cpid}", headers={"Authorization": TOKEN})
+        assert resp.json()["state"] == "FINALIZED"
+
+
+async def test_cn_c_02_02_consumer_terminates_its_own_request(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        await client.post(f"{tck_node.url}/tck/negotiations/requests", json={
+            "providerId": FAKE, "offerId": "offerACNC0202", "datasetId": "ACNC0202", "connectorAddress": fake.url})
+        req = await fake.next("/negotiations/request")
+        term = await fake.next("/termination")
+        assert term["consumerPid"] == req["consumerPid"] and term["providerPid"] == fake.provider_pid
