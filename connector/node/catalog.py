@@ -13,6 +13,11 @@ from ..store.tables import assets, offers, policies
 
 Json = dict[str, Any]
 OFFER_ASSET_SEPARATOR = "::"
+_FIND_OFFER = (
+    sa.select(offers.c.asset_ids, policies.c.body)
+    .join(policies, policies.c.id == offers.c.contract_policy_id)
+    .where(offers.c.id == sa.bindparam("b_offer"))
+)
 
 
 def catalog_offer_id(offer_id: str, asset_id: str, asset_count: int) -> str:
@@ -82,11 +87,7 @@ class CatalogService:
             head, _, asset_id = offer_id.rpartition(OFFER_ASSET_SEPARATOR)
             candidates.append((head, asset_id))
         for def_id, asset_id in candidates:
-            row = conn.execute(
-                sa.select(offers.c.asset_ids, policies.c.body)
-                .join(policies, policies.c.id == offers.c.contract_policy_id)
-                .where(offers.c.id == def_id)
-            ).first()
+            row = conn.execute(_FIND_OFFER, {"b_offer": def_id}).first()
             if row is None:
                 continue
             asset_ids = list(row[0])

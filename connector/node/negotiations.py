@@ -42,6 +42,24 @@ Json = dict[str, Any]
 PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
 
 
+# Statements built once: building them per call (values(**row)) cost most of a transition.
+_SELECT_NEGOTIATION = sa.select(negotiations).where(negotiations.c.id == sa.bindparam("b_pid"))
+_SELECT_NEGOTIATION_LOCKED = _SELECT_NEGOTIATION.with_for_update()
+_SELECT_BY_CONSUMER_PID = sa.select(negotiations).where(
+    negotiations.c.role == sa.bindparam("b_role"),
+    negotiations.c.counterparty_id == sa.bindparam("b_peer"),
+    negotiations.c.consumer_pid == sa.bindparam("b_cpid"),
+)
+_INSERT_NEGOTIATION = negotiations.insert()
+_UPDATE_NEGOTIATION = negotiations.update().where(
+    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version"))
+_SELECT_AGREEMENT = sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid"))
+_INSERT_AGREEMENT = agreements.insert()
+_INSERT_OUTBOX = outbox.insert().returning(outbox.c.id)
+_SET_PROVIDER_PID = negotiations.update().where(
+    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None))
+
+
 class Conflict(Exception):
     """The row changed under us; the whole transition is retried."""
 
@@ -123,13 +141,8 @@ class NegotiationService:
 
     def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, caller: str,
                             digest: str, ts: float) -> tuple[int, Json, str, list | None, Json | None]:
-        existing = (conn.execute(
-            sa.select(negotiations).where(
-                negotiations.c.role == Role.PROVIDER.value,
-                negotiations.c.counterparty_id == caller,
-                negotiations.c.consumer_pid == msg.consumer_pid,
-            )
-        )).mappings().first()
+        existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
+            "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
         if existing is not None:
             # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
             if existing["last_in_digest"] == digest and existing["last_in_response"]:
@@ -163,7 +176,7 @@ class NegotiationService:
         ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
         row["last_in_digest"] = digest
         row["last_in_response"] = {"status": 201, "body": ack}
-        conn.execute(sa.insert(negotiations).values(**row))
+        conn.execute(_INSERT_NEGOTIATION, row)
         self._write_side_effects(conn, row, outgoing, ts)
         return 201, ack, pid, outgoing, row
 
@@ -200,7 +213,7 @@ class NegotiationService:
         state = State(row["state"])
         event = event_of(msg)
         new_state = next_state(state, peer_role, event)
-        row = dict(row)
+        original, row = row, dict(row)
         old_version = row["version"]
         extra: dict[str, Any] = {"proposal": None, "counter_requests": 0}
         if own_role is Role.CONSUMER and not row["provider_pid"]:
@@ -226,7 +239,7 @@ class NegotiationService:
         row["last_in_response"] = {"status": 200, "body": ack}
         row["version"] = old_version + 1
         row["updated_at"] = ts
-        self._update(conn, row, old_version)
+        self._update(conn, row, old_version, original)
         if isinstance(msg, ContractAgreementMessage):
             self._record_agreement(conn, row, ts)
         self._write_side_effects(conn, row, outgoing, ts)
@@ -296,7 +309,7 @@ class NegotiationService:
         outgoing = [self._outgoing(row, Role.CONSUMER, Event.REQUEST, None, ts)]
         outgoing += self._apply_actions(row, self.strategy.after_started(self._view(row)), ts)
         def insert(conn: Connection) -> None:
-            conn.execute(sa.insert(negotiations).values(**row))
+            conn.execute(_INSERT_NEGOTIATION, row)
             self._write_side_effects(conn, row, outgoing, ts)
 
         await self.db.transaction(insert)
@@ -375,11 +388,7 @@ class NegotiationService:
         if isinstance(provider_pid, dict):
             provider_pid = provider_pid.get("@id")
         if isinstance(provider_pid, str) and provider_pid:
-            conn.execute(
-                sa.update(negotiations)
-                .where(negotiations.c.id == entry["process_id"], negotiations.c.provider_pid.is_(None))
-                .values(provider_pid=provider_pid)
-            )
+            conn.execute(_SET_PROVIDER_PID, {"b_id": entry["process_id"], "provider_pid": provider_pid})
 
     def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
         """The peer refused a message for good: the two sides disagree, so our side ends."""
@@ -472,16 +481,14 @@ class NegotiationService:
         return Outgoing(kind, url, wire.to_wire(neutral, version))
 
     def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
-        query = sa.select(negotiations).where(negotiations.c.id == pid)
-        if lock and self.is_postgres:
-            query = query.with_for_update()
-        return conn.execute(query).mappings().first()
+        query = _SELECT_NEGOTIATION_LOCKED if lock and self.is_postgres else _SELECT_NEGOTIATION
+        return conn.execute(query, {"b_pid": pid}).mappings().first()
 
-    def _update(self, conn: Connection, row: Json, old_version: int) -> None:
-        values = {k: v for k, v in row.items() if k in negotiations.c and k != "id"}
-        result = conn.execute(
-            sa.update(negotiations).where(negotiations.c.id == row["id"], negotiations.c.version == old_version).values(**values)
-        )
+    def _update(self, conn: Connection, row: Json, old_version: int, original: Any = None) -> None:
+        """Write the changed columns (all when `original` is not given), if the version is still `old_version`."""
+        values = {k: v for k, v in row.items()
+                  if k in negotiations.c and k != "id" and (original is None or original[k] != v)}
+        result = conn.execute(_UPDATE_NEGOTIATION, {**values, "b_id": row["id"], "b_old_version": old_version})
         if result.rowcount != 1:
             raise Conflict(row["id"])
 
@@ -492,9 +499,9 @@ class NegotiationService:
         role = Role(row["role"])
         provider_id = self.participant_id if role is Role.PROVIDER else row["counterparty_id"]
         consumer_id = row["counterparty_id"] if role is Role.PROVIDER else self.participant_id
-        exists = conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement["@id"])).first()
+        exists = conn.execute(_SELECT_AGREEMENT, {"b_aid": agreement["@id"]}).first()
         if exists is None:
-            conn.execute(sa.insert(agreements).values(
+            conn.execute(_INSERT_AGREEMENT, dict(
                 id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
                 consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
                 policy=agreement, created_at=ts,
@@ -513,7 +520,7 @@ class NegotiationService:
                 "lease_owner": owner, "lease_until": ts + self.lease_seconds if owner else None,
                 "last_error": None, "created_at": ts, "sent_at": None,
             }
-            entry["id"] = conn.execute(sa.insert(outbox).values(**entry).returning(outbox.c.id)).scalar_one()
+            entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
             o.entry = entry if owner else None
 
     def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]

@@ -24,6 +24,12 @@ log = logging.getLogger("connector.outbox")
 Json = dict[str, Any]
 
 
+# Built once: rebuilding statements per call dominated the hot path (see store/db.py).
+_MARK_SENT = outbox.update().where(
+    outbox.c.id == sa.bindparam("b_id"), outbox.c.lease_owner == sa.bindparam("b_owner"), outbox.c.status == "pending",
+).values(status="sent", lease_owner=None, lease_until=None, last_error=None)
+
+
 class TransientSendError(Exception):
     """Worth retrying: the peer was unreachable, timed out or answered 5xx/408/429."""
 
@@ -246,8 +252,8 @@ class Dispatcher:
             mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
             attempts = entry["attempts"] + 1
             if outcome == "sent":
-                result = conn.execute(sa.update(outbox).where(mine).values(
-                    status="sent", sent_at=now, attempts=attempts, lease_owner=None, lease_until=None, last_error=None))
+                result = conn.execute(_MARK_SENT, {"b_id": entry["id"], "b_owner": self.owner, "sent_at": now,
+                                                   "attempts": attempts})
                 if result.rowcount == 1:
                     self.service.on_sent(conn, entry, detail)
             elif outcome == "failed" or attempts >= self.max_attempts:
