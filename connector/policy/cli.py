@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .compiler import CompileOptions, compile_policy
 from .errors import PolicyError
@@ -25,23 +26,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True, emoji=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _compile(file: Path, jsonld_context: Optional[str], eventual: bool):
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as e:
-        _err.print(f"[red]cannot read {file}: {e.strerror}[/red]")
+        _err.print(f"[red]{escape(f'cannot read {file}: {e.strerror}')}[/red]")
         raise typer.Exit(2)
     opts = CompileOptions(duty_reading="eventual" if eventual else "precondition")
     try:
         return compile_policy(text, context=jsonld_context, options=opts)
     except PolicyError as e:
-        _err.print(f"[bold red]{file}: refused[/bold red]")
+        _err.print(f"[bold red]{escape(str(file))}: refused[/bold red]")
         for path, msg in e.errors:
-            _err.print(f"  [red]{path or '(document)'}[/red]: {msg}", markup=True)
+            _err.print(f"  [red]{escape(path or '(document)')}[/red]: {escape(msg)}")
         raise typer.Exit(1)
 
 
@@ -60,7 +61,7 @@ def check(
                                     "conflict": policy.conflict, "understood": policy.describe(),
                                     "warnings": [{"path": p, "message": m} for p, m in policy.warnings]}))
         return
-    _out.print(f"[green]valid[/green] {file}")
+    _out.print(f"[green]valid[/green] {escape(str(file))}")
     for line in policy.describe():
         _out.print(line, markup=False)
 
@@ -87,7 +88,7 @@ def explain(
         request = Request(**req_d)
         ctx = Context.from_dict(raw.get("context", {}))
     except (OSError, ValueError, TypeError) as e:
-        _err.print(f"[red]bad context file {context}: {e}[/red]")
+        _err.print(f"[red]{escape(f'bad context file {context}: {e}')}[/red]")
         raise typer.Exit(2)
     report = policy.report(request, ctx)
     decision = report.decision
@@ -100,7 +101,7 @@ def explain(
         return
     colour = {"permit": "green", "deny": "red", "not-applicable": "yellow"}[decision.effect.value]
     lines = decision.explain().splitlines()
-    _out.print(f"[bold {colour}]{lines[0]}[/bold {colour}]")
+    _out.print(f"[bold {colour}]{escape(lines[0])}[/bold {colour}]")
     for line in lines[1:]:
         _out.print(line, markup=False)
     if all_rules:

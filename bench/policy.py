@@ -1,0 +1,102 @@
+"""Policy decisions per second on one core, compiled once vs parsed on every call.
+
+Template: policies/gba-cross-border-personal-information.jsonld. The workload
+is the data-plane path (every retrieval re-runs the decision): requests from
+organisations in Hong Kong and the mainland GBA cities with varying use
+counters and times, i.e. permits carrying their duties. A separate figure is
+given for refusals (which build full explanations).
+
+Both runs make the same decisions; the per-call run starts from the JSON-LD
+text each time (json.loads + expansion + compilation + evaluation), as an
+engine without a compiled form would. The last line printed is one JSON object.
+
+    python bench/policy.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connector.policy import Context, Effect, Request, compile_policy  # noqa: E402
+
+TEMPLATE = ROOT / "policies" / "gba-cross-border-personal-information.jsonld"
+UTC = timezone.utc
+
+
+def workload():
+    agreed = datetime(2025, 3, 1, tzinfo=UTC)
+    cats = {"pd:Name", "pd:TelephoneNumber", "pd:Identifier", "pd:Age", "pd:Gender", "pd:Location", "pd:HealthRecord"}
+    permits, denies = [], []
+    for i, where in enumerate(["HK", "CN-GD-GZ", "CN-GD-SZ", "CN-GD-FS", "HK", "CN-GD-ZH", "HK", "CN-GD-DG"]):
+        req = Request("use", "urn:hks:asset:outpatient-visits-2025.csv", f"did:web:org{i}.example")
+        ctx = Context(now=agreed + timedelta(days=3 + 20 * i, seconds=17 * i), purpose="hks:MedicalResearch",
+                      recipient_jurisdiction=where, organisation=f"did:web:org{i}.example", use_count=i,
+                      agreement_time=agreed, data_categories=cats)
+        permits.append((req, ctx))
+    for where, used, purpose in (("SG", 0, "hks:MedicalResearch"), ("HK", 10, "hks:MedicalResearch"), ("HK", 1, "dpv:Marketing")):
+        req = Request("use", "urn:hks:asset:outpatient-visits-2025.csv", "did:web:other.example")
+        denies.append((req, Context(now=agreed + timedelta(days=30), purpose=purpose, recipient_jurisdiction=where,
+                                    use_count=used, agreement_time=agreed, data_categories=cats)))
+    return permits, denies
+
+
+def rate(fn, cases, seconds: float) -> float:
+    n = 0
+    fn(cases[0])  # warm
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for c in cases:
+            fn(c)
+        n += len(cases)
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    text = TEMPLATE.read_text(encoding="utf-8")
+    policy = compile_policy(text)
+    permits, denies = workload()
+
+    # the same decisions both ways
+    for req, ctx in permits:
+        a, b = policy.evaluate(req, ctx), compile_policy(text).evaluate(req, ctx)
+        assert a.effect is b.effect is Effect.PERMIT and a.duties == b.duties
+    for req, ctx in denies:
+        a, b = policy.evaluate(req, ctx), compile_policy(text).evaluate(req, ctx)
+        assert a.effect is b.effect is Effect.DENY and [r.message for r in a.reasons] == [r.message for r in b.reasons]
+
+    ev = policy.evaluate
+    compiled = rate(lambda c: ev(c[0], c[1]), permits, args.seconds)
+    per_call = rate(lambda c: compile_policy(text).evaluate(c[0], c[1]), permits, args.seconds / 2)
+    compiled_deny = rate(lambda c: ev(c[0], c[1]), denies, args.seconds / 2)
+    result = {
+        "bench": "policy",
+        "template": TEMPLATE.name,
+        "workload": f"{len(permits)} permit requests (HK and mainland GBA organisations), cycled",
+        "decisions_per_s": round(compiled),
+        "per_call_parse_decisions_per_s": round(per_call),
+        "ratio": round(compiled / per_call, 1),
+        "deny_with_explanation_per_s": round(compiled_deny),
+        "target": {"decisions_per_s": 100000, "ratio": 50},
+    }
+    print(f"compiled once:         {compiled:12,.0f} decisions/s")
+    print(f"parsed on every call:  {per_call:12,.0f} decisions/s")
+    print(f"refusals (explained):  {compiled_deny:12,.0f} decisions/s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
