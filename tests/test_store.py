@@ -165,3 +165,18 @@ async def test_outbox_claims_keep_order_per_process_and_leases_are_exclusive(ser
     await owner._flush([(entry, "sent", None)])
     [nxt] = await (b if owner is a else a)._claim(10)
     assert nxt["process_id"] == first and nxt["kind"] == "ContractNegotiationTerminationMessage"
+
+
+async def test_waiters_do_not_miss_a_commit_that_lands_before_they_resume(service):
+    row = await service.start(version="2025-1", provider_base="http://peer/dsp/2025-1", provider_id=PEER,
+                              dataset_id="ds-1", offer={"@id": "o", "permission": [{"action": "use"}]})
+    pid = row["id"]
+    waiter = asyncio.create_task(service.wait_for(pid, {"FINALIZED"}, timeout=5))
+    await asyncio.sleep(0.05)  # the waiter is registered and waiting
+    await service.db.transaction(lambda conn: conn.execute(
+        sa.update(negotiations).where(negotiations.c.id == pid).values(state="FINALIZED")))
+    # two notifications in a row, before the waiter runs again: the second has nobody registered
+    service.notifier.notify(pid, {**row, "state": "AGREED"})
+    service.notifier.notify(pid, {**row, "state": "FINALIZED"})
+    result = await asyncio.wait_for(waiter, 2)
+    assert result["state"] == "FINALIZED"

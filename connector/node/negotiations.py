@@ -368,8 +368,11 @@ class NegotiationService:
                     notified = await asyncio.wait_for(asyncio.shield(fut), remaining)
                 except asyncio.TimeoutError:
                     break
+                if notified is not None and notified["state"] in done:
+                    return notified
+                # Another commit may have notified before we resumed: register, then re-read.
                 fut = self.notifier.waiter(pid)
-                row = notified if notified is not None else await self.get(pid)
+                row = await self.get(pid)
         finally:
             self.notifier.discard(pid, fut)
         return row
