@@ -180,3 +180,23 @@ async def test_waiters_do_not_miss_a_commit_that_lands_before_they_resume(servic
     service.notifier.notify(pid, {**row, "state": "FINALIZED"})
     result = await asyncio.wait_for(waiter, 2)
     assert result["state"] == "FINALIZED"
+
+
+async def test_group_commit_isolates_a_failing_transaction(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    await db.migrate()
+    catalog = CatalogService(db, participant_id=ME, title="Me")
+    try:
+        def insert(conn, pid, fail):
+            conn.execute(sa.insert(negotiations.metadata.tables["policies"]).values(id=pid, body={}, created_at=0))
+            if fail:
+                raise ValueError(f"refused {pid}")
+            return pid
+
+        results = await asyncio.gather(*(db.transaction(insert, f"p{i}", i % 3 == 1) for i in range(9)),
+                                       return_exceptions=True)
+        assert [isinstance(r, ValueError) for r in results] == [i % 3 == 1 for i in range(9)]
+        stored = {p["id"] for p in await catalog.list_rows(negotiations.metadata.tables["policies"])}
+        assert stored == {f"p{i}" for i in range(9) if i % 3 != 1}
+    finally:
+        await db.dispose()

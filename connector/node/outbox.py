@@ -188,7 +188,13 @@ class Dispatcher:
         return entry["url"].replace(PROVIDER_PID_PLACEHOLDER, provider_pid), orjson.loads(text)
 
     async def _post_with_retries(self, url: str, payload: bytes, message_id: str) -> Json | None:
-        async for attempt in stamina.retry_context(on=TransientSendError, attempts=3, wait_initial=0.05,
+        # The first attempt goes straight out: stamina's machinery cost ~15% of the event
+        # loop when set up for every message, and almost every message succeeds at once.
+        try:
+            return await self._post(url, payload, message_id)
+        except TransientSendError:
+            pass
+        async for attempt in stamina.retry_context(on=TransientSendError, attempts=2, wait_initial=0.05,
                                                    wait_max=1.0, timeout=15.0):
             with attempt:
                 return await self._post(url, payload, message_id)
@@ -239,7 +245,8 @@ class Dispatcher:
                         self._busy.discard(entry["process_id"])
                     if entry["kind"] == "ContractRequestMessage:initial":
                         self._provider_pids.pop(entry["process_id"], None)
-                self._wake.set()
+                if any(outcome != "sent" for _, outcome, _ in batch):
+                    self._wake.set()  # released rows are the claim query's again
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
         touched = await self.db.transaction(self._flush_tx, batch, time.time())
