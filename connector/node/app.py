@@ -129,10 +129,6 @@ def run(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        import uvloop  # noqa: F401  (optional)
-    except ImportError:
-        pass
-    try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass

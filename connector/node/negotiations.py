@@ -73,28 +73,45 @@ def message_digest(path_pid: str | None, body: bytes) -> str:
 
 
 class Notifier:
-    """Wakes management-API waiters when a negotiation changes in this process,
-    handing them the committed row when there is one (saves a read per wake-up)."""
+    """Wakes management-API waiters when a negotiation changes in this process.
+
+    While anyone waits on a negotiation, the newest committed row is kept here, so a
+    waiter that wakes up reads it from memory; `None` means "changed, read it again"."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._latest: dict[str, Json | None] = {}
 
     def waiter(self, pid: str) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(pid, []).append(fut)
         return fut
 
+    def latest(self, pid: str) -> tuple[bool, Json | None]:
+        """(known, row): the newest row notified since the waiters of `pid` registered."""
+        if pid in self._latest:
+            return True, self._latest[pid]
+        return False, None
+
     def discard(self, pid: str, fut: asyncio.Future) -> None:
         waiting = self._waiters.get(pid)
-        if waiting and fut in waiting:
-            waiting.remove(fut)
+        if waiting is not None:
+            if fut in waiting:
+                waiting.remove(fut)
             if not waiting:
                 del self._waiters[pid]
+                self._latest.pop(pid, None)
 
     def notify(self, pid: str, row: Json | None = None) -> None:
-        for fut in self._waiters.pop(pid, ()):
+        waiting = self._waiters.get(pid)
+        if waiting is None:
+            return
+        current = self._latest.get(pid)
+        if row is None or current is None or row["version"] >= current["version"]:
+            self._latest[pid] = dict(row) if row is not None else None
+        for fut in waiting:
             if not fut.done():
-                fut.set_result(dict(row) if row is not None else None)
+                fut.set_result(None)
 
 
 @dataclass
@@ -358,21 +375,19 @@ class NegotiationService:
         deadline = loop.time() + timeout
         done = states | {s.value for s in TERMINAL}
         fut = self.notifier.waiter(pid)  # registered before the read, so no commit is missed
-        row = await self.get(pid)
         try:
+            row = await self.get(pid)
             while row is not None and row["state"] not in done:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 try:
-                    notified = await asyncio.wait_for(asyncio.shield(fut), remaining)
+                    await asyncio.wait_for(asyncio.shield(fut), remaining)
                 except asyncio.TimeoutError:
                     break
-                if notified is not None and notified["state"] in done:
-                    return notified
-                # Another commit may have notified before we resumed: register, then re-read.
-                fut = self.notifier.waiter(pid)
-                row = await self.get(pid)
+                fut = self.notifier.waiter(pid)  # before looking, so the next commit wakes us
+                known, newest = self.notifier.latest(pid)
+                row = newest if known and newest is not None else await self.get(pid)
         finally:
             self.notifier.discard(pid, fut)
         return row

@@ -249,12 +249,12 @@ class Dispatcher:
                     self._wake.set()  # released rows are the claim query's again
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
-        touched = await self.db.transaction(self._flush_tx, batch, time.time())
-        for pid in touched:
+        ended = await self.db.transaction(self._flush_tx, batch, time.time())
+        for pid in ended:  # refused for good: the negotiation was terminated
             self.service.notifier.notify(pid)
 
     def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float) -> list[str]:
-        touched = []
+        ended = []
         for entry, outcome, detail in batch:
             mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
             attempts = entry["attempts"] + 1
@@ -269,10 +269,10 @@ class Dispatcher:
                 if result.rowcount == 1:
                     log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
                     self.service.on_refused(conn, entry, str(detail))
+                    ended.append(entry["process_id"])
             else:
                 delay = min(300.0, 0.5 * 2 ** attempts)
                 conn.execute(sa.update(outbox).where(mine).values(
                     attempts=attempts, next_attempt_at=now + delay, lease_owner=None, lease_until=None,
                     last_error=str(detail)[:2000]))
-            touched.append(entry["process_id"])
-        return touched
+        return ended
