@@ -27,12 +27,13 @@ def init(directory: Path = typer.Argument(..., help="node directory to create"),
          database_url: Optional[str] = typer.Option(None, help="default: SQLite file in the node directory"),
          shared_secret: Optional[str] = typer.Option(None, help="dev-mode station secret shared by all test participants"),
          participant_id: Optional[str] = typer.Option(None, help="default: a new urn:hks:participant:<uuid>"),
+         jurisdiction: str = typer.Option("", help="where the organisation is, e.g. HK or CN-GD-SZ"),
          tck: bool = typer.Option(False, help="enable the TCK profile (seeded ids, webhooks)")) -> None:
     """Create a node directory: connector.toml and keys/."""
     try:
         path = config_mod.init_directory(directory, name=name, port=port, host=host, public_url=public_url,
                                          database_url=database_url, shared_secret=shared_secret,
-                                         participant_id=participant_id, tck=tck)
+                                         participant_id=participant_id, jurisdiction=jurisdiction, tck=tck)
         settings = config_mod.load(directory)
     except config_mod.ConfigError as exc:
         fail(str(exc))

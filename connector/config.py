@@ -25,6 +25,7 @@ class NodeSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8181
     public_url: str = "http://127.0.0.1:8181"
+    jurisdiction: str = ""  # e.g. HK, CN-GD-SZ; a station claim, self-asserted in dev mode
 
 
 @dataclass
@@ -52,6 +53,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "listen_host": (str, False),
         "listen_port": (int, False),
         "public_url": (str, False),
+        "jurisdiction": (str, False),
     },
     "database": {"url": (str, False)},
     "management": {"api_key": (str, True)},
@@ -168,7 +170,7 @@ def _toml_str(value: str) -> str:
 def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: str = "127.0.0.1",
                    public_url: str | None = None, database_url: str | None = None,
                    shared_secret: str | None = None, participant_id: str | None = None,
-                   tck: bool = False) -> Path:
+                   jurisdiction: str = "", tck: bool = False) -> Path:
     """Create DIR/connector.toml and DIR/keys/. Refuses to overwrite an existing node."""
     from .identity.keys import write_private_key
 
@@ -193,6 +195,7 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
         f"listen_host = {_toml_str(host)}",
         f"listen_port = {port}",
         f"public_url = {_toml_str(public_url)}",
+        f"jurisdiction = {_toml_str(jurisdiction)}",
         "",
         "[database]",
         f"url = {_toml_str(database_url or default_database_url(directory))}",

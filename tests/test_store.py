@@ -150,8 +150,8 @@ async def test_outbox_claims_keep_order_per_process_and_leases_are_exclusive(ser
                             dataset_id=f"ds-{i}", offer={"@id": "o", "permission": [{"action": "use"}]})
     first = (await rows(service.db, negotiations))[0]["id"]
     await service.act(first, Event.TERMINATE, "stop")  # a second message for the first process
-    a = Dispatcher(service.db, service, session=None, authorization=lambda url: "x")
-    b = Dispatcher(service.db, service, session=None, authorization=lambda url: "x")
+    a = Dispatcher(service.db, service, session=None, authorization=None)
+    b = Dispatcher(service.db, service, session=None, authorization=None)
     claimed_a, claimed_b = await asyncio.gather(a._claim(10), b._claim(10))
     ids_a, ids_b = {r["id"] for r in claimed_a}, {r["id"] for r in claimed_b}
     assert not ids_a & ids_b

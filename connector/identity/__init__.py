@@ -1,16 +1,23 @@
 """The identity seam: every DSP request carries an Authorization header checked here.
 
-Until the station authority lands, the only implementation is DevSharedSecret, an
-explicit development mode in which every participant of a test station shares one
-secret. It is named as such in config and logs.
+`Identity` is what the node needs: a value for its own outbound Authorization header,
+and verification of an inbound one into a `Caller` (participant id and the claims the
+policy engine may use: organisation, jurisdiction, membership, ...). Both are async,
+because a real implementation fetches tokens and keys over the network.
+
+DevSharedSecret is an explicit development mode in which every participant of a test
+station shares one secret; its claims are self-asserted. It is named as such in
+config and logs; the station authority's tokens replace it.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import orjson
 
 from ..protocol.errors import Unauthenticated
 
@@ -18,54 +25,66 @@ from ..protocol.errors import Unauthenticated
 @dataclass(frozen=True)
 class Caller:
     participant_id: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Identity(Protocol):
     mode: str
 
-    def outbound_authorization(self, audience: str) -> str: ...
+    async def outbound_authorization(self, audience: str) -> str: ...
 
-    def verify(self, authorization: str | None) -> Caller: ...
+    async def verify(self, authorization: str | None) -> Caller: ...
 
 
 class DevSharedSecret:
-    """Token = base64url(participant_id) "." base64url(HMAC-SHA256(secret, participant_id)).
+    """Token = base64url(JSON claims with "sub") "." base64url(HMAC-SHA256(secret, that JSON)).
 
-    Proves membership of the dev station and names the caller; it is not a DAT and
-    carries no expiry. Accepts "Bearer <token>" and a bare token (peers differ)."""
+    Proves membership of the dev station and names the caller; it is not a DAT, carries
+    no expiry, and its claims are whatever the holder of the secret wrote. Accepts
+    "Bearer <token>" and a bare token (peers differ)."""
 
     mode = "dev-shared-secret"
 
-    def __init__(self, participant_id: str, secret: str):
+    def __init__(self, participant_id: str, secret: str, claims: Mapping[str, Any] | None = None):
         self.participant_id = participant_id
         self._key = secret.encode()
-        self._own = self.token_for(participant_id)
+        self._own = self.token_for(participant_id, claims)
 
-    def token_for(self, participant_id: str) -> str:
-        mac = hmac.new(self._key, participant_id.encode(), hashlib.sha256).digest()
-        return f"{_b64(participant_id.encode())}.{_b64(mac)}"
+    def token_for(self, participant_id: str, claims: Mapping[str, Any] | None = None) -> str:
+        payload = orjson.dumps({**(claims or {}), "sub": participant_id}, option=orjson.OPT_SORT_KEYS)
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return f"{_b64(payload)}.{_b64(mac)}"
 
-    def outbound_authorization(self, audience: str) -> str:
+    async def outbound_authorization(self, audience: str) -> str:
         return f"Bearer {self._own}"
 
-    def verify(self, authorization: str | None) -> Caller:
+    async def verify(self, authorization: str | None) -> Caller:
+        return self.verify_now(authorization)
+
+    def verify_now(self, authorization: str | None) -> Caller:
         if not authorization:
             raise Unauthenticated("the Authorization header is missing")
         token = authorization.strip()
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()
-        if len(token) > 4096 or token.count(".") != 1:
+        if len(token) > 8192 or token.count(".") != 1:
             raise Unauthenticated("the Authorization token is not a dev-mode token")
-        pid_part, mac_part = token.split(".")
+        payload_part, mac_part = token.split(".")
         try:
-            participant = _unb64(pid_part).decode()
+            payload = _unb64(payload_part)
             mac = _unb64(mac_part)
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             raise Unauthenticated("the Authorization token is not a dev-mode token") from None
-        expected = hmac.new(self._key, participant.encode(), hashlib.sha256).digest()
+        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise Unauthenticated("the Authorization token does not verify")
-        return Caller(participant_id=participant)
+        try:
+            claims = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise Unauthenticated("the Authorization token is not a dev-mode token") from None
+        if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthenticated("the Authorization token names no participant")
+        return Caller(participant_id=claims["sub"], claims={k: v for k, v in claims.items() if k != "sub"})
 
 
 def _b64(data: bytes) -> str:

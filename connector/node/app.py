@@ -29,7 +29,10 @@ class Node:
         self.settings = settings
         self.participant_id = settings.node.participant_id
         self.codec = Codec()
-        self.identity = DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret)
+        dev_claims = {"organisation": settings.node.name}
+        if settings.node.jurisdiction:
+            dev_claims["jurisdiction"] = settings.node.jurisdiction
+        self.identity = DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, dev_claims)
         self.db = Database(settings.database_url)
         self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
         if strategy is None and settings.tck_enabled:

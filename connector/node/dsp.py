@@ -84,8 +84,11 @@ class DspApi:
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
 
-    def caller(self, request: web.Request) -> str:
-        return self.node.identity.verify(request.headers.get("Authorization")).participant_id
+    async def verified(self, request: web.Request):  # noqa: ANN201
+        return await self.node.identity.verify(request.headers.get("Authorization"))
+
+    async def caller(self, request: web.Request) -> str:
+        return (await self.verified(request)).participant_id
 
     # -------------------------------------------------------------- handlers
     async def well_known(self, request: web.Request) -> web.Response:
@@ -94,7 +97,7 @@ class DspApi:
 
     async def catalog_request(self, request: web.Request, version: str) -> web.Response:
         try:
-            self.caller(request)
+            await self.caller(request)
             raw = await self.read_body(request)
             msg = parse_message(self.codec.decode(raw, version), expected=("CatalogRequestMessage",))
             assert isinstance(msg, CatalogRequestMessage)
@@ -107,7 +110,7 @@ class DspApi:
 
     async def dataset(self, request: web.Request, version: str) -> web.Response:
         try:
-            self.caller(request)
+            await self.caller(request)
             dataset_id = request.match_info["id"]
             dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id)
             if dataset is None:
@@ -119,7 +122,7 @@ class DspApi:
     async def initial_request(self, request: web.Request, version: str) -> web.Response:
         consumer_pid = None
         try:
-            caller = self.caller(request)
+            caller = await self.caller(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             consumer_pid = _pid(neutral, "consumerPid")
@@ -134,7 +137,7 @@ class DspApi:
     async def initial_offer(self, request: web.Request, version: str) -> web.Response:
         provider_pid = None
         try:
-            caller = self.caller(request)
+            caller = await self.caller(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             provider_pid = _pid(neutral, "providerPid")
@@ -148,7 +151,7 @@ class DspApi:
     async def get_negotiation(self, request: web.Request, version: str) -> web.Response:
         pid = request.match_info["pid"]
         try:
-            caller = self.caller(request)
+            caller = await self.caller(request)
             row = await self.node.negotiations.get(pid)
             if row is None or row["counterparty_id"] != caller:
                 raise UnknownProcess(f"no contract negotiation {pid!r}")
@@ -166,7 +169,7 @@ class DspApi:
         pid = request.match_info["pid"]
         pids: dict[str, str | None] = {}
         try:
-            caller = self.caller(request)
+            caller = await self.caller(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}

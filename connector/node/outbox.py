@@ -45,7 +45,7 @@ class Dispatcher:
         self.db = db
         self.service = service
         self.session = session
-        self.authorization = authorization  # callable(url) -> header value
+        self.authorization = authorization  # async callable(url) -> header value
         self.owner = uuid.uuid4().hex
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -203,7 +203,7 @@ class Dispatcher:
     async def _post(self, url: str, payload: bytes, message_id: str) -> Json | None:
         headers = {
             "Content-Type": "application/json",
-            "Authorization": self.authorization(url),
+            "Authorization": await self.authorization(url),
             "Idempotency-Key": message_id,
             "X-Connector-Dispatcher": self.owner,  # which node process sent it (several may share a database)
         }

@@ -65,7 +65,7 @@ class PeerDirectory:
         raise PeerError("no common DSP version")  # pragma: no cover
 
     async def request(self, method: str, url: str, version: str, neutral: Json | None = None) -> Json:
-        headers = {"Authorization": self.identity.outbound_authorization(url), "Content-Type": "application/json"}
+        headers = {"Authorization": await self.identity.outbound_authorization(url), "Content-Type": "application/json"}
         data = self.codec.encode(neutral, version) if neutral is not None else None
         try:
             async with self.session.request(method, url, data=data, headers=headers,
