@@ -74,12 +74,17 @@ def demo(json_output: bool = typer.Option(False, "--json", help="print a JSON su
     raise typer.Exit(code)
 
 
-try:
-    from .policy.cli import app as policy_app  # the policy engine's commands, when present
+from .policy.cli import app as policy_app  # noqa: E402
+
+app.add_typer(policy_app, name="policy", help="check and explain ODRL usage policies")
+
+try:  # the clearing house's commands, when present
+    from .clearinghouse.cli import app as clearinghouse_app, audit_app
 except ImportError:  # pragma: no cover
-    policy_app = None
-if policy_app is not None:
-    app.add_typer(policy_app, name="policy", help="check and explain ODRL usage policies")
+    clearinghouse_app = audit_app = None
+if clearinghouse_app is not None:
+    app.add_typer(clearinghouse_app, name="clearinghouse", help="run the clearing house (transparency log)")
+    app.add_typer(audit_app, name="audit", help="verify the clearing house's log from outside")
 
 
 def main() -> None:

@@ -31,6 +31,13 @@ class CatalogService:
         self.db = db
         self.participant_id = participant_id
         self.title = title
+        # Called (no arguments) after assets, policies or offers change, e.g. to re-register
+        # the node's self-description with the station registry.
+        self.on_change: list = []
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     # ------------------------------------------------------------ management
     async def create_asset(self, asset: Json) -> Json:
@@ -41,11 +48,13 @@ class CatalogService:
             "created_at": time.time(),
         }
         await self.db.transaction(lambda conn: conn.execute(sa.insert(assets).values(**row)))
+        self._changed()
         return row
 
     async def create_policy(self, policy_id: str, body: Json) -> Json:
         row = {"id": policy_id, "body": body, "created_at": time.time()}
         await self.db.transaction(lambda conn: conn.execute(sa.insert(policies).values(**row)))
+        self._changed()
         return row
 
     async def create_offer(self, offer: Json) -> Json:
@@ -64,6 +73,7 @@ class CatalogService:
             conn.execute(sa.insert(offers).values(**row))
 
         await self.db.transaction(insert)
+        self._changed()
         return row
 
     async def list_rows(self, table: sa.Table) -> list[Json]:
