@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from connector.identity import Caller
 from connector.node.automation import DefaultStrategy
 from connector.node.catalog import CatalogService
 from connector.node.negotiations import Conflict, NegotiationService, message_digest
@@ -20,6 +21,7 @@ from connector.store.tables import metadata, negotiations, outbox
 from conftest import fresh_postgres_database
 
 ME, PEER = "urn:hks:participant:me", "urn:hks:participant:peer"
+PEER_CALLER = Caller(PEER, {"jurisdiction": "HK"})
 POLICY = {"permission": [{"action": "use"}]}
 
 
@@ -72,14 +74,14 @@ async def test_catalog_offer_ids(service):
     assert await find("multi") is None  # ambiguous without the asset
     assert await find("single::ds-2") is None
     assert await find("nope") is None
-    catalog = await service.catalog.catalog("http://me/dsp/2025-1")
+    catalog = await service.catalog.catalog("http://me/dsp/2025-1", PEER_CALLER)
     offers = {o["@id"] for d in catalog["dataset"] for o in d["hasPolicy"]}
     assert offers == {"single", "multi::ds-1", "multi::ds-2"}
     assert all("target" not in o for d in catalog["dataset"] for o in d["hasPolicy"])
 
 
 async def test_initial_request_is_one_transaction_with_its_outbox_message(service):
-    status, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    status, ack = await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d1")
     assert status == 201 and ack["state"] == "REQUESTED"
     [row] = await rows(service.db, negotiations)
     assert row["state"] == "AGREED" and row["version"] == 1
@@ -88,15 +90,15 @@ async def test_initial_request_is_one_transaction_with_its_outbox_message(servic
     assert msg["kind"] == "ContractAgreementMessage" and msg["status"] == "pending"
     assert msg["url"] == f"http://peer/cb/negotiations/urn:c:1/agreement"
     # a replay (same consumerPid) is answered alike and changes nothing
-    assert await service.receive_initial_request("2025-1", request(), PEER, "d1") == (201, ack)
+    assert await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d1") == (201, ack)
     assert len(await rows(service.db, negotiations)) == 1 and len(await rows(service.db, outbox)) == 1
 
 
 async def test_refusals_change_nothing(service):
     with pytest.raises(Refused, match="not offered"):
-        await service.receive_initial_request("2025-1", request(offer_id="nope"), PEER, "d")
+        await service.receive_initial_request("2025-1", request(offer_id="nope"), PEER_CALLER, "d")
     with pytest.raises(Refused, match="is for dataset"):
-        await service.receive_initial_request("2025-1", request(target="ds-2"), PEER, "d")
+        await service.receive_initial_request("2025-1", request(target="ds-2"), PEER_CALLER, "d")
     assert await rows(service.db, negotiations) == [] and await rows(service.db, outbox) == []
 
 
@@ -105,26 +107,26 @@ async def test_a_failed_side_effect_rolls_the_transition_back(service, monkeypat
         raise RuntimeError("disk full")
     monkeypatch.setattr(service, "_write_side_effects", boom)
     with pytest.raises(RuntimeError):
-        await service.receive_initial_request("2025-1", request(), PEER, "d")
+        await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d")
     assert await rows(service.db, negotiations) == []
 
 
 async def test_wrong_state_unknown_process_and_foreign_caller(service):
-    _, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    _, ack = await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d1")
     pid = ack["providerPid"]
     accepted = ContractNegotiationEventMessage(provider_pid=pid, consumer_pid="urn:c:1", event_type="ACCEPTED")
     with pytest.raises(InvalidTransition):
-        await service.receive("2025-1", pid, None, accepted, PEER, "d2")
+        await service.receive("2025-1", pid, None, accepted, PEER_CALLER, "d2")
     with pytest.raises(UnknownProcess):
-        await service.receive("2025-1", "urn:nope", None, accepted, PEER, "d3")
+        await service.receive("2025-1", "urn:nope", None, accepted, PEER_CALLER, "d3")
     with pytest.raises(UnknownProcess):
-        await service.receive("2025-1", pid, None, accepted, "urn:someone-else", "d4")
+        await service.receive("2025-1", pid, None, accepted, Caller("urn:someone-else"), "d4")
     [row] = await rows(service.db, negotiations)
     assert row["version"] == 1 and row["state"] == "AGREED"
 
 
 async def test_optimistic_version_check(service):
-    _, ack = await service.receive_initial_request("2025-1", request(), PEER, "d1")
+    _, ack = await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d1")
     row = dict((await rows(service.db, negotiations))[0])
     await service.db.transaction(service._update, {**row, "version": 2}, 1)
     with pytest.raises(Conflict):  # someone else already moved it

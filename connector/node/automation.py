@@ -18,6 +18,8 @@ Json = dict[str, Any]
 class Action:
     event: Event
     reason: str | None = None
+    code: str | None = None  # for terminations: why, machine-readable (e.g. PolicyDenied)
+    details: Any = None  # e.g. the policy decision behind a refusal
 
 
 @dataclass(frozen=True)

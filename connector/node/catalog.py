@@ -1,6 +1,7 @@
 """Assets, policies and offers, and the DSP catalog built from them."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -8,11 +9,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..protocol.policies import catalog_offer
+from ..identity import Caller
 from ..store.db import Database
+from .usage import PolicyCache, decide
 from ..store.tables import assets, offers, policies
 
 Json = dict[str, Any]
+log = logging.getLogger("connector.catalog")
 OFFER_ASSET_SEPARATOR = "::"
+_ACCESS = policies.alias("access_policy")
+_CATALOG_OFFERS = (
+    sa.select(offers.c.id, offers.c.asset_ids, policies.c.body, _ACCESS.c.body)
+    .join(policies, policies.c.id == offers.c.contract_policy_id)
+    .join(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
+    .order_by(offers.c.created_at)
+)
 _FIND_OFFER = (
     sa.select(offers.c.asset_ids, policies.c.body)
     .join(policies, policies.c.id == offers.c.contract_policy_id)
@@ -34,6 +45,7 @@ class CatalogService:
         # Called (no arguments) after assets, policies or offers change, e.g. to re-register
         # the node's self-description with the station registry.
         self.on_change: list = []
+        self.policies = PolicyCache()
 
     def _changed(self) -> None:
         for callback in self.on_change:
@@ -107,21 +119,22 @@ class CatalogService:
                 return asset_id, row[1]
         return None
 
-    async def _datasets(self, dsp_base: str, only: str | None = None) -> list[Json]:
-        query = (
-            sa.select(offers.c.id, offers.c.asset_ids, policies.c.body)
-            .join(policies, policies.c.id == offers.c.contract_policy_id)
-            .order_by(offers.c.created_at)
-        )
+    async def _datasets(self, dsp_base: str, caller: Caller, only: str | None = None) -> list[Json]:
+        """Datasets with the offers whose access policy permits `caller` (the others stay invisible)."""
+        query = _CATALOG_OFFERS
 
         def load(conn: Connection) -> tuple[list, dict]:
             return conn.execute(query).all(), {r.id: r for r in conn.execute(sa.select(assets))}
 
         offer_rows, asset_rows = await self.db.read(load)
         by_asset: dict[str, list[Json]] = {}
-        for offer_id, asset_ids, body in offer_rows:
+        now = time.time()
+        for offer_id, asset_ids, body, access_body in offer_rows:
             for asset_id in asset_ids:
                 if only is not None and asset_id != only:
+                    continue
+                asset = asset_rows.get(asset_id)
+                if asset is None or not self._may_see(access_body, caller, asset_id, asset.properties, now):
                     continue
                 oid = catalog_offer_id(offer_id, asset_id, len(asset_ids))
                 by_asset.setdefault(asset_id, []).append(catalog_offer(oid, body, self.participant_id))
@@ -143,8 +156,17 @@ class CatalogService:
     def data_service(self, dsp_base: str) -> Json:
         return {"@id": f"{self.participant_id}#dsp", "@type": "DataService", "endpointURL": dsp_base}
 
-    async def catalog(self, dsp_base: str) -> Json:
-        datasets = await self._datasets(dsp_base)
+    def _may_see(self, access_body: Json, caller: Caller, asset_id: str, properties: Json, now: float) -> bool:
+        try:
+            decision = decide(self.policies, access_body, caller=caller, target=asset_id, now=now,
+                              asset_properties=properties, at_negotiation=True)
+        except Exception:  # noqa: BLE001 - a policy that cannot be evaluated hides the offer (fail closed)
+            log.exception("access policy could not be evaluated; the offer stays hidden")
+            return False
+        return decision.permitted
+
+    async def catalog(self, dsp_base: str, caller: Caller) -> Json:
+        datasets = await self._datasets(dsp_base, caller)
         out: Json = {
             "@id": f"{self.participant_id}#catalog",
             "@type": "Catalog",
@@ -155,6 +177,6 @@ class CatalogService:
             out["dataset"] = datasets  # the schema wants at least one item: omit rather than send []
         return out
 
-    async def dataset(self, dsp_base: str, dataset_id: str) -> Json | None:
-        found = await self._datasets(dsp_base, only=dataset_id)
+    async def dataset(self, dsp_base: str, dataset_id: str, caller: Caller) -> Json | None:
+        found = await self._datasets(dsp_base, caller, only=dataset_id)
         return found[0] if found else None

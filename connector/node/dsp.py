@@ -97,22 +97,22 @@ class DspApi:
 
     async def catalog_request(self, request: web.Request, version: str) -> web.Response:
         try:
-            await self.caller(request)
+            caller = await self.verified(request)
             raw = await self.read_body(request)
             msg = parse_message(self.codec.decode(raw, version), expected=("CatalogRequestMessage",))
             assert isinstance(msg, CatalogRequestMessage)
             if msg.filter:
                 raise MalformedMessage("catalog filters are not supported by this node", code="FilterNotSupported")
-            catalog = await self.node.catalog.catalog(self.node.settings.dsp_base(version))
+            catalog = await self.node.catalog.catalog(self.node.settings.dsp_base(version), caller)
             return self.respond(catalog, version)
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")
 
     async def dataset(self, request: web.Request, version: str) -> web.Response:
         try:
-            await self.caller(request)
+            caller = await self.verified(request)
             dataset_id = request.match_info["id"]
-            dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id)
+            dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id, caller)
             if dataset is None:
                 raise UnknownProcess(f"no dataset {dataset_id!r} in this catalog", code="UnknownDataset")
             return self.respond(dataset, version)
@@ -122,7 +122,7 @@ class DspApi:
     async def initial_request(self, request: web.Request, version: str) -> web.Response:
         consumer_pid = None
         try:
-            caller = await self.caller(request)
+            caller = await self.verified(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             consumer_pid = _pid(neutral, "consumerPid")
@@ -169,7 +169,7 @@ class DspApi:
         pid = request.match_info["pid"]
         pids: dict[str, str | None] = {}
         try:
-            caller = await self.caller(request)
+            caller = await self.verified(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}

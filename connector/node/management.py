@@ -16,6 +16,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.negotiation import Event, State
 from ..store.tables import agreements, assets, offers, policies
 from .peers import PeerError
+from .usage import check_policy
 
 Json = dict[str, Any]
 ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\s/?#]+$"}
@@ -166,6 +167,9 @@ class ManagementApi:
         policy = doc["policy"]
         if not any(policy.get(k) for k in ("permission", "prohibition", "obligation")):
             raise ApiError(400, "policy: needs at least one permission, prohibition or obligation")
+        problems = check_policy(policy)
+        if problems:
+            raise ApiError(400, "policy is not valid ODRL: " + "; ".join(f"{path}: {msg}" for path, msg in problems))
         try:
             row = await self.node.catalog.create_policy(doc["id"], policy)
         except sa.exc.IntegrityError:

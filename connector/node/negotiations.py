@@ -33,10 +33,12 @@ from ..protocol.messages import (
     event_of,
 )
 from ..protocol.negotiation import TERMINAL, Event, Role, State, next_state
-from ..protocol.policies import agreement_from_offer, message_offer
-from ..store.tables import agreements, negotiations, outbox
+from ..identity import Caller
+from ..protocol.policies import agreement_from_offer, message_offer, same_terms
+from ..store.tables import agreements, assets, negotiations, outbox
 from .automation import Action, DefaultStrategy, View
 from .catalog import CatalogService
+from .usage import decide, denial_reasons
 
 Json = dict[str, Any]
 PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
@@ -53,6 +55,7 @@ _SELECT_BY_CONSUMER_PID = sa.select(negotiations).where(
 _INSERT_NEGOTIATION = negotiations.insert()
 _UPDATE_NEGOTIATION = negotiations.update().where(
     negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version"))
+_ASSET_PROPERTIES = sa.select(assets.c.properties).where(assets.c.id == sa.bindparam("b_asset"))
 _SELECT_AGREEMENT = sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid"))
 _INSERT_AGREEMENT = agreements.insert()
 _INSERT_OUTBOX = outbox.insert().returning(outbox.c.id)
@@ -139,7 +142,7 @@ class NegotiationService:
         self.is_postgres = db.is_postgres
 
     # ----------------------------------------------------------------- inbound
-    async def receive_initial_request(self, version: str, msg: ContractRequestMessage, caller: str,
+    async def receive_initial_request(self, version: str, msg: ContractRequestMessage, caller: Caller,
                                       digest: str) -> tuple[int, Json]:
         if msg.provider_pid:
             raise MalformedMessage("an initial ContractRequestMessage must not carry providerPid")
@@ -156,8 +159,9 @@ class NegotiationService:
             return status, body
         raise Refused("could not record the request, try again")
 
-    def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, caller: str,
+    def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, who: Caller,
                             digest: str, ts: float) -> tuple[int, Json, str, list | None, Json | None]:
+        caller = who.participant_id
         existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
             "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
         if existing is not None:
@@ -188,7 +192,12 @@ class NegotiationService:
         }
         next_state(None, Role.CONSUMER, Event.REQUEST)
         view_extra = {"proposal": msg.offer, "counter_requests": 0}
-        actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
+        refusal = self._refusal(conn, row, policy, who, ts)
+        if refusal is not None:  # the contract policy does not permit this requester: say why, and end
+            actions = [refusal]
+        else:
+            actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
+            actions = self._gate(conn, row, actions, who, ts)
         outgoing = self._apply_actions(row, actions, ts)
         ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
         row["last_in_digest"] = digest
@@ -197,7 +206,7 @@ class NegotiationService:
         self._write_side_effects(conn, row, outgoing, ts)
         return 201, ack, pid, outgoing, row
 
-    async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: str,
+    async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
                       digest: str) -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
         for _ in range(5):
@@ -212,7 +221,8 @@ class NegotiationService:
         raise Refused("the negotiation is busy, try again")
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
-                    caller: str, digest: str, ts: float) -> tuple[int, Json, list | None, Json | None]:
+                    who: Caller, digest: str, ts: float) -> tuple[int, Json, list | None, Json | None]:
+        caller = who.participant_id
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
             # Unknown, or not this caller's: do not reveal that it exists.
@@ -249,6 +259,7 @@ class NegotiationService:
         outgoing: list[Outgoing] = []
         if new_state not in TERMINAL:
             actions = self.strategy.after_received(self._view(row, **extra), event)
+            actions = self._gate(conn, row, actions, who, ts)
             outgoing = self._apply_actions(row, actions, ts)
         ack = ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
                                   new_state).to_neutral()
@@ -419,6 +430,39 @@ class NegotiationService:
                     termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
         )
 
+    # ----------------------------------------------------------- usage control
+    def _refusal(self, conn: Connection, row: Json, policy: Json, who: Caller, ts: float) -> Action | None:
+        """A termination naming every rule that refuses `who` under `policy`, or None when it is permitted.
+        Evaluated on the provider's own stored policy and the caller's verified claims."""
+        props = conn.execute(_ASSET_PROPERTIES, {"b_asset": row["dataset_id"]}).scalar()
+        try:
+            decision = decide(self.catalog.policies, policy, caller=who, target=row["dataset_id"], now=ts,
+                              asset_properties=props, at_negotiation=True)
+        except Exception as exc:  # noqa: BLE001 - a decision that cannot be made refuses (fail closed)
+            return Action(Event.TERMINATE, f"the contract policy could not be evaluated: {type(exc).__name__}",
+                          code="PolicyDenied")
+        if decision.permitted:
+            return None
+        reasons = denial_reasons(decision)
+        return Action(Event.TERMINATE, "Refused by the contract policy: " + " ".join(reasons), code="PolicyDenied",
+                      details={"effect": str(decision.effect.value if hasattr(decision.effect, "value") else decision.effect),
+                               "reasons": reasons})
+
+    def _gate(self, conn: Connection, row: Json, actions: list[Action], who: Caller, ts: float) -> list[Action]:
+        """Before a provider sends an agreement: the offer must still be offered with the same
+        terms, and its policy must still permit the requester."""
+        if row["role"] != Role.PROVIDER.value or not any(a.event is Event.AGREE for a in actions):
+            return actions
+        found = self.catalog.find_offer(conn, row["offer_id"]) if row["offer_id"] else None
+        if found is None:
+            return [Action(Event.TERMINATE, f"offer {row['offer_id']!r} is no longer offered", code="OfferWithdrawn")]
+        dataset_id, current = found
+        if dataset_id != row["dataset_id"] or not same_terms(current, row["offer"]):
+            return [Action(Event.TERMINATE, "the offer changed since it was requested; request it again",
+                           code="OfferChanged")]
+        refusal = self._refusal(conn, row, current, who, ts)
+        return [refusal] if refusal is not None else actions
+
     # ---------------------------------------------------------------- helpers
     def _view(self, row: Json, proposal: Json | None = None, counter_requests: int = 0) -> View:
         role = Role(row["role"])
@@ -441,12 +485,16 @@ class NegotiationService:
                     assignee=row["counterparty_id"], timestamp=now_iso(ts),
                 )
             if action.event is Event.TERMINATE:
-                row["termination"] = {"by": role.value, "code": "Terminated", "reason": [action.reason] if action.reason else [], "at": now_iso(ts)}
-            out.append(self._outgoing(row, role, action.event, action.reason, ts))
+                row["termination"] = {"by": role.value, "code": action.code or "Terminated",
+                                      "reason": [action.reason] if action.reason else [], "at": now_iso(ts)}
+                if action.details is not None:
+                    row["termination"]["decision"] = action.details
+            out.append(self._outgoing(row, role, action.event, action.reason, ts, action.code))
             row["state"] = new_state.value
         return out
 
-    def _outgoing(self, row: Json, role: Role, event: Event, reason: str | None, ts: float) -> Outgoing:
+    def _outgoing(self, row: Json, role: Role, event: Event, reason: str | None, ts: float,
+                  code: str | None = None) -> Outgoing:
         version = row["dsp_version"]
         own_base = self.dsp_base(version)
         peer = row["counterparty_address"]
@@ -467,7 +515,7 @@ class NegotiationService:
                 msg = ContractAgreementVerificationMessage(provider_pid=ppid, consumer_pid=cpid)
                 path = f"/negotiations/{ppid}/agreement/verification"
             elif event is Event.TERMINATE:
-                msg = ContractNegotiationTerminationMessage(provider_pid=ppid, consumer_pid=cpid, code="Terminated",
+                msg = ContractNegotiationTerminationMessage(provider_pid=ppid, consumer_pid=cpid, code=code or "Terminated",
                                                             reason=[reason] if reason else [])
                 path = f"/negotiations/{ppid}/termination"
             else:
@@ -484,7 +532,7 @@ class NegotiationService:
                 msg = ContractNegotiationEventMessage(provider_pid=row["id"], consumer_pid=cpid, event_type="FINALIZED")
                 path = f"/negotiations/{cpid}/events"
             elif event is Event.TERMINATE:
-                msg = ContractNegotiationTerminationMessage(provider_pid=row["id"], consumer_pid=cpid, code="Terminated",
+                msg = ContractNegotiationTerminationMessage(provider_pid=row["id"], consumer_pid=cpid, code=code or "Terminated",
                                                             reason=[reason] if reason else [])
                 path = f"/negotiations/{cpid}/termination"
             else:

@@ -68,7 +68,11 @@ class Atom:
         self.date_interval = date_interval
         self.right_text = right_text
 
-        def fast(ctx, _get=get, _test=test):
+        field = lo.field
+
+        def fast(ctx, _get=get, _test=test, _field=field):
+            if ctx.deferred and _field in ctx.deferred:
+                return True  # decided at each use, not now
             v = _get(ctx)
             if v is None:
                 return None
@@ -80,6 +84,11 @@ class Atom:
         return requirement(self)
 
     def detail(self, ctx: Context, role: str, rule: str) -> ConstraintReport:
+        if ctx.deferred and self.lo.field in ctx.deferred:
+            reason = Reason(rule=rule, path=self.path, code="constraint-deferred",
+                            message=f"Checked at each use, not now: {self.describe()}.",
+                            left_operand=compact(self.lo.iri), operator=self.op, expected=expected_text(self))
+            return ConstraintReport(self.path, "satisfied", reason, (), self.uid)
         v = self.get(ctx)
         r = None if v is None else self.test(v)
         if r is None and self.lo.kind == "event":

@@ -158,9 +158,14 @@ class Context:
     asset_collections: frozenset[str] = frozenset()
     #: values for any other left operand, keyed by IRI, compact IRI or bare name
     operands: Mapping[str, Any] | None = None
+    #: Context fields whose constraints are not decided now but at each use, e.g.
+    #: {"purpose"} when a contract is negotiated: such a constraint counts as met
+    #: and is reported with the code "constraint-deferred" (the data plane checks it)
+    deferred: frozenset[str] = frozenset()
 
     def __post_init__(self):
         s = object.__setattr__
+        s(self, "deferred", frozenset(self.deferred))
         if self.now is not None:
             s(self, "now", as_datetime(self.now))
         if self.agreement_time is not None:

@@ -31,12 +31,12 @@ def free_port() -> int:
 class NodeProcess:
     def __init__(self, directory: Path, name: str, *, database_url: str | None = None, tck: bool = False,
                  participant_id: str | None = None, env: dict[str, str] | None = None, port: int | None = None,
-                 init: bool = True) -> None:
+                 init: bool = True, jurisdiction: str = "") -> None:
         self.directory = directory
         self.port = port or free_port()
         if init:
             config_mod.init_directory(directory, name=name, port=self.port, shared_secret=SHARED_SECRET,
-                                      database_url=database_url, tck=tck,
+                                      database_url=database_url, tck=tck, jurisdiction=jurisdiction,
                                       participant_id=participant_id or f"urn:hks:participant:{name.lower()}-{secrets.token_hex(3)}")
         self.settings = config_mod.load(directory)
         self.url = self.settings.node.public_url
