@@ -81,6 +81,12 @@ def explain(
     policy = _compile(file, jsonld_context, eventual)
     try:
         raw = json.loads(context.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("it must hold a JSON object")
+        stray = set(raw) - {"request", "context", "action", "target", "assignee"}
+        if stray:
+            raise ValueError(f"unknown key(s) {', '.join(sorted(stray))} at the top level; "
+                             "context fields go under \"context\", e.g. {\"context\": {\"now\": ...}}")
         req_d = dict(raw.get("request", {}))
         for k in ("action", "target", "assignee"):
             if k in raw:
