@@ -36,9 +36,15 @@ class Settings:
     management_api_key: str
     identity_mode: str = "dev-shared-secret"
     identity_shared_secret: str = ""
+    identity_station_url: str = ""  # station mode: the station authority's issuer URL
+    identity_audience: str = "idsc:IDS_CONNECTORS_ALL"  # station mode: the DAT audience we accept
+    tls_enabled: bool = False  # mTLS between nodes with station certificates (station mode only)
     max_body_bytes: int = 1024 * 1024
     tck_enabled: bool = False
     outbox_attempts: int = 6
+    dataplane_data_root: Path | None = None  # files an asset may name live under it
+    dataplane_upstream_hosts: tuple[str, ...] = ()  # hosts an HTTP asset may fetch from
+    dataplane_token_ttl: int = 3600  # seconds a pull token is valid (suspension revokes at once)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -57,10 +63,35 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     },
     "database": {"url": (str, False)},
     "management": {"api_key": (str, True)},
-    "identity": {"mode": (str, False), "shared_secret": (str, False)},
+    "identity": {"mode": (str, False), "shared_secret": (str, False), "station_url": (str, False),
+                 "audience": (str, False)},
+    "tls": {"enabled": (bool, False)},
     "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False)},
     "tck": {"enabled": (bool, False)},
+    "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False)},
 }
+
+
+IDENTITY_MODES = ("station", "dev-shared-secret")
+STATION_FILES = ("node.key", "node.crt", "station-ca.crt", "participant.json")
+
+
+def _check_station_files(directory: Path, participant_id: str) -> None:
+    """Station mode needs the enrolment's files, and [node] participant_id must be the
+    certificate's SKI:keyid:AKI."""
+    keys = directory / "keys"
+    for name in STATION_FILES:
+        if not (keys / name).is_file():
+            raise ConfigError(f"{keys / name} is missing (station mode needs an enrolled node: connector init DIR --station URL ...)")
+    from .identity.pki import CertificateError, load_certificate, participant_id as cert_participant_id
+
+    try:
+        cert_id = cert_participant_id(load_certificate((keys / "node.crt").read_bytes()))
+    except CertificateError as exc:
+        raise ConfigError(f"{keys / 'node.crt'} is unusable: {exc}") from None
+    if cert_id != participant_id:
+        raise ConfigError(f"setting [node] participant_id must be the certificate's id {cert_id} in station mode, "
+                          f"got {participant_id!r}")
 
 
 def default_database_url(directory: Path) -> str:
@@ -140,12 +171,31 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
             f"setting [database] url must start with sqlite+aiosqlite:/// or postgresql+asyncpg://, got {db_url.split('://')[0]}://..."
         )
     identity = checked.get("identity", {})
-    mode = identity.get("mode", "dev-shared-secret")
-    if mode != "dev-shared-secret":
-        raise ConfigError(f"setting [identity] mode must be 'dev-shared-secret' (the only mode until the station authority lands), got {mode!r}")
+    mode = identity.get("mode")
+    # The shared-secret dev mode is an explicit opt-in: a configuration must name its mode.
+    if mode is None:
+        raise ConfigError("setting [identity] mode is missing: 'station' (tokens from the station authority) "
+                          "or 'dev-shared-secret' (development only)")
+    if mode not in IDENTITY_MODES:
+        raise ConfigError(f"setting [identity] mode must be 'station' or 'dev-shared-secret' (development only), got {mode!r}")
     secret = identity.get("shared_secret", "")
-    if len(secret) < 16:
-        raise ConfigError("setting [identity] shared_secret must be at least 16 characters in dev-shared-secret mode")
+    station_url = identity.get("station_url", "").rstrip("/")
+    audience = identity.get("audience", "idsc:IDS_CONNECTORS_ALL")
+    tls_enabled = checked.get("tls", {}).get("enabled", False)
+    if mode == "dev-shared-secret":
+        if len(secret) < 16:
+            raise ConfigError("setting [identity] shared_secret must be at least 16 characters in dev-shared-secret mode")
+        if tls_enabled:
+            raise ConfigError("setting [tls] enabled needs [identity] mode = 'station' (certificates come from the station)")
+    else:
+        parsed_station = urlparse(station_url)
+        if parsed_station.scheme not in ("http", "https") or not parsed_station.netloc:
+            raise ConfigError(f"setting [identity] station_url must be the station's http(s) URL in station mode, got {station_url!r}")
+        if not audience.strip():
+            raise ConfigError("setting [identity] audience must not be empty")
+        _check_station_files(directory, node.participant_id)
+        if tls_enabled and public.scheme != "https":
+            raise ConfigError(f"setting [node] public_url must be https:// when [tls] enabled is true, got {node.public_url!r}")
     dsp = checked.get("dsp", {})
     max_body = dsp.get("max_body_bytes", 1024 * 1024)
     if not 1024 <= max_body <= 64 * 1024 * 1024:
@@ -157,10 +207,28 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         management_api_key=api_key,
         identity_mode=mode,
         identity_shared_secret=secret,
+        identity_station_url=station_url,
+        identity_audience=audience,
+        tls_enabled=tls_enabled,
         max_body_bytes=max_body,
         outbox_attempts=dsp.get("outbox_attempts", 6),
         tck_enabled=checked.get("tck", {}).get("enabled", False),
+        **_dataplane(checked.get("dataplane", {}), directory),
     )
+
+
+def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:
+    root = Path(values.get("data_root") or directory / "data")
+    if not root.is_absolute():
+        root = directory / root
+    hosts = tuple(h.strip().lower() for h in values.get("upstream_hosts", "").split(",") if h.strip())
+    for host in hosts:
+        if "/" in host or ":" in host:
+            raise ConfigError(f"setting [dataplane] upstream_hosts must list host names, got {host!r}")
+    ttl = values.get("token_ttl", 3600)
+    if not 10 <= ttl <= 86400:
+        raise ConfigError(f"setting [dataplane] token_ttl must be between 10 and 86400 seconds, got {ttl}")
+    return {"dataplane_data_root": root, "dataplane_upstream_hosts": hosts, "dataplane_token_ttl": ttl}
 
 
 def _toml_str(value: str) -> str:
@@ -170,8 +238,13 @@ def _toml_str(value: str) -> str:
 def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: str = "127.0.0.1",
                    public_url: str | None = None, database_url: str | None = None,
                    shared_secret: str | None = None, participant_id: str | None = None,
-                   jurisdiction: str = "", tck: bool = False) -> Path:
-    """Create DIR/connector.toml and DIR/keys/. Refuses to overwrite an existing node."""
+                   jurisdiction: str = "", tck: bool = False, station_url: str | None = None,
+                   tls: bool = False) -> Path:
+    """Create DIR/connector.toml and DIR/keys/. Refuses to overwrite an existing node.
+
+    With `station_url` the node is in station mode: its key, certificate and participant id
+    come from enrolment (connector.identity.enrol.enrol_directory, run first); otherwise it
+    is in the explicit dev-shared-secret mode."""
     from .identity.keys import write_private_key
 
     directory = Path(directory)
@@ -183,9 +256,12 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
     directory.mkdir(parents=True, exist_ok=True)
     keys = directory / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
-    write_private_key(keys / "node.key")
+    if station_url is None:
+        write_private_key(keys / "node.key")
+    elif not participant_id:
+        raise ConfigError("station mode needs the participant id from enrolment")
     participant_id = participant_id or f"urn:hks:participant:{uuid.uuid4()}"
-    public_url = public_url or f"http://{host}:{port}"
+    public_url = public_url or f"http{'s' if tls else ''}://{host}:{port}"
     lines = [
         "# Hong Kong station connector: participant node configuration.",
         "# Every setting can be overridden by CONNECTOR_<SECTION>_<KEY>.",
@@ -204,10 +280,21 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
         f"api_key = {_toml_str(secrets.token_urlsafe(32))}",
         "",
         "[identity]",
-        "# DEV MODE: peers prove who they are with a secret shared by the whole test station.",
-        "# Replaced by station-issued tokens when the station authority is used.",
-        'mode = "dev-shared-secret"',
-        f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}",
+        *([
+            "# Dynamic Attribute Tokens from the station authority on every call, checked on every request.",
+            'mode = "station"',
+            f"station_url = {_toml_str(station_url.rstrip('/'))}",
+            'audience = "idsc:IDS_CONNECTORS_ALL"',
+        ] if station_url is not None else [
+            "# DEV MODE: peers prove who they are with a secret shared by the whole test station.",
+            "# Use `connector init DIR --station URL ...` to enrol with the station authority instead.",
+            'mode = "dev-shared-secret"',
+            f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}",
+        ]),
+        "",
+        "[tls]",
+        "# mTLS between nodes with the station certificate in keys/ (station mode only)",
+        f"enabled = {'true' if tls else 'false'}",
         "",
         "[dsp]",
         "max_body_bytes = 1048576",

@@ -17,7 +17,9 @@ from .codec import Codec
 from .dsp import DspApi
 from .management import ManagementApi
 from .negotiations import NegotiationService
+from .dataplane import DataPlane
 from .outbox import Dispatcher
+from .transfers import TransferService
 from .peers import PeerDirectory
 
 log = logging.getLogger("connector.node")
@@ -42,6 +44,18 @@ class Node:
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
             catalog=self.catalog, strategy=strategy, on_commit=self._wake_dispatcher,
         )
+        self.dataplane = DataPlane(self)
+        self.transfers = TransferService(
+            self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
+            access_check=self.dataplane.transfer_refusal, start_address=self.dataplane.start_address,
+            on_commit=self._wake_dispatcher,
+        )
+        self.transfers.on_started.append(self.dataplane.on_started)
+        self.transfers.on_state.append(self.dataplane.on_state)
+        if settings.tck_enabled:
+            from .tck import scripted_transfer_reaction, scripted_transfer_start
+            self.transfers.strategy_after_request = scripted_transfer_start  # type: ignore[method-assign]
+            self.transfers.strategy_after_received = scripted_transfer_reaction  # type: ignore[method-assign]
         self.session: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
         self.peers: PeerDirectory | None = None
@@ -54,17 +68,22 @@ class Node:
     async def start(self) -> None:
         await self.db.migrate()
         if self.settings.tck_enabled:
-            from .tck import seed
+            from .tck import seed, seed_transfers
             await seed(self)
+            await seed_transfers(self)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100))
         self.peers = PeerDirectory(self.session, self.codec, self.identity)
         self.dispatcher = Dispatcher(
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,
             max_attempts=self.settings.outbox_attempts,
         )
-        self.negotiations.outbox_owner = self.dispatcher.owner
-        self.negotiations.lease_seconds = self.dispatcher.lease_seconds
+        self.dispatcher.transfers = self.transfers
+        for service in (self.negotiations, self.transfers):
+            service.outbox_owner = self.dispatcher.owner
+            service.lease_seconds = self.dispatcher.lease_seconds
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
+        self._tasks.append(asyncio.create_task(self.dataplane.delete_loop(), name="delete-duties"))
+        await self.dataplane.resume_pushes()
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
@@ -81,7 +100,9 @@ class Node:
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
         app.add_routes(ManagementApi(self).routes())
-        app.add_routes([web.get("/health", self._health)])
+        app.add_routes([web.get("/health", self._health),
+                        web.get("/data/{tid}", self.dataplane.serve),
+                        web.put("/push/{tid}", self.dataplane.receive_push)])
         if self.settings.tck_enabled:
             from .tck import routes as tck_routes
             app.add_routes(tck_routes(self))

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess
 from ..protocol.messages import (
     CatalogRequestMessage,
+    parse_transfer_message,
     ContractRequestMessage,
     error_object,
     parse_message,
@@ -31,6 +32,15 @@ PROCESS_PATHS: dict[str, tuple[tuple[str, ...], Role | None]] = {
 }
 
 
+# path suffix -> the transfer message accepted there (same paths for both roles)
+TRANSFER_PATHS: dict[str, str] = {
+    "start": "TransferStartMessage",
+    "completion": "TransferCompletionMessage",
+    "suspension": "TransferSuspensionMessage",
+    "termination": "TransferTerminationMessage",
+}
+
+
 def version_document(public_root: str) -> Json:
     return {
         "protocolVersions": [
@@ -40,7 +50,51 @@ def version_document(public_root: str) -> Json:
     }
 
 
-class DspApi:
+class _TransferHandlers:
+    """Transfer-process handlers, mixed into DspApi."""
+
+    async def transfer_request(self, request: web.Request, version: str) -> web.Response:
+        consumer_pid = None
+        try:
+            caller = await self.verified(request)
+            raw = await self.read_body(request)
+            neutral = self.codec.decode(raw, version)
+            consumer_pid = _pid(neutral, "consumerPid")
+            msg = parse_transfer_message(neutral, expected=("TransferRequestMessage",))
+            status, body = await self.node.transfers.receive_request(version, msg, caller, message_digest(None, raw))
+            return self.respond(body, version, status)
+        except ProtocolError as exc:
+            return self.error(exc, version, "TransferError", consumer_pid=consumer_pid)
+
+    async def get_transfer(self, request: web.Request, version: str) -> web.Response:
+        pid = request.match_info["pid"]
+        try:
+            caller = await self.caller(request)
+            row = await self.node.transfers.get(pid)
+            if row is None or row["counterparty_id"] != caller:
+                raise UnknownProcess(f"no transfer process {pid!r}")
+            body = {"@type": "TransferProcess", "providerPid": row["provider_pid"] or "urn:unknown",
+                    "consumerPid": row["consumer_pid"] or "urn:unknown", "state": row["state"]}
+            return self.respond(body, version)
+        except ProtocolError as exc:
+            return self.error(exc, version, "TransferError", provider_pid=pid)
+
+    async def transfer_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
+        pid = request.match_info["pid"]
+        pids: dict[str, str | None] = {}
+        try:
+            caller = await self.verified(request)
+            raw = await self.read_body(request)
+            neutral = self.codec.decode(raw, version)
+            pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
+            msg = parse_transfer_message(neutral, expected=(TRANSFER_PATHS[suffix],))
+            status, body = await self.node.transfers.receive(version, pid, msg, caller, message_digest(pid, raw))
+            return self.respond(body, version, status)
+        except ProtocolError as exc:
+            return self.error(exc, version, "TransferError", **pids)
+
+
+class DspApi(_TransferHandlers):
     def __init__(self, node: Any) -> None:
         self.node = node
         self.codec: Codec = node.codec
@@ -59,6 +113,12 @@ class DspApi:
             ]
             for suffix in ("request", "events", "termination", "offers", "agreement"):
                 out.append(web.post(f"{base}/negotiations/{{pid}}/{suffix}", self._bind(self.process_message, v, suffix)))
+            out += [
+                web.post(f"{base}/transfers/request", self._bind(self.transfer_request, v)),
+                web.get(f"{base}/transfers/{{pid}}", self._bind(self.get_transfer, v)),
+            ]
+            for suffix in TRANSFER_PATHS:
+                out.append(web.post(f"{base}/transfers/{{pid}}/{suffix}", self._bind(self.transfer_message, v, suffix)))
         return out
 
     @staticmethod

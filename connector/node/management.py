@@ -14,7 +14,8 @@ from aiohttp import web
 
 from ..protocol.errors import ProtocolError
 from ..protocol.negotiation import Event, State
-from ..store.tables import agreements, assets, offers, policies
+from ..protocol.transfer import TransferEvent, TransferState
+from ..store.tables import access_log, agreements, assets, offers, policies
 from .peers import PeerError
 from .usage import check_policy
 
@@ -57,6 +58,15 @@ SCHEMAS: dict[str, Json] = {
             "datasetId": ID, "offerId": {"type": "string", "maxLength": 512},
             "offer": {"type": "object", "required": ["@id"], "description": "the offer as listed in the provider's catalog"},
             "dspVersion": {"enum": ["2025-1", "2024-1"]},
+        },
+    },
+    "TransferInput": {
+        "type": "object", "required": ["agreementId"], "additionalProperties": False,
+        "properties": {
+            "agreementId": {"type": "string", "minLength": 1, "maxLength": 512},
+            "format": {"enum": ["HttpData-PULL", "HttpData-PUSH"]},
+            "purpose": {"type": "string", "maxLength": 512,
+                        "description": "push only: the purpose declared for the access (pull: ?purpose= on /data)"},
         },
     },
     "TerminateInput": {
@@ -110,6 +120,14 @@ class ManagementApi:
             ("POST", "/negotiations/{id}/terminate", self.terminate, True),
             ("POST", "/negotiations/{id}/accept", self.accept, True),
             ("GET", "/agreements", self.list_agreements, True), ("GET", "/agreements/{id}", self.get_agreement, True),
+            ("POST", "/transfers", self.start_transfer, True), ("GET", "/transfers", self.list_transfers, True),
+            ("GET", "/transfers/{id}", self.get_transfer, True),
+            ("POST", "/transfers/{id}/suspend", self._transfer_action(TransferEvent.SUSPEND), True),
+            ("POST", "/transfers/{id}/resume", self._transfer_action(TransferEvent.START), True),
+            ("POST", "/transfers/{id}/complete", self._transfer_action(TransferEvent.COMPLETE), True),
+            ("POST", "/transfers/{id}/terminate", self._transfer_action(TransferEvent.TERMINATE), True),
+            ("GET", "/transfers/{id}/data", self.transfer_data, True),
+            ("GET", "/access-log", self.list_access_log, True),
             ("POST", "/diagnostics/peer-roundtrips", self.peer_roundtrips, True),
         ]
         return [web.route(method, p + path, self._wrap(handler, auth)) for method, path, handler, auth in table]
@@ -147,6 +165,11 @@ class ManagementApi:
     # -------------------------------------------------------------- catalog
     async def create_asset(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "AssetInput")
+        if doc.get("dataAddress"):
+            try:
+                doc["dataAddress"] = self.node.dataplane.check_data_address(doc["dataAddress"])
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
         try:
             row = await self.node.catalog.create_asset(doc)
         except sa.exc.IntegrityError:
@@ -280,6 +303,69 @@ class ManagementApi:
             raise ApiError(404, f"no agreement {request.match_info['id']!r}")
         return web.json_response(_agreement_view(row))
 
+    # ------------------------------------------------------------ transfers
+    async def start_transfer(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "TransferInput")
+        fmt = doc.get("format", "HttpData-PULL")
+        dataplane = self.node.dataplane
+        push = (lambda pid: dataplane.push_address(pid, doc.get("purpose"))) if fmt == "HttpData-PUSH" else None
+        try:
+            row = await self.node.transfers.start(agreement_id=doc["agreementId"], fmt=fmt, push_address=push)
+        except ProtocolError as exc:
+            raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
+        return web.json_response(transfer_view(row), status=201)
+
+    async def list_transfers(self, request: web.Request) -> web.Response:
+        rows = await self.node.transfers.list(limit=_int_param(request, "limit", 100, 1, 1000),
+                                              offset=_int_param(request, "offset", 0, 0, 10**9))
+        return web.json_response([transfer_view(r) for r in rows])
+
+    async def get_transfer(self, request: web.Request) -> web.Response:
+        pid = request.match_info["id"]
+        wait_for = request.query.get("waitFor")
+        if wait_for:
+            states = set(wait_for.split(","))
+            bad = states - {s.value for s in TransferState}
+            if bad:
+                raise ApiError(400, f"waitFor: unknown state {sorted(bad)[0]!r}")
+            row = await self.node.transfers.wait_for(pid, states, float(_int_param(request, "timeout", 10, 0, 60)))
+        else:
+            row = await self.node.transfers.get(pid)
+        if row is None:
+            raise ApiError(404, f"no transfer {pid!r}")
+        return web.json_response(transfer_view(row))
+
+    def _transfer_action(self, event: TransferEvent):  # noqa: ANN202
+        async def act(request: web.Request) -> web.Response:
+            doc = await self.body(request, "TerminateInput") if request.can_read_body else {}
+            try:
+                row = await self.node.transfers.act(request.match_info["id"], event, doc.get("reason"))
+            except ProtocolError as exc:
+                raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
+            return web.json_response(transfer_view(row))
+        return act
+
+    async def transfer_data(self, request: web.Request) -> web.StreamResponse:
+        row = await self.node.transfers.get(request.match_info["id"])
+        if row is None or row["role"] != "consumer":
+            raise ApiError(404, f"no transfer {request.match_info['id']!r} received by this participant")
+        purpose = request.query.get("purpose")
+        if purpose is not None and len(purpose) > 512:
+            raise ApiError(400, "purpose is too long")
+        return await self.node.dataplane.consumer_data(request, row)
+
+    async def list_access_log(self, request: web.Request) -> web.Response:
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        query = sa.select(access_log).order_by(access_log.c.id.desc()).limit(limit)
+        agreement = request.query.get("agreementId")
+        if agreement:
+            query = query.where(access_log.c.agreement_id == agreement)
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
+        return web.json_response([{"id": r["id"], "transferId": r["transfer_id"], "agreementId": r["agreement_id"],
+                                   "consumerId": r["consumer_id"], "at": r["at"], "permitted": r["permitted"],
+                                   "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
+                                  for r in rows])
+
     async def peer_roundtrips(self, request: web.Request) -> web.Response:
         """Bare HTTP round trips to a peer URL: a latency check, and the baseline of bench/negotiation.py."""
         doc = await self.body(request, "RoundTripsInput")
@@ -295,6 +381,18 @@ class ManagementApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
+
+
+def transfer_view(row: Json) -> Json:
+    address = row["data_address"] or {}
+    return {
+        "id": row["id"], "role": row["role"], "state": row["state"], "dspVersion": row["dsp_version"],
+        "agreementId": row["agreement_id"], "format": row["format"], "counterPartyId": row["counterparty_id"],
+        "consumerPid": row["consumer_pid"], "providerPid": row["provider_pid"],
+        "endpoint": address.get("endpoint"),  # never the token
+        "termination": row["termination"], "error": row["error"],
+        "createdAt": row["created_at"], "updatedAt": row["updated_at"],
+    }
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -354,6 +452,16 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
             "/api/v1/agreements": {"get": op("list agreements")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
+            "/api/v1/transfers": {"post": op("start a transfer under an agreement", "TransferInput"),
+                                  "get": op("list transfers")},
+            "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits)", params=("id",))},
+            "/api/v1/transfers/{id}/suspend": {"post": op("suspend a transfer", "TerminateInput", ("id",))},
+            "/api/v1/transfers/{id}/resume": {"post": op("resume a suspended transfer", params=("id",))},
+            "/api/v1/transfers/{id}/complete": {"post": op("complete a transfer", params=("id",))},
+            "/api/v1/transfers/{id}/terminate": {"post": op("terminate a transfer", "TerminateInput", ("id",))},
+            "/api/v1/transfers/{id}/data": {"get": op("the data of a transfer (?purpose= declares the purpose)",
+                                                      params=("id",))},
+            "/api/v1/access-log": {"get": op("every data access with its decision (?agreementId=&limit=)")},
             "/api/v1/diagnostics/peer-roundtrips": {"post": op("bare HTTP GET round trips to a peer URL (e.g. its /health)", "RoundTripsInput")},
         },
     }

@@ -117,6 +117,30 @@ class Notifier:
                 fut.set_result(None)
 
 
+async def wait_for_state(notifier: Notifier, get: Callable[[str], Any], pid: str, done: set[str],
+                         timeout: float) -> Json | None:
+    """The process row once its state is in `done`, or as it is at the timeout (a long poll)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    fut = notifier.waiter(pid)  # registered before the read, so no commit is missed
+    try:
+        row = await get(pid)
+        while row is not None and row["state"] not in done:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), remaining)
+            except asyncio.TimeoutError:
+                break
+            fut = notifier.waiter(pid)  # before looking, so the next commit wakes us
+            known, newest = notifier.latest(pid)
+            row = newest if known and newest is not None else await get(pid)
+    finally:
+        notifier.discard(pid, fut)
+    return row
+
+
 @dataclass
 class Outgoing:
     kind: str
@@ -382,26 +406,7 @@ class NegotiationService:
 
     async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
         """The negotiation once it is in one of `states` (or terminal), or as it is at the timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        done = states | {s.value for s in TERMINAL}
-        fut = self.notifier.waiter(pid)  # registered before the read, so no commit is missed
-        try:
-            row = await self.get(pid)
-            while row is not None and row["state"] not in done:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), remaining)
-                except asyncio.TimeoutError:
-                    break
-                fut = self.notifier.waiter(pid)  # before looking, so the next commit wakes us
-                known, newest = self.notifier.latest(pid)
-                row = newest if known and newest is not None else await self.get(pid)
-        finally:
-            self.notifier.discard(pid, fut)
-        return row
+        return await wait_for_state(self.notifier, self.get, pid, states | {s.value for s in TERMINAL}, timeout)
 
     # ---------------------------------------------------- outbox ack handling
     def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:

@@ -44,6 +44,7 @@ class Dispatcher:
                  max_in_flight: int = 64, request_timeout: float = 10.0) -> None:
         self.db = db
         self.service = service
+        self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
         self.session = session
         self.authorization = authorization  # async callable(url) -> header value
         self.owner = uuid.uuid4().hex
@@ -166,7 +167,7 @@ class Dispatcher:
                 url, body = await self._fill_provider_pid(entry)
             payload = orjson.dumps(body)
             response = await self._post_with_retries(url, payload, entry["message_id"])
-            if entry["kind"] == "ContractRequestMessage:initial" and isinstance(response, dict):
+            if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):
                 learnt = response.get("providerPid") or response.get("dspace:providerPid")
                 if isinstance(learnt, str):
                     self._provider_pids[entry["process_id"]] = learnt
@@ -180,8 +181,12 @@ class Dispatcher:
     async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
         provider_pid = self._provider_pids.get(entry["process_id"])
         if provider_pid is None:
-            query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
-            provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
+            owner = self._owner_of(entry)
+            if owner is self.service:
+                query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
+                provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
+            else:
+                provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
         if not provider_pid:
             raise TransientSendError("the provider's process id is not known yet")
         text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
@@ -219,6 +224,12 @@ class Dispatcher:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransientSendError(f"{url}: {type(exc).__name__} {exc}") from exc
 
+    def _owner_of(self, entry: Json) -> Any:
+        """The service whose process the message belongs to."""
+        if entry["kind"].startswith("Transfer") and self.transfers is not None:
+            return self.transfers
+        return self.service
+
     def _complete(self, entry: Json, outcome: str, detail: Any) -> None:
         self._done.append((entry, outcome, detail))
         self._done_event.set()
@@ -243,7 +254,7 @@ class Dispatcher:
                         # Its followers go back to the claim query, which keeps the order.
                         self._queued.pop(entry["process_id"], None)
                         self._busy.discard(entry["process_id"])
-                    if entry["kind"] == "ContractRequestMessage:initial":
+                    if entry["kind"].endswith("RequestMessage:initial"):
                         self._provider_pids.pop(entry["process_id"], None)
                 if any(outcome != "sent" for _, outcome, _ in batch):
                     self._wake.set()  # released rows are the claim query's again
@@ -252,6 +263,8 @@ class Dispatcher:
         ended = await self.db.transaction(self._flush_tx, batch, time.time())
         for pid in ended:  # refused for good: the negotiation was terminated
             self.service.notifier.notify(pid)
+            if self.transfers is not None:
+                self.transfers.notifier.notify(pid)
 
     def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float) -> list[str]:
         ended = []
@@ -262,13 +275,13 @@ class Dispatcher:
                 result = conn.execute(_MARK_SENT, {"b_id": entry["id"], "b_owner": self.owner, "sent_at": now,
                                                    "attempts": attempts})
                 if result.rowcount == 1:
-                    self.service.on_sent(conn, entry, detail)
+                    self._owner_of(entry).on_sent(conn, entry, detail)
             elif outcome == "failed" or attempts >= self.max_attempts:
                 result = conn.execute(sa.update(outbox).where(mine).values(
                     status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
                 if result.rowcount == 1:
                     log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
-                    self.service.on_refused(conn, entry, str(detail))
+                    self._owner_of(entry).on_refused(conn, entry, str(detail))
                     ended.append(entry["process_id"])
             else:
                 delay = min(300.0, 0.5 * 2 ** attempts)

@@ -4,13 +4,16 @@ behaviour per dataset as the TCK scenarios need, and exposes the initiation webh
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
 
 from ..protocol.negotiation import Event, Role
-from ..store.tables import assets, policies
+from ..protocol.transfer import TransferEvent
+from ..store.tables import agreements, assets, negotiations, policies
 from .automation import Action, DefaultStrategy, View
 
 log = logging.getLogger("connector.tck")
@@ -96,6 +99,58 @@ async def seed(node: Any) -> None:
     log.warning("TCK profile enabled: seeded TCK datasets and exposed /tck webhooks (unauthenticated)")
 
 
+# Transfers (TCK TP and TP_C): agreement id -> what this node does, as provider after
+# the request, or as consumer after the provider's start.
+_ST, _CO, _SU, _TE = TransferEvent.START, TransferEvent.COMPLETE, TransferEvent.SUSPEND, TransferEvent.TERMINATE
+PROVIDER_TRANSFERS: dict[str, list[TransferEvent]] = {
+    "ATP0101": [_ST, _TE], "ATP0102": [_ST, _CO], "ATP0103": [_ST, _SU, _TE], "ATP0104": [_ST, _SU, _ST, _CO],
+    "ATP0105": [_TE], "ATP0201": [_ST], "ATP0202": [_ST], "ATP0203": [_ST], "ATP0204": [_ST], "ATP0205": [],
+    "ATP0301": [], "ATP0302": [], "ATP0303": [_ST], "ATP0304": [_ST], "ATP0305": [_ST], "ATP0306": [_ST],
+}
+CONSUMER_TRANSFERS: dict[str, list[TransferEvent]] = {
+    "ATPC0201": [_TE], "ATPC0202": [_CO], "ATPC0203": [_SU, _TE],
+}
+TCK_PARTICIPANT = "TCK_PARTICIPANT"
+
+
+def scripted_transfer_start(row: dict) -> list:
+    return [(e, "scripted by the TCK profile" if e in (_TE, _SU) else None)
+            for e in PROVIDER_TRANSFERS.get(row["agreement_id"], [_ST])]
+
+
+def scripted_transfer_reaction(row: dict, event: TransferEvent) -> list:
+    if row["role"] == "consumer" and event is _ST and row["state"] == "STARTED":
+        return [(e, "scripted by the TCK profile") for e in CONSUMER_TRANSFERS.get(row["agreement_id"], [])]
+    return []
+
+
+def _seed_agreement(conn: Any, agreement_id: str, *, role: str, me: str, peer: str, address: str, asset: str) -> None:
+    """A finalized negotiation holding `agreement_id`, as the TCK's transfer tests presume."""
+    if conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement_id)).first() is not None:
+        return
+    now = time.time()
+    pid = f"urn:uuid:{uuid.uuid4()}"
+    policy = {"@id": agreement_id, "@type": "Agreement", "target": asset, "assigner": me if role == "provider" else peer,
+              "assignee": peer if role == "provider" else me, **TCK_POLICY}
+    conn.execute(negotiations.insert(), {
+        "id": pid, "role": role, "state": "FINALIZED", "version": 1, "dsp_version": "2025-1",
+        "counterparty_id": peer, "counterparty_address": address, "consumer_pid": pid, "provider_pid": pid,
+        "dataset_id": asset, "offer_id": None, "offer": None, "agreement": policy, "last_in_digest": None,
+        "last_in_response": None, "termination": None, "error": None, "created_at": now, "updated_at": now})
+    conn.execute(agreements.insert(), {
+        "id": agreement_id, "negotiation_id": pid, "role": role,
+        "provider_id": me if role == "provider" else peer, "consumer_id": peer if role == "provider" else me,
+        "asset_id": asset, "policy": policy, "created_at": now})
+
+
+async def seed_transfers(node: Any) -> None:
+    def seed(conn: Any) -> None:
+        for agreement_id in PROVIDER_TRANSFERS:
+            _seed_agreement(conn, agreement_id, role="provider", me=node.participant_id, peer=TCK_PARTICIPANT,
+                            address="http://tck.invalid", asset="CAT0101")
+    await node.db.transaction(seed)
+
+
 def routes(node: Any) -> list[web.RouteDef]:
     async def negotiation_request(request: web.Request) -> web.Response:
         try:
@@ -111,7 +166,18 @@ def routes(node: Any) -> list[web.RouteDef]:
         return web.json_response({"id": row["id"]}, status=200)
 
     async def transfer_request(request: web.Request) -> web.Response:
-        return web.json_response({"error": "transfers are not implemented yet"}, status=501)
+        try:
+            doc = await request.json()
+            provider_id, agreement_id = doc["providerId"], doc["agreementId"]
+            fmt, address = doc.get("format") or "HttpData-PULL", doc["connectorAddress"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"expected providerId, agreementId, format, connectorAddress: {exc}"},
+                                     status=400)
+        await node.db.transaction(lambda conn: _seed_agreement(
+            conn, agreement_id, role="consumer", me=node.participant_id, peer=provider_id, address=address,
+            asset=f"dataset-of-{agreement_id}"))
+        row = await node.transfers.start(agreement_id=agreement_id, fmt=fmt)
+        return web.json_response({"id": row["id"]}, status=200)
 
     return [web.post("/tck/negotiations/requests", negotiation_request),
             web.post("/tck/transfers/requests", transfer_request)]

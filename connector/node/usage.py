@@ -22,6 +22,10 @@ Json = dict[str, Any]
 DECIDED_AT_USE = frozenset({"purpose", "processing_location", "retention_period", "events", "duty_states", "consents"})
 
 
+# Terms DSP adds around an offer or agreement that are not ODRL.
+DSP_ENVELOPE = frozenset({"timestamp", "callbackAddress"})
+
+
 class PolicyCache:
     """Compiled policies by content: compile once, evaluate many times."""
 
@@ -44,7 +48,7 @@ class PolicyCache:
 
 def _for_engine(body: Json) -> Json:
     """A stored policy as the engine reads it: an ODRL Offer (the envelope may be absent)."""
-    doc = dict(body)
+    doc = {k: v for k, v in body.items() if k not in DSP_ENVELOPE}
     doc.setdefault("@type", "Offer")
     if "uid" not in doc and "@id" not in doc:
         doc["uid"] = "urn:hks:policy:unnamed"

@@ -345,3 +345,172 @@ def event_of(msg: Message) -> Event:
         return msg.event
     assert msg.EVENT is not None
     return msg.EVENT
+
+
+# --------------------------------------------------------------------------- transfers
+def _data_address(value: Any, where: str) -> Json | None:
+    """A DataAddress in neutral form; endpointProperties read leniently (EDC writes full IRIs as names)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedMessage(f"{where}: 'dataAddress' must be an object")
+    endpoint_type = _req_str(value, "endpointType", f"{where} dataAddress")
+    out: Json = {"@type": "DataAddress", "endpointType": endpoint_type}
+    endpoint = value.get("endpoint")
+    if endpoint is not None:
+        if not isinstance(endpoint, str):
+            raise MalformedMessage(f"{where}: dataAddress 'endpoint' must be a string")
+        out["endpoint"] = endpoint
+    props = value.get("endpointProperties") or []
+    if not isinstance(props, list):
+        props = [props]
+    cleaned = []
+    for prop in props:
+        if not isinstance(prop, dict) or not isinstance(prop.get("name"), str):
+            raise MalformedMessage(f"{where}: each endpointProperty needs a 'name' and a 'value'")
+        name = prop["name"].rsplit("/", 1)[-1]
+        val = prop.get("value")
+        if not isinstance(val, str):
+            raise MalformedMessage(f"{where}: endpointProperty {name!r} must have a string value")
+        cleaned.append({"@type": "EndpointProperty", "name": name, "value": val})
+    if cleaned:
+        out["endpointProperties"] = cleaned
+    return out
+
+
+def endpoint_property(address: Json | None, name: str) -> str | None:
+    for prop in (address or {}).get("endpointProperties", []):
+        if prop.get("name") == name:
+            return prop.get("value")
+    return None
+
+
+@dataclass(frozen=True)
+class TransferRequestMessage(Message):
+    TYPE: ClassVar[str] = "TransferRequestMessage"
+    consumer_pid: str
+    agreement_id: str
+    format: str
+    callback_address: str
+    data_address: Json | None = None  # push: where the provider sends the data
+
+    @classmethod
+    def parse(cls, doc: Json) -> "TransferRequestMessage":
+        w = cls.TYPE
+        fmt = doc.get("format")
+        if isinstance(fmt, dict):
+            fmt = fmt.get("@id")
+        if not isinstance(fmt, str) or not fmt:
+            raise MalformedMessage(f"{w}: required field 'format' is missing")
+        return cls(
+            consumer_pid=_req_str(doc, "consumerPid", w),
+            agreement_id=_req_str(doc, "agreementId", w),
+            format=fmt,
+            callback_address=_req_str(doc, "callbackAddress", w),
+            data_address=_data_address(doc.get("dataAddress"), w),
+        )
+
+    def to_neutral(self) -> Json:
+        out: Json = {"@type": self.TYPE, "consumerPid": self.consumer_pid, "agreementId": self.agreement_id,
+                     "format": self.format, "callbackAddress": self.callback_address}
+        if self.data_address:
+            out["dataAddress"] = self.data_address
+        return out
+
+
+@dataclass(frozen=True)
+class TransferStartMessage(_PidPair):
+    TYPE: ClassVar[str] = "TransferStartMessage"
+    data_address: Json | None = None  # pull: where and how the consumer fetches
+
+    @classmethod
+    def parse(cls, doc: Json) -> "TransferStartMessage":
+        return cls(data_address=_data_address(doc.get("dataAddress"), cls.TYPE), **cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        out = self._base()
+        if self.data_address:
+            out["dataAddress"] = self.data_address
+        return out
+
+
+@dataclass(frozen=True)
+class _CodeReason(_PidPair):
+    code: str | None = None
+    reason: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, doc: Json):  # noqa: ANN206
+        code = doc.get("code")
+        return cls(code=str(code) if code is not None else None, reason=_reasons(doc), **cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        out = self._base()
+        if self.code:
+            out["code"] = self.code
+        if self.reason:
+            out["reason"] = list(self.reason)
+        return out
+
+
+@dataclass(frozen=True)
+class TransferSuspensionMessage(_CodeReason):
+    TYPE: ClassVar[str] = "TransferSuspensionMessage"
+
+
+@dataclass(frozen=True)
+class TransferTerminationMessage(_CodeReason):
+    TYPE: ClassVar[str] = "TransferTerminationMessage"
+
+
+@dataclass(frozen=True)
+class TransferCompletionMessage(_PidPair):
+    TYPE: ClassVar[str] = "TransferCompletionMessage"
+
+    @classmethod
+    def parse(cls, doc: Json) -> "TransferCompletionMessage":
+        return cls(**cls._pids(doc))
+
+    def to_neutral(self) -> Json:
+        return self._base()
+
+
+@dataclass(frozen=True)
+class TransferProcess(Message):
+    """The ACK and GET body of a transfer."""
+
+    TYPE: ClassVar[str] = "TransferProcess"
+    provider_pid: str
+    consumer_pid: str
+    state: str
+
+    @classmethod
+    def parse(cls, doc: Json) -> "TransferProcess":
+        raw = _req_str(doc, "state", cls.TYPE).rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return cls(provider_pid=_req_str(doc, "providerPid", cls.TYPE),
+                   consumer_pid=_req_str(doc, "consumerPid", cls.TYPE), state=raw)
+
+    def to_neutral(self) -> Json:
+        return {"@type": self.TYPE, "providerPid": self.provider_pid, "consumerPid": self.consumer_pid,
+                "state": self.state}
+
+
+TRANSFER_MESSAGES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (TransferRequestMessage, TransferStartMessage, TransferSuspensionMessage,
+                TransferCompletionMessage, TransferTerminationMessage, TransferProcess)
+}
+
+
+def parse_transfer_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
+    """Like parse_message, for the transfer protocol."""
+    if not isinstance(doc, dict):
+        raise MalformedMessage("the message must be a JSON object")
+    mtype = doc.get("@type")
+    if isinstance(mtype, list) and len(mtype) == 1:
+        mtype = mtype[0]
+    if not isinstance(mtype, str):
+        raise MalformedMessage("required field '@type' is missing or not a string")
+    if mtype not in expected:
+        raise MalformedMessage(f"expected {' or '.join(expected)} here, got {mtype}")
+    return TRANSFER_MESSAGES[mtype].parse(doc)  # type: ignore[attr-defined]

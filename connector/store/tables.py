@@ -88,3 +88,60 @@ outbox = sa.Table(
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_process", "process_id", "status"),
 )
+
+transfers = sa.Table(
+    "transfers", metadata,
+    sa.Column("id", sa.String(255), primary_key=True),  # our own pid
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("dsp_version", sa.String(16), nullable=False),
+    sa.Column("counterparty_id", sa.String(512), nullable=False),
+    sa.Column("counterparty_address", sa.Text, nullable=False),
+    sa.Column("consumer_pid", sa.String(255), nullable=True),
+    sa.Column("provider_pid", sa.String(255), nullable=True),
+    sa.Column("agreement_id", sa.String(512), nullable=False),
+    sa.Column("format", sa.String(255), nullable=False),
+    sa.Column("data_address", sa.JSON, nullable=True),  # pull: the endpoint given to the consumer; push: its destination
+    sa.Column("claims", sa.JSON, nullable=True),  # provider: the consumer's verified claims when it asked
+    sa.Column("last_in_digest", sa.String(64), nullable=True),
+    sa.Column("last_in_response", sa.JSON, nullable=True),
+    sa.Column("termination", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("role", "counterparty_id", "consumer_pid", name="uq_transfer_peer_consumer_pid"),
+)
+
+usage_counters = sa.Table(
+    "usage_counters", metadata,
+    sa.Column("agreement_id", sa.String(512), primary_key=True),
+    sa.Column("uses", sa.Integer, nullable=False),  # completed (permitted) accesses under the agreement
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+access_log = sa.Table(
+    "access_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("transfer_id", sa.String(255), nullable=False),
+    sa.Column("agreement_id", sa.String(512), nullable=False),
+    sa.Column("consumer_id", sa.String(512), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("permitted", sa.Boolean, nullable=False),
+    sa.Column("purpose", sa.String(512), nullable=True),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("duties", sa.JSON, nullable=False),
+    sa.Index("ix_access_log_agreement", "agreement_id", "at"),
+)
+
+received_data = sa.Table(
+    "received_data", metadata,
+    sa.Column("transfer_id", sa.String(255), primary_key=True),
+    sa.Column("agreement_id", sa.String(512), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("delete_by", sa.Float, nullable=True),  # from the agreement's delete duty
+    sa.Column("deleted_at", sa.Float, nullable=True),
+)

@@ -1,0 +1,380 @@
+"""Durable DSP transfer processes, both roles: like negotiations, every transition is
+one transaction that updates the row and queues the outbound message; inbound
+messages are idempotent. The provider checks the agreement and runs the policy
+decision before it starts; the data itself moves through dataplane.py."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .. import failpoints
+from ..identity import Caller
+from ..protocol import wire
+from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess
+from ..protocol.messages import (
+    Message,
+    TransferCompletionMessage,
+    TransferProcess,
+    TransferRequestMessage,
+    TransferStartMessage,
+    TransferSuspensionMessage,
+    TransferTerminationMessage,
+)
+from ..protocol.negotiation import Role
+from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
+from ..store.db import Database
+from ..store.tables import agreements, negotiations, outbox, transfers, usage_counters
+from .negotiations import PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, now_iso, wait_for_state
+
+Json = dict[str, Any]
+E, S = TransferEvent, TransferState
+PULL, PUSH = "HttpData-PULL", "HttpData-PUSH"
+
+_SELECT_TRANSFER = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_pid"))
+_SELECT_TRANSFER_LOCKED = _SELECT_TRANSFER.with_for_update()
+_SELECT_BY_CONSUMER_PID = sa.select(transfers).where(
+    transfers.c.role == sa.bindparam("b_role"), transfers.c.counterparty_id == sa.bindparam("b_peer"),
+    transfers.c.consumer_pid == sa.bindparam("b_cpid"))
+_INSERT_TRANSFER = transfers.insert()
+_UPDATE_TRANSFER = transfers.update().where(
+    transfers.c.id == sa.bindparam("b_id"), transfers.c.version == sa.bindparam("b_old_version"))
+_SELECT_AGREEMENT = (
+    sa.select(agreements, negotiations.c.state.label("negotiation_state"), negotiations.c.dsp_version,
+              negotiations.c.counterparty_address, negotiations.c.counterparty_id)
+    .join(negotiations, negotiations.c.id == agreements.c.negotiation_id)
+    .where(agreements.c.id == sa.bindparam("b_aid"), agreements.c.role == sa.bindparam("b_role"))
+)
+_INSERT_OUTBOX = outbox.insert().returning(outbox.c.id)
+_SET_PROVIDER_PID = transfers.update().where(
+    transfers.c.id == sa.bindparam("b_id"), transfers.c.provider_pid.is_(None))
+_USES = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
+
+
+class TransferConflict(Exception):
+    """The row changed under us; the transition is retried."""
+
+
+def transfer_format(fmt: str) -> str | None:
+    """HttpData-PULL / HttpData-PUSH, read leniently (EDC and the TCK write variants)."""
+    upper = fmt.rsplit("/", 1)[-1].upper()
+    if upper.endswith("PULL"):
+        return PULL
+    if upper.endswith("PUSH"):
+        return PUSH
+    return None
+
+
+class TransferService:
+    def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
+                 access_check: Callable[..., Any], start_address: Callable[[Json], Json],
+                 clock: Callable[[], float] = time.time,
+                 on_commit: Callable[[list[Json]], None] = lambda entries: None) -> None:
+        self.db = db
+        self.participant_id = participant_id
+        self.dsp_base = dsp_base
+        self.access_check = access_check  # (conn, agreement row, claims, now) -> refusal reasons or None
+        self.start_address = start_address  # provider: the pull DataAddress for a transfer row
+        self.clock = clock
+        self.on_commit = on_commit
+        self.on_started: list[Callable[[Json], None]] = []  # e.g. the push sender
+        self.on_state: list[Callable[[Json], None]] = []  # every committed state, e.g. to revoke streams
+        self.notifier = Notifier()
+        self.is_postgres = db.is_postgres
+        self.outbox_owner: str | None = None
+        self.lease_seconds = 30.0
+
+    # ---------------------------------------------------------------- provider
+    async def receive_request(self, version: str, msg: TransferRequestMessage, who: Caller,
+                              digest: str) -> tuple[int, Json]:
+        fmt = transfer_format(msg.format)
+        if fmt is None:
+            raise Refused(f"format {msg.format!r} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
+        if fmt == PUSH and not (msg.data_address and msg.data_address.get("endpoint")):
+            raise MalformedMessage("a push transfer needs a dataAddress with the consumer's endpoint")
+        for _ in range(5):
+            try:
+                status, body, row, outgoing = await self.db.transaction(
+                    self._request_tx, version, msg, fmt, who, digest, self.clock())
+            except sa.exc.IntegrityError:
+                continue  # a concurrent duplicate won: answer from its row
+            if outgoing is not None:
+                self._committed(row["id"], outgoing, row)
+            return status, body
+        raise Refused("could not record the transfer request, try again")
+
+    def _request_tx(self, conn: Connection, version: str, msg: TransferRequestMessage, fmt: str, who: Caller,
+                    digest: str, ts: float) -> tuple[int, Json, Json, list | None]:
+        caller = who.participant_id
+        existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
+            "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
+        if existing is not None:  # idempotent on consumerPid
+            ack = TransferProcess(existing["id"], msg.consumer_pid, existing["state"]).to_neutral()
+            return 201, ack, dict(existing), None
+        agreement = conn.execute(_SELECT_AGREEMENT, {"b_aid": msg.agreement_id, "b_role": Role.PROVIDER.value}
+                                 ).mappings().first()
+        if agreement is None or agreement["consumer_id"] != caller:
+            # The same answer for "no such agreement" and "someone else's": reveal nothing.
+            raise Refused(f"there is no agreement {msg.agreement_id!r} with this consumer", code="UnknownAgreement")
+        if agreement["negotiation_state"] != "FINALIZED":
+            raise Refused(f"agreement {msg.agreement_id!r} is not in force (its negotiation is "
+                          f"{agreement['negotiation_state']})", code="AgreementNotInForce")
+        refusal = self.access_check(conn, dict(agreement), dict(who.claims), ts)
+        if refusal:
+            raise Refused("Refused by the agreement's policy: " + " ".join(refusal), code="PolicyDenied")
+        pid = f"urn:uuid:{uuid.uuid4()}"
+        row = {
+            "id": pid, "role": Role.PROVIDER.value, "state": S.REQUESTED.value, "version": 1,
+            "dsp_version": version, "counterparty_id": caller, "counterparty_address": msg.callback_address.rstrip("/"),
+            "consumer_pid": msg.consumer_pid, "provider_pid": pid, "agreement_id": msg.agreement_id, "format": fmt,
+            "data_address": msg.data_address if fmt == PUSH else None, "claims": dict(who.claims),
+            "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
+            "created_at": ts, "updated_at": ts,
+        }
+        next_transfer_state(None, Role.CONSUMER, E.REQUEST)
+        ack = TransferProcess(pid, msg.consumer_pid, S.REQUESTED.value).to_neutral()
+        row["last_in_digest"], row["last_in_response"] = digest, {"status": 201, "body": ack}
+        outgoing = self._apply(row, self.strategy_after_request(row), ts)
+        conn.execute(_INSERT_TRANSFER, row)
+        self._write_outbox(conn, row, outgoing, ts)
+        return 201, ack, row, outgoing
+
+    def strategy_after_request(self, row: Json) -> list[tuple[TransferEvent, str | None]]:
+        """The provider starts a permitted transfer at once (the TCK profile scripts otherwise)."""
+        return [(E.START, None)]
+
+    def strategy_after_received(self, row: Json, event: TransferEvent) -> list[tuple[TransferEvent, str | None]]:
+        """What this node sends by itself after a peer's message: nothing by default."""
+        return []
+
+    # ------------------------------------------------------------ both roles
+    async def receive(self, version: str, path_pid: str, msg: Message, who: Caller, digest: str) -> tuple[int, Json]:
+        for _ in range(5):
+            try:
+                status, body, row, outgoing = await self.db.transaction(
+                    self._receive_tx, version, path_pid, msg, who.participant_id, digest, self.clock())
+            except TransferConflict:
+                continue
+            if outgoing is not None:
+                self._committed(path_pid, outgoing, row)
+            return status, body
+        raise Refused("the transfer is busy, try again")
+
+    def _receive_tx(self, conn: Connection, version: str, path_pid: str, msg: Message, caller: str, digest: str,
+                    ts: float) -> tuple[int, Json, Json | None, list | None]:
+        row = self._load(conn, path_pid, lock=True)
+        if row is None or row["counterparty_id"] != caller:
+            raise UnknownProcess(f"no transfer process {path_pid!r}")
+        if row["last_in_digest"] == digest and row["last_in_response"]:
+            resp = row["last_in_response"]
+            return resp["status"], resp["body"], None, None
+        if row["dsp_version"] != version:
+            raise MalformedMessage(f"this process speaks DSP {row['dsp_version']}, not {version}")
+        own = Role(row["role"])
+        peer = Role.CONSUMER if own is Role.PROVIDER else Role.PROVIDER
+        own_pid = getattr(msg, "provider_pid" if own is Role.PROVIDER else "consumer_pid")
+        if own_pid != row["id"]:
+            raise MalformedMessage("the message's process ids do not match the process in the path")
+        peer_field = "consumer_pid" if own is Role.PROVIDER else "provider_pid"
+        if row[peer_field] and getattr(msg, peer_field) != row[peer_field]:
+            raise MalformedMessage(f"{peer_field.replace('_p', 'P')} does not belong to this process")
+        event = E(msg.TYPE)
+        new_state = next_transfer_state(S(row["state"]), peer, event)
+        original, row = row, dict(row)
+        if own is Role.CONSUMER and not row["provider_pid"]:
+            row["provider_pid"] = msg.provider_pid  # type: ignore[attr-defined]
+        if isinstance(msg, TransferStartMessage) and own is Role.CONSUMER and msg.data_address:
+            row["data_address"] = msg.data_address  # where and how to pull
+        if isinstance(msg, (TransferTerminationMessage, TransferSuspensionMessage)):
+            key = "termination" if isinstance(msg, TransferTerminationMessage) else "error"
+            note = {"by": peer.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
+            row[key] = note if key == "termination" else f"suspended by the {peer.value}: {' '.join(msg.reason)}"
+        row["state"] = new_state.value
+        ack = TransferProcess(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
+                              new_state.value).to_neutral()
+        outgoing: list[Outgoing] = []
+        if new_state not in TRANSFER_TERMINAL:
+            outgoing = self._apply(row, self.strategy_after_received(row, event), ts)
+        row["last_in_digest"], row["last_in_response"] = digest, {"status": 200, "body": ack}
+        row["version"], row["updated_at"] = original["version"] + 1, ts
+        self._update(conn, row, original)
+        self._write_outbox(conn, row, outgoing, ts)
+        return 200, ack, row, outgoing
+
+    # ------------------------------------------------------------- management
+    async def start(self, *, agreement_id: str, fmt: str,
+                    push_address: Callable[[str], Json] | None = None) -> Json:
+        """Consumer: ask the provider of `agreement_id` for a transfer. For a push,
+        `push_address(pid)` gives the DataAddress the provider should push to."""
+        ts = self.clock()
+        pid = f"urn:uuid:{uuid.uuid4()}"
+        destination = push_address(pid) if push_address is not None else None
+
+        def create(conn: Connection) -> tuple[Json, list[Outgoing]]:
+            agreement = conn.execute(_SELECT_AGREEMENT, {"b_aid": agreement_id, "b_role": Role.CONSUMER.value}
+                                     ).mappings().first()
+            if agreement is None:
+                raise UnknownProcess(f"no agreement {agreement_id!r} held by this participant")
+            if agreement["negotiation_state"] != "FINALIZED":
+                raise Refused(f"agreement {agreement_id!r} is not finalized")
+            row = {
+                "id": pid, "role": Role.CONSUMER.value, "state": S.REQUESTED.value, "version": 1,
+                "dsp_version": agreement["dsp_version"], "counterparty_id": agreement["counterparty_id"],
+                "counterparty_address": agreement["counterparty_address"], "consumer_pid": pid, "provider_pid": None,
+                "agreement_id": agreement_id, "format": fmt, "data_address": destination, "claims": None,
+                "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
+                "created_at": ts, "updated_at": ts,
+            }
+            next_transfer_state(None, Role.CONSUMER, E.REQUEST)
+            msg = TransferRequestMessage(consumer_pid=pid, agreement_id=agreement_id, format=fmt,
+                                         callback_address=self.dsp_base(row["dsp_version"]), data_address=destination)
+            outgoing = [Outgoing("TransferRequestMessage:initial", f"{row['counterparty_address']}/transfers/request",
+                                 wire.to_wire(msg.to_neutral(), row["dsp_version"]))]
+            conn.execute(_INSERT_TRANSFER, row)
+            self._write_outbox(conn, row, outgoing, ts)
+            return row, outgoing
+
+        row, outgoing = await self.db.transaction(create)
+        self._committed(pid, outgoing, row)
+        return row
+
+    async def act(self, pid: str, event: TransferEvent, reason: str | None = None) -> Json:
+        """A user's decision (suspend, resume, complete, terminate), through the same table."""
+        for _ in range(5):
+            try:
+                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
+            except TransferConflict:
+                continue
+            self._committed(pid, outgoing, row)
+            return row
+        raise Refused("the transfer is busy, try again")
+
+    def _act_tx(self, conn: Connection, pid: str, event: TransferEvent, reason: str | None,
+                ts: float) -> tuple[Json, list[Outgoing]]:
+        row = self._load(conn, pid, lock=True)
+        if row is None:
+            raise UnknownProcess(f"no transfer process {pid!r}")
+        original, row = row, dict(row)
+        outgoing = self._apply(row, [(event, reason)], ts)
+        row["version"], row["updated_at"] = original["version"] + 1, ts
+        self._update(conn, row, original)
+        self._write_outbox(conn, row, outgoing, ts)
+        return row, outgoing
+
+    async def get(self, pid: str) -> Json | None:
+        def load(conn: Connection) -> Json | None:
+            row = self._load(conn, pid)
+            return dict(row) if row is not None else None
+        return await self.db.read(load)
+
+    async def list(self, limit: int = 100, offset: int = 0) -> list[Json]:
+        query = sa.select(transfers).order_by(transfers.c.created_at.desc()).limit(limit).offset(offset)
+        return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
+
+    async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
+        return await wait_for_state(self.notifier, self.get, pid, states | {s.value for s in TRANSFER_TERMINAL}, timeout)
+
+    async def uses(self, agreement_id: str) -> int:
+        return await self.db.read(lambda conn: conn.execute(_USES, {"b_aid": agreement_id}).scalar() or 0)
+
+    # ---------------------------------------------------- outbox ack handling
+    def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
+        if entry["kind"] != "TransferRequestMessage:initial" or not isinstance(response, dict):
+            return
+        provider_pid = response.get("providerPid") or response.get("dspace:providerPid")
+        if isinstance(provider_pid, dict):
+            provider_pid = provider_pid.get("@id")
+        if isinstance(provider_pid, str) and provider_pid:
+            conn.execute(_SET_PROVIDER_PID, {"b_id": entry["process_id"], "provider_pid": provider_pid})
+
+    def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
+        ts = self.clock()
+        conn.execute(
+            sa.update(transfers)
+            .where(transfers.c.id == entry["process_id"], transfers.c.state.notin_([s.value for s in TRANSFER_TERMINAL]))
+            .values(state=S.TERMINATED.value, error=error[:2000], updated_at=ts, version=transfers.c.version + 1,
+                    termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
+        )
+
+    def provider_pid_of(self, conn: Connection, pid: str) -> str | None:
+        return conn.execute(sa.select(transfers.c.provider_pid).where(transfers.c.id == pid)).scalar()
+
+    # ---------------------------------------------------------------- helpers
+    def _apply(self, row: Json, actions: list[tuple[TransferEvent, str | None]], ts: float) -> list[Outgoing]:
+        role = Role(row["role"])
+        out: list[Outgoing] = []
+        for event, reason in actions:
+            new_state = next_transfer_state(S(row["state"]), role, event)
+            if event is E.TERMINATE:
+                row["termination"] = {"by": role.value, "code": "Terminated", "reason": [reason] if reason else [],
+                                      "at": now_iso(ts)}
+            if event is E.SUSPEND:
+                row["error"] = f"suspended by the {role.value}" + (f": {reason}" if reason else "")
+            out.append(self._outgoing(row, role, event, reason))
+            row["state"] = new_state.value
+        return out
+
+    def _outgoing(self, row: Json, role: Role, event: TransferEvent, reason: str | None) -> Outgoing:
+        version = row["dsp_version"]
+        cpid = row["consumer_pid"]
+        ppid = row["provider_pid"] or PROVIDER_PID_PLACEHOLDER
+        # The path carries the receiver's pid: the consumer's callback or the provider's base.
+        base = f"{row['counterparty_address']}/transfers/{cpid if role is Role.PROVIDER else ppid}"
+        msg: Message
+        if event is E.START:
+            address = self.start_address(row) if role is Role.PROVIDER and row["format"] == PULL else None
+            msg = TransferStartMessage(provider_pid=ppid, consumer_pid=cpid, data_address=address)
+            path = "start"
+        elif event is E.SUSPEND:
+            msg = TransferSuspensionMessage(provider_pid=ppid, consumer_pid=cpid, code="Suspended",
+                                            reason=[reason] if reason else [])
+            path = "suspension"
+        elif event is E.COMPLETE:
+            msg = TransferCompletionMessage(provider_pid=ppid, consumer_pid=cpid)
+            path = "completion"
+        elif event is E.TERMINATE:
+            msg = TransferTerminationMessage(provider_pid=ppid, consumer_pid=cpid, code="Terminated",
+                                             reason=[reason] if reason else [])
+            path = "termination"
+        else:
+            raise InvalidTransition(f"{event.value} is not sent on an existing transfer")
+        return Outgoing(msg.TYPE, f"{base}/{path}", wire.to_wire(msg.to_neutral(), version))
+
+    def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
+        query = _SELECT_TRANSFER_LOCKED if lock and self.is_postgres else _SELECT_TRANSFER
+        return conn.execute(query, {"b_pid": pid}).mappings().first()
+
+    def _update(self, conn: Connection, row: Json, original: Any) -> None:
+        values = {k: v for k, v in row.items() if k in transfers.c and k != "id" and original[k] != v}
+        result = conn.execute(_UPDATE_TRANSFER, {**values, "b_id": row["id"], "b_old_version": original["version"]})
+        if result.rowcount != 1:
+            raise TransferConflict(row["id"])
+
+    def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
+        owner = self.outbox_owner
+        for o in outgoing:
+            entry = {
+                "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url, "body": o.body,
+                "status": "pending", "attempts": 0, "next_attempt_at": ts, "lease_owner": owner,
+                "lease_until": ts + self.lease_seconds if owner else None, "last_error": None,
+                "created_at": ts, "sent_at": None,
+            }
+            entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
+            o.entry = entry if owner else None
+
+    def _committed(self, pid: str, outgoing: list[Outgoing], row: Json | None) -> None:
+        for o in outgoing:
+            failpoints.hit(f"committed:{o.kind}")
+        self.notifier.notify(pid, row)
+        entries = [o.entry for o in outgoing if o.entry is not None]
+        if entries:
+            self.on_commit(entries)
+        if row is not None:
+            for callback in self.on_state:
+                callback(row)
+            if row["state"] == S.STARTED.value:
+                for callback in self.on_started:
+                    callback(row)

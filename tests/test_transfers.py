@@ -1,0 +1,285 @@
+"""Transfers between two real node processes: pull and push in both DSP versions, the
+policy decided again on every access (N times, time windows), modification in transit,
+suspension stopping a pull in flight, delete duties on the consumer, and bad input."""
+import asyncio
+import csv
+import io
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connector.identity import DevSharedSecret
+from support.nodes import SHARED_SECRET, NodeProcess
+
+pytestmark = pytest.mark.slow
+HEADER = ["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"]
+
+
+def synthetic_csv(rows: int) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    for i in range(rows):
+        writer.writerow([f"P{i:05d}", f"Patient {i}, Jr", f"9{i:07d}", 20 + i % 60, "FM"[i % 2], "Tianhe",
+                         "E11" if i % 3 else "I10", f"{5 + i % 40 / 10:.1f}", "2025-03-01"])
+    return out.getvalue().encode()
+
+
+def duty(action: str, fields: list[str]) -> dict:
+    return {"action": [{"rdf:value": {"@id": action}, "refinement": [
+        {"leftOperand": "hks:field", "operator": "isAnyOf", "rightOperand": fields}]}]}
+
+
+OPEN = {"permission": [{"action": "use"}]}
+TEN_TIMES = {"permission": [{"action": "use", "constraint": [
+    {"leftOperand": "count", "operator": "lteq", "rightOperand": 10}]}]}
+MODIFY = {"permission": [{"action": "use", "duty": [duty("hks:drop", ["name", "phone"]),
+                                                     duty("hks:pseudonymise", ["patient_id"])]}]}
+DELETE_SOON = {"permission": [{"action": "use", "duty": [{"action": [{"rdf:value": {"@id": "odrl:delete"}, "refinement": [
+    {"leftOperand": "elapsedTime", "operator": "lteq", "rightOperand": {"@value": "PT3S", "@type": "xsd:duration"}}]}]}]}]}
+LOGGED = {"permission": [{"action": "use", "duty": [{"action": "hks:log"}]}]}
+RESEARCH = {"permission": [{"action": "use", "constraint": [
+    {"leftOperand": "purpose", "operator": "isA", "rightOperand": "dpv:ResearchAndDevelopment"}]}]}
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    base = tmp_path_factory.mktemp("transfers")
+    provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ",
+                           env={"CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1"})
+    consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK")
+    data = provider.directory / "data"
+    data.mkdir()
+    (data / "visits.csv").write_bytes(synthetic_csv(2000))
+    (data / "big.bin").write_bytes(bytes(range(256)) * 4096 * 40)  # 40 MiB
+    (base / "outside.csv").write_text("secret\n")
+    provider.start()
+    consumer.start()
+    offers = {"open": OPEN, "ten": TEN_TIMES, "modify": MODIFY, "delete": DELETE_SOON, "logged": LOGGED,
+              "research": RESEARCH}
+    for name, policy in offers.items():
+        provider.api("POST", "/policies", {"id": name, "policy": policy}, expect=201)
+        provider.api("POST", "/assets", {"id": f"visits-{name}", "contentType": "text/csv",
+                                         "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+        provider.api("POST", "/offers", {"id": f"offer-{name}", "assetIds": [f"visits-{name}"],
+                                         "accessPolicyId": "open", "contractPolicyId": name}, expect=201)
+    provider.api("POST", "/assets", {"id": "big", "contentType": "application/octet-stream",
+                                     "dataAddress": {"type": "file", "path": "big.bin"}}, expect=201)
+    provider.api("POST", "/offers", {"id": "offer-big", "assetIds": ["big"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    try:
+        yield provider, consumer
+    finally:
+        provider.stop()
+        consumer.stop()
+
+
+def offer_window(provider, name, seconds):
+    """An offer usable only until `seconds` from now; returns when the window ends."""
+    end = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    policy = {"permission": [{"action": "use", "constraint": [{"leftOperand": "dateTime", "operator": "lt",
+              "rightOperand": {"@value": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "@type": "xsd:dateTime"}}]}]}
+    provider.api("POST", "/policies", {"id": name, "policy": policy}, expect=201)
+    provider.api("POST", "/assets", {"id": f"visits-{name}", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+    provider.api("POST", "/offers", {"id": f"offer-{name}", "assetIds": [f"visits-{name}"],
+                                     "accessPolicyId": "open", "contractPolicyId": name}, expect=201)
+    return end.replace(microsecond=0).timestamp()
+
+
+def sleep_until(moment):
+    time.sleep(max(0.0, moment - time.time() + 0.5))
+
+
+def agree(consumer, provider, name, version=None, dataset=None):
+    neg = consumer.wait_state(consumer.negotiate(provider, dataset or f"visits-{name}", f"offer-{name}", version)["id"])
+    assert neg["state"] == "FINALIZED", neg
+    return neg["agreement"]["@id"]
+
+
+def transfer(consumer, agreement_id, fmt="HttpData-PULL", expect="STARTED", **extra):
+    started = consumer.api("POST", "/transfers", {"agreementId": agreement_id, "format": fmt, **extra}, expect=201)
+    row = consumer.api("GET", f"/transfers/{started['id']}?waitFor={expect}&timeout=20", expect=200)
+    assert row["state"] == expect, row
+    return row
+
+
+def data(consumer, transfer_id, purpose=None, timeout=60):
+    params = {"purpose": purpose} if purpose else None
+    return httpx.get(f"{consumer.url}/api/v1/transfers/{transfer_id}/data", params=params,
+                     headers=consumer.headers(), timeout=timeout)
+
+
+@pytest.mark.parametrize("version", ["2025-1", "2024-1"])
+def test_pull_in_both_versions(nodes, version):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "open", version))
+    assert row["dspVersion"] == version
+    resp = data(consumer, row["id"])
+    assert resp.status_code == 200 and resp.content == (provider.directory / "data" / "visits.csv").read_bytes()
+    ranged = httpx.get(row["endpoint"], headers={"Range": "bytes=10-19", **_provider_token(provider, consumer, row)})
+    assert ranged.status_code == 206 and ranged.content == resp.content[10:20]
+
+
+def _provider_token(provider, consumer, row):
+    """The pull token the provider gave the consumer (read from the consumer's database)."""
+    import sqlalchemy as sa
+    engine = sa.create_engine(consumer.settings.database_url.replace("+aiosqlite", ""))
+    with engine.connect() as conn:
+        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": row["id"]}).scalar()
+    engine.dispose()
+    props = {p["name"]: p["value"] for p in json.loads(address)["endpointProperties"]}
+    return {"Authorization": f"Bearer {props['authorization']}"}
+
+
+@pytest.mark.parametrize("version", ["2025-1", "2024-1"])
+def test_push_in_both_versions_and_the_delete_duty(nodes, version):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "delete", version), fmt="HttpData-PUSH", expect="COMPLETED")
+    resp = data(consumer, row["id"])
+    assert resp.status_code == 200 and resp.content == (provider.directory / "data" / "visits.csv").read_bytes()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the agreement says: delete within 3 s of the agreement
+        gone = data(consumer, row["id"])
+        if gone.status_code == 410:
+            break
+        time.sleep(0.5)
+    assert gone.status_code == 410 and "deleted" in gone.json()["error"]
+    assert not list((consumer.directory / "received").glob("*")) or all(
+        p.name.endswith(".part") for p in (consumer.directory / "received").glob("*"))
+
+
+def test_ten_times_policy_gives_exactly_ten_successes_under_eleven_concurrent_requests(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "ten"))
+
+    async def pull_all():
+        async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
+            return await asyncio.gather(*(client.get(f"{consumer.url}/api/v1/transfers/{row['id']}/data")
+                                          for _ in range(11)))
+
+    results = asyncio.run(pull_all())
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200] * 10 + [403], codes
+    refused = next(r for r in results if r.status_code == 403).json()
+    assert any("at most 10 uses" in reason for reason in refused["reasons"]), refused
+    log = provider.api("GET", f"/access-log?agreementId={row['agreementId']}")
+    assert sum(entry["permitted"] for entry in log) == 10 and len(log) == 11
+
+
+def test_time_window_refuses_after_the_window(nodes):
+    provider, consumer = nodes
+    end = offer_window(provider, "window-a", 5)
+    row = transfer(consumer, agree(consumer, provider, "window-a"))
+    assert data(consumer, row["id"]).status_code == 200
+    sleep_until(end)
+    refused = data(consumer, row["id"])
+    assert refused.status_code == 403
+    assert any("is not before" in r for r in refused.json()["reasons"]), refused.json()
+
+
+def test_csv_arrives_with_personal_fields_removed_or_pseudonymised(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "modify"))
+    resp = data(consumer, row["id"])
+    assert resp.status_code == 200
+    rows = list(csv.reader(io.StringIO(resp.text)))
+    assert rows[0] == [h for h in HEADER if h not in ("name", "phone")]
+    assert len(rows) == 2001
+    assert all(r[0].startswith("ps_") for r in rows[1:]) and rows[1][0] != rows[2][0]
+    assert "Patient 1" not in resp.text and "90000001" not in resp.text
+    again = list(csv.reader(io.StringIO(data(consumer, row["id"]).text)))
+    assert again[1][0] == rows[1][0]  # the same pseudonym every time (linkable records)
+
+
+def test_declared_purpose_is_decided_at_each_access(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "research"))
+    refused = data(consumer, row["id"])
+    assert refused.status_code == 403 and any("declared no purpose" in r for r in refused.json()["reasons"])
+    assert data(consumer, row["id"], purpose="dpv:ResearchAndDevelopment").status_code == 200
+    wrong = data(consumer, row["id"], purpose="dpv:Marketing")
+    assert wrong.status_code == 403
+
+
+def test_a_logging_duty_without_a_clearing_house_blocks_the_data(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "logged"))
+    refused = data(consumer, row["id"])
+    assert refused.status_code == 403 and any("clearing house" in r for r in refused.json()["reasons"])
+
+
+def test_suspension_stops_an_in_flight_pull_and_revokes_the_token(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "big", dataset="big"))
+    provider_pid = row["providerPid"]
+
+    async def slow_pull():
+        async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
+            async with client.stream("GET", f"{consumer.url}/api/v1/transfers/{row['id']}/data") as resp:
+                assert resp.status_code == 200
+                received = 0
+                async for chunk in resp.aiter_bytes():
+                    received += len(chunk)
+                    if received > 1_000_000 and received - len(chunk) <= 1_000_000:
+                        await asyncio.to_thread(provider.api, "POST", f"/transfers/{provider_pid}/suspend",
+                                                {"reason": "maintenance"}, 200)
+                    await asyncio.sleep(0.01)  # a slow reader
+                return received
+
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        asyncio.run(slow_pull())
+    suspended = consumer.api("GET", f"/transfers/{row['id']}?waitFor=SUSPENDED&timeout=10")
+    assert suspended["state"] == "SUSPENDED"
+    assert data(consumer, row["id"]).status_code == 409  # the consumer knows it is suspended
+    direct = httpx.get(row["endpoint"], headers=_provider_token(provider, consumer, row))
+    assert direct.status_code == 401 and "revoked" in direct.json()["reasons"][0]
+    provider.api("POST", f"/transfers/{provider_pid}/resume", expect=200)
+    resumed = consumer.api("GET", f"/transfers/{row['id']}?waitFor=STARTED&timeout=10")
+    assert resumed["state"] == "STARTED"
+    assert len(data(consumer, row["id"]).content) == 40 * 1024 * 1024
+
+
+def test_bad_tokens_foreign_agreements_and_sources(nodes):
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "open"))
+    for headers, needle in [({}, "missing"), ({"Authorization": "Bearer nonsense"}, "malformed"),
+                            ({"Authorization": "Bearer eyJ0.eyJ1"}, "does not verify")]:
+        resp = httpx.get(row["endpoint"], headers=headers)
+        assert resp.status_code == 401 and needle in resp.json()["reasons"][0], resp.text
+    other = transfer(consumer, agree(consumer, provider, "open"))
+    foreign = httpx.get(row["endpoint"], headers=_provider_token(provider, consumer, other))
+    assert foreign.status_code == 401 and "another transfer" in foreign.json()["reasons"][0]
+    # a transfer request for an agreement of another consumer: a DSP error, and no transfer
+    intruder = "urn:hks:participant:intruder"
+    token = "Bearer " + DevSharedSecret(intruder, SHARED_SECRET).token_for(intruder)
+    before = len(provider.api("GET", "/transfers?limit=1000"))
+    resp = httpx.post(f"{provider.url}/dsp/2025-1/transfers/request", headers={"Authorization": token}, json={
+        "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "TransferRequestMessage",
+        "consumerPid": "urn:uuid:intruder-1", "agreementId": row["agreementId"], "format": "HttpData-PULL",
+        "callbackAddress": "http://127.0.0.1:9/cb"})
+    assert resp.status_code == 400 and resp.json()["@type"] == "TransferError"
+    assert "no agreement" in resp.json()["reason"][0]
+    assert len(provider.api("GET", "/transfers?limit=1000")) == before
+    # sources outside the data root or on hosts not allowed: refused when the asset is created
+    for address, needle in [({"type": "file", "path": "../outside.csv"}, "outside the data root"),
+                            ({"type": "file", "path": "/etc/passwd"}, "outside the data root"),
+                            ({"type": "http", "url": "http://example.com/data"}, "not on the allowed upstream"),
+                            ({"type": "ftp", "url": "x"}, "'type' must be")]:
+        resp = httpx.post(provider.url + "/api/v1/assets", headers=provider.headers(),
+                          json={"id": "bad-source", "dataAddress": address})
+        assert resp.status_code == 400 and needle in resp.json()["error"], resp.text
+
+
+def test_a_transfer_under_an_expired_agreement_is_refused(nodes):
+    provider, consumer = nodes
+    end = offer_window(provider, "window-b", 4)
+    agreement_id = agree(consumer, provider, "window-b")
+    sleep_until(end)
+    started = consumer.api("POST", "/transfers", {"agreementId": agreement_id}, expect=201)
+    row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=TERMINATED&timeout=20")
+    assert row["state"] == "TERMINATED" and "PolicyDenied" in row["termination"]["reason"][0]
