@@ -45,6 +45,7 @@ class Settings:
     dataplane_data_root: Path | None = None  # files an asset may name live under it
     dataplane_upstream_hosts: tuple[str, ...] = ()  # hosts an HTTP asset may fetch from
     dataplane_token_ttl: int = 3600  # seconds a pull token is valid (suspension revokes at once)
+    dataplane_upstream_timeout: int = 30  # seconds an HTTP upstream may stay silent
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -68,7 +69,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "tls": {"enabled": (bool, False)},
     "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False)},
     "tck": {"enabled": (bool, False)},
-    "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False)},
+    "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
+                  "upstream_timeout": (int, False)},
 }
 
 
@@ -228,7 +230,11 @@ def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:
     ttl = values.get("token_ttl", 3600)
     if not 10 <= ttl <= 86400:
         raise ConfigError(f"setting [dataplane] token_ttl must be between 10 and 86400 seconds, got {ttl}")
-    return {"dataplane_data_root": root, "dataplane_upstream_hosts": hosts, "dataplane_token_ttl": ttl}
+    silence = values.get("upstream_timeout", 30)
+    if not 1 <= silence <= 600:
+        raise ConfigError(f"setting [dataplane] upstream_timeout must be between 1 and 600 seconds, got {silence}")
+    return {"dataplane_data_root": root, "dataplane_upstream_hosts": hosts, "dataplane_token_ttl": ttl,
+            "dataplane_upstream_timeout": silence}
 
 
 def _toml_str(value: str) -> str:

@@ -50,7 +50,8 @@ RESEARCH = {"permission": [{"action": "use", "constraint": [
 def nodes(tmp_path_factory):
     base = tmp_path_factory.mktemp("transfers")
     provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ",
-                           env={"CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1"})
+                           env={"CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1",
+                                "CONNECTOR_DATAPLANE_UPSTREAM_TIMEOUT": "2"})
     consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK")
     data = provider.directory / "data"
     data.mkdir()
@@ -283,3 +284,66 @@ def test_a_transfer_under_an_expired_agreement_is_refused(nodes):
     started = consumer.api("POST", "/transfers", {"agreementId": agreement_id}, expect=201)
     row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=TERMINATED&timeout=20")
     assert row["state"] == "TERMINATED" and "PolicyDenied" in row["termination"]["reason"][0]
+
+
+class Upstream:
+    """An HTTP upstream in the test process: good data, a stream that breaks, one that hangs, a redirect."""
+
+    def __init__(self, body: bytes):
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "http://example.com/elsewhere")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.path == "/ok":
+                    self.wfile.write(body)
+                elif self.path == "/break":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                elif self.path == "/hang":
+                    self.wfile.write(body[:1000])
+                    self.wfile.flush()
+                    time.sleep(8)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_http_upstream_sources(nodes):
+    provider, consumer = nodes
+    body = synthetic_csv(3000)
+    upstream = Upstream(body)
+    try:
+        for path in ("ok", "break", "hang", "redirect"):
+            provider.api("POST", "/assets", {"id": f"up-{path}", "contentType": "text/csv",
+                                             "dataAddress": {"type": "http", "url": f"{upstream.url}/{path}"}}, expect=201)
+            provider.api("POST", "/offers", {"id": f"offer-up-{path}", "assetIds": [f"up-{path}"],
+                                             "accessPolicyId": "open", "contractPolicyId": "open"}, expect=201)
+        ok = transfer(consumer, agree(consumer, provider, "up-ok", dataset="up-ok"))
+        assert data(consumer, ok["id"]).content == body
+        for path in ("break", "hang"):
+            row = transfer(consumer, agree(consumer, provider, f"up-{path}", dataset=f"up-{path}"))
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                data(consumer, row["id"])  # an error, never a truncated success
+            shown = consumer.api("GET", f"/transfers/{row['id']}")
+            assert "broke off" in (shown["error"] or ""), shown
+        row = transfer(consumer, agree(consumer, provider, "up-redirect", dataset="up-redirect"))
+        resp = data(consumer, row["id"])
+        assert resp.status_code == 502 and "redirects are not followed" in resp.json()["reasons"][0]
+    finally:
+        upstream.server.shutdown()

@@ -291,7 +291,7 @@ class DataPlane:
                 chunks = _file_chunks(path, start, end)
             elif address.get("type") == "http":
                 self._check_upstream(address["url"])  # checked again at access
-                chunks = self._upstream_chunks(address["url"])
+                chunks = self._upstream_chunks(address["url"], await self._open_upstream(address["url"]))
             else:
                 raise AccessRefused(500, ["the asset has no usable data address"])
         except RangeNotSatisfiable as exc:
@@ -308,13 +308,18 @@ class DataPlane:
         transfer_id = grant.transfer["id"]
         # A failure after this point aborts the connection: the consumer sees an error,
         # never a truncated success. So does a suspension or termination mid-stream.
-        async for chunk in chunks:
-            if transfer_id in self.revoked:
-                raise TransferStopped(f"transfer {transfer_id} was stopped while its data streamed")
-            await response.write(tx.feed(chunk) if tx else chunk)
-        if tx:
-            await response.write(tx.finish())
-        await response.write_eof()
+        try:
+            async for chunk in chunks:
+                if transfer_id in self.revoked:
+                    raise TransferStopped(f"transfer {transfer_id} was stopped while its data streamed")
+                await response.write(tx.feed(chunk) if tx else chunk)
+            if tx:
+                await response.write(tx.finish())
+            await response.write_eof()
+        except (TransferStopped, TransformError, UpstreamError, aiohttp.ClientError, asyncio.TimeoutError,
+                OSError) as exc:
+            log.warning("transfer %s: the data stream was cut: %s", transfer_id, exc)
+            abort(request)
         return response
 
     def on_state(self, row: Json) -> None:
@@ -324,14 +329,27 @@ class DataPlane:
         else:
             self.revoked.add(row["id"])
 
-    async def _upstream_chunks(self, url: str) -> AsyncIterator[bytes]:
-        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=30)
-        async with self.node.session.get(url, timeout=timeout, allow_redirects=False) as resp:
-            if resp.status >= 300:
-                raise UpstreamError(f"the upstream answered {resp.status}"
-                                    + (" (redirects are not followed)" if 300 <= resp.status < 400 else ""))
+    async def _open_upstream(self, url: str) -> aiohttp.ClientResponse:
+        """Connect and read the upstream's status before our own response starts."""
+        silence = self.node.settings.dataplane_upstream_timeout
+        timeout = aiohttp.ClientTimeout(total=None, connect=min(10, silence), sock_read=silence)
+        try:
+            resp = await self.node.session.get(url, timeout=timeout, allow_redirects=False)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise AccessRefused(502, [f"the upstream could not be reached: {type(exc).__name__}"]) from None
+        if resp.status >= 300:
+            resp.release()
+            raise AccessRefused(502, [f"the upstream answered {resp.status}"
+                                      + (" (redirects are not followed)" if 300 <= resp.status < 400 else "")])
+        return resp
+
+    async def _upstream_chunks(self, url: str, resp: aiohttp.ClientResponse | None = None) -> AsyncIterator[bytes]:
+        resp = resp or await self._open_upstream(url)
+        try:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 yield chunk
+        finally:
+            resp.release()
 
     # ----------------------------------------------------- provider: push
     def on_started(self, row: Json) -> None:
@@ -498,11 +516,12 @@ class DataPlane:
             try:
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     await response.write(chunk)
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                await response.write_eof()
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                detail = f"the provider's data broke off: {type(exc).__name__} {exc}"[:2000]
                 await self.node.db.transaction(lambda conn: conn.execute(sa.update(transfers).where(
-                    transfers.c.id == row["id"]).values(error=f"the provider's data broke off: {exc}"[:2000])))
-                raise  # abort: the caller must not mistake a truncated stream for the data
-            await response.write_eof()
+                    transfers.c.id == row["id"]).values(error=detail)))
+                abort(request)  # the caller must not mistake a truncated stream for the data
             return response
 
 
@@ -518,6 +537,12 @@ class _Caller:
 
 class TransferStopped(Exception):
     pass
+
+
+def abort(request: web.Request) -> None:
+    """Cut the connection of a response already under way, so the client sees an error."""
+    if request.transport is not None:
+        request.transport.abort()
 
 
 class RangeNotSatisfiable(ValueError):
