@@ -1,0 +1,176 @@
+"""Data-plane throughput: a large file pulled through the provider's policy-enforcing
+data plane (token check, policy decision, use counted and logged, then streamed),
+against the same file served by a bare aiohttp FileResponse server in the same run,
+with the same client. Also: the provider's peak RSS growth during the pull, and the
+throughput of CSV modification in transit (drop two fields, pseudonymise one).
+
+    python bench/dataplane.py [--quick]
+
+Last line: one JSON object (bench, value, unit, baseline, ratio, rss_growth_mib, csv_mb_s ...).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.nodes import NodeProcess, free_port  # noqa: E402
+
+MIB = 1024 * 1024
+BARE_SERVER = """
+import sys
+from aiohttp import web
+path = sys.argv[1]
+async def serve(request):
+    return web.FileResponse(path, chunk_size=256 * 1024)
+app = web.Application()
+app.router.add_get("/file", serve)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=lambda *a: print("listening", flush=True))
+"""
+MODIFY = {"permission": [{"action": "use", "duty": [
+    {"action": [{"rdf:value": {"@id": "hks:drop"}, "refinement": [
+        {"leftOperand": "hks:field", "operator": "isAnyOf", "rightOperand": ["name", "phone"]}]}]},
+    {"action": [{"rdf:value": {"@id": "hks:pseudonymise"}, "refinement": [
+        {"leftOperand": "hks:field", "operator": "isAnyOf", "rightOperand": ["patient_id"]}]}]}]}]}
+
+
+def write_big_file(path: Path, size: int) -> None:
+    block = os.urandom(MIB)
+    with open(path, "wb") as fh:
+        for _ in range(size // MIB):
+            fh.write(block)
+
+
+def write_csv(path: Path, size: int) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"])
+    i = 0
+    with open(path, "w") as fh:
+        fh.write(out.getvalue())
+        while fh.tell() < size:
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            for _ in range(1000):
+                writer.writerow([f"P{i:07d}", f"Patient {i}", f"9{i:07d}", 20 + i % 60, "FM"[i % 2], "Tianhe",
+                                 "E11", "6.1", "2025-03-01"])
+                i += 1
+            fh.write(out.getvalue())
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+async def pull(url: str, headers: dict | None = None) -> tuple[int, float]:
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        started = time.perf_counter()
+        async with http.get(url, headers=headers or {}) as resp:
+            assert resp.status == 200, (resp.status, await resp.text())
+            total = 0
+            async for chunk in resp.content.iter_chunked(1024 * 1024):
+                total += len(chunk)
+        return total, time.perf_counter() - started
+
+
+def pull_token(consumer: NodeProcess, transfer_id: str) -> dict:
+    engine = sa.create_engine(consumer.settings.database_url.replace("+aiosqlite", ""))
+    with engine.connect() as conn:
+        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": transfer_id}).scalar()
+    engine.dispose()
+    address = json.loads(address)
+    props = {p["name"]: p["value"] for p in address["endpointProperties"]}
+    return {"url": address["endpoint"], "headers": {"Authorization": f"Bearer {props['authorization']}"}}
+
+
+def start_transfer(consumer: NodeProcess, provider: NodeProcess, dataset: str, offer: str) -> dict:
+    neg = consumer.wait_state(consumer.negotiate(provider, dataset, offer)["id"])
+    assert neg["state"] == "FINALIZED", neg
+    row = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"]}, expect=201)
+    row = consumer.api("GET", f"/transfers/{row['id']}?waitFor=STARTED&timeout=20", expect=200)
+    assert row["state"] == "STARTED", row
+    return pull_token(consumer, row["id"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 MiB and a 64 MiB CSV (under 60 s)")
+    args = parser.parse_args()
+    size = (256 if args.quick else 1024) * MIB
+    csv_size = (64 if args.quick else 256) * MIB
+    with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
+        base = Path(tmp)
+        provider = NodeProcess(base / "provider", "BenchProvider")
+        consumer = NodeProcess(base / "consumer", "BenchConsumer")
+        data = provider.directory / "data"
+        data.mkdir()
+        print(f"writing a {size // MIB} MiB file and a {csv_size // MIB} MiB CSV ...", file=sys.stderr, flush=True)
+        write_big_file(data / "big.bin", size)
+        write_csv(data / "visits.csv", csv_size)
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(data / "big.bin"), str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert bare.stdout is not None and "listening" in bare.stdout.readline().decode()
+        provider.start()
+        consumer.start()
+        try:
+            provider.api("POST", "/policies", {"id": "use", "policy": {"permission": [{"action": "use"}]}}, expect=201)
+            provider.api("POST", "/policies", {"id": "modify", "policy": MODIFY}, expect=201)
+            provider.api("POST", "/assets", {"id": "big", "dataAddress": {"type": "file", "path": "big.bin"}}, expect=201)
+            provider.api("POST", "/assets", {"id": "csv", "contentType": "text/csv",
+                                             "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+            provider.api("POST", "/offers", {"id": "big", "assetIds": ["big"], "accessPolicyId": "use",
+                                             "contractPolicyId": "use"}, expect=201)
+            provider.api("POST", "/offers", {"id": "csv", "assetIds": ["csv"], "accessPolicyId": "use",
+                                             "contractPolicyId": "modify"}, expect=201)
+            big = start_transfer(consumer, provider, "big", "big")
+            modified = start_transfer(consumer, provider, "csv", "csv")
+            assert provider.proc is not None
+            rss_before = rss_kib(provider.proc.pid, "VmRSS")
+            results: dict[str, list[float]] = {"dataplane": [], "bare": []}
+            print("pulling ...", file=sys.stderr, flush=True)
+            for _ in range(2):  # alternate, so both see the same machine
+                got, secs = asyncio.run(pull(big["url"], big["headers"]))
+                assert got == size
+                results["dataplane"].append(got / MIB / secs)
+                got, secs = asyncio.run(pull(f"http://127.0.0.1:{port}/file"))
+                assert got == size
+                results["bare"].append(got / MIB / secs)
+            peak = rss_kib(provider.proc.pid, "VmHWM")
+            got, secs = asyncio.run(pull(modified["url"], modified["headers"]))
+            csv_in = (data / "visits.csv").stat().st_size
+            csv_rate = csv_in / MIB / secs
+        finally:
+            consumer.stop()
+            provider.stop()
+            bare.terminate()
+            bare.wait(10)
+    value, baseline = max(results["dataplane"]), max(results["bare"])
+    print(json.dumps({
+        "bench": "dataplane", "value": round(value, 1), "unit": "MB/s (MiB/s) through the data plane",
+        "baseline": round(baseline, 1), "baseline_unit": "MiB/s from a bare aiohttp FileResponse server",
+        "ratio": round(value / baseline, 3), "runs": {k: [round(v, 1) for v in vs] for k, vs in results.items()},
+        "file_mib": size // MIB, "rss_growth_mib": round(max(0, peak - rss_before) / 1024, 1),
+        "csv_mb_s": round(csv_rate, 1), "csv_input_mib": round(csv_in / MIB, 1), "csv_output_mib": round(got / MIB, 1),
+        "target": {"ratio": 0.8, "rss_growth_mib": 100},
+    }))
+
+
+if __name__ == "__main__":
+    main()
