@@ -134,3 +134,47 @@ async def test_consumer_messages_validate(consumer_node, version):
             assert term["reason"] == ["cancelled"]
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_transfer_messages_validate(provider_node, consumer_node, version):
+    """The fake plays the consumer: it negotiates an agreement with the real provider and
+    asks for a transfer; the provider's ACK, TransferStart, suspension, termination and
+    error objects all validate."""
+    fake = FakePeer(version)
+    runner = await fake.start()
+    base = f"{provider_node.url}/dsp/{version}"
+    try:
+        async with httpx.AsyncClient(timeout=20) as client:
+            catalog = await send(client, f"{base}/catalog/request", {"@type": "CatalogRequestMessage"}, version)
+            offer = catalog["dataset"][0]["hasPolicy"][0]
+            cpid = f"urn:uuid:{uuid.uuid4()}"
+            request = {"@type": "ContractRequestMessage", "consumerPid": cpid, "callbackAddress": f"{fake.url}/cb",
+                       "offer": {**offer, "target": "dataset-1"}}
+            ack = await send(client, f"{base}/negotiations/request", request, version, expect=201)
+            ppid = ack["providerPid"]
+            agreement = (await fake.next(f"/cb/negotiations/{cpid}/agreement"))["agreement"]
+            await send(client, f"{base}/negotiations/{ppid}/agreement/verification",
+                       {"@type": "ContractAgreementVerificationMessage", "providerPid": ppid, "consumerPid": cpid}, version)
+            await fake.next(f"/cb/negotiations/{cpid}/events")
+            tcpid = f"urn:uuid:{uuid.uuid4()}"
+            tack = await send(client, f"{base}/transfers/request", {
+                "@type": "TransferRequestMessage", "consumerPid": tcpid, "agreementId": agreement["@id"],
+                "format": "HttpData-PULL", "callbackAddress": f"{fake.url}/cb"}, version, expect=201)
+            tppid = tack["providerPid"]
+            start = await fake.next(f"/cb/transfers/{tcpid}/start")
+            assert start["dataAddress"]["endpoint"].endswith(f"/data/{tppid}")
+            await asyncio.to_thread(provider_node.api, "POST", f"/transfers/{tppid}/suspend", {"reason": "pause"}, 200)
+            suspension = await fake.next(f"/cb/transfers/{tcpid}/suspension")
+            assert suspension["reason"] == ["pause"]
+            await asyncio.to_thread(provider_node.api, "POST", f"/transfers/{tppid}/terminate", {"reason": "stop"}, 200)
+            await fake.next(f"/cb/transfers/{tcpid}/termination")
+            resp = await client.get(f"{base}/transfers/{tppid}", headers={"Authorization": TOKEN})
+            schemas.validate(resp.json(), version)
+            resp = await client.post(f"{base}/transfers/{tppid}/completion", headers={"Authorization": TOKEN},
+                                     content=orjson.dumps(wire.to_wire({"@type": "TransferCompletionMessage",
+                                                                        "providerPid": tppid, "consumerPid": tcpid}, version)))
+            assert resp.status_code == 400
+            schemas.validate(resp.json(), version)
+    finally:
+        await runner.cleanup()

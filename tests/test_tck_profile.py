@@ -8,11 +8,12 @@ import uuid
 import httpx
 import pytest
 
-from support.fakepeer import FAKE, TOKEN, FakePeer, send
+from support.fakepeer import FAKE, TOKEN, FakePeer, send, token_for
 from support.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 V = "2025-1"
+TCK = token_for("TCK_PARTICIPANT")  # the consumer of the seeded TCK agreements
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +131,47 @@ async def test_cn_c_02_02_consumer_terminates_its_own_request(tck_node, fake):
         req = await fake.next("/negotiations/request")
         term = await fake.next("/termination")
         assert term["consumerPid"] == req["consumerPid"] and term["providerPid"] == fake.provider_pid
+
+
+async def test_tp_01_02_start_then_complete(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        cpid = f"urn:uuid:{uuid.uuid4()}"
+        ack = await send(client, f"{tck_node.url}/dsp/{V}/transfers/request", {
+            "@type": "TransferRequestMessage", "consumerPid": cpid, "agreementId": "ATP0102",
+            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, token=TCK)
+        start = await fake.next(f"/transfers/{cpid}/start")
+        assert start["dataAddress"]["endpointType"]
+        await fake.next(f"/transfers/{cpid}/completion")
+        resp = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ack['providerPid']}", headers={"Authorization": TCK})
+        assert resp.json()["state"] == "COMPLETED"
+
+
+async def test_tp_03_01_completion_in_requested_is_refused(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        cpid = f"urn:uuid:{uuid.uuid4()}"
+        ack = await send(client, f"{tck_node.url}/dsp/{V}/transfers/request", {
+            "@type": "TransferRequestMessage", "consumerPid": cpid, "agreementId": "ATP0301",
+            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, token=TCK)
+        ppid = ack["providerPid"]
+        resp = await client.post(f"{tck_node.url}/dsp/{V}/transfers/{ppid}/completion", headers={"Authorization": TCK},
+                                 json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+                                       "@type": "TransferCompletionMessage", "providerPid": ppid, "consumerPid": cpid})
+        assert 400 <= resp.status_code < 500 and resp.status_code != 404
+        state = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ppid}", headers={"Authorization": TCK})
+        assert state.json()["state"] == "REQUESTED"
+
+
+async def test_tp_c_02_01_consumer_terminates_after_start(tck_node, fake):
+    async with httpx.AsyncClient(timeout=20) as client:
+        resp = await client.post(f"{tck_node.url}/tck/transfers/requests", json={
+            "providerId": FAKE, "agreementId": "ATPC0201", "format": "HttpData-PULL", "connectorAddress": fake.url})
+        assert resp.status_code == 200
+        req = await fake.next("/transfers/request")
+        cpid, callback = req["consumerPid"], req["callbackAddress"]
+        await send(client, f"{callback}/transfers/{cpid}/start", msg("TransferStartMessage", fake.provider_pid, cpid,
+                   dataAddress={"@type": "DataAddress", "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+                                "endpoint": "http://example.com"}), V)
+        term = await fake.next("/termination")
+        assert term["consumerPid"] == cpid
+        resp = await client.get(f"{callback}/transfers/{cpid}", headers={"Authorization": TOKEN})
+        assert resp.json()["state"] == "TERMINATED"

@@ -347,3 +347,21 @@ def test_http_upstream_sources(nodes):
         assert resp.status_code == 502 and "redirects are not followed" in resp.json()["reasons"][0]
     finally:
         upstream.server.shutdown()
+
+
+def test_an_expired_token_is_refused(nodes):
+    import base64
+    import hashlib
+    import hmac as hmac_mod
+
+    from connector.node.dataplane import derive_key
+
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "open"))
+    key = derive_key(provider.directory / "keys" / "node.key", "hks-dataplane-token")
+    payload = json.dumps({"tid": row["providerPid"], "aid": row["agreementId"], "sub": consumer.participant_id,
+                          "exp": int(time.time()) - 5}).encode()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    token = f"{b64(payload)}.{b64(hmac_mod.new(key, payload, hashlib.sha256).digest())}"
+    resp = httpx.get(row["endpoint"], headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401 and "expired" in resp.json()["reasons"][0]

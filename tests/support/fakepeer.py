@@ -81,9 +81,13 @@ class FakePeer:
             raise AssertionError(f"nothing arrived at *{suffix}; the peer got: {self.log}") from None
 
 
-async def send(client, url, neutral, version, expect=200):
+def token_for(participant: str) -> str:
+    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant)
+
+
+async def send(client, url, neutral, version, expect=200, token=TOKEN):
     resp = await client.post(url, content=orjson.dumps(wire.to_wire(neutral, version)),
-                             headers={"Authorization": TOKEN, "Content-Type": "application/json"})
+                             headers={"Authorization": token, "Content-Type": "application/json"})
     assert resp.status_code == expect, resp.text
     body = resp.json()
     if schemas.schemas_available():
