@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from ..identity import Caller
 from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess
 from ..protocol.messages import (
     CatalogRequestMessage,
-    parse_transfer_message,
-    ContractRequestMessage,
+    Message,
     error_object,
     parse_message,
+    parse_transfer_message,
 )
 from ..protocol.negotiation import Role
 from .codec import VERSIONS, Codec
@@ -50,51 +51,7 @@ def version_document(public_root: str) -> Json:
     }
 
 
-class _TransferHandlers:
-    """Transfer-process handlers, mixed into DspApi."""
-
-    async def transfer_request(self, request: web.Request, version: str) -> web.Response:
-        consumer_pid = None
-        try:
-            caller = await self.verified(request)
-            raw = await self.read_body(request)
-            neutral = self.codec.decode(raw, version)
-            consumer_pid = _pid(neutral, "consumerPid")
-            msg = parse_transfer_message(neutral, expected=("TransferRequestMessage",))
-            status, body = await self.node.transfers.receive_request(version, msg, caller, message_digest(None, raw))
-            return self.respond(body, version, status)
-        except ProtocolError as exc:
-            return self.error(exc, version, "TransferError", consumer_pid=consumer_pid)
-
-    async def get_transfer(self, request: web.Request, version: str) -> web.Response:
-        pid = request.match_info["pid"]
-        try:
-            caller = await self.caller(request)
-            row = await self.node.transfers.get(pid)
-            if row is None or row["counterparty_id"] != caller:
-                raise UnknownProcess(f"no transfer process {pid!r}")
-            body = {"@type": "TransferProcess", "providerPid": row["provider_pid"] or "urn:unknown",
-                    "consumerPid": row["consumer_pid"] or "urn:unknown", "state": row["state"]}
-            return self.respond(body, version)
-        except ProtocolError as exc:
-            return self.error(exc, version, "TransferError", provider_pid=pid)
-
-    async def transfer_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
-        pid = request.match_info["pid"]
-        pids: dict[str, str | None] = {}
-        try:
-            caller = await self.verified(request)
-            raw = await self.read_body(request)
-            neutral = self.codec.decode(raw, version)
-            pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
-            msg = parse_transfer_message(neutral, expected=(TRANSFER_PATHS[suffix],))
-            status, body = await self.node.transfers.receive(version, pid, msg, caller, message_digest(pid, raw))
-            return self.respond(body, version, status)
-        except ProtocolError as exc:
-            return self.error(exc, version, "TransferError", **pids)
-
-
-class DspApi(_TransferHandlers):
+class DspApi:
     def __init__(self, node: Any) -> None:
         self.node = node
         self.codec: Codec = node.codec
@@ -179,67 +136,80 @@ class DspApi(_TransferHandlers):
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")
 
-    async def initial_request(self, request: web.Request, version: str) -> web.Response:
-        consumer_pid = None
-        try:
-            caller = await self.verified(request)
-            raw = await self.read_body(request)
-            neutral = self.codec.decode(raw, version)
-            consumer_pid = _pid(neutral, "consumerPid")
-            msg = parse_message(neutral, expected=("ContractRequestMessage",))
-            assert isinstance(msg, ContractRequestMessage)
-            status, body = await self.node.negotiations.receive_initial_request(
-                version, msg, caller, message_digest(None, raw))
-            return self.respond(body, version, status)
-        except ProtocolError as exc:
-            return self.error(exc, version, "ContractNegotiationError", consumer_pid=consumer_pid)
-
-    async def initial_offer(self, request: web.Request, version: str) -> web.Response:
-        provider_pid = None
-        try:
-            caller = await self.caller(request)
-            raw = await self.read_body(request)
-            neutral = self.codec.decode(raw, version)
-            provider_pid = _pid(neutral, "providerPid")
-            msg = parse_message(neutral, expected=("ContractOfferMessage",))
-            status, body = await self.node.negotiations.receive_initial_offer(
-                version, msg, caller, message_digest(None, raw))
-            return self.respond(body, version, status)
-        except ProtocolError as exc:
-            return self.error(exc, version, "ContractNegotiationError", provider_pid=provider_pid)
-
-    async def get_negotiation(self, request: web.Request, version: str) -> web.Response:
-        pid = request.match_info["pid"]
-        try:
-            caller = await self.caller(request)
-            row = await self.node.negotiations.get(pid)
-            if row is None or row["counterparty_id"] != caller:
-                raise UnknownProcess(f"no contract negotiation {pid!r}")
-            body = {
-                "@type": "ContractNegotiation",
-                "providerPid": row["provider_pid"] or "urn:unknown",
-                "consumerPid": row["consumer_pid"] or "urn:unknown",
-                "state": row["state"],
-            }
-            return self.respond(body, version)
-        except ProtocolError as exc:
-            return self.error(exc, version, "ContractNegotiationError", provider_pid=pid)
-
-    async def process_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
-        pid = request.match_info["pid"]
+    async def _inbound(self, request: web.Request, version: str, error_type: str, parse: Callable[[Json], Message],
+                       handle: Callable[[Message, Caller, bytes], Awaitable[tuple[int, Json]]]) -> web.Response:
+        """Every inbound protocol message: authenticate, size-limit, decode, parse, apply, answer;
+        an error is a DSP error object naming the problem, with the pids the body carried."""
         pids: dict[str, str | None] = {}
         try:
             caller = await self.verified(request)
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
-            expected, path_role = PROCESS_PATHS[suffix]
-            msg = parse_message(neutral, expected=expected)
-            status, body = await self.node.negotiations.receive(
-                version, pid, path_role, msg, caller, message_digest(pid, raw))
+            status, body = await handle(parse(neutral), caller, raw)
             return self.respond(body, version, status)
         except ProtocolError as exc:
-            return self.error(exc, version, "ContractNegotiationError", **pids)
+            return self.error(exc, version, error_type, **pids)
+
+    async def _get_process(self, request: web.Request, version: str, service: Any, body_type: str,
+                           error_type: str, what: str) -> web.Response:
+        pid = request.match_info["pid"]
+        try:
+            caller = await self.caller(request)
+            row = await service.get(pid)
+            if row is None or row["counterparty_id"] != caller:
+                raise UnknownProcess(f"no {what} {pid!r}")  # nor someone else's: reveal nothing
+            return self.respond({"@type": body_type, "providerPid": row["provider_pid"] or "urn:unknown",
+                                 "consumerPid": row["consumer_pid"] or "urn:unknown", "state": row["state"]}, version)
+        except ProtocolError as exc:
+            return self.error(exc, version, error_type, provider_pid=pid)
+
+    # negotiations
+    async def initial_request(self, request: web.Request, version: str) -> web.Response:
+        return await self._inbound(
+            request, version, "ContractNegotiationError",
+            lambda doc: parse_message(doc, expected=("ContractRequestMessage",)),
+            lambda msg, caller, raw: self.node.negotiations.receive_initial_request(
+                version, msg, caller, message_digest(None, raw)))
+
+    async def initial_offer(self, request: web.Request, version: str) -> web.Response:
+        return await self._inbound(
+            request, version, "ContractNegotiationError",
+            lambda doc: parse_message(doc, expected=("ContractOfferMessage",)),
+            lambda msg, caller, raw: self.node.negotiations.receive_initial_offer(
+                version, msg, caller.participant_id, message_digest(None, raw)))
+
+    async def get_negotiation(self, request: web.Request, version: str) -> web.Response:
+        return await self._get_process(request, version, self.node.negotiations, "ContractNegotiation",
+                                       "ContractNegotiationError", "contract negotiation")
+
+    async def process_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
+        pid = request.match_info["pid"]
+        expected, path_role = PROCESS_PATHS[suffix]
+        return await self._inbound(
+            request, version, "ContractNegotiationError",
+            lambda doc: parse_message(doc, expected=expected),
+            lambda msg, caller, raw: self.node.negotiations.receive(
+                version, pid, path_role, msg, caller, message_digest(pid, raw)))
+
+    # transfers
+    async def transfer_request(self, request: web.Request, version: str) -> web.Response:
+        return await self._inbound(
+            request, version, "TransferError",
+            lambda doc: parse_transfer_message(doc, expected=("TransferRequestMessage",)),
+            lambda msg, caller, raw: self.node.transfers.receive_request(
+                version, msg, caller, message_digest(None, raw)))
+
+    async def get_transfer(self, request: web.Request, version: str) -> web.Response:
+        return await self._get_process(request, version, self.node.transfers, "TransferProcess", "TransferError",
+                                       "transfer process")
+
+    async def transfer_message(self, request: web.Request, version: str, suffix: str) -> web.Response:
+        pid = request.match_info["pid"]
+        return await self._inbound(
+            request, version, "TransferError",
+            lambda doc: parse_transfer_message(doc, expected=(TRANSFER_PATHS[suffix],)),
+            lambda msg, caller, raw: self.node.transfers.receive(version, pid, msg, caller, message_digest(pid, raw)))
 
 
 def _pid(neutral: Json, key: str) -> str | None:

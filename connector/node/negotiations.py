@@ -149,6 +149,22 @@ class Outgoing:
     entry: Json | None = None  # the outbox row, once written
 
 
+def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts: float, owner: str | None,
+                 lease_seconds: float) -> None:
+    """Queue messages in the transition's transaction. They are leased to this process's
+    dispatcher and handed to it after the commit, so a message needs no claim query;
+    after a crash the lease expires and any process sends them."""
+    for o in outgoing:
+        entry = {
+            "message_id": uuid.uuid4().hex, "process_id": process_id, "kind": o.kind, "url": o.url,
+            "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
+            "lease_owner": owner, "lease_until": ts + lease_seconds if owner else None,
+            "last_error": None, "created_at": ts, "sent_at": None,
+        }
+        entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
+        o.entry = entry if owner else None
+
+
 class NegotiationService:
     def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
@@ -581,18 +597,7 @@ class NegotiationService:
     def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts)
-        # Rows are leased to this process's dispatcher and handed to it after the commit,
-        # so a message needs no claim query; a crash leaves them to the lease expiry.
-        owner = self.outbox_owner
-        for o in outgoing:
-            entry = {
-                "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url,
-                "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
-                "lease_owner": owner, "lease_until": ts + self.lease_seconds if owner else None,
-                "last_error": None, "created_at": ts, "sent_at": None,
-            }
-            entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
-            o.entry = entry if owner else None
+        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
 
     def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]
         for o in outgoing:

@@ -27,8 +27,8 @@ from ..protocol.messages import (
 from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
-from ..store.tables import agreements, negotiations, outbox, transfers, usage_counters
-from .negotiations import PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, now_iso, wait_for_state
+from ..store.tables import agreements, negotiations, transfers, usage_counters
+from .negotiations import PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, now_iso, wait_for_state, write_outbox
 
 Json = dict[str, Any]
 E, S = TransferEvent, TransferState
@@ -48,7 +48,6 @@ _SELECT_AGREEMENT = (
     .join(negotiations, negotiations.c.id == agreements.c.negotiation_id)
     .where(agreements.c.id == sa.bindparam("b_aid"), agreements.c.role == sa.bindparam("b_role"))
 )
-_INSERT_OUTBOX = outbox.insert().returning(outbox.c.id)
 _SET_PROVIDER_PID = transfers.update().where(
     transfers.c.id == sa.bindparam("b_id"), transfers.c.provider_pid.is_(None))
 _USES = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
@@ -354,16 +353,7 @@ class TransferService:
             raise TransferConflict(row["id"])
 
     def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
-        owner = self.outbox_owner
-        for o in outgoing:
-            entry = {
-                "message_id": uuid.uuid4().hex, "process_id": row["id"], "kind": o.kind, "url": o.url, "body": o.body,
-                "status": "pending", "attempts": 0, "next_attempt_at": ts, "lease_owner": owner,
-                "lease_until": ts + self.lease_seconds if owner else None, "last_error": None,
-                "created_at": ts, "sent_at": None,
-            }
-            entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
-            o.entry = entry if owner else None
+        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
 
     def _committed(self, pid: str, outgoing: list[Outgoing], row: Json | None) -> None:
         for o in outgoing:

@@ -243,14 +243,14 @@ class ContractNegotiationEventMessage(_PidPair):
 
 
 @dataclass(frozen=True)
-class ContractNegotiationTerminationMessage(_PidPair):
-    TYPE: ClassVar[str] = "ContractNegotiationTerminationMessage"
-    EVENT: ClassVar[Event] = Event.TERMINATE
+class _CodeReason(_PidPair):
+    """A message with an optional code and reasons (terminations, suspensions)."""
+
     code: str | None = None
     reason: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, doc: Json) -> "ContractNegotiationTerminationMessage":
+    def parse(cls, doc: Json):  # noqa: ANN206
         code = doc.get("code")
         return cls(code=str(code) if code is not None else None, reason=_reasons(doc), **cls._pids(doc))
 
@@ -261,6 +261,12 @@ class ContractNegotiationTerminationMessage(_PidPair):
         if self.reason:
             out["reason"] = list(self.reason)
         return out
+
+
+@dataclass(frozen=True)
+class ContractNegotiationTerminationMessage(_CodeReason):
+    TYPE: ClassVar[str] = "ContractNegotiationTerminationMessage"
+    EVENT: ClassVar[Event] = Event.TERMINATE
 
 
 @dataclass(frozen=True)
@@ -318,8 +324,7 @@ NEGOTIATION_MESSAGES: dict[str, type[Message]] = {
 }
 
 
-def parse_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
-    """Parse a neutral document into the model for its @type, which must be one of `expected`."""
+def _message_type(doc: Json, expected: tuple[str, ...]) -> str:
     if not isinstance(doc, dict):
         raise MalformedMessage("the message must be a JSON object")
     mtype = doc.get("@type")
@@ -329,6 +334,12 @@ def parse_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
         raise MalformedMessage("required field '@type' is missing or not a string")
     if mtype not in expected:
         raise MalformedMessage(f"expected {' or '.join(expected)} here, got {mtype}")
+    return mtype
+
+
+def parse_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
+    """Parse a neutral document into the model for its @type, which must be one of `expected`."""
+    mtype = _message_type(doc, expected)
     cls = NEGOTIATION_MESSAGES.get(mtype) or {
         "CatalogRequestMessage": CatalogRequestMessage,
         "ContractNegotiation": ContractNegotiation,
@@ -435,25 +446,6 @@ class TransferStartMessage(_PidPair):
 
 
 @dataclass(frozen=True)
-class _CodeReason(_PidPair):
-    code: str | None = None
-    reason: list[str] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, doc: Json):  # noqa: ANN206
-        code = doc.get("code")
-        return cls(code=str(code) if code is not None else None, reason=_reasons(doc), **cls._pids(doc))
-
-    def to_neutral(self) -> Json:
-        out = self._base()
-        if self.code:
-            out["code"] = self.code
-        if self.reason:
-            out["reason"] = list(self.reason)
-        return out
-
-
-@dataclass(frozen=True)
 class TransferSuspensionMessage(_CodeReason):
     TYPE: ClassVar[str] = "TransferSuspensionMessage"
 
@@ -504,13 +496,4 @@ TRANSFER_MESSAGES: dict[str, type[Message]] = {
 
 def parse_transfer_message(doc: Json, *, expected: tuple[str, ...]) -> Message:
     """Like parse_message, for the transfer protocol."""
-    if not isinstance(doc, dict):
-        raise MalformedMessage("the message must be a JSON object")
-    mtype = doc.get("@type")
-    if isinstance(mtype, list) and len(mtype) == 1:
-        mtype = mtype[0]
-    if not isinstance(mtype, str):
-        raise MalformedMessage("required field '@type' is missing or not a string")
-    if mtype not in expected:
-        raise MalformedMessage(f"expected {' or '.join(expected)} here, got {mtype}")
-    return TRANSFER_MESSAGES[mtype].parse(doc)  # type: ignore[attr-defined]
+    return TRANSFER_MESSAGES[_message_type(doc, expected)].parse(doc)  # type: ignore[attr-defined]
