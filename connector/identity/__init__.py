@@ -5,9 +5,15 @@ and verification of an inbound one into a `Caller` (participant id and the claim
 policy engine may use: organisation, jurisdiction, membership, ...). Both are async,
 because a real implementation fetches tokens and keys over the network.
 
-DevSharedSecret is an explicit development mode in which every participant of a test
-station shares one secret; its claims are self-asserted. It is named as such in
-config and logs; the station authority's tokens replace it.
+Implementations, selected by ``[identity] mode`` (connector.identity.binding.build_identity):
+
+* ``station`` — `connector.identity.dat.StationIdentity`: Dynamic Attribute Tokens from the
+  station authority out, DATs verified in (see that module for the checks and what ``jti``
+  replay protection means here). Caller.claims carries the station's claims: organisation,
+  jurisdiction, membership, membershipStatus, securityProfile, referringConnector.
+* ``dev-shared-secret`` — DevSharedSecret, an explicit development mode in which every
+  participant of a test station shares one secret; its claims are self-asserted. It is named
+  as such in config and logs.
 """
 from __future__ import annotations
 

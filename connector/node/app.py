@@ -10,7 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from ..config import Settings
-from ..identity import DevSharedSecret
+from ..identity.binding import (build_identity, client_ssl_context, identity_middleware, server_ssl_context,
+                                start_identity, stop_identity)
 from ..store.db import Database
 from .catalog import CatalogService
 from .codec import Codec
@@ -21,6 +22,7 @@ from .dataplane import DataPlane
 from .outbox import Dispatcher
 from .transfers import TransferService
 from .peers import PeerDirectory
+from .selfdescription import SelfDescriptionService, StartupError
 
 log = logging.getLogger("connector.node")
 NODE_KEY: web.AppKey["Node"] = web.AppKey("node", object)  # type: ignore[arg-type]
@@ -31,12 +33,11 @@ class Node:
         self.settings = settings
         self.participant_id = settings.node.participant_id
         self.codec = Codec()
-        dev_claims = {"organisation": settings.node.name}
-        if settings.node.jurisdiction:
-            dev_claims["jurisdiction"] = settings.node.jurisdiction
-        self.identity = DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, dev_claims)
+        # [identity] mode: "station" (DATs from the station authority) or the explicit dev shared secret
+        self.identity = build_identity(settings)
         self.db = Database(settings.database_url)
         self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
+        self.self_description = SelfDescriptionService(self)  # re-registers on catalog.on_change
         if strategy is None and settings.tck_enabled:
             from .tck import TckStrategy
             strategy = TckStrategy()
@@ -71,7 +72,11 @@ class Node:
             from .tck import seed, seed_transfers
             await seed(self)
             await seed_transfers(self)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100))
+        for background in await start_identity(self.identity):
+            self._tasks.append(asyncio.create_task(background, name="identity"))
+        peer_tls = client_ssl_context(self.settings)  # mTLS to peers with the station certificate
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            limit=200, limit_per_host=100, **({"ssl": peer_tls} if peer_tls else {})))
         self.peers = PeerDirectory(self.session, self.codec, self.identity)
         self.dispatcher = Dispatcher(
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,
@@ -84,6 +89,8 @@ class Node:
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.dataplane.delete_loop(), name="delete-duties"))
         await self.dataplane.resume_pushes()
+        for background in await self.self_description.start():
+            self._tasks.append(asyncio.create_task(background, name="self-description"))
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
@@ -93,14 +100,17 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
+        await stop_identity(self.identity)
         await self.db.dispose()
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[self._errors])
+        app = web.Application(client_max_size=self.settings.max_body_bytes,
+                              middlewares=[self._errors, identity_middleware(self)])
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
         app.add_routes(ManagementApi(self).routes())
         app.add_routes([web.get("/health", self._health),
+                        web.get("/.well-known/self-description", self.self_description.handle),
                         web.get("/data/{tid}", self.dataplane.serve),
                         web.put("/push/{tid}", self.dataplane.receive_push)])
         if self.settings.tck_enabled:
@@ -108,7 +118,11 @@ class Node:
             app.add_routes(tck_routes(self))
 
         async def lifecycle(_app: web.Application):  # noqa: ANN202
-            await self.start()
+            try:
+                await self.start()
+            except BaseException:
+                await self.stop()  # close what was opened before the failure
+                raise
             yield
             await self.stop()
 
@@ -128,7 +142,9 @@ class Node:
             return web.json_response({"error": "internal error"}, status=500)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "participantId": self.participant_id})
+        return web.json_response({"status": "ok", "participantId": self.participant_id,
+                                  "identityMode": self.identity.mode,
+                                  "selfDescription": self.self_description.status()})
 
 
 async def serve(settings: Settings, *, ready_line: bool = True) -> None:
@@ -138,11 +154,12 @@ async def serve(settings: Settings, *, ready_line: bool = True) -> None:
         log.warning("identity mode is dev-shared-secret: for development and tests only")
     runner = web.AppRunner(node.make_app(), access_log=None, handler_cancellation=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.node.listen_host, settings.node.listen_port, backlog=1024)
+    tls = server_ssl_context(settings)
+    site = web.TCPSite(runner, settings.node.listen_host, settings.node.listen_port, backlog=1024, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.node.listen_port
     if ready_line:
-        print(f"listening on http://{settings.node.listen_host}:{port}", flush=True)
+        print(f"listening on http{'s' if tls else ''}://{settings.node.listen_host}:{port}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -156,3 +173,6 @@ def run(settings: Settings) -> None:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)

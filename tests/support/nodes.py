@@ -28,18 +28,89 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class NodeProcess:
-    def __init__(self, directory: Path, name: str, *, database_url: str | None = None, tck: bool = False,
-                 participant_id: str | None = None, env: dict[str, str] | None = None, port: int | None = None,
-                 init: bool = True, jurisdiction: str = "") -> None:
+class StationProcess:
+    """A real station authority: `python -m connector station run DIR`."""
+
+    def __init__(self, directory: Path, *, port: int | None = None, env: dict[str, str] | None = None,
+                 init: bool = True, token_alg: str = "ES256") -> None:
+        from connector.station import config as station_config
+
         self.directory = directory
         self.port = port or free_port()
         if init:
+            station_config.init_directory(directory, port=self.port, token_alg=token_alg)
+        self.settings = station_config.load(directory)
+        self.url = self.settings.issuer
+        self.admin_token = station_config.read_admin_token(directory)
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = directory / "station.log"
+
+    def start(self, timeout: float = 30.0) -> "StationProcess":
+        env = {**os.environ, **self.env}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "connector", "station", "run", str(self.directory)],
+                                     stdout=subprocess.PIPE, stderr=log, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"station did not start: {line!r}; log: {self.log_path.read_text()[-3000:]}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("station did not answer /health")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def admin(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
+        resp = httpx.request(method, self.url + path, json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {self.admin_token}"})
+        if expect is not None:
+            assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def enrol(self, directory: Path, name: str, *, port: int, jurisdiction: str = "HK", tls: bool = False,
+              database_url: str | None = None) -> None:
+        """What `connector init DIR --station URL --admin-token T --jurisdiction J` does, in-process."""
+        import asyncio
+
+        from connector.identity.enrol import AdminTokenEnroller, init_enrolled_node
+
+        asyncio.run(init_enrolled_node(directory, name=name, station_url=self.url,
+                                       enroller=AdminTokenEnroller(self.url, self.admin_token),
+                                       jurisdiction=jurisdiction, port=port, database_url=database_url, tls=tls))
+
+
+class NodeProcess:
+    def __init__(self, directory: Path, name: str, *, database_url: str | None = None, tck: bool = False,
+                 participant_id: str | None = None, env: dict[str, str] | None = None, port: int | None = None,
+                 init: bool = True, jurisdiction: str = "", station: "StationProcess | None" = None,
+                 tls: bool = False) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        if init and station is not None:  # enrolled at a real station: DATs instead of the dev secret
+            station.enrol(directory, name, port=self.port, jurisdiction=jurisdiction or "HK", tls=tls,
+                          database_url=database_url)
+        elif init:
             config_mod.init_directory(directory, name=name, port=self.port, shared_secret=SHARED_SECRET,
                                       database_url=database_url, tck=tck, jurisdiction=jurisdiction,
                                       participant_id=participant_id or f"urn:hks:participant:{name.lower()}-{secrets.token_hex(3)}")
         self.settings = config_mod.load(directory)
         self.url = self.settings.node.public_url
+        # under mTLS the tests' own client trusts the station CA (and presents no certificate)
+        self.verify: Any = str(directory / "keys" / "station-ca.crt") if self.settings.tls_enabled else True
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = directory / "node.log"
@@ -66,11 +137,18 @@ class NodeProcess:
             raise RuntimeError(f"node did not start: {line!r}; log: {self.log_path.read_text()[-3000:]}")
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=1, verify=self.ssl()).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError("node did not answer /health")
+
+    def ssl(self) -> Any:
+        """httpx `verify=` for this node: True, or the station CA under mTLS."""
+        if self.verify is True:
+            return True
+        import ssl
+        return ssl.create_default_context(cafile=self.verify)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -92,6 +170,7 @@ class NodeProcess:
 
     # management API helpers (sync: simple and fine for tests)
     def api(self, method: str, path: str, body: Any = None, expect: int | None = None, **kw: Any) -> Any:
+        kw.setdefault("verify", self.ssl())
         resp = httpx.request(method, self.url + "/api/v1" + path, json=body, headers=self.headers(), timeout=30, **kw)
         if expect is not None:
             assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text}"

@@ -1,0 +1,164 @@
+"""Wiring the identity into a node process: which `Identity` the configuration selects, the
+TLS contexts for optional mTLS between nodes, and an aiohttp middleware for what needs the
+request itself:
+
+* under mTLS, the SHA-256 of the peer's client certificate is made available to the token
+  check (``PEER_CERT_SHA256``), which requires it to be in ``transportCertsSha256``;
+* the party a DSP message claims to come from must be the token's subject: the ``assignee``
+  of the offer in a ContractRequestMessage (the consumer), the ``assigner`` of the offer in a
+  ContractOfferMessage and of the agreement in a ContractAgreementMessage (the provider).
+  A mismatch is a 401 DSP error naming both, and nothing is changed. (A message for a process
+  that belongs to another party is answered 404 by the DSP layer, which does not reveal it.)
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..protocol.errors import ProtocolError, Unauthenticated
+from ..protocol.messages import error_object
+from . import DevSharedSecret
+from .dat import (PEER_CERT_SHA256, DatClient, DatVerifier, SqliteReplayStore, StationIdentity, StationTrust)
+from .keys import load_private_key
+
+log = logging.getLogger("connector.identity")
+
+_CLAIMED_SENDER = {
+    "ContractRequestMessage": ("offer", "assignee"),
+    "ContractOfferMessage": ("offer", "assigner"),
+    "ContractAgreementMessage": ("agreement", "assigner"),
+}
+# DSP paths whose messages carry a party claim (POST only)
+_CLAIM_SUFFIXES = ("/negotiations/request", "/negotiations/offers", "/request", "/offers", "/agreement")
+
+
+def build_identity(settings: Any) -> Any:
+    """The node's Identity: the station's DATs, or the explicit dev shared-secret mode."""
+    if settings.identity_mode == "station":
+        keys = Path(settings.directory) / "keys"
+        trust = StationTrust(settings.identity_station_url)
+        client = DatClient(trust, settings.node.participant_id, load_private_key(keys / "node.key"))
+        verifier = DatVerifier(trust, SqliteReplayStore(Path(settings.directory) / "identity.db"),
+                               audience=settings.identity_audience, require_transport_cert=settings.tls_enabled)
+        return StationIdentity(client, verifier)
+    claims = {"organisation": settings.node.name}
+    if settings.node.jurisdiction:
+        claims["jurisdiction"] = settings.node.jurisdiction
+    return DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, claims)
+
+
+async def start_identity(identity: Any) -> list:
+    """Open what the identity needs; returns background coroutines to run as tasks."""
+    if isinstance(identity, StationIdentity):
+        await identity.verifier.replay.open()  # type: ignore[attr-defined]
+        await identity.client.trust.start()
+        return [identity.client.run_refresher()]
+    return []
+
+
+async def stop_identity(identity: Any) -> None:
+    if isinstance(identity, StationIdentity):
+        await identity.client.trust.close()
+        await identity.verifier.replay.close()  # type: ignore[attr-defined]
+
+
+def server_ssl_context(settings: Any) -> ssl.SSLContext | None:
+    """TLS for the node's listener under mTLS: the station certificate, client certificates
+    from the station CA requested (required on DSP paths by the token check)."""
+    if not settings.tls_enabled:
+        return None
+    keys = Path(settings.directory) / "keys"
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(keys / "station-ca.crt"))
+    ctx.load_cert_chain(str(keys / "node.crt"), str(keys / "node.key"))
+    ctx.verify_mode = ssl.CERT_OPTIONAL  # the management API and /health take no client certificate
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def client_ssl_context(settings: Any) -> ssl.SSLContext | None:
+    """TLS for calls to peers under mTLS: present the station certificate, trust the station CA."""
+    if not settings.tls_enabled:
+        return None
+    keys = Path(settings.directory) / "keys"
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(keys / "station-ca.crt"))
+    ctx.load_cert_chain(str(keys / "node.crt"), str(keys / "node.key"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def peer_cert_sha256(request: web.Request) -> str | None:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return hashlib.sha256(der).hexdigest() if der else None
+
+
+def _party(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("@id")
+    return value if isinstance(value, str) else None
+
+
+def claimed_sender(neutral: dict[str, Any]) -> str | None:
+    """The participant a DSP message says it comes from, if it says so (pure)."""
+    where = _CLAIMED_SENDER.get(str(neutral.get("@type")))
+    if where is None:
+        return None
+    container = neutral.get(where[0])
+    return _party(container.get(where[1])) if isinstance(container, dict) else None
+
+
+def identity_middleware(node: Any):  # noqa: ANN201
+    station_mode = node.settings.identity_mode == "station"
+    tls = node.settings.tls_enabled
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):  # noqa: ANN001, ANN202
+        if tls:
+            token = PEER_CERT_SHA256.set(peer_cert_sha256(request))
+        try:
+            if station_mode and request.method == "POST" and request.path.startswith("/dsp/") \
+                    and request.path.endswith(_CLAIM_SUFFIXES):
+                refused = await _check_claimed_sender(node, request)
+                if refused is not None:
+                    return refused
+            return await handler(request)
+        finally:
+            if tls:
+                PEER_CERT_SHA256.reset(token)
+
+    return middleware
+
+
+async def _check_claimed_sender(node: Any, request: web.Request) -> web.Response | None:
+    version = request.path.split("/")[2]
+    verifier = getattr(node.identity, "verifier", None)
+    if version not in ("2025-1", "2024-1") or verifier is None:
+        return None
+    try:  # the verifier itself (not the identity, which logs): a refusal here is the handler's to log
+        caller = await verifier.verify(request.headers.get("Authorization"), peer_cert_sha256=PEER_CERT_SHA256.get())
+    except ProtocolError:
+        return None  # the DSP handler refuses it with the same reason
+    if request.content_length is not None and request.content_length > node.settings.max_body_bytes:
+        return None  # the DSP handler answers 413
+    try:
+        raw = await request.read()
+        neutral = node.codec.decode(raw, version)
+    except (ProtocolError, web.HTTPException):
+        return None  # malformed: the DSP handler answers it
+    claimed = claimed_sender(neutral)
+    if claimed is None or claimed == caller.participant_id:
+        return None
+    reason = (f"the token's subject {caller.participant_id} is not the party the message claims to come "
+              f"from ({claimed[:200]!r})")
+    log.warning("refused a DSP message: %s", reason)
+    exc = Unauthenticated(reason, code="SenderMismatch")
+    pids = {"provider_pid": _party(neutral.get("providerPid")), "consumer_pid": _party(neutral.get("consumerPid"))}
+    body = error_object("ContractNegotiationError", exc.code, exc.reason, **pids)
+    return web.Response(body=node.codec.encode(body, version), status=exc.status, content_type="application/json")

@@ -1,0 +1,563 @@
+"""The station authority process: identity (CA + enrolment), the DAPS-compatible token
+service, public participant records and the registry of self-descriptions.
+
+Routes (JSON unless said otherwise):
+
+* ``GET /.well-known/oauth-authorization-server`` — RFC 8414 metadata; ``GET /jwks.json``.
+* ``POST /token`` — client_credentials + RFC 7523 client assertion -> a DAT.
+* ``GET /ca.crt`` — the station CA certificate (PEM).
+* ``GET /participants/{id}`` — public: certificate, status, organisation, jurisdiction.
+* ``/admin/participants`` (``Authorization: Bearer <admin token>``): enrol (POST with name,
+  jurisdiction, CSR), list, get, ``POST /admin/participants/{id}/revoke``.
+* ``POST /registry/self-descriptions`` (DAT; Turtle or N-Triples; ``Hks-Signature``),
+  ``GET /registry/self-descriptions/{id}``, ``GET /registry/search`` (DAT or admin token).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import sys
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+import orjson
+import sqlalchemy as sa
+from aiohttp import web
+from cryptography import x509
+
+from ..identity import Caller
+from ..identity.dat import DAT_SCOPE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
+from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
+from ..identity.keys import load_any_private_key, load_private_key
+from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_participant_id, load_certificate, load_csr,
+                            participant_id as participant_id_of, public_key_sha256, sign_csr)
+from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
+from ..protocol.errors import ProtocolError
+from ..store.db import Database
+from . import registry as reg
+from .config import CA_CERT_FILE, StationSettings, read_admin_token
+from .store import metadata, participants, registry, seen_tokens, used_assertions
+from .tokens import OAuthError, assertion_subject, check_form, dat_claims, sign_dat, verify_assertion
+
+log = logging.getLogger("connector.station")
+Json = dict[str, Any]
+REGISTRY_MEDIA = {"text/turtle": "turtle", "application/n-triples": "nt"}
+MAX_TRIPLES = 50_000
+DEFAULT_MEMBERSHIP = ["hks:StationMember"]
+ENROL_FIELDS = {"name", "jurisdiction", "csr", "connectorUrl", "securityProfile", "membership"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str = "BadRequest", **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.extra = extra
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def participant_view(row: Json) -> Json:
+    """The public record (GET /participants/{id}): what the clearing house and peers need."""
+    return {
+        "participantId": row["id"],
+        "organisation": row["name"],
+        "jurisdiction": row["jurisdiction"],
+        "status": row["status"],
+        "securityProfile": row["security_profile"],
+        "membership": list(row["membership"]),
+        "connectorUrl": row["connector_url"],
+        "certificate": row["certificate_pem"],
+        "certificateSha256": row["certificate_sha256"],
+        "enrolledAt": iso(row["enrolled_at"]),
+        "revokedAt": iso(row["revoked_at"]),
+    }
+
+
+class LocalTrust:
+    """The station verifying DATs presented to it: its own keys and records, no network."""
+
+    def __init__(self, station: "Station") -> None:
+        self.station = station
+
+    async def issuer(self) -> str:
+        return self.station.settings.issuer
+
+    async def key(self, kid: str):  # noqa: ANN201
+        return self.station.public_keys.get(kid)
+
+    async def algorithms(self) -> frozenset[str]:
+        return frozenset(alg for _, alg in self.station.public_keys.values())
+
+    async def status(self, participant_id: str, *, fresh: bool) -> tuple[str, float]:
+        row = self.station.participants.get(participant_id)
+        return (row["status"] if row else "unknown"), time.time()
+
+
+class DbReplayStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def remember(self, jti: str, token_hash: str, subject: str, expires: float) -> bool:
+        def tx(conn: sa.Connection) -> str:
+            existing = conn.execute(sa.select(seen_tokens.c.token_sha256).where(seen_tokens.c.jti == jti)).scalar()
+            if existing is None:
+                conn.execute(sa.insert(seen_tokens).values(jti=jti, token_sha256=token_hash, subject=subject,
+                                                           expires_at=expires + LEEWAY))
+                return token_hash
+            return existing
+        try:
+            bound = await self.db.transaction(tx)
+        except sa.exc.IntegrityError:  # a concurrent first use: read who won
+            bound = await self.db.read(lambda conn: conn.execute(
+                sa.select(seen_tokens.c.token_sha256).where(seen_tokens.c.jti == jti)).scalar())
+        return bound == token_hash
+
+
+class Station:
+    def __init__(self, settings: StationSettings) -> None:
+        self.settings = settings
+        d = settings.directory
+        self.db = Database(settings.database_url)
+        self.ca_key = load_private_key(d / "keys" / "ca.key")
+        self.ca_cert = load_certificate((d / CA_CERT_FILE).read_bytes())
+        self.ca_pem = cert_pem(self.ca_cert)
+        signing = []
+        for path in sorted((d / "keys").glob("token-*.key")):
+            key = load_any_private_key(path)
+            signing.append((signing_jwk(key), key))
+        self.jwks = {"keys": [jwk for jwk, _ in signing]}
+        self.public_keys = {jwk["kid"]: (key.public_key(), jwk["alg"]) for jwk, key in signing}
+        self.active_kid, self.active_key = signing[-1][0]["kid"], signing[-1][1]
+        self._admin = read_admin_token(d).encode()
+        self.participants: dict[str, Json] = {}
+        self.entries: dict[str, reg.Index] = {}
+        self.policy_cache = reg.PolicyCache()
+        self.verifier = DatVerifier(LocalTrust(self), DbReplayStore(self.db), audience=settings.audience)
+        self._enrol_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+
+    # ---------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await self.db.transaction(lambda conn: metadata.create_all(conn))
+        rows, entries = await self.db.read(lambda conn: (
+            [dict(r) for r in conn.execute(sa.select(participants)).mappings()],
+            [dict(r) for r in conn.execute(sa.select(registry.c.participant_id, registry.c.index)).mappings()]))
+        self.participants = {r["id"]: r for r in rows}
+        for e in entries:
+            self.entries[e["participant_id"]] = _index_from_dict(e["index"])
+        self._tasks.append(asyncio.create_task(self._prune(), name="station-prune"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.db.dispose()
+
+    async def _prune(self) -> None:
+        while True:
+            await asyncio.sleep(600)
+            now = time.time()
+            try:
+                await self.db.transaction(lambda conn: (
+                    conn.execute(sa.delete(used_assertions).where(used_assertions.c.expires_at < now)),
+                    conn.execute(sa.delete(seen_tokens).where(seen_tokens.c.expires_at < now))))
+            except Exception:  # noqa: BLE001 - retried at the next round
+                log.exception("pruning expired jtis failed")
+
+    # ------------------------------------------------------------ routes
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.settings.registry_max_bytes, middlewares=[self._errors])
+        iss = urlparse(self.settings.issuer)
+        routes = [
+            web.get("/.well-known/oauth-authorization-server", self.metadata),
+            web.get("/jwks.json", self.jwks_handler),
+            web.get("/.well-known/jwks.json", self.jwks_handler),
+            web.post("/token", self.token),
+            web.get("/ca.crt", self.ca),
+            web.get("/participants/{pid}", self.public_participant),
+            web.post("/admin/participants", self.enrol),
+            web.get("/admin/participants", self.list_participants),
+            web.get("/admin/participants/{pid}", self.get_participant),
+            web.post("/admin/participants/{pid}/revoke", self.revoke),
+            web.post("/registry/self-descriptions", self.register),
+            web.get("/registry/self-descriptions/{pid}", self.get_self_description),
+            web.get("/registry/search", self.search),
+            web.get("/health", self.health),
+        ]
+        if iss.path not in ("", "/"):
+            routes.append(web.get(urlparse(metadata_url(self.settings.issuer)).path, self.metadata))
+        app.add_routes(routes)
+
+        async def lifecycle(_app: web.Application):  # noqa: ANN202
+            await self.start()
+            yield
+            await self.stop()
+
+        app.cleanup_ctx.append(lifecycle)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            if exc.status >= 400:
+                log.warning("%s %s refused (%d): %s", request.method, request.path, exc.status, exc.message)
+            return web.json_response({"error": exc.message, "code": exc.code, **exc.extra}, status=exc.status,
+                                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "the request body is over the limit", "code": "PayloadTooLarge"}, status=413)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return web.json_response({"error": exc.reason, "code": "HttpError"}, status=exc.status)
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return web.json_response({"error": "internal error", "code": "InternalError"}, status=500)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "issuer": self.settings.issuer,
+                                  "participants": len(self.participants), "registered": len(self.entries)})
+
+    # --------------------------------------------------------- discovery
+    async def metadata(self, request: web.Request) -> web.Response:
+        iss = self.settings.issuer
+        return web.json_response({
+            "issuer": iss,
+            "token_endpoint": f"{iss}/token",
+            "jwks_uri": f"{iss}/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": sorted(ASYMMETRIC_ALGORITHMS),
+            "scopes_supported": [DAT_SCOPE],
+            "hks_dat_signing_alg_values_supported": sorted({alg for _, alg in self.public_keys.values()}),
+            "hks_participants_endpoint": f"{iss}/participants",
+            "hks_registry_endpoint": f"{iss}/registry",
+            "hks_ca_certificate": f"{iss}/ca.crt",
+        })
+
+    async def jwks_handler(self, request: web.Request) -> web.Response:
+        return web.json_response(self.jwks, headers={"Cache-Control": "max-age=300"})
+
+    async def ca(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.ca_pem, content_type="application/x-pem-file")
+
+    # ------------------------------------------------------------ tokens
+    async def token(self, request: web.Request) -> web.Response:
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        sub = None
+        try:
+            if request.content_type != "application/x-www-form-urlencoded":
+                raise OAuthError("invalid_request", "the token request must be application/x-www-form-urlencoded")
+            raw = await _read_limited(request, 16 * 1024)
+            try:
+                pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+            except (UnicodeDecodeError, ValueError):
+                raise OAuthError("invalid_request", "the token request body is not a readable form") from None
+            form: dict[str, str] = {}
+            for name, value in pairs:
+                if name in form:
+                    raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
+                form[name] = value
+            assertion = check_form(form)
+            sub = assertion_subject(assertion)
+            record = self.participants.get(sub)
+            if record is None:
+                raise OAuthError("invalid_client", f"unknown participant {sub}", 401)
+            if record["status"] != "active":
+                raise OAuthError("invalid_client", f"participant {sub} is {record['status']}", 401)
+            now = time.time()
+            key = load_certificate(record["certificate_pem"]).public_key()
+            iss = self.settings.issuer
+            verified = verify_assertion(assertion, participant_id=sub, key=key,  # type: ignore[arg-type]
+                                        audiences=frozenset({f"{iss}/token", iss, iss + "/"}), now=now,
+                                        max_lifetime=self.settings.max_assertion_lifetime)
+            if not await self._use_assertion(verified.participant_id, verified.jti, verified.expires):
+                raise OAuthError("invalid_client", "replayed client assertion: its jti was already used", 401)
+            claims = dat_claims(record, issuer=iss, audience=self.settings.audience, now=now,
+                                lifetime=self.settings.token_lifetime, transport_certs=[record["certificate_sha256"]])
+            token = sign_dat(claims, self.active_key, self.active_kid)
+            return web.json_response({"access_token": token, "token_type": "bearer",
+                                      "expires_in": self.settings.token_lifetime, "scope": DAT_SCOPE}, headers=headers)
+        except OAuthError as exc:
+            log.warning("token request refused (%s): %s", sub or "unidentified client", exc.description)
+            return web.json_response({"error": exc.error, "error_description": exc.description}, status=exc.status,
+                                     headers=headers)
+
+    async def _use_assertion(self, participant_id: str, jti: str, expires: float) -> bool:
+        key = hashlib.sha256(f"{participant_id}\0{jti}".encode()).hexdigest()
+        try:
+            await self.db.transaction(lambda conn: conn.execute(
+                sa.insert(used_assertions).values(key=key, expires_at=expires + LEEWAY)))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    # ------------------------------------------------------------- admin
+    def _admin_auth(self, request: web.Request) -> None:
+        given = request.headers.get("Authorization", "")
+        if given[:7].lower() == "bearer ":
+            given = given[7:].strip()
+        if not given or not hmac.compare_digest(given.encode(), self._admin):
+            raise ApiError(401, "missing or wrong admin token (Authorization: Bearer <admin token>)", "Unauthenticated")
+
+    async def enrol(self, request: web.Request) -> web.Response:
+        self._admin_auth(request)
+        doc = await _json_body(request, 64 * 1024)
+        unknown = sorted(set(doc) - ENROL_FIELDS)
+        if unknown:
+            raise ApiError(400, f"unknown field {unknown[0]!r} (known: {', '.join(sorted(ENROL_FIELDS))})")
+        name = doc.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ApiError(400, "name: the organisation name is required (1-200 characters)")
+        jurisdiction = doc.get("jurisdiction")
+        if not isinstance(jurisdiction, str) or not JURISDICTION_RE.match(jurisdiction):
+            raise ApiError(400, "jurisdiction: an ISO 3166 code or a station code such as HK, MO or CN-GD-SZ is required")
+        profile = doc.get("securityProfile", "idsc:BASE_SECURITY_PROFILE")
+        if profile not in SECURITY_PROFILES:
+            raise ApiError(400, f"securityProfile must be one of {', '.join(SECURITY_PROFILES)}")
+        membership = doc.get("membership", DEFAULT_MEMBERSHIP)
+        if (not isinstance(membership, list) or not membership or len(membership) > 20
+                or not all(isinstance(m, str) and 0 < len(m) <= 200 for m in membership)):
+            raise ApiError(400, "membership must be a non-empty list of up to 20 strings, e.g. [\"hks:StationMember\"]")
+        connector_url = doc.get("connectorUrl")
+        if connector_url is not None:
+            parsed = urlparse(connector_url) if isinstance(connector_url, str) else None
+            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc or len(connector_url) > 2000:
+                raise ApiError(400, "connectorUrl must be the node's public http(s) URL")
+            connector_url = connector_iri(connector_url)
+        csr_text = doc.get("csr")
+        if not isinstance(csr_text, str):
+            raise ApiError(400, "csr: a PEM certificate signing request is required")
+        try:
+            csr = load_csr(csr_text)
+        except CertificateError as exc:
+            raise ApiError(400, f"csr: {exc}") from None
+        key_hash = public_key_sha256(csr.public_key())  # type: ignore[arg-type]
+        async with self._enrol_lock:
+            existing = next((p for p in self.participants.values() if p["public_key_sha256"] == key_hash), None)
+            if existing is not None:
+                raise ApiError(409, f"this key is already enrolled as participant {existing['id']}", "Conflict")
+            now = time.time()
+            cert = sign_csr(csr, self.ca_key, self.ca_cert, organisation=name.strip(),
+                            now=dt.datetime.fromtimestamp(now, dt.timezone.utc), serial=x509.random_serial_number(),
+                            days=self.settings.certificate_days)
+            row = {
+                "id": participant_id_of(cert), "name": name.strip(), "jurisdiction": jurisdiction, "status": "active",
+                "security_profile": profile, "membership": membership, "connector_url": connector_url,
+                "certificate_pem": cert_pem(cert), "certificate_sha256": cert_sha256(cert),
+                "public_key_sha256": key_hash, "enrolled_at": now, "revoked_at": None, "revocation_reason": None,
+            }
+            if row["id"] in self.participants:
+                raise ApiError(409, f"participant {row['id']} is already enrolled", "Conflict")
+            await self.db.transaction(lambda conn: conn.execute(sa.insert(participants).values(**row)))
+            self.participants[row["id"]] = row
+        log.info("enrolled participant %s (%s, %s)", row["id"], row["name"], jurisdiction)
+        return web.json_response({**participant_view(row), "caCertificate": self.ca_pem}, status=201)
+
+    async def list_participants(self, request: web.Request) -> web.Response:
+        self._admin_auth(request)
+        status = request.query.get("status")
+        if status not in (None, "active", "revoked"):
+            raise ApiError(400, "status must be active or revoked")
+        rows = sorted(self.participants.values(), key=lambda r: r["enrolled_at"])
+        return web.json_response([participant_view(r) for r in rows if status is None or r["status"] == status])
+
+    def _find(self, request: web.Request) -> Json:
+        pid = request.match_info["pid"]
+        row = self.participants.get(pid) if is_participant_id(pid) else None
+        if row is None:
+            raise ApiError(404, f"no participant {pid[:200]!r}", "NotFound")
+        return row
+
+    async def get_participant(self, request: web.Request) -> web.Response:
+        self._admin_auth(request)
+        return web.json_response(participant_view(self._find(request)))
+
+    async def public_participant(self, request: web.Request) -> web.Response:
+        return web.json_response(participant_view(self._find(request)), headers={"Cache-Control": "no-cache"})
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        self._admin_auth(request)
+        row = self._find(request)
+        doc = await _json_body(request, 16 * 1024, allow_empty=True)
+        reason = doc.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+            raise ApiError(400, "reason must be a string of at most 1000 characters")
+        if set(doc) - {"reason"}:
+            raise ApiError(400, f"unknown field {sorted(set(doc) - {'reason'})[0]!r} (known: reason)")
+        if row["status"] == "revoked":
+            return web.json_response(participant_view(row))
+        now = time.time()
+        await self.db.transaction(lambda conn: conn.execute(
+            sa.update(participants).where(participants.c.id == row["id"])
+            .values(status="revoked", revoked_at=now, revocation_reason=reason)))
+        row.update(status="revoked", revoked_at=now, revocation_reason=reason)
+        self.entries.pop(row["id"], None)  # a revoked participant is not found any more
+        await self.db.transaction(lambda conn: conn.execute(sa.delete(registry).where(registry.c.participant_id == row["id"])))
+        log.warning("revoked participant %s (%s)", row["id"], row["name"])
+        return web.json_response(participant_view(row))
+
+    # ---------------------------------------------------------- registry
+    async def _caller(self, request: web.Request, *, admin_ok: bool = False) -> Caller:
+        header = request.headers.get("Authorization")
+        if admin_ok and header:
+            given = header[7:].strip() if header[:7].lower() == "bearer " else header.strip()
+            if hmac.compare_digest(given.encode(), self._admin):
+                return Caller("station-admin", {})
+        try:
+            return await self.verifier.verify(header)
+        except ProtocolError as exc:
+            raise ApiError(exc.status, exc.reason, exc.code) from None
+        except TrustUnavailable as exc:  # pragma: no cover - local trust does not fail
+            raise ApiError(503, str(exc), "VerificationUnavailable") from None
+
+    async def register(self, request: web.Request) -> web.Response:
+        caller = await self._caller(request)
+        record = self.participants.get(caller.participant_id)
+        if record is None or record["status"] != "active":
+            raise ApiError(401, f"participant {caller.participant_id} is not active", "Unauthenticated")
+        fmt = REGISTRY_MEDIA.get(request.content_type)
+        if fmt is None:
+            raise ApiError(415, f"register the self-description as {' or '.join(REGISTRY_MEDIA)}, "
+                                f"not {request.content_type!r}", "UnsupportedMediaType")
+        signature = request.headers.get("Hks-Signature", "")
+        if not signature or len(signature) > 4096:
+            raise ApiError(400, "bad signature: the Hks-Signature header (a detached JWS) is missing", "BadSignature")
+        body = await _read_limited(request, self.settings.registry_max_bytes)
+        cert = load_certificate(record["certificate_pem"])
+        try:
+            header = verify_detached(signature, body, cert.public_key())  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - jwt errors and malformed input alike
+            raise ApiError(400, f"bad signature: the self-description's signature does not verify with the "
+                                f"participant's enrolled key ({type(exc).__name__})", "BadSignature") from None
+        if header.get("kid") != caller.participant_id:
+            raise ApiError(400, "bad signature: the signature's kid is not the participant id", "BadSignature")
+        graph, report = await asyncio.to_thread(_parse_and_validate, body, fmt)
+        if graph is None:
+            raise ApiError(400, f"the self-description is not valid {request.content_type}: {report}", "MalformedDocument")
+        if not report.conforms:
+            raise ApiError(400, "the self-description does not conform to the station's shapes", "ShapesViolated",
+                           report=report.to_dict())
+        try:
+            index = index_graph(graph)
+            reg.check_against_record(index, record, caller, self.settings.issuer)
+        except (IndexError_, reg.RegistrationRefused) as exc:
+            raise ApiError(400, str(exc), "Refused") from None
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        row = {"participant_id": caller.participant_id, "media_type": request.content_type,
+               "document": body.decode("utf-8"), "signature": signature, "etag": etag,
+               "index": index.to_dict(), "registered_at": time.time()}
+
+        def upsert(conn: sa.Connection) -> bool:
+            existed = conn.execute(sa.delete(registry).where(registry.c.participant_id == row["participant_id"])).rowcount
+            conn.execute(sa.insert(registry).values(**row))
+            return bool(existed)
+
+        existed = await self.db.transaction(upsert)
+        self.entries[caller.participant_id] = index
+        log.info("registered the self-description of %s (%d triples, %d offers)", caller.participant_id,
+                 len(graph), len(index.offers))
+        return web.json_response({"participantId": caller.participant_id, "etag": etag, "triples": len(graph),
+                                  "offers": len(index.offers)}, status=200 if existed else 201)
+
+    async def get_self_description(self, request: web.Request) -> web.Response:
+        await self._caller(request, admin_ok=True)
+        pid = request.match_info["pid"]
+        row = await self.db.read(lambda conn: conn.execute(
+            sa.select(registry).where(registry.c.participant_id == pid)).mappings().first())
+        if row is None:
+            raise ApiError(404, f"no self-description registered for {pid[:200]!r}", "NotFound")
+        return web.Response(text=row["document"], content_type=row["media_type"],
+                            headers={"Hks-Signature": row["signature"], "ETag": f'"{row["etag"]}"'})
+
+    async def search(self, request: web.Request) -> web.Response:
+        caller = await self._caller(request, admin_ok=True)
+        try:
+            query = reg.parse_query(dict(request.query))
+        except reg.QueryError as exc:
+            raise ApiError(400, str(exc)) from None
+        entries = [e for pid, e in sorted(self.entries.items())
+                   if self.participants.get(pid, {}).get("status") == "active"]
+        results = reg.search(entries, query, caller, self.policy_cache, dt.datetime.now(dt.timezone.utc))
+        return web.json_response({"count": len(results), "results": results})
+
+
+def _parse_and_validate(body: bytes, fmt: str):  # noqa: ANN202
+    from rdflib import Graph
+
+    try:
+        graph = Graph().parse(data=body.decode("utf-8"), format=fmt)
+    except Exception as exc:  # noqa: BLE001 - any parser error is the document's
+        return None, f"{type(exc).__name__}: {str(exc)[:300]}"
+    if len(graph) > MAX_TRIPLES:
+        return None, f"over {MAX_TRIPLES} triples"
+    return graph, validate(graph)
+
+
+def _index_from_dict(doc: Json) -> reg.Index:
+    from ..identity.sd import Index, IndexedOffer
+
+    return Index(connector=doc["connector"], participant_id=doc["participantId"], organisation=doc["organisation"],
+                 jurisdiction=doc["jurisdiction"], membership=doc["membership"],
+                 membership_status=doc["membershipStatus"], station=doc["station"],
+                 security_profile=doc["securityProfile"], endpoints=doc["endpoints"],
+                 offers=[IndexedOffer(**o) for o in doc["offers"]])
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"the body is {request.content_length} bytes; the limit is {limit}", "PayloadTooLarge")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, f"the body is over the limit of {limit} bytes", "PayloadTooLarge")
+    return bytes(data)
+
+
+async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = False) -> Json:
+    raw = await _read_limited(request, limit)
+    if not raw.strip() and allow_empty:
+        return {}
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return doc
+
+
+async def serve(settings: StationSettings, *, ready_line: bool = True) -> None:
+    station = Station(settings)
+    runner = web.AppRunner(station.make_app(), access_log=None, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.listen_port
+    if ready_line:
+        print(f"listening on http://{settings.listen_host}:{port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: StationSettings) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+

@@ -1,0 +1,54 @@
+"""The station's tables (its own database: station.db by default, or PostgreSQL).
+
+Created with ``metadata.create_all`` at start: the station has no migrations yet (its
+schema is new); the first change to it should bring Alembic in, as the node has."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+participants = sa.Table(
+    "station_participants", metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # SKI:keyid:AKI
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("jurisdiction", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active | revoked
+    sa.Column("security_profile", sa.String(100), nullable=False),
+    sa.Column("membership", sa.JSON, nullable=False),
+    sa.Column("connector_url", sa.String(2000)),
+    sa.Column("certificate_pem", sa.Text, nullable=False),
+    sa.Column("certificate_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("public_key_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("enrolled_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revocation_reason", sa.String(1000)),
+)
+
+# Client-assertion jtis already used at the token endpoint (single use), kept until the
+# assertion expires: a restart of the station does not reopen the window.
+used_assertions = sa.Table(
+    "station_used_assertions", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # sha256(iss \0 jti)
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+# DATs presented to the registry: jti bound to the token's hash (see connector/identity/dat.py).
+seen_tokens = sa.Table(
+    "station_seen_tokens", metadata,
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+registry = sa.Table(
+    "station_registry", metadata,
+    sa.Column("participant_id", sa.String(200), primary_key=True),
+    sa.Column("media_type", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("etag", sa.String(80), nullable=False),
+    sa.Column("index", sa.JSON, nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+)
