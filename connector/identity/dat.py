@@ -651,6 +651,10 @@ class StationIdentity:
     async def outbound_authorization(self, audience: str) -> str:
         return f"Bearer {await self.client.token()}"
 
+    def invalidate(self) -> None:
+        """A peer refused our token (clock skew, a rotated key): fetch a new one next time."""
+        self.client._refresh_at = 0.0
+
     async def verify(self, authorization: str | None) -> Caller:
         try:
             return await self.verifier.verify(authorization, peer_cert_sha256=PEER_CERT_SHA256.get())

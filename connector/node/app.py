@@ -81,6 +81,7 @@ class Node:
         self.dispatcher = Dispatcher(
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,
             max_attempts=self.settings.outbox_attempts,
+            on_unauthorized=getattr(self.identity, "invalidate", None),
         )
         self.dispatcher.transfers = self.transfers
         for service in (self.negotiations, self.transfers):

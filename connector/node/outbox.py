@@ -41,12 +41,16 @@ class PermanentSendError(Exception):
 class Dispatcher:
     def __init__(self, db: Database, service: NegotiationService, session: aiohttp.ClientSession,
                  authorization: Any, *, lease_seconds: float = 30.0, max_attempts: int = 6,
-                 max_in_flight: int = 64, request_timeout: float = 10.0) -> None:
+                 max_in_flight: int = 64, request_timeout: float = 10.0,
+                 on_unauthorized: Any = None) -> None:
         self.db = db
         self.service = service
         self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
         self.session = session
         self.authorization = authorization  # async callable(url) -> header value
+        # Called when a peer answers 401; when set, our token can be renewed, so a 401 is
+        # retried with a fresh one instead of ending the message (e.g. clock skew).
+        self.on_unauthorized = on_unauthorized
         self.owner = uuid.uuid4().hex
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -220,6 +224,9 @@ class Dispatcher:
                     return response_json(body)
                 if resp.status in (408, 425, 429) or resp.status >= 500:
                     raise TransientSendError(f"{url} answered {resp.status}")
+                if resp.status == 401 and self.on_unauthorized is not None:
+                    self.on_unauthorized()
+                    raise TransientSendError(f"{url} refused our token (401); retrying with a new one")
                 raise PermanentSendError(f"{url} answered {resp.status}: {body[:300].decode(errors='replace')}")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransientSendError(f"{url}: {type(exc).__name__} {exc}") from exc
