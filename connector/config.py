@@ -46,6 +46,8 @@ class Settings:
     dataplane_upstream_hosts: tuple[str, ...] = ()  # hosts an HTTP asset may fetch from
     dataplane_token_ttl: int = 3600  # seconds a pull token is valid (suspension revokes at once)
     dataplane_upstream_timeout: int = 30  # seconds an HTTP upstream may stay silent
+    clearinghouse_url: str = ""  # where every protocol event and data access is logged (none: not logged)
+    clearinghouse_verifier_key: str = ""  # the log's public key, pinned: receipts must verify against it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -71,6 +73,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "tck": {"enabled": (bool, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
+    "clearinghouse": {"url": (str, False), "verifier_key": (str, False)},
 }
 
 
@@ -216,7 +219,25 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         outbox_attempts=dsp.get("outbox_attempts", 6),
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
+        **_clearinghouse(checked.get("clearinghouse", {})),
     )
+
+
+def _clearinghouse(values: dict[str, Any]) -> dict[str, Any]:
+    url = values.get("url", "").rstrip("/")
+    key = values.get("verifier_key", "")
+    if url:
+        if urlparse(url).scheme not in ("http", "https"):
+            raise ConfigError(f"setting [clearinghouse] url must be an http(s) URL, got {url!r}")
+        if not key:
+            raise ConfigError("setting [clearinghouse] verifier_key is missing: receipts cannot be verified without "
+                              "the log's public key (connector clearinghouse init prints it)")
+        from .ledger.checkpoint import parse_verifier_key
+        try:
+            parse_verifier_key(key)
+        except ValueError as exc:
+            raise ConfigError(f"setting [clearinghouse] verifier_key is not a verifier key: {exc}") from None
+    return {"clearinghouse_url": url, "clearinghouse_verifier_key": key}
 
 
 def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:

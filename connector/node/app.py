@@ -18,6 +18,7 @@ from .codec import Codec
 from .dsp import DspApi
 from .management import ManagementApi
 from .negotiations import NegotiationService
+from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
 from .outbox import Dispatcher
 from .transfers import TransferService
@@ -45,6 +46,7 @@ class Node:
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
             catalog=self.catalog, strategy=strategy, on_commit=self._wake_dispatcher,
         )
+        self.clearinghouse = ClearingHouseLog(self) if settings.clearinghouse_url else None
         self.dataplane = DataPlane(self)
         self.transfers = TransferService(
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
@@ -84,6 +86,15 @@ class Node:
             on_unauthorized=getattr(self.identity, "invalidate", None),
         )
         self.dispatcher.transfers = self.transfers
+        if self.clearinghouse is not None:
+            await self.clearinghouse.start(self.session)
+            self.dispatcher.clearinghouse = self.clearinghouse
+            owner, lease = self.dispatcher.owner, self.dispatcher.lease_seconds
+
+            def audit(conn, row, message, ts):  # noqa: ANN001, ANN202
+                return self.clearinghouse.record(conn, row, message, ts, owner=owner, lease_seconds=lease)
+
+            self.negotiations.audit = self.transfers.audit = audit
         for service in (self.negotiations, self.transfers):
             service.outbox_owner = self.dispatcher.owner
             service.lease_seconds = self.dispatcher.lease_seconds

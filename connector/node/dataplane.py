@@ -50,6 +50,7 @@ class AccessRefused(Exception):
         super().__init__("; ".join(reasons))
         self.status = status
         self.reasons = reasons
+        self.pending: list = []  # log entries queued in the outbox with the refusal
 
 
 @dataclass
@@ -58,6 +59,9 @@ class Grant:
     asset: Json
     modification: Modification
     duties: list = field(default_factory=list)
+    access_id: int | None = None
+    log_jws: str | None = None  # a logging duty: this entry must be accepted before any byte leaves
+    pending: list = field(default_factory=list)  # log entries queued in the outbox
 
 
 def derive_key(key_path: Path, purpose: str) -> bytes:
@@ -224,15 +228,55 @@ class DataPlane:
             blocking = self._unperformable(decision.duties, asset)
             if blocking:
                 permitted, reasons = False, blocking
-        conn.execute(access_log.insert(), {
-            "transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
-            "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties})
+        record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
+                  "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties}
+        access_id = conn.execute(access_log.insert().returning(access_log.c.id), record).scalar_one()
+        ch = self.node.clearinghouse
+        must_log = permitted and any(d.kind == "log" and d.timing == "before-release" for d in decision.duties)
+        log_jws, pending = None, []
+        if ch is not None:
+            provider, consumer = self.node.participant_id, agreement["consumer_id"]
+            digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).digest()
+            if must_log:  # the data waits for the log's receipt (after this transaction)
+                log_jws = ch.sign(process_id=transfer_id, event="data.accessed", provider=provider,
+                                  consumer=consumer, digest=digest, ts=now)
+            else:  # logged through the outbox: delayed by an outage, never lost
+                pending = ch.record(conn, {"id": transfer_id, "role": "provider", "counterparty_id": consumer},
+                                    {"@type": "DataAccess"}, now, owner=self.node.dispatcher.owner,
+                                    lease_seconds=self.node.dispatcher.lease_seconds, event="data.accessed",
+                                    digest=digest)
         if not permitted:  # returned, not raised: the refusal's log entry must be committed
-            return AccessRefused(403, reasons or ["no permission of the agreement covers this access"])
+            refusal = AccessRefused(403, reasons or ["no permission of the agreement covers this access"])
+            refusal.pending = pending
+            return refusal
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == agreement["id"])
                      .values(uses=usage_counters.c.uses + 1, updated_at=now))
         return Grant(dict(row), dict(asset), modification_from_duties(decision.duties, self._pseudonym_key),
-                     list(decision.duties))
+                     list(decision.duties), access_id=access_id, log_jws=log_jws, pending=pending)
+
+    async def _settle(self, grant: "Grant | AccessRefused") -> Grant:
+        """After the decision's transaction: hand queued log entries to the dispatcher, and
+        for a logging duty wait until the clearing house has accepted the entry."""
+        pending = [o.entry for o in getattr(grant, "pending", []) if o.entry is not None]
+        if pending and self.node.dispatcher is not None:
+            self.node.dispatcher.submit(pending)
+        if isinstance(grant, AccessRefused):
+            raise grant
+        if grant.log_jws is not None:
+            try:
+                await self.node.clearinghouse.submit_now(grant.log_jws)
+            except Exception as exc:  # noqa: BLE001 - unavailable, refused or unverifiable: no receipt, no data
+                reason = ("The policy requires every access to be logged to the clearing house, and it did not "
+                          f"accept the entry ({type(exc).__name__}: {exc}): access refused (fail closed).")
+                await self.node.db.transaction(self._undo_access, grant, reason)
+                raise AccessRefused(403, [reason]) from None
+        return grant
+
+    def _undo_access(self, conn: Connection, grant: Grant, reason: str) -> None:
+        conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == grant.transfer["agreement_id"])
+                     .values(uses=usage_counters.c.uses - 1))
+        conn.execute(sa.update(access_log).where(access_log.c.id == grant.access_id)
+                     .values(permitted=False, reasons=[reason]))
 
     def _unperformable(self, duties: list, asset: Json) -> list[str]:
         problems = []
@@ -240,10 +284,9 @@ class DataPlane:
             if duty.timing != "before-release":
                 continue
             if duty.kind == "log":
-                # The clearing house is not wired to the node yet: the duty cannot be
-                # performed, so the data does not leave (fail closed).
-                problems.append("The policy requires every access to be logged to the clearing house, and this "
-                                "node has no clearing house to log to: access refused (fail closed).")
+                if self.node.clearinghouse is None:  # the duty cannot be performed: the data does not leave
+                    problems.append("The policy requires every access to be logged to the clearing house, and this "
+                                    "node has no clearing house configured: access refused (fail closed).")
             elif duty.kind in ("drop-fields", "pseudonymise-fields"):
                 if kind_of(asset["content_type"], str(asset["data_address"].get("path", ""))) is None:
                     problems.append(f"The policy requires fields to be removed or pseudonymised, which this node "
@@ -261,9 +304,8 @@ class DataPlane:
             self.verify_token(request.headers.get("Authorization"), transfer_id)
             if purpose is not None and len(purpose) > 512:
                 raise AccessRefused(400, ["X-Usage-Purpose is too long"])
-            grant = await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time())
-            if isinstance(grant, AccessRefused):
-                raise grant
+            grant = await self._settle(
+                await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time()))
         except AccessRefused as exc:
             return web.json_response({"error": "access refused", "status": exc.status, "reasons": exc.reasons},
                                      status=exc.status)
@@ -369,9 +411,8 @@ class DataPlane:
         address = row["data_address"] or {}
         purpose = endpoint_property(address, "purpose")
         try:
-            grant = await self.node.db.transaction(self._decide_access, row["id"], purpose, time.time())
-            if isinstance(grant, AccessRefused):
-                raise grant
+            grant = await self._settle(
+                await self.node.db.transaction(self._decide_access, row["id"], purpose, time.time()))
         except AccessRefused as exc:
             await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, " ".join(exc.reasons))
             return

@@ -170,7 +170,7 @@ class DspApi:
             request, version, "ContractNegotiationError",
             lambda doc: parse_message(doc, expected=("ContractRequestMessage",)),
             lambda msg, caller, raw: self.node.negotiations.receive_initial_request(
-                version, msg, caller, message_digest(None, raw)))
+                version, msg, caller, message_digest(None, raw), raw))
 
     async def initial_offer(self, request: web.Request, version: str) -> web.Response:
         return await self._inbound(
@@ -190,7 +190,7 @@ class DspApi:
             request, version, "ContractNegotiationError",
             lambda doc: parse_message(doc, expected=expected),
             lambda msg, caller, raw: self.node.negotiations.receive(
-                version, pid, path_role, msg, caller, message_digest(pid, raw)))
+                version, pid, path_role, msg, caller, message_digest(pid, raw), raw))
 
     # transfers
     async def transfer_request(self, request: web.Request, version: str) -> web.Response:
@@ -198,7 +198,7 @@ class DspApi:
             request, version, "TransferError",
             lambda doc: parse_transfer_message(doc, expected=("TransferRequestMessage",)),
             lambda msg, caller, raw: self.node.transfers.receive_request(
-                version, msg, caller, message_digest(None, raw)))
+                version, msg, caller, message_digest(None, raw), raw))
 
     async def get_transfer(self, request: web.Request, version: str) -> web.Response:
         return await self._get_process(request, version, self.node.transfers, "TransferProcess", "TransferError",
@@ -209,7 +209,8 @@ class DspApi:
         return await self._inbound(
             request, version, "TransferError",
             lambda doc: parse_transfer_message(doc, expected=(TRANSFER_PATHS[suffix],)),
-            lambda msg, caller, raw: self.node.transfers.receive(version, pid, msg, caller, message_digest(pid, raw)))
+            lambda msg, caller, raw: self.node.transfers.receive(version, pid, msg, caller, message_digest(pid, raw),
+                                                                 raw))
 
 
 def _pid(neutral: Json, key: str) -> str | None:

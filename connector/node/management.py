@@ -128,6 +128,9 @@ class ManagementApi:
             ("POST", "/transfers/{id}/terminate", self._transfer_action(TransferEvent.TERMINATE), True),
             ("GET", "/transfers/{id}/data", self.transfer_data, True),
             ("GET", "/access-log", self.list_access_log, True),
+            ("GET", "/clearinghouse", self.clearinghouse_status, True),
+            ("GET", "/negotiations/{id}/receipts", self.receipts, True),
+            ("GET", "/transfers/{id}/receipts", self.receipts, True),
             ("POST", "/diagnostics/peer-roundtrips", self.peer_roundtrips, True),
         ]
         return [web.route(method, p + path, self._wrap(handler, auth)) for method, path, handler, auth in table]
@@ -366,6 +369,19 @@ class ManagementApi:
                                    "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
                                   for r in rows])
 
+    # ------------------------------------------------------ clearing house
+    async def clearinghouse_status(self, request: web.Request) -> web.Response:
+        ch = self.node.clearinghouse
+        if ch is None:
+            return web.json_response({"configured": False})
+        return web.json_response({"configured": True, **await ch.status()})
+
+    async def receipts(self, request: web.Request) -> web.Response:
+        ch = self.node.clearinghouse
+        if ch is None:
+            raise ApiError(404, "no clearing house is configured ([clearinghouse] url)")
+        return web.json_response(await ch.receipts(request.match_info["id"]))
+
     async def peer_roundtrips(self, request: web.Request) -> web.Response:
         """Bare HTTP round trips to a peer URL: a latency check, and the baseline of bench/negotiation.py."""
         doc = await self.body(request, "RoundTripsInput")
@@ -462,6 +478,12 @@ def openapi_document() -> Json:
             "/api/v1/transfers/{id}/data": {"get": op("the data of a transfer (?purpose= declares the purpose)",
                                                       params=("id",))},
             "/api/v1/access-log": {"get": op("every data access with its decision (?agreementId=&limit=)")},
+            "/api/v1/clearinghouse": {"get": op("the clearing house: receipts kept, entries pending, newest checkpoint, "
+                                                "and whether the log has stayed consistent")},
+            "/api/v1/negotiations/{id}/receipts": {"get": op("verified receipts of a negotiation's log entries",
+                                                             params=("id",))},
+            "/api/v1/transfers/{id}/receipts": {"get": op("verified receipts of a transfer's log entries",
+                                                          params=("id",))},
             "/api/v1/diagnostics/peer-roundtrips": {"post": op("bare HTTP GET round trips to a peer URL (e.g. its /health)", "RoundTripsInput")},
         },
     }

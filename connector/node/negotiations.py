@@ -179,11 +179,13 @@ class NegotiationService:
         self.notifier = Notifier()
         self.outbox_owner: str | None = None  # set by the node to its dispatcher's lease owner
         self.lease_seconds = 30.0
+        # audit(conn, row, message as sent (dict) or received (bytes), ts) -> clearing-house entries queued
+        self.audit: Callable[..., list[Outgoing]] | None = None
         self.is_postgres = db.is_postgres
 
     # ----------------------------------------------------------------- inbound
     async def receive_initial_request(self, version: str, msg: ContractRequestMessage, caller: Caller,
-                                      digest: str) -> tuple[int, Json]:
+                                      digest: str, raw: bytes = b"") -> tuple[int, Json]:
         if msg.provider_pid:
             raise MalformedMessage("an initial ContractRequestMessage must not carry providerPid")
         if not msg.callback_address:
@@ -191,7 +193,7 @@ class NegotiationService:
         for _ in range(5):
             try:
                 status, body, pid, outgoing, row = await self.db.transaction(
-                    self._initial_request_tx, version, msg, caller, digest, self.clock())
+                    self._initial_request_tx, version, msg, caller, digest, self.clock(), raw)
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won the insert: answer from its row
             if outgoing is not None:
@@ -200,7 +202,7 @@ class NegotiationService:
         raise Refused("could not record the request, try again")
 
     def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, who: Caller,
-                            digest: str, ts: float) -> tuple[int, Json, str, list | None, Json | None]:
+                            digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, str, list | None, Json | None]:
         caller = who.participant_id
         existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
             "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
@@ -243,16 +245,17 @@ class NegotiationService:
         row["last_in_digest"] = digest
         row["last_in_response"] = {"status": 201, "body": ack}
         conn.execute(_INSERT_NEGOTIATION, row)
+        logged = self._audit_received(conn, row, raw, ts)
         self._write_side_effects(conn, row, outgoing, ts)
-        return 201, ack, pid, outgoing, row
+        return 201, ack, pid, logged + outgoing, row
 
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
-                      digest: str) -> tuple[int, Json]:
+                      digest: str, raw: bytes = b"") -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
         for _ in range(5):
             try:
                 status, body, outgoing, row = await self.db.transaction(
-                    self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock())
+                    self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock(), raw)
             except Conflict:
                 continue
             if outgoing is not None:
@@ -261,7 +264,7 @@ class NegotiationService:
         raise Refused("the negotiation is busy, try again")
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
-                    who: Caller, digest: str, ts: float) -> tuple[int, Json, list | None, Json | None]:
+                    who: Caller, digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, list | None, Json | None]:
         caller = who.participant_id
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
@@ -310,8 +313,9 @@ class NegotiationService:
         self._update(conn, row, old_version, original)
         if isinstance(msg, ContractAgreementMessage):
             self._record_agreement(conn, row, ts)
+        logged = self._audit_received(conn, row, raw, ts)
         self._write_side_effects(conn, row, outgoing, ts)
-        return 200, ack, outgoing, row
+        return 200, ack, logged + outgoing, row
 
     def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
         own_field = "provider_pid" if own_role is Role.PROVIDER else "consumer_pid"
@@ -598,6 +602,12 @@ class NegotiationService:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts)
         write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
+        if self.audit is not None:  # every message sent is logged at the clearing house
+            for o in list(outgoing):
+                outgoing += self.audit(conn, row, o.body, ts)
+
+    def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
+        return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
 
     def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]
         for o in outgoing:

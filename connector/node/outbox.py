@@ -46,6 +46,7 @@ class Dispatcher:
         self.db = db
         self.service = service
         self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
+        self.clearinghouse: Any = None  # the clearing-house log, for its entries (set by the node)
         self.session = session
         self.authorization = authorization  # async callable(url) -> header value
         # Called when a peer answers 401; when set, our token can be renewed, so a 401 is
@@ -169,6 +170,12 @@ class Dispatcher:
             url, body = entry["url"], entry["body"]
             if PROVIDER_PID_PLACEHOLDER in url:
                 url, body = await self._fill_provider_pid(entry)
+            deliver = getattr(self._owner_of(entry), "deliver", None)
+            if deliver is not None:  # e.g. clearing-house entries: their client verifies the receipt
+                response = await deliver(entry)
+                self._complete(entry, "sent", response)
+                self._advance(entry["process_id"])
+                return
             payload = orjson.dumps(body)
             response = await self._post_with_retries(url, payload, entry["message_id"])
             if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):
@@ -235,6 +242,8 @@ class Dispatcher:
         """The service whose process the message belongs to."""
         if entry["kind"].startswith("Transfer") and self.transfers is not None:
             return self.transfers
+        if entry["kind"].startswith("ClearingHouseEntry") and self.clearinghouse is not None:
+            return self.clearinghouse
         return self.service
 
     def _complete(self, entry: Json, outcome: str, detail: Any) -> None:
@@ -268,6 +277,8 @@ class Dispatcher:
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
         ended = await self.db.transaction(self._flush_tx, batch, time.time())
+        if self.clearinghouse is not None:
+            await self.clearinghouse.after_flush()
         for pid in ended:  # refused for good: the negotiation was terminated
             self.service.notifier.notify(pid)
             if self.transfers is not None:

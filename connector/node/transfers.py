@@ -85,10 +85,11 @@ class TransferService:
         self.is_postgres = db.is_postgres
         self.outbox_owner: str | None = None
         self.lease_seconds = 30.0
+        self.audit: Callable[..., list[Outgoing]] | None = None  # see NegotiationService.audit
 
     # ---------------------------------------------------------------- provider
     async def receive_request(self, version: str, msg: TransferRequestMessage, who: Caller,
-                              digest: str) -> tuple[int, Json]:
+                              digest: str, raw: bytes = b"") -> tuple[int, Json]:
         fmt = transfer_format(msg.format)
         if fmt is None:
             raise Refused(f"format {msg.format!r} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
@@ -97,7 +98,7 @@ class TransferService:
         for _ in range(5):
             try:
                 status, body, row, outgoing = await self.db.transaction(
-                    self._request_tx, version, msg, fmt, who, digest, self.clock())
+                    self._request_tx, version, msg, fmt, who, digest, self.clock(), raw)
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won: answer from its row
             if outgoing is not None:
@@ -106,7 +107,7 @@ class TransferService:
         raise Refused("could not record the transfer request, try again")
 
     def _request_tx(self, conn: Connection, version: str, msg: TransferRequestMessage, fmt: str, who: Caller,
-                    digest: str, ts: float) -> tuple[int, Json, Json, list | None]:
+                    digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, Json, list | None]:
         caller = who.participant_id
         existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
             "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
@@ -138,8 +139,9 @@ class TransferService:
         row["last_in_digest"], row["last_in_response"] = digest, {"status": 201, "body": ack}
         outgoing = self._apply(row, self.strategy_after_request(row), ts)
         conn.execute(_INSERT_TRANSFER, row)
+        logged = self._audit_received(conn, row, raw, ts)
         self._write_outbox(conn, row, outgoing, ts)
-        return 201, ack, row, outgoing
+        return 201, ack, row, logged + outgoing
 
     def strategy_after_request(self, row: Json) -> list[tuple[TransferEvent, str | None]]:
         """The provider starts a permitted transfer at once (the TCK profile scripts otherwise)."""
@@ -150,11 +152,12 @@ class TransferService:
         return []
 
     # ------------------------------------------------------------ both roles
-    async def receive(self, version: str, path_pid: str, msg: Message, who: Caller, digest: str) -> tuple[int, Json]:
+    async def receive(self, version: str, path_pid: str, msg: Message, who: Caller, digest: str,
+                      raw: bytes = b"") -> tuple[int, Json]:
         for _ in range(5):
             try:
                 status, body, row, outgoing = await self.db.transaction(
-                    self._receive_tx, version, path_pid, msg, who.participant_id, digest, self.clock())
+                    self._receive_tx, version, path_pid, msg, who.participant_id, digest, self.clock(), raw)
             except TransferConflict:
                 continue
             if outgoing is not None:
@@ -163,7 +166,7 @@ class TransferService:
         raise Refused("the transfer is busy, try again")
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, msg: Message, caller: str, digest: str,
-                    ts: float) -> tuple[int, Json, Json | None, list | None]:
+                    ts: float, raw: bytes = b"") -> tuple[int, Json, Json | None, list | None]:
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
             raise UnknownProcess(f"no transfer process {path_pid!r}")
@@ -200,8 +203,9 @@ class TransferService:
         row["last_in_digest"], row["last_in_response"] = digest, {"status": 200, "body": ack}
         row["version"], row["updated_at"] = original["version"] + 1, ts
         self._update(conn, row, original)
+        logged = self._audit_received(conn, row, raw, ts)
         self._write_outbox(conn, row, outgoing, ts)
-        return 200, ack, row, outgoing
+        return 200, ack, row, logged + outgoing
 
     # ------------------------------------------------------------- management
     async def start(self, *, agreement_id: str, fmt: str,
@@ -354,6 +358,12 @@ class TransferService:
 
     def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
+        if self.audit is not None:  # every message sent is logged at the clearing house
+            for o in list(outgoing):
+                outgoing += self.audit(conn, row, o.body, ts)
+
+    def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
+        return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
 
     def _committed(self, pid: str, outgoing: list[Outgoing], row: Json | None) -> None:
         for o in outgoing:

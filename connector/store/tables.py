@@ -145,3 +145,23 @@ received_data = sa.Table(
     sa.Column("delete_by", sa.Float, nullable=True),  # from the agreement's delete duty
     sa.Column("deleted_at", sa.Float, nullable=True),
 )
+
+ch_receipts = sa.Table(
+    "ch_receipts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("process_id", sa.String(255), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("leaf_index", sa.BigInteger, nullable=False),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("receipt", sa.JSON, nullable=False),  # verified when it arrived: checkpoint signature + inclusion
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_ch_receipts_process", "process_id"),
+)
+
+ch_state = sa.Table(
+    "ch_state", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # "checkpoint", "alarm"
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
