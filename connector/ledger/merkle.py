@@ -69,6 +69,8 @@ __all__ = [
     "is_valid_subtree",
     "inclusion_proof",
     "inclusion_proof_nodes",
+    "inclusion_proof_ranges",
+    "range_hash",
     "consistency_proof",
     "consistency_proof_nodes",
     "subtree_inclusion_proof",
@@ -415,6 +417,22 @@ def inclusion_proof_nodes(index: int, size: int) -> list[tuple[int, int]]:
     """The (start, level) nodes ``inclusion_proof(index, size, ...)`` will request."""
     _check_index(index, size)
     return _nodes_for(_inclusion_ranges(index, 0, size))
+
+
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose hashes form the inclusion proof, bottom-up.
+
+    ``inclusion_proof(index, size, g) == [range_hash(lo, hi, g) for lo, hi in inclusion_proof_ranges(index, size)]``;
+    a shell proving many leaves of one tree can memoise ``range_hash`` by range."""
+    _check_index(index, size)
+    return _inclusion_ranges(index, 0, size)
+
+
+def range_hash(lo: int, hi: int, get_node: NodeGetter) -> bytes:
+    """Hash of a range returned by :func:`inclusion_proof_ranges` (folded from perfect nodes)."""
+    if not (_is_uint(lo) and _is_uint(hi)) or lo >= hi:
+        raise ValueError(f"[{lo!r}, {hi!r}) is not a non-empty range")
+    return _range_hash(lo, hi, get_node)
 
 
 def inclusion_proof(index: int, size: int, get_node: NodeGetter) -> list[bytes]:

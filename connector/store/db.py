@@ -111,8 +111,12 @@ class Database:
                     outcomes.append((True, result))
         return outcomes
 
-    async def migrate(self) -> None:
-        await self.transaction(_upgrade)
+    async def migrate(self, migrations: Path = MIGRATIONS) -> None:
+        """Upgrade to head with the Alembic scripts in ``migrations`` (default: the node's).
+
+        Another service (the clearing house) passes its own directory; its env.py keeps
+        its own version table, so both can share one PostgreSQL database."""
+        await self.transaction(_upgrade, migrations)
 
     async def dispose(self) -> None:
         if self.is_sqlite:
@@ -136,10 +140,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.close()
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, migrations: Path = MIGRATIONS) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")

@@ -1,0 +1,13 @@
+"""Alembic environment of the clearing house: its own tables and its own version table,
+so it can share a PostgreSQL database with a node. The shell passes an open connection."""
+from alembic import context
+
+from connector.clearinghouse.tables import metadata
+
+VERSION_TABLE = "ch_alembic_version"
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                  version_table=VERSION_TABLE)
+with context.begin_transaction():
+    context.run_migrations()
