@@ -1,13 +1,22 @@
-"""`connector demo`: the Hong Kong station authority and two participants on loopback, each
-with its own SQLite file. The station starts first; the participants enrol through its admin
-API (key and CSR made locally, certificate from the station CA) and from then on every DSP call
-carries a Dynamic Attribute Token the receiver verifies. The provider publishes an asset, its
-self-description reaches the station registry, the consumer finds the offer there and
-negotiates usage contracts over DSP. No dev-mode secret anywhere."""
+"""`connector demo`: the Hong Kong station on loopback, as SCENARIO.md tells it.
+
+The station authority and the clearing house start first; three organisations enrol
+through the station (key and CSR made locally, certificate from the station CA) and from
+then on every call carries a Dynamic Attribute Token the receiver verifies. Pearl River
+Medical Centre (Guangzhou) publishes synthetic outpatient records under the GBA
+cross-border template; Harbour University Research Lab (Hong Kong) finds the offer in the
+station registry, agrees, and pulls the data, which arrives without names and phone
+numbers and with pseudonymised patient ids; Merlion Analytics (Singapore) is refused with
+the rule that refused it; an access without a declared purpose is refused too. Every
+protocol event and data access is logged at the clearing house, and each process is
+audited against the log's public key. Each node has its own SQLite file; no dev secret."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import random
 import shutil
 import socket
 import sys
@@ -28,17 +37,44 @@ from .station.app import Station
 
 PROVIDER = "Pearl River Medical Centre"
 CONSUMER = "Harbour University Research Lab"
-JURISDICTIONS = {"provider": "CN-GD-GZ", "consumer": "HK"}
-POLICY = {"permission": [{"action": "use"}]}
+REFUSED = "Merlion Analytics"
+ORGS = {"provider": (PROVIDER, "CN-GD-GZ"), "consumer": (CONSUMER, "HK"), "refused": (REFUSED, "SG")}
+OPEN = {"permission": [{"action": "use"}]}
 # A consumer who asks for different terms gets the provider's own offer back (a counter-offer).
 NARROWER = {"permission": [{"action": "use", "constraint": [
     {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2030-01-01T00:00:00Z"}]}]}
+CATEGORIES = ["pd:Identifier", "pd:Name", "pd:TelephoneNumber", "pd:Age", "pd:Gender", "pd:Location",
+              "pd:MedicalHealth"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def gba_template() -> dict:
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_policies", here.parent / "policies"):  # installed wheel, source checkout
+        path = folder / "gba-cross-border-personal-information.jsonld"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise FileNotFoundError("policies/gba-cross-border-personal-information.jsonld is missing")
+
+
+def synthetic_visits(rows: int = 200, seed: int = 2025) -> str:
+    """Synthetic outpatient records (never real personal data)."""
+    rng = random.Random(seed)
+    districts = ["Tianhe", "Yuexiu", "Haizhu", "Baiyun", "Panyu"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"])
+    for i in range(rows):
+        writer.writerow([f"GZ-{100000 + i}", f"Synthetic Patient {i}", f"13{rng.randrange(10**9):09d}",
+                         rng.randint(25, 85), rng.choice("FM"), rng.choice(districts),
+                         rng.choice(["E11.9", "E11.6", "I10", "R73.0"]), f"{rng.uniform(5.0, 11.0):.1f}",
+                         f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"])
+    return out.getvalue()
 
 
 class Step:
@@ -62,46 +98,70 @@ async def _demo(base: Path, quiet: bool) -> dict[str, Any]:
             await runner.cleanup()
 
 
+async def _serve(app: web.Application, port: int, runners: list[web.AppRunner]) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    runners.append(runner)
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+
+async def _start_clearinghouse(base: Path, station_url: str, runners: list[web.AppRunner]) -> tuple[str, str]:
+    from .clearinghouse import config as ch_config
+    from .clearinghouse.app import ClearingHouse
+
+    port = free_port()
+    directory = base / "clearinghouse"
+    ch_config.init_directory(directory, port=port, station_url=station_url)
+    path = directory / "clearinghouse.toml"  # callers prove who they are with the station's tokens
+    path.write_text(path.read_text().replace('mode = "dev-shared-secret"', 'mode = "station"'))
+    settings = ch_config.load(directory, environ={})
+    await _serve(ClearingHouse(settings).make_app(), port, runners)
+    return f"http://127.0.0.1:{port}", (directory / ch_config.PUBLIC_KEY_FILE).read_text().strip()
+
+
 async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> dict[str, Any]:
     station_port = free_port()
     station_config.init_directory(base / "station", port=station_port)
     station_settings = station_config.load(base / "station")
-    station_runner = web.AppRunner(Station(station_settings).make_app(), access_log=None)
-    await station_runner.setup()
-    runners.append(station_runner)
-    await web.TCPSite(station_runner, "127.0.0.1", station_port).start()
+    await _serve(Station(station_settings).make_app(), station_port, runners)
     station_url = station_settings.issuer
     admin_token = station_config.read_admin_token(base / "station")
     step(f"the station authority is running at {station_url} (CA, token service, registry)")
+    ch_url, ch_key = await _start_clearinghouse(base, station_url, runners)
+    step(f"the clearing house is running at {ch_url}; its public key: {ch_key[:40]}...")
 
-    nodes: dict[str, tuple[Node, web.AppRunner, str]] = {}
-    for key, name in (("provider", PROVIDER), ("consumer", CONSUMER)):
+    nodes: dict[str, tuple[Node, str]] = {}
+    for key, (name, jurisdiction) in ORGS.items():
         port = free_port()
         directory = base / key
         _, enrolment = await init_enrolled_node(directory, name=name, station_url=station_url,
                                                 enroller=AdminTokenEnroller(station_url, admin_token),
-                                                jurisdiction=JURISDICTIONS[key], port=port)
-        step(f"{name} enrolled at the station ({JURISDICTIONS[key]}): participant id {enrolment.participant_id[:23]}...")
+                                                jurisdiction=jurisdiction, port=port)
         settings = config_mod.load(directory)
+        settings.clearinghouse_url, settings.clearinghouse_verifier_key = ch_url, ch_key
         node = Node(settings)
-        runner = web.AppRunner(node.make_app(), access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        nodes[key] = (node, runner, settings.node.public_url)
-        step(f"{name} is running at {settings.node.public_url} (database {directory / 'node.db'})")
+        await _serve(node.make_app(), port, runners)
+        nodes[key] = (node, settings.node.public_url)
+        step(f"{name} ({jurisdiction}) enrolled as {enrolment.participant_id[:23]}... and runs at "
+             f"{settings.node.public_url}")
+    (provider, provider_url), (consumer, consumer_url), (refused, refused_url) = (
+        nodes["provider"], nodes["consumer"], nodes["refused"])
+    data_root = provider.settings.dataplane_data_root
+    data_root.mkdir(parents=True, exist_ok=True)
+    (data_root / "outpatient-visits-2025.csv").write_text(synthetic_visits())
 
-    provider, _, provider_url = nodes["provider"]
-    consumer, _, consumer_url = nodes["consumer"]
-    result: dict[str, Any] = {"participants": [], "negotiations": [], "ok": False}
-    for key in ("provider", "consumer"):
-        node, _, url = nodes[key]
-        result["participants"].append({"role": key, "name": node.settings.node.name,
-                                       "participantId": node.participant_id, "url": url})
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        async def call(node: Node, url: str, method: str, path: str, body: Any = None) -> Any:
+    result: dict[str, Any] = {
+        "participants": [{"role": key, "name": node.settings.node.name, "jurisdiction": ORGS[key][1],
+                          "participantId": node.participant_id, "url": url} for key, (node, url) in nodes.items()],
+        "negotiations": [], "transfers": [], "accesses": [], "ok": False,
+    }
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        async def call(node: Node, url: str, method: str, path: str, body: Any = None, *,
+                       raw: bool = False) -> Any:
             headers = {"X-Api-Key": node.settings.management_api_key}
             async with http.request(method, url + "/api/v1" + path, json=body, headers=headers) as resp:
+                if raw:
+                    return resp.status, await resp.read()
                 data = await resp.json()
                 if resp.status >= 400:
                     raise RuntimeError(f"{method} {path}: {resp.status} {data}")
@@ -109,72 +169,160 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
 
         await call(provider, provider_url, "POST", "/assets", {
             "id": "outpatient-visits-2025", "title": "De-identified outpatient visits 2025 (synthetic)",
-            "contentType": "text/csv",
-            "properties": {"theme": "health", "keywords": ["outpatient", "diabetes", "HbA1c"]}})
-        await call(provider, provider_url, "POST", "/policies", {"id": "use", "policy": POLICY})
+            "contentType": "text/csv", "dataAddress": {"type": "file", "path": "outpatient-visits-2025.csv"},
+            "properties": {"theme": "health", "keywords": ["outpatient", "diabetes", "HbA1c", "medical research"],
+                           "dataCategories": CATEGORIES}})
+        await call(provider, provider_url, "POST", "/assets", {
+            "id": "district-statistics-2025", "title": "Outpatient visits per district (aggregated)",
+            "contentType": "text/csv", "properties": {"theme": "health"}})
+        await call(provider, provider_url, "POST", "/policies", {"id": "open", "policy": OPEN})
+        await call(provider, provider_url, "POST", "/policies", {"id": "gba-cross-border", "policy": gba_template()})
         await call(provider, provider_url, "POST", "/offers", {
-            "id": "outpatient-offer", "assetIds": ["outpatient-visits-2025"],
-            "accessPolicyId": "use", "contractPolicyId": "use"})
-        step(f"{PROVIDER} published dataset outpatient-visits-2025 with offer outpatient-offer")
+            "id": "outpatient-offer", "assetIds": ["outpatient-visits-2025"], "accessPolicyId": "open",
+            "contractPolicyId": "gba-cross-border"})
+        await call(provider, provider_url, "POST", "/offers", {
+            "id": "statistics-offer", "assetIds": ["district-statistics-2025"], "accessPolicyId": "open",
+            "contractPolicyId": "open"})
+        step(f"{PROVIDER} published outpatient-visits-2025 under the GBA cross-border template "
+             "(medical research, HK or GBA recipients, at most 10 retrievals, names and phones dropped, "
+             "ids pseudonymised, every access logged) and aggregated statistics under an open policy")
 
-        # The catalog change re-registers the provider's signed self-description with the registry.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20  # the catalog change re-registers the signed self-description
         while not (provider.self_description.status()["registered"]
-                   and provider.self_description.status()["offers"] == 1):
+                   and provider.self_description.status()["offers"] == 2):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the provider's self-description was not registered: "
                                    f"{provider.self_description.status()['lastError']}")
             await asyncio.sleep(0.05)
-        found = (await search_registry(consumer.settings, {"jurisdiction": JURISDICTIONS["provider"],
-                                                             "theme": "health"}))["results"]
-        result["registry"] = {"query": {"jurisdiction": JURISDICTIONS["provider"], "theme": "health"},
-                              "found": [{"organisation": r["organisation"], "offerId": r["offerId"],
-                                         "counterPartyAddress": r["counterPartyAddress"]} for r in found]}
-        step(f"{CONSUMER} searched the station registry (jurisdiction {JURISDICTIONS['provider']}, theme health): "
+        query = {"jurisdiction": ORGS["provider"][1], "theme": "health"}
+        found = (await search_registry(consumer.settings, query))["results"]
+        result["registry"] = {"query": query, "found": [
+            {"organisation": r["organisation"], "offerId": r["offerId"], "counterPartyAddress": r["counterPartyAddress"]}
+            for r in found]}
+        step(f"{CONSUMER} searched the station registry (jurisdiction {query['jurisdiction']}, theme health): "
              + (", ".join(f"{r['organisation']} offers {r['offerId']}" for r in found) or "nothing found"))
 
         cat = await call(consumer, consumer_url, "POST", "/catalog/request", {"counterPartyAddress": provider_url})
-        datasets = cat["catalog"].get("dataset", [])
-        offer = datasets[0]["hasPolicy"][0]
-        step(f"{CONSUMER} read the catalog over DSP {cat['dspVersion']}: {len(datasets)} dataset(s), offer {offer['@id']}")
+        offers = {o["@id"]: o for d in cat["catalog"].get("dataset", []) for o in d["hasPolicy"]}
+        step(f"{CONSUMER} read the catalog over DSP {cat['dspVersion']}: offers {', '.join(sorted(offers))}")
 
-        async def negotiate(label: str, body: dict, expect: str, then: str | None = None) -> None:
+        async def negotiate(node: Node, url: str, label: str, body: dict, expect: str,
+                            then: str | None = None) -> dict:
             started = time.perf_counter()
-            neg = await call(consumer, consumer_url, "POST", "/negotiations", body)
+            neg = await call(node, url, "POST", "/negotiations", body)
             target = "FINALIZED,OFFERED,TERMINATED" if then else "FINALIZED,TERMINATED"
-            neg = await call(consumer, consumer_url, "GET", f"/negotiations/{neg['id']}?waitFor={target}&timeout=20")
+            neg = await call(node, url, "GET", f"/negotiations/{neg['id']}?waitFor={target}&timeout=20")
             if then == "accept" and neg["state"] == "OFFERED":
-                step(f"{label}: {PROVIDER} answered with a counter-offer; {CONSUMER} accepts it")
-                await call(consumer, consumer_url, "POST", f"/negotiations/{neg['id']}/accept")
-                neg = await call(consumer, consumer_url, "GET", f"/negotiations/{neg['id']}?waitFor=FINALIZED,TERMINATED&timeout=20")
+                step(f"{label}: {PROVIDER} answered with a counter-offer; it is accepted")
+                await call(node, url, "POST", f"/negotiations/{neg['id']}/accept")
+                neg = await call(node, url, "GET", f"/negotiations/{neg['id']}?waitFor=FINALIZED,TERMINATED&timeout=20")
             elif then == "terminate":
-                await call(consumer, consumer_url, "POST", f"/negotiations/{neg['id']}/terminate",
+                await call(node, url, "POST", f"/negotiations/{neg['id']}/terminate",
                            {"reason": "the research project was cancelled"})
-                neg = await call(consumer, consumer_url, "GET", f"/negotiations/{neg['id']}?waitFor=TERMINATED&timeout=20")
+                neg = await call(node, url, "GET", f"/negotiations/{neg['id']}?waitFor=TERMINATED&timeout=20")
             provider_side = await call(provider, provider_url, "GET", "/negotiations?limit=1000")
             peer = next((n for n in provider_side if n["consumerPid"] == neg["consumerPid"]), None)
+            reason = " ".join((neg.get("termination") or {}).get("reason") or [])
             entry = {"label": label, "id": neg["id"], "state": neg["state"], "expected": expect,
-                     "providerState": peer["state"] if peer else None, "dspVersion": neg["dspVersion"],
-                     "agreementId": (neg.get("agreement") or {}).get("@id"),
-                     "seconds": round(time.perf_counter() - started, 3)}
+                     "providerState": peer["state"] if peer else None, "providerProcess": peer["id"] if peer else None,
+                     "dspVersion": neg["dspVersion"], "agreementId": (neg.get("agreement") or {}).get("@id"),
+                     "reason": reason or None, "seconds": round(time.perf_counter() - started, 3)}
             result["negotiations"].append(entry)
-            step(f"{label}: consumer {neg['state']}, provider {entry['providerState']} (DSP {neg['dspVersion']})"
-                 + (f", agreement {entry['agreementId']}" if entry["agreementId"] else ""))
+            step(f"{label}: {neg['state']} (DSP {neg['dspVersion']})"
+                 + (f", agreement {entry['agreementId']}" if entry["agreementId"] else "")
+                 + (f"; reason: {reason}" if reason and expect == "TERMINATED" else ""))
+            return entry
 
-        await negotiate("contract over DSP 2025-1", {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
-                                                     "offer": offer, "dspVersion": "2025-1"}, "FINALIZED")
-        await negotiate("contract over DSP 2024-1", {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
-                                                     "offerId": offer["@id"], "dspVersion": "2024-1"}, "FINALIZED")
-        await negotiate("counter-offer accepted", {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
-                                                   "offer": {**offer, **NARROWER}}, "FINALIZED", then="accept")
-        await negotiate("terminated by the consumer", {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
-                                                       "offer": {**offer, **NARROWER}}, "TERMINATED", then="terminate")
-        agreements = await call(consumer, consumer_url, "GET", "/agreements")
-        result["agreements"] = len(agreements)
+        gba_offer = offers["outpatient-offer"]
+        agreed = await negotiate(consumer, consumer_url, f"{CONSUMER} asks for the outpatient records",
+                                 {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
+                                  "offer": gba_offer, "dspVersion": "2025-1"}, "FINALIZED")
+        await negotiate(refused, refused_url, f"{REFUSED} (SG) asks for the same records",
+                        {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
+                         "offerId": "outpatient-offer"}, "TERMINATED")
+        stats = offers["statistics-offer"]
+        await negotiate(consumer, consumer_url, "statistics over DSP 2024-1",
+                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                         "offerId": "statistics-offer", "dspVersion": "2024-1"}, "FINALIZED")
+        await negotiate(consumer, consumer_url, "statistics, different terms asked",
+                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                         "offer": {**stats, **NARROWER}}, "FINALIZED", then="accept")
+        await negotiate(consumer, consumer_url, "statistics, withdrawn by the consumer",
+                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                         "offer": {**stats, **NARROWER}}, "TERMINATED", then="terminate")
+
+        # the transfer: pulled through the provider's data plane, decided on every access
+        transfer = await call(consumer, consumer_url, "POST", "/transfers", {"agreementId": agreed["agreementId"]})
+        transfer = await call(consumer, consumer_url, "GET", f"/transfers/{transfer['id']}?waitFor=STARTED&timeout=20")
+        result["transfers"].append({"id": transfer["id"], "state": transfer["state"], "expected": "STARTED",
+                                    "format": transfer["format"], "agreementId": transfer["agreementId"],
+                                    "providerProcess": transfer["providerPid"]})
+        step(f"{CONSUMER} started transfer {transfer['id'][:18]}... ({transfer['format']}): {transfer['state']}")
+        status, body = await call(consumer, consumer_url, "GET",
+                                  f"/transfers/{transfer['id']}/data?purpose=hks:MedicalResearch", raw=True)
+        rows = list(csv.reader(io.StringIO(body.decode()))) if status == 200 else []
+        clean = bool(rows) and "name" not in rows[0] and "phone" not in rows[0] and rows[1][0].startswith("ps_")
+        result["accesses"].append({"label": "pull, declared purpose medical research", "status": status,
+                                   "expected": 200, "records": max(0, len(rows) - 1),
+                                   "columns": rows[0] if rows else [], "personalFieldsRemoved": clean})
+        step(f"pulled with purpose medical research: HTTP {status}, {max(0, len(rows) - 1)} records, columns "
+             + (", ".join(rows[0]) if rows else "-") + (f"; first id {rows[1][0][:14]}..." if clean else ""))
+        status, body = await call(consumer, consumer_url, "GET", f"/transfers/{transfer['id']}/data", raw=True)
+        reasons = json.loads(body).get("reasons", []) if status != 200 else []
+        result["accesses"].append({"label": "pull without a declared purpose", "status": status, "expected": 403,
+                                   "reasons": reasons})
+        step(f"pulled without declaring a purpose: HTTP {status}; reason: {' '.join(reasons)[:160]}")
+
+        # the audit: every process, checked against the clearing house's public key only
+        result["clearinghouse"] = await _audit(base, ch_url, ch_key, station_url, provider, consumer, refused, step)
+        result["agreements"] = len(await call(consumer, consumer_url, "GET", "/agreements"))
+
     found_offer = any(r["offerId"] == "outpatient-offer" for r in result.get("registry", {}).get("found", []))
-    result["ok"] = found_offer and all(n["state"] == n["expected"] and n["providerState"] == n["expected"]
-                                       for n in result["negotiations"])
+    result["ok"] = (found_offer
+                    and all(n["state"] == n["expected"] and n["providerState"] == n["expected"]
+                            for n in result["negotiations"])
+                    and all(t["state"] == t["expected"] for t in result["transfers"])
+                    and all(a["status"] == a["expected"] for a in result["accesses"])
+                    and result["accesses"][0]["personalFieldsRemoved"]
+                    and result["clearinghouse"]["ok"])
     return result
+
+
+async def _audit(base: Path, ch_url: str, ch_key: str, station_url: str, provider: Node, consumer: Node,
+                 refused: Node, step: Step) -> dict:
+    from .clearinghouse.audit import audit_process
+    from .clearinghouse.client import ClearingHouseClient
+    from .clearinghouse.keys import StationParticipantKeys
+
+    deadline = time.monotonic() + 30  # entries go out through the outbox: wait until all are logged
+    while True:
+        statuses = [await node.clearinghouse.status() for node in (provider, consumer, refused)]
+        if all(s["pending"] == 0 for s in statuses) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    keys = StationParticipantKeys(station_url)
+    audits = []
+    try:
+        # Each party audits its own processes, with its own token: the log shows a process only to its parties.
+        for node in (provider, consumer, refused):
+            processes = await node.negotiations.list(limit=1000) + await node.transfers.list(limit=1000)
+            async with ClearingHouseClient(ch_url, ch_key, authorization=node.identity.outbound_authorization) as client:
+                for process in processes:
+                    report = await audit_process(client, process["id"], keys, emit=lambda _line: None)
+                    audits.append({"auditor": node.settings.node.name, "process": process["id"],
+                                   "entries": report.checked, "verdict": "ok" if report.ok else "FAILED",
+                                   "firstBad": report.first_bad[1] if report.first_bad else None})
+    finally:
+        close = getattr(keys, "close", None)
+        if close is not None:
+            await close()
+    total = sum(s["receipts"] for s in statuses)
+    size = max(s["checkpointSize"] for s in statuses)
+    ok = bool(audits) and all(a["verdict"] == "ok" and a["entries"] > 0 for a in audits) \
+        and all(s["consistent"] and s["pending"] == 0 for s in statuses)
+    step(f"the clearing house holds {size} entries; the three parties kept {total} verified receipts; "
+         f"{sum(a['verdict'] == 'ok' for a in audits)} of {len(audits)} process audits pass")
+    return {"url": ch_url, "entries": size, "receipts": total, "audits": audits, "ok": ok}
 
 
 def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
@@ -198,11 +346,14 @@ def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
         print("Summary")
         for n in result["negotiations"]:
             mark = "ok " if n["state"] == n["expected"] and n["providerState"] == n["expected"] else "BAD"
-            print(f"  {mark} {n['label']:<28} consumer {n['state']:<10} provider {str(n['providerState']):<10} "
-                  f"{n['seconds']:.2f}s")
+            print(f"  {mark} {n['label']:<52} {n['state']:<10} (provider {n['providerState']})")
+        for a in result["accesses"]:
+            print(f"  {'ok ' if a['status'] == a['expected'] else 'BAD'} {a['label']:<52} HTTP {a['status']}")
         found = result.get("registry", {}).get("found", [])
         print(f"  {'ok ' if found else 'BAD'} registry search found: "
               + (", ".join(f"{r['organisation']} / {r['offerId']}" for r in found) or "nothing"))
-        print(f"  agreements held by the consumer: {result.get('agreements', 0)}")
+        ch = result.get("clearinghouse", {})
+        print(f"  {'ok ' if ch.get('ok') else 'BAD'} clearing house: {ch.get('entries', 0)} entries, "
+              f"{sum(a['verdict'] == 'ok' for a in ch.get('audits', []))}/{len(ch.get('audits', []))} audits pass")
         print("  every step reached its expected outcome" if result["ok"] else "  SOME STEPS FAILED")
     return 0 if result["ok"] else 1

@@ -78,7 +78,15 @@ def _identity_dev(settings: ClearingHouseSettings) -> Identity:
 
 #: How callers prove who they are, by ``[identity] mode``.  The station authority registers
 #: its own Identity here ("station") when it lands; until then that mode refuses to start.
-IDENTITY_FACTORIES: dict[str, Callable[[ClearingHouseSettings], Identity]] = {"dev-shared-secret": _identity_dev}
+def _identity_station(settings: ClearingHouseSettings) -> Identity:
+    from ..identity.binding import StationCallers
+    if not settings.station_url:
+        raise ConfigError("setting [identity] mode = \"station\" needs [participants] station_url")
+    return StationCallers(settings.station_url, settings.directory / "identity.db")  # type: ignore[return-value]
+
+
+IDENTITY_FACTORIES: dict[str, Callable[[ClearingHouseSettings], Identity]] = {
+    "dev-shared-secret": _identity_dev, "station": _identity_station}
 
 
 def make_identity(settings: ClearingHouseSettings) -> Identity:
@@ -204,6 +212,9 @@ class ClearingHouse:
     async def stop(self) -> None:
         await self.sequencer.stop()
         await self.verifier.close()
+        close_identity = getattr(self.identity, "close", None)
+        if close_identity is not None:
+            await close_identity()
         close = getattr(self.keys, "close", None)
         if close is not None:
             await close()

@@ -13,6 +13,7 @@ request itself:
 from __future__ import annotations
 
 import hashlib
+import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -162,3 +163,33 @@ async def _check_claimed_sender(node: Any, request: web.Request) -> web.Response
     pids = {"provider_pid": _party(neutral.get("providerPid")), "consumer_pid": _party(neutral.get("consumerPid"))}
     body = error_object("ContractNegotiationError", exc.code, exc.reason, **pids)
     return web.Response(body=node.codec.encode(body, version), status=exc.status, content_type="application/json")
+
+
+class StationCallers:
+    """Verifies callers' DATs for a service that makes no DSP calls of its own (the
+    clearing house): the verifier half of StationIdentity, opened on first use."""
+
+    mode = "station"
+
+    def __init__(self, station_url: str, replay_path: Path, *, audience: str = "idsc:IDS_CONNECTORS_ALL") -> None:
+        self.trust = StationTrust(station_url)
+        self.verifier = DatVerifier(self.trust, SqliteReplayStore(replay_path), audience=audience)
+        self._opened = False
+        self._lock = asyncio.Lock()
+
+    async def outbound_authorization(self, audience: str) -> str:  # pragma: no cover - never calls out
+        raise Unauthenticated("this service holds no token of its own")
+
+    async def verify(self, authorization: str | None) -> Any:
+        if not self._opened:
+            async with self._lock:
+                if not self._opened:
+                    await self.verifier.replay.open()  # type: ignore[attr-defined]
+                    await self.trust.start()
+                    self._opened = True
+        return await self.verifier.verify(authorization)
+
+    async def close(self) -> None:
+        if self._opened:
+            await self.trust.close()
+            await self.verifier.replay.close()  # type: ignore[attr-defined]

@@ -1,0 +1,27 @@
+"""`connector demo --json`: the whole station story runs and says so on its last line."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_json_summary():
+    result = subprocess.run([sys.executable, "-m", "connector", "demo", "--json"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True
+    states = {n["label"]: n["state"] for n in summary["negotiations"]}
+    assert all({"id", "state"} <= set(n) for n in summary["negotiations"])
+    assert "FINALIZED" in states.values() and "TERMINATED" in states.values()
+    refused = next(n for n in summary["negotiations"] if "(SG)" in n["label"])
+    assert refused["state"] == "TERMINATED" and "Recipient jurisdiction SG" in refused["reason"]
+    assert summary["transfers"][0]["state"] == "STARTED"
+    pulled, denied = summary["accesses"]
+    assert pulled["status"] == 200 and pulled["personalFieldsRemoved"] and "name" not in pulled["columns"]
+    assert denied["status"] == 403 and denied["reasons"]
+    ch = summary["clearinghouse"]
+    assert ch["ok"] and ch["entries"] > 0 and all(a["verdict"] == "ok" for a in ch["audits"])
