@@ -67,7 +67,7 @@ def init(tmp_path, **kw):
     (lambda d: None, {"CONNECTOR_CH_DATABASE_URL": "mysql://x"}, "[database] url must start with"),
     (lambda d: None, {"CONNECTOR_CH_IDENTITY_SHARED_SECRET": "x"}, "shared_secret must be at least 16"),
     (lambda d: None, {"CONNECTOR_CH_IDENTITY_MODE": "magic"}, "[identity] mode must be one of"),
-    (lambda d: None, {"CONNECTOR_CH_IDENTITY_MODE": "station"}, "is not available in this build"),
+    (lambda d: None, {"CONNECTOR_CH_IDENTITY_MODE": "station"}, "needs [participants] station_url"),
     (lambda d: None, {"CONNECTOR_CH_CLEARINGHOUSE_LISTEN_PORT": "99999"}, "listen_port must be between 0 and 65535"),
     (lambda d: None, {"CONNECTOR_CH_CLEARINGHOUSE_MAX_ENTRY_BYTES": "many"}, "max_entry_bytes must be an integer"),
     (lambda d: None, {"CONNECTOR_CH_PARTICIPANTS_STATION_URL": "http://station"}, "exactly one of the settings"),
