@@ -108,3 +108,51 @@ def test_an_unreachable_clearing_house_delays_the_log_and_holds_logged_data(stat
     assert status["pending"] == 0 and status["consistent"], status
     data = httpx.get(f"{consumer.url}/api/v1/transfers/{transfer['id']}/data", headers=consumer.headers(), timeout=30)
     assert data.status_code == 200
+
+
+def test_a_rewritten_log_raises_the_nodes_alarm(station):
+    """The operator truncates the log and re-signs it (it holds the log key); the nodes'
+    next receipts are not consistent with the newest checkpoint they saw."""
+    import json
+    import sqlite3
+
+    from connector.clearinghouse.store import node_id
+    from connector.ledger.checkpoint import parse_signer_key, sign_checkpoint
+    from connector.ledger.merkle import CompactTree
+
+    ch, provider, consumer = station
+    negotiate_and_pull(provider, consumer)
+    before = wait_logged(consumer, 1)
+    assert before["consistent"] and before["checkpointSize"] > 4
+    keep = 3
+    ch.stop()
+    db = sqlite3.connect(ch.sqlite_path, isolation_level=None)
+    db.execute("BEGIN")
+    db.execute("DELETE FROM ch_entries WHERE seq >= ?", (keep,))
+    db.execute("DELETE FROM ch_processes WHERE first_seq >= ?", (keep,))
+    db.execute("DELETE FROM ch_checkpoints WHERE size > ?", (keep,))
+    db.execute("DELETE FROM ch_nodes")
+    tree = CompactTree()
+    for (leaf,) in db.execute("SELECT leaf_hash FROM ch_entries ORDER BY seq").fetchall():
+        index, completed = tree.append_with_nodes(bytes(leaf))
+        db.execute("INSERT INTO ch_nodes (id, hash) VALUES (?, ?)", (2 * index, bytes(leaf)))
+        for start, level, h in completed:
+            db.execute("INSERT INTO ch_nodes (id, hash) VALUES (?, ?)", (node_id(start, level), h))
+    name, key = parse_signer_key((ch.directory / "keys" / "log.key").read_text().strip())
+    note = sign_checkpoint(name, keep, tree.root(), key, name)
+    db.execute("UPDATE ch_tree_state SET size = ?, frontier = ?, root = ?, checkpoint = ? WHERE id = 1",
+               (keep, json.dumps(tree.to_state()), tree.root(), note))
+    db.execute("INSERT OR REPLACE INTO ch_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+               (keep, tree.root(), note, time.time()))
+    db.execute("COMMIT")
+    db.close()
+    ch.start()
+    negotiate_and_pull(provider, consumer)  # new entries, receipts from the rewritten log
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = consumer.api("GET", "/clearinghouse")
+        if not status["consistent"]:
+            break
+        time.sleep(0.2)
+    assert not status["consistent"] and "not append-only" in status["alarm"], status
+    assert "CLEARING HOUSE ALARM" in (consumer.directory / "node.log").read_text()

@@ -158,10 +158,13 @@ class ClearingHouseLog:
                 new_cp = open_checkpoint(newer, self.verifier_key)
                 if self.checkpoint is not None:
                     old_cp = open_checkpoint(self.checkpoint, self.verifier_key)
-                    if new_cp.size <= old_cp.size and new_cp.root_hash == old_cp.root_hash:
+                    if new_cp.size == old_cp.size and new_cp.root_hash == old_cp.root_hash:
                         return
                     if new_cp.size < old_cp.size:
-                        return  # an older receipt arriving late: nothing newer to check
+                        # A late receipt, or a log that shrank: the log's head must still extend
+                        # the newest checkpoint we saw (the client fetches it and checks).
+                        await self.client.check_consistency(old_cp)
+                        return
                     await self.client.check_consistency(old_cp, new_cp)
             except LogVerificationError as exc:
                 await self.node.db.transaction(self._raise_alarm, f"the clearing house's log is not append-only: {exc}")
