@@ -76,8 +76,6 @@ def _identity_dev(settings: ClearingHouseSettings) -> Identity:
     return _CachedDevIdentity("urn:hks:clearinghouse", settings.identity_shared_secret)
 
 
-#: How callers prove who they are, by ``[identity] mode``.  The station authority registers
-#: its own Identity here ("station") when it lands; until then that mode refuses to start.
 def _identity_station(settings: ClearingHouseSettings) -> Identity:
     from ..identity.binding import StationCallers
     if not settings.station_url:
@@ -85,6 +83,8 @@ def _identity_station(settings: ClearingHouseSettings) -> Identity:
     return StationCallers(settings.station_url, settings.directory / "identity.db")  # type: ignore[return-value]
 
 
+#: How callers prove who they are, by ``[identity] mode``: a dev-mode shared secret, or the
+#: station authority's tokens (DATs).  Another Identity can be registered here or passed in.
 IDENTITY_FACTORIES: dict[str, Callable[[ClearingHouseSettings], Identity]] = {
     "dev-shared-secret": _identity_dev, "station": _identity_station}
 
@@ -303,7 +303,8 @@ class ClearingHouse:
         return _json({"bytes": len(body)}, 201)
 
     async def health(self, request: web.Request) -> web.Response:
-        return _json({"status": "ok", "origin": self.signer.origin})
+        return _json({"status": "ok", "origin": self.signer.origin, "appended": self.sequencer.appended,
+                      "batches": self.sequencer.batches, "queued": len(self.sequencer._queue)})
 
     async def get_log(self, request: web.Request) -> web.Response:
         tree = await self.db.read(store.head)

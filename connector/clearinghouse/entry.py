@@ -91,6 +91,7 @@ class SignedEntry:
     protected: str  # the base64url protected header, as sent
     signature: str  # the base64url signature, as sent
     header: Mapping[str, Any]
+    raw_signature: bytes = b""  # its 64 bytes, r || s
 
     @property
     def signing_input(self) -> bytes:
@@ -269,7 +270,7 @@ def parse_signed_entry(jws: object, *, max_bytes: int = MAX_JWS_BYTES) -> Signed
     if len(signature) != 64:
         raise EntryError(f"an ES256 signature is 64 bytes, this one is {len(signature)}", "BadSignature")
     return SignedEntry(jws=jws, entry=entry, canonical=canonical, leaf_hash=_leaf_hash(canonical),
-                       protected=protected, signature=sig_b64, header=header)
+                       protected=protected, signature=sig_b64, header=header, raw_signature=signature)
 
 
 #: Protected headers already found valid (nodes send the same few), bounded.
@@ -310,7 +311,7 @@ def verify_entry_signature(signed: SignedEntry, public_key: object) -> None:
     """Raise :class:`EntryError` (``BadSignature``) unless ``public_key`` (P-256) signed the JWS."""
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
         raise EntryError(f"the key registered for {signed.sender} is not a P-256 key", "BadSignature")
-    raw = b64url_decode(signed.signature, "the JWS signature")
+    raw = signed.raw_signature or b64url_decode(signed.signature, "the JWS signature")
     if len(raw) != 64:
         raise EntryError(f"an ES256 signature is 64 bytes, this one is {len(raw)}", "BadSignature")
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))

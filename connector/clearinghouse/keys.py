@@ -129,23 +129,43 @@ def load_key_map(path: Path) -> dict[str, ec.EllipticCurvePublicKey]:
 
 
 class LocalParticipantKeys:
-    """Public keys from a JSON file or a directory of PEM files, re-read on a miss (at most once a second)."""
+    """Public keys from a JSON file or a directory of PEM files.
+
+    Re-read when the file or directory changes (checked at most once a second, so a key
+    added or replaced with ``connector clearinghouse trust`` is picked up while running) and
+    when a participant is not found (also at most once a second)."""
 
     RESCAN_SECONDS = 1.0
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._stamp = self._mtime()
         self._keys = load_key_map(self.path)  # a bad file fails at start-up, with its name
-        self._scanned = time.monotonic()
+        self._checked = time.monotonic()
+
+    def _mtime(self) -> int:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return -1
+
+    def _reload(self) -> None:
+        self._stamp = self._mtime()
+        try:
+            self._keys = load_key_map(self.path)
+        except (OSError, ValueError) as exc:  # keep the last good map; say why
+            log.error("participant keys not reloaded: %s", exc)
 
     async def key_for(self, participant_id: str) -> ec.EllipticCurvePublicKey:
+        now = time.monotonic()
+        due = now - self._checked >= self.RESCAN_SECONDS
+        if due:
+            self._checked = now
+            if self._mtime() != self._stamp:
+                self._reload()
         key = self._keys.get(participant_id)
-        if key is None and time.monotonic() - self._scanned >= self.RESCAN_SECONDS:
-            self._scanned = time.monotonic()
-            try:
-                self._keys = load_key_map(self.path)
-            except (OSError, ValueError) as exc:  # keep the last good map; say why
-                log.error("participant keys not reloaded: %s", exc)
+        if key is None and due:
+            self._reload()
             key = self._keys.get(participant_id)
         if key is None:
             raise UnknownParticipant(f"no public key is registered for participant {participant_id}")

@@ -109,7 +109,9 @@ class SignatureVerifier:
                 or not isinstance(key.curve, ec.SECP256R1):
             verify_entry_signature(signed, key)  # inline, and the error for a wrong kind of key
             return
-        raw = b64url_decode(signed.signature, "the JWS signature")
+        raw = signed.raw_signature or b64url_decode(signed.signature, "the JWS signature")
+        if len(raw) != 64:
+            raise EntryError(f"an ES256 signature is 64 bytes, this one is {len(raw)}", "BadSignature")
         der = self._der_of(key)
         signing_input = signed.signing_input
         fut = asyncio.get_running_loop().create_future()
