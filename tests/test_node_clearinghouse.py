@@ -72,6 +72,9 @@ def test_events_and_accesses_are_logged_with_verified_receipts(station):
     consumer_status = wait_logged(consumer, 6)
     for status in (provider_status, consumer_status):
         assert status["consistent"] and status["pending"] == 0 and status["checkpointSize"] > 0
+    metrics = httpx.get(provider.url + "/api/v1/metrics", headers=provider.headers()).text
+    assert "hks_clearinghouse_consistent 1" in metrics and 'hks_data_accesses_total{permitted="true"}' in metrics
+    assert httpx.get(provider.url + "/api/v1/metrics").status_code == 401
     events = [r["event"] for r in consumer.api("GET", f"/negotiations/{neg['id']}/receipts")]
     assert {"negotiation.requested", "negotiation.agreed", "negotiation.verified", "negotiation.finalized"} <= set(events)
     theirs = [n for n in provider.api("GET", "/negotiations") if n["consumerPid"] == neg["consumerPid"]][0]
@@ -156,3 +159,6 @@ def test_a_rewritten_log_raises_the_nodes_alarm(station):
         time.sleep(0.2)
     assert not status["consistent"] and "not append-only" in status["alarm"], status
     assert "CLEARING HOUSE ALARM" in (consumer.directory / "node.log").read_text()
+    metrics = httpx.get(consumer.url + "/api/v1/metrics",
+                        headers={"Authorization": f"Bearer {consumer.settings.management_api_key}"}).text
+    assert "hks_clearinghouse_consistent 0" in metrics

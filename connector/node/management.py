@@ -15,7 +15,7 @@ from aiohttp import web
 from ..protocol.errors import ProtocolError
 from ..protocol.negotiation import Event, State
 from ..protocol.transfer import TransferEvent, TransferState
-from ..store.tables import access_log, agreements, assets, offers, policies
+from ..store.tables import access_log, agreements, assets, negotiations, offers, outbox, policies, transfers
 from .peers import PeerError
 from .usage import check_policy
 
@@ -129,6 +129,7 @@ class ManagementApi:
             ("GET", "/transfers/{id}/data", self.transfer_data, True),
             ("GET", "/access-log", self.list_access_log, True),
             ("GET", "/clearinghouse", self.clearinghouse_status, True),
+            ("GET", "/metrics", self.metrics, True),
             ("GET", "/negotiations/{id}/receipts", self.receipts, True),
             ("GET", "/transfers/{id}/receipts", self.receipts, True),
             ("POST", "/diagnostics/peer-roundtrips", self.peer_roundtrips, True),
@@ -140,6 +141,8 @@ class ManagementApi:
             try:
                 if auth:
                     given = request.headers.get("X-Api-Key", "")
+                    if not given and request.headers.get("Authorization", "").startswith("Bearer "):
+                        given = request.headers["Authorization"][7:]  # e.g. a Prometheus scrape
                     if not given or not hmac.compare_digest(given.encode(), self._key):
                         raise ApiError(401, "missing or wrong X-Api-Key")
                 return await handler(request)
@@ -376,6 +379,45 @@ class ManagementApi:
             return web.json_response({"configured": False})
         return web.json_response({"configured": True, **await ch.status()})
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format (0.0.4): process counts by state, the outbox, data accesses, and
+        the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
+        def counts(conn):  # noqa: ANN001, ANN202
+            def by(table, *cols):  # noqa: ANN001, ANN202
+                return conn.execute(sa.select(*[table.c[c] for c in cols], sa.func.count()).group_by(
+                    *[table.c[c] for c in cols])).all()
+            return {"negotiations": by(negotiations, "role", "state"), "transfers": by(transfers, "role", "state"),
+                    "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted")}
+        data = await self.node.db.read(counts)
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+                lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+
+        metric("hks_negotiations", "gauge", "contract negotiations by role and state",
+               [({"role": r, "state": st}, n) for r, st, n in data["negotiations"]])
+        metric("hks_transfers", "gauge", "transfer processes by role and state",
+               [({"role": r, "state": st}, n) for r, st, n in data["transfers"]])
+        metric("hks_outbox_messages", "gauge", "outbox messages by status",
+               [({"status": st}, n) for st, n in data["outbox"]])
+        metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
+               [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
+        ch = self.node.clearinghouse
+        if ch is not None:
+            status = await ch.status()
+            metric("hks_clearinghouse_consistent", "gauge",
+                   "1 while every checkpoint seen extends the one before; 0 after an alarm", [({}, int(status["consistent"]))])
+            metric("hks_clearinghouse_receipts", "gauge", "verified receipts kept", [({}, status["receipts"])])
+            metric("hks_clearinghouse_entries_pending", "gauge", "log entries not yet accepted", [({}, status["pending"])])
+            metric("hks_clearinghouse_checkpoint_size", "gauge", "size of the newest checkpoint seen",
+                   [({}, status["checkpointSize"])])
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
     async def receipts(self, request: web.Request) -> web.Response:
         ch = self.node.clearinghouse
         if ch is None:
@@ -478,6 +520,7 @@ def openapi_document() -> Json:
             "/api/v1/transfers/{id}/data": {"get": op("the data of a transfer (?purpose= declares the purpose)",
                                                       params=("id",))},
             "/api/v1/access-log": {"get": op("every data access with its decision (?agreementId=&limit=)")},
+            "/api/v1/metrics": {"get": op("Prometheus metrics (the key may also come as Authorization: Bearer)")},
             "/api/v1/clearinghouse": {"get": op("the clearing house: receipts kept, entries pending, newest checkpoint, "
                                                 "and whether the log has stayed consistent")},
             "/api/v1/negotiations/{id}/receipts": {"get": op("verified receipts of a negotiation's log entries",
