@@ -8,7 +8,6 @@ import uuid
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 
 from connector.protocol import wire
 from support import schemas
@@ -176,5 +175,36 @@ async def test_transfer_messages_validate(provider_node, consumer_node, version)
                                                                         "providerPid": tppid, "consumerPid": tcpid}, version)))
             assert resp.status_code == 400
             schemas.validate(resp.json(), version)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_provider_initiated_offer_waits_for_the_user(consumer_node, version):
+    """An initial ContractOfferMessage (POST /negotiations/offers) creates the consumer's
+    process in OFFERED; nothing is sent until the user accepts, and the acceptance validates."""
+    fake = FakePeer(version)
+    runner = await fake.start()
+    ppid = f"urn:uuid:{uuid.uuid4()}"
+    offer = {"@id": "unsolicited-offer", "@type": "Offer", "target": "fake-dataset", "assigner": FAKE,
+             "permission": [{"action": "use"}]}
+    try:
+        async with httpx.AsyncClient(timeout=20) as client:
+            msg = {"@type": "ContractOfferMessage", "providerPid": ppid, "offer": offer,
+                   "callbackAddress": f"{fake.url}/dsp/{version}"}
+            ack = await send(client, f"{consumer_node.url}/dsp/{version}/negotiations/offers", msg, version, expect=201)
+            assert ack["state"] == "OFFERED" and ack["providerPid"] == ppid
+            again = await send(client, f"{consumer_node.url}/dsp/{version}/negotiations/offers", msg, version,
+                               expect=201)
+            assert again["consumerPid"] == ack["consumerPid"]  # the same offer twice: one process
+            cpid = ack["consumerPid"]
+        async with httpx.AsyncClient(timeout=20, headers=consumer_node.headers()) as mgmt:
+            shown = (await mgmt.get(f"{consumer_node.url}/api/v1/negotiations/{cpid}")).json()
+            assert shown["state"] == "OFFERED" and shown["datasetId"] == "fake-dataset"
+            assert fake.received == []
+            resp = await mgmt.post(f"{consumer_node.url}/api/v1/negotiations/{cpid}/accept")
+            assert resp.status_code == 200 and resp.json()["state"] == "ACCEPTED"
+        accepted = await fake.next(f"/negotiations/{ppid}/events")
+        assert accepted["eventType"] == "ACCEPTED"
     finally:
         await runner.cleanup()

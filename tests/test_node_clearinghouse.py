@@ -2,7 +2,6 @@
 receipts they keep verify, a logging duty holds the data until the log has accepted the
 entry, an unreachable clearing house delays the log without losing entries or blocking
 negotiations, and `connector audit verify` accepts what the nodes logged."""
-import os
 import subprocess
 import sys
 import time

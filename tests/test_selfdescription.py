@@ -232,7 +232,7 @@ def test_the_registry_refuses_bad_entries_with_the_reason_and_keeps_the_old_one(
 
     station, pearl, harbour, _ = net
     body = httpx.get(pearl.url + "/.well-known/self-description", timeout=10).content
-    before = station.admin("GET", f"/registry/search?jurisdiction=CN-GD-GZ")["results"]
+    before = station.admin("GET", "/registry/search?jurisdiction=CN-GD-GZ")["results"]
     resp = registration(pearl, body, key=ec.generate_private_key(ec.SECP256R1()))
     assert resp.status_code == 400 and "bad signature" in resp.json()["error"]
     tampered = body.replace(b"Outpatient visits 2025", b"Outpatient visits 2026")
@@ -258,7 +258,7 @@ def test_the_registry_refuses_bad_entries_with_the_reason_and_keeps_the_old_one(
     assert resp.status_code in (200, 201)  # signed by its own key: a legitimate (changed) description
     resp = registration(pearl, body)
     assert resp.status_code == 200
-    assert station.admin("GET", f"/registry/search?jurisdiction=CN-GD-GZ")["results"] == before
+    assert station.admin("GET", "/registry/search?jurisdiction=CN-GD-GZ")["results"] == before
 
 
 @pytest.mark.slow

@@ -11,11 +11,11 @@ from alembic.migration import MigrationContext
 from connector.identity import Caller
 from connector.node.automation import DefaultStrategy
 from connector.node.catalog import CatalogService
-from connector.node.negotiations import Conflict, NegotiationService, message_digest
+from connector.node.negotiations import Conflict, NegotiationService
 from connector.node.outbox import Dispatcher
 from connector.protocol.errors import InvalidTransition, Refused, UnknownProcess
 from connector.protocol.messages import ContractNegotiationEventMessage, ContractRequestMessage
-from connector.protocol.negotiation import Event, Role
+from connector.protocol.negotiation import Event
 from connector.store.db import Database
 from connector.store.tables import metadata, negotiations, outbox
 from conftest import fresh_postgres_database
@@ -88,7 +88,7 @@ async def test_initial_request_is_one_transaction_with_its_outbox_message(servic
     assert row["agreement"]["permission"] == POLICY["permission"] and row["agreement"]["assignee"] == PEER
     [msg] = await rows(service.db, outbox)
     assert msg["kind"] == "ContractAgreementMessage" and msg["status"] == "pending"
-    assert msg["url"] == f"http://peer/cb/negotiations/urn:c:1/agreement"
+    assert msg["url"] == "http://peer/cb/negotiations/urn:c:1/agreement"
     # a replay (same consumerPid) is answered alike and changes nothing
     assert await service.receive_initial_request("2025-1", request(), PEER_CALLER, "d1") == (201, ack)
     assert len(await rows(service.db, negotiations)) == 1 and len(await rows(service.db, outbox)) == 1

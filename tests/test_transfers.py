@@ -7,7 +7,6 @@ import io
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest

@@ -224,15 +224,14 @@ class NegotiationService:
         pid = f"urn:uuid:{uuid.uuid4()}"
         own_offer = message_offer(offer_id, policy, dataset_id, self.participant_id)
         row = {
-            "id": pid, "role": Role.PROVIDER.value, "state": State.REQUESTED.value, "version": 1,
-            "dsp_version": version, "counterparty_id": caller,
+            "id": pid, "role": Role.PROVIDER.value, "state": next_state(None, Role.CONSUMER, Event.REQUEST).value,
+            "version": 1, "dsp_version": version, "counterparty_id": caller,
             "counterparty_address": msg.callback_address.rstrip("/"),
             "consumer_pid": msg.consumer_pid, "provider_pid": pid, "dataset_id": dataset_id,
             "offer_id": offer_id, "offer": own_offer, "agreement": None,
             "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
             "created_at": ts, "updated_at": ts,
         }
-        next_state(None, Role.CONSUMER, Event.REQUEST)
         view_extra = {"proposal": msg.offer, "counter_requests": 0}
         refusal = self._refusal(conn, row, policy, who, ts)
         if refusal is not None:  # the contract policy does not permit this requester: say why, and end
@@ -351,12 +350,12 @@ class NegotiationService:
         if existing is not None:
             ack = ContractNegotiation(msg.provider_pid, existing["id"], State(existing["state"]))
             return 201, ack.to_neutral()
-        next_state(None, Role.PROVIDER, Event.OFFER)
-        ack = ContractNegotiation(msg.provider_pid, pid, State.OFFERED).to_neutral()
+        state = next_state(None, Role.PROVIDER, Event.OFFER)
+        ack = ContractNegotiation(msg.provider_pid, pid, state).to_neutral()
         conn.execute(sa.insert(negotiations).values(
-            id=pid, role=Role.CONSUMER.value, state=State.OFFERED.value, version=1, dsp_version=version,
+            id=pid, role=Role.CONSUMER.value, state=state.value, version=1, dsp_version=version,
             counterparty_id=caller, counterparty_address=msg.callback_address.rstrip("/"), consumer_pid=pid,
-            provider_pid=msg.provider_pid, dataset_id=target, offer_id=msg.offer["@id"], offer=msg.offer,
+            provider_pid=msg.provider_pid, dataset_id=msg.offer["target"], offer_id=msg.offer["@id"], offer=msg.offer,
             agreement=None, last_in_digest=digest, last_in_response={"status": 201, "body": ack},
             termination=None, error=None, created_at=ts, updated_at=ts))
         return 201, ack
@@ -371,13 +370,12 @@ class NegotiationService:
         offer.setdefault("target", dataset_id)
         offer["@type"] = "Offer"
         row = {
-            "id": pid, "role": Role.CONSUMER.value, "state": State.REQUESTED.value, "version": 1,
-            "dsp_version": version, "counterparty_id": provider_id, "counterparty_address": provider_base.rstrip("/"),
+            "id": pid, "role": Role.CONSUMER.value, "state": next_state(None, Role.CONSUMER, Event.REQUEST).value,
+            "version": 1, "dsp_version": version, "counterparty_id": provider_id, "counterparty_address": provider_base.rstrip("/"),
             "consumer_pid": pid, "provider_pid": None, "dataset_id": dataset_id, "offer_id": offer.get("@id"),
             "offer": offer, "agreement": None, "last_in_digest": None, "last_in_response": None,
             "termination": None, "error": None, "created_at": ts, "updated_at": ts,
         }
-        next_state(None, Role.CONSUMER, Event.REQUEST)
         outgoing = [self._outgoing(row, Role.CONSUMER, Event.REQUEST, None, ts)]
         outgoing += self._apply_actions(row, self.strategy.after_started(self._view(row)), ts)
         def insert(conn: Connection) -> None:

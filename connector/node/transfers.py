@@ -127,15 +127,15 @@ class TransferService:
             raise Refused("Refused by the agreement's policy: " + " ".join(refusal), code="PolicyDenied")
         pid = f"urn:uuid:{uuid.uuid4()}"
         row = {
-            "id": pid, "role": Role.PROVIDER.value, "state": S.REQUESTED.value, "version": 1,
+            "id": pid, "role": Role.PROVIDER.value, "state": next_transfer_state(None, Role.CONSUMER, E.REQUEST).value,
+            "version": 1,
             "dsp_version": version, "counterparty_id": caller, "counterparty_address": msg.callback_address.rstrip("/"),
             "consumer_pid": msg.consumer_pid, "provider_pid": pid, "agreement_id": msg.agreement_id, "format": fmt,
             "data_address": msg.data_address if fmt == PUSH else None, "claims": dict(who.claims),
             "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
             "created_at": ts, "updated_at": ts,
         }
-        next_transfer_state(None, Role.CONSUMER, E.REQUEST)
-        ack = TransferProcess(pid, msg.consumer_pid, S.REQUESTED.value).to_neutral()
+        ack = TransferProcess(pid, msg.consumer_pid, row["state"]).to_neutral()
         row["last_in_digest"], row["last_in_response"] = digest, {"status": 201, "body": ack}
         outgoing = self._apply(row, self.strategy_after_request(row), ts)
         conn.execute(_INSERT_TRANSFER, row)
@@ -224,14 +224,14 @@ class TransferService:
             if agreement["negotiation_state"] != "FINALIZED":
                 raise Refused(f"agreement {agreement_id!r} is not finalized")
             row = {
-                "id": pid, "role": Role.CONSUMER.value, "state": S.REQUESTED.value, "version": 1,
+                "id": pid, "role": Role.CONSUMER.value,
+                "state": next_transfer_state(None, Role.CONSUMER, E.REQUEST).value, "version": 1,
                 "dsp_version": agreement["dsp_version"], "counterparty_id": agreement["counterparty_id"],
                 "counterparty_address": agreement["counterparty_address"], "consumer_pid": pid, "provider_pid": None,
                 "agreement_id": agreement_id, "format": fmt, "data_address": destination, "claims": None,
                 "last_in_digest": None, "last_in_response": None, "termination": None, "error": None,
                 "created_at": ts, "updated_at": ts,
             }
-            next_transfer_state(None, Role.CONSUMER, E.REQUEST)
             msg = TransferRequestMessage(consumer_pid=pid, agreement_id=agreement_id, format=fmt,
                                          callback_address=self.dsp_base(row["dsp_version"]), data_address=destination)
             outgoing = [Outgoing("TransferRequestMessage:initial", f"{row['counterparty_address']}/transfers/request",

@@ -372,6 +372,5 @@ PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {
     'https://w3id.org/dpv#VendorRecordsManagement': (('https://w3id.org/dpv#VendorManagement',), 'Vendor Records Management'),
     'https://w3id.org/dpv#VendorSelectionAssessment': (('https://w3id.org/dpv#VendorManagement',), 'Vendor Selection Assessment'),
     'https://w3id.org/dpv#Verification': (('https://w3id.org/dpv#EnforceSecurity',), 'Verification'),
-    'https://w3id.org/dpv#Purpose': ((), 'Purpose'),
 }
 # fmt: on

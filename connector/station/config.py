@@ -122,7 +122,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
     max_body = checked.get("registry", {}).get("max_body_bytes", 1024 * 1024)
     if not 4096 <= max_body <= 16 * 1024 * 1024:
         raise ConfigError(f"setting [registry] max_body_bytes must be between 4096 and 16777216, got {max_body}")
-    for name in (CA_CERT_FILE, f"keys/ca.key", ADMIN_TOKEN_FILE):
+    for name in (CA_CERT_FILE, "keys/ca.key", ADMIN_TOKEN_FILE):
         if not (directory / name).is_file():
             raise ConfigError(f"{directory / name} is missing (made by: connector station init)")
     if not list((directory / "keys").glob("token-*.key")):

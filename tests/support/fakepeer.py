@@ -3,7 +3,6 @@ does (200 + a ContractNegotiation body) and validating what it receives."""
 import asyncio
 import uuid
 
-import httpx
 import orjson
 from aiohttp import web
 
