@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Connection
 
+from ..identity import Caller
 from ..identity.keys import load_private_key
 from ..policy import Context, Request
 from ..protocol.messages import endpoint_property
@@ -163,11 +164,9 @@ class DataPlane:
     # ------------------------------------------------------------ decisions
     def _context(self, agreement: Json, asset: Json, claims: Json, *, now: float, uses: int,
                  purpose: str | None, deferred: frozenset[str]) -> Context:
-        base = claims_context(_Caller(agreement["consumer_id"], claims), now=now,
-                              asset_properties=asset["properties"], deferred=deferred)
-        return Context(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
-                          "use_count": uses, "purpose": purpose,
-                          "agreement_time": datetime.fromtimestamp(agreement["created_at"], timezone.utc)})
+        return claims_context(Caller(agreement["consumer_id"], claims), now=now, asset_properties=asset["properties"],
+                              deferred=deferred, use_count=uses, agreement_time=agreement["created_at"],
+                              purpose=purpose)
 
     def transfer_refusal(self, conn: Connection, agreement: Json, claims: Json, now: float) -> list[str] | None:
         """Before a transfer starts: may this consumer still use the data at all? (Purpose and
@@ -568,12 +567,6 @@ class DataPlane:
 
 class UpstreamError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class _Caller:
-    participant_id: str
-    claims: Json
 
 
 class TransferStopped(Exception):

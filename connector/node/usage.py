@@ -65,8 +65,11 @@ def check_policy(body: Json) -> list[tuple[str, str]]:
 
 
 def claims_context(caller: Caller, *, now: float, asset_properties: Mapping[str, Any] | None,
-                   deferred: frozenset[str] = frozenset()) -> Context:
-    """The evaluation context for `caller`, from its verified claims only (never from the message body)."""
+                   deferred: frozenset[str] = frozenset(), use_count: int = 0, agreement_time: float | None = None,
+                   purpose: str | None = None) -> Context:
+    """The evaluation context for `caller`, from its verified claims only (never from the message body).
+    At negotiation the use count is 0 and the agreement is made now; at an access the data
+    plane passes the counter, the agreement's time and the purpose declared for that access."""
     claims = caller.claims or {}
     membership = claims.get("membership")
     if isinstance(membership, str):
@@ -84,8 +87,9 @@ def claims_context(caller: Caller, *, now: float, asset_properties: Mapping[str,
         membership=frozenset(membership) if membership else None,
         roles=frozenset(roles) if roles else None,
         security_profile=claims.get("securityProfile") or None,
-        use_count=0,
-        agreement_time=at,
+        use_count=use_count,
+        agreement_time=at if agreement_time is None else datetime.fromtimestamp(agreement_time, timezone.utc),
+        purpose=purpose,
         data_categories=frozenset(categories) if isinstance(categories, list) else None,
         deferred=deferred,
     )
