@@ -111,9 +111,7 @@ async def _start_clearinghouse(base: Path, station_url: str, runners: list[web.A
 
     port = free_port()
     directory = base / "clearinghouse"
-    ch_config.init_directory(directory, port=port, station_url=station_url)
-    path = directory / "clearinghouse.toml"  # callers prove who they are with the station's tokens
-    path.write_text(path.read_text().replace('mode = "dev-shared-secret"', 'mode = "station"'))
+    ch_config.init_directory(directory, port=port, station_url=station_url, identity="station")
     settings = ch_config.load(directory, environ={})
     await _serve(ClearingHouse(settings).make_app(), port, runners)
     return f"http://127.0.0.1:{port}", (directory / ch_config.PUBLIC_KEY_FILE).read_text().strip()

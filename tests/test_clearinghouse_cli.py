@@ -122,3 +122,13 @@ def test_trust_registers_a_nodes_public_key(tmp_path):
     assert set(load_key_map(d / "participants")) == {"urn:hks:participant:pearl", "urn:hks:participant:x/1"}
     bad = connector("clearinghouse", "trust", str(d), "--participant", "x")
     assert bad.returncode == 2 and "give --participant and --public-key, or --node" in bad.stderr
+
+
+def test_init_writes_station_identity_when_asked(tmp_path):
+    from connector.clearinghouse import config as ch_config
+
+    ch_config.init_directory(tmp_path / "a", station_url="http://127.0.0.1:9", identity="station")
+    settings = ch_config.load(tmp_path / "a", environ={})
+    assert settings.identity_mode == "station" and "shared_secret" not in (tmp_path / "a" / "clearinghouse.toml").read_text()
+    with pytest.raises(ch_config.ConfigError, match="--identity station needs --station-url"):
+        ch_config.init_directory(tmp_path / "b", identity="station")

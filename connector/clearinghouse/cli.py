@@ -40,6 +40,9 @@ def init(directory: Path = typer.Argument(..., help="clearing-house directory to
          participant_keys: Optional[str] = typer.Option(None, help="directory or JSON file of participants' "
                                                                    "public keys (default: DIR/participants/)"),
          station_url: Optional[str] = typer.Option(None, help="take participants' keys from the station authority"),
+         identity: str = typer.Option("dev-shared-secret", help="how callers prove who they are: 'station' "
+                                                                 "(its tokens; needs --station-url) or "
+                                                                 "'dev-shared-secret'"),
          auditor: Optional[List[str]] = typer.Option(None, help="participant id allowed to read every process "
                                                                 "(repeatable)")) -> None:
     """Create a clearing-house directory: clearinghouse.toml, the log key (keys/log.key, 0600) and log.pub."""
@@ -47,7 +50,7 @@ def init(directory: Path = typer.Argument(..., help="clearing-house directory to
         path, verifier = config_mod.init_directory(
             directory, origin=origin, host=host, port=port, public_url=public_url, database_url=database_url,
             shared_secret=shared_secret, participant_keys=participant_keys, station_url=station_url,
-            auditors=auditor or [])
+            auditors=auditor or [], identity=identity)
         config_mod.load(directory)
     except config_mod.ConfigError as exc:
         fail(str(exc))

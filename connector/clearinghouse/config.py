@@ -230,7 +230,8 @@ def _write_new(path: Path, text: str, mode: int) -> None:
 def init_directory(directory: str | Path, *, origin: str | None = None, host: str = "127.0.0.1", port: int = 8300,
                    public_url: str | None = None, database_url: str | None = None,
                    shared_secret: str | None = None, participant_keys: str | None = None,
-                   station_url: str | None = None, auditors: list[str] | None = None) -> tuple[Path, str]:
+                   station_url: str | None = None, auditors: list[str] | None = None,
+                   identity: str = "dev-shared-secret") -> tuple[Path, str]:
     """Create DIR/clearinghouse.toml (0600), DIR/keys/log.key (0600), DIR/log.pub and DIR/participants/.
 
     Returns (config path, verifier key).  Refuses to overwrite an existing clearing house."""
@@ -248,6 +249,10 @@ def init_directory(directory: str | Path, *, origin: str | None = None, host: st
         raise ConfigError("give --participant-keys or --station-url, not both")
     if shared_secret is not None and len(shared_secret) < 16:
         raise ConfigError("--shared-secret must be at least 16 characters")
+    if identity not in IDENTITY_MODES:
+        raise ConfigError(f"--identity must be one of {', '.join(IDENTITY_MODES)}, got {identity!r}")
+    if identity == "station" and not station_url:
+        raise ConfigError("--identity station needs --station-url (the station verifies the callers' tokens)")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "keys").mkdir(mode=0o700, exist_ok=True)
     key = Ed25519PrivateKey.generate()
@@ -273,9 +278,11 @@ def init_directory(directory: str | Path, *, origin: str | None = None, host: st
         '# url = "postgresql+asyncpg://user@host/db"   (default: clearinghouse.db in this directory)',
         "",
         "[identity]",
-        "# DEV MODE: callers prove who they are with a secret shared by the whole test station.",
-        'mode = "dev-shared-secret"',
-        f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}",
+        *(["# Callers prove who they are with the station's Dynamic Attribute Tokens.", 'mode = "station"']
+          if identity == "station" else
+          ["# DEV MODE: callers prove who they are with a secret shared by the whole test station.",
+           'mode = "dev-shared-secret"',
+           f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}"]),
         "",
         "[participants]",
         "# Public keys that entries must be signed with: a directory of <participant id>.pem files or a JSON",
