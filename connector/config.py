@@ -118,48 +118,59 @@ def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"setting {name} must be an integer, got {value!r}") from None
+    if kind is list:  # a TOML array, or a comma-separated environment value
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"setting {name} must be a list of non-empty strings")
+        return value
     if not isinstance(value, str):
         raise ConfigError(f"setting {name} must be a string, got {value!r}")
     return value
+
+
+def read_sections(path: Path, schema: Mapping[str, Mapping[str, tuple[type, bool]]], *, env_prefix: str,
+                  environ: Mapping[str, str], create_hint: str) -> dict[str, dict[str, Any]]:
+    """Read a TOML file against `schema` (section -> key -> (type, required)), apply
+    <env_prefix><SECTION>_<KEY> overrides, coerce the types. Every section is in the result.
+    Used by the node, the station and the clearing house; raises ConfigError naming the setting."""
+    if not path.is_file():
+        raise ConfigError(f"no {path.name} in {path.parent} ({create_hint})")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in raw.items():
+        if section not in schema:
+            raise ConfigError(f"unknown section [{section}] in {path}")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        for key, value in keys.items():
+            if key not in schema[section]:
+                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
+            values.setdefault(section, {})[key] = value
+    for env_name, env_value in environ.items():
+        if env_name.startswith(env_prefix):
+            section, _, key = env_name[len(env_prefix):].lower().partition("_")
+            if section in schema and key in schema[section]:
+                values.setdefault(section, {})[key] = env_value
+    checked: dict[str, dict[str, Any]] = {section: {} for section in schema}
+    for section, keys in schema.items():
+        for key, (kind, required) in keys.items():
+            if key in values.get(section, {}):
+                checked[section][key] = _coerce(section, key, values[section][key], kind)
+            elif required:
+                raise ConfigError(f"setting [{section}] {key} is missing (env {env_prefix}{section.upper()}_{key.upper()})")
+    return checked
 
 
 def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read DIR/connector.toml, apply CONNECTOR_* overrides, validate. Raises ConfigError."""
     environ = os.environ if environ is None else environ
     directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"no {CONFIG_FILE} in {directory} (create one with: connector init {directory} --name ORG)")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-
-    values: dict[str, dict[str, Any]] = {}
-    for section, keys in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section [{section}] in {path}")
-        if not isinstance(keys, dict):
-            raise ConfigError(f"[{section}] in {path} must be a table")
-        for key, value in keys.items():
-            if key not in SCHEMA[section]:
-                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
-            values.setdefault(section, {})[key] = value
-    for env_name, env_value in environ.items():
-        if not env_name.startswith("CONNECTOR_"):
-            continue
-        rest = env_name[len("CONNECTOR_"):].lower()
-        section, _, key = rest.partition("_")
-        if section in SCHEMA and key in SCHEMA[section]:
-            values.setdefault(section, {})[key] = env_value
-
-    checked: dict[str, dict[str, Any]] = {}
-    for section, keys in SCHEMA.items():
-        for key, (kind, required) in keys.items():
-            if key in values.get(section, {}):
-                checked.setdefault(section, {})[key] = _coerce(section, key, values[section][key], kind)
-            elif required:
-                raise ConfigError(f"setting [{section}] {key} is missing (env CONNECTOR_{section.upper()}_{key.upper()})")
+    checked = read_sections(directory / CONFIG_FILE, SCHEMA, env_prefix="CONNECTOR_", environ=environ,
+                            create_hint=f"create one with: connector init {directory} --name ORG")
 
     node = NodeSettings(**checked["node"])
     if not 0 <= node.listen_port <= 65535:

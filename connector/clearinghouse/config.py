@@ -10,14 +10,14 @@ import os
 import re
 import secrets
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..config import ConfigError, read_sections
 from ..ledger.checkpoint import CheckpointError, parse_signer_key, signer_key_string, verifier_key_string
 
 CONFIG_FILE = "clearinghouse.toml"
@@ -26,10 +26,6 @@ PUBLIC_KEY_FILE = "log.pub"
 PARTICIPANTS_DIR = "participants"
 ENV_PREFIX = "CONNECTOR_CH_"
 _ORIGIN_RE = re.compile(r"[\x21-\x2a\x2c-\x7e]{1,200}", re.ASCII)  # printable, no space, no '+'
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names it."""
 
 
 @dataclass
@@ -77,32 +73,6 @@ def default_database_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{(Path(directory) / 'clearinghouse.db').resolve()}"
 
 
-def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
-    name = f"[{section}] {key}"
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"setting {name} must be true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"setting {name} must be an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"setting {name} must be an integer, got {value!r}") from None
-    if kind is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"setting {name} must be a list of non-empty strings")
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"setting {name} must be a string, got {value!r}")
-    return value
-
-
 def _bounded(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"setting {name} must be between {low} and {high}, got {value}")
@@ -128,35 +98,8 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
     """Read DIR/clearinghouse.toml and the log key, apply overrides, validate. Raises ConfigError."""
     environ = os.environ if environ is None else environ
     directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"no {CONFIG_FILE} in {directory} (create one with: connector clearinghouse init {directory})")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    values: dict[str, dict[str, Any]] = {}
-    for section, keys in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section [{section}] in {path}")
-        if not isinstance(keys, dict):
-            raise ConfigError(f"[{section}] in {path} must be a table")
-        for key, value in keys.items():
-            if key not in SCHEMA[section]:
-                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
-            values.setdefault(section, {})[key] = value
-    for env_name, env_value in environ.items():
-        if env_name.startswith(ENV_PREFIX):
-            section, _, key = env_name[len(ENV_PREFIX):].lower().partition("_")
-            if section in SCHEMA and key in SCHEMA[section]:
-                values.setdefault(section, {})[key] = env_value
-    c: dict[str, dict[str, Any]] = {s: {} for s in SCHEMA}
-    for section, keys in SCHEMA.items():
-        for key, (kind, required) in keys.items():
-            if key in values.get(section, {}):
-                c[section][key] = _coerce(section, key, values[section][key], kind)
-            elif required:
-                raise ConfigError(f"setting [{section}] {key} is missing")
+    c = read_sections(directory / CONFIG_FILE, SCHEMA, env_prefix=ENV_PREFIX, environ=environ,
+                      create_hint=f"create one with: connector clearinghouse init {directory}")
 
     ch = c["clearinghouse"]
     host = ch.get("listen_host", "127.0.0.1")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import urlparse
 
-from ..config import ConfigError, _coerce, _toml_str
+from ..config import ConfigError, _toml_str, read_sections
 from ..identity import jose
 from ..identity.dat import DEFAULT_AUDIENCE
 from ..identity.keys import private_pem, write_public_file, write_secret_file
@@ -62,36 +61,8 @@ def default_database_url(directory: Path) -> str:
 def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> StationSettings:
     environ = os.environ if environ is None else environ
     directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"no {CONFIG_FILE} in {directory} (create the station with: connector station init {directory})")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    values: dict[str, dict[str, Any]] = {}
-    for section, keys in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section [{section}] in {path}")
-        if not isinstance(keys, dict):
-            raise ConfigError(f"[{section}] in {path} must be a table")
-        for key, value in keys.items():
-            if key not in SCHEMA[section]:
-                raise ConfigError(f"unknown setting [{section}] {key} in {path}")
-            values.setdefault(section, {})[key] = value
-    for env_name, env_value in environ.items():
-        if not env_name.startswith("CONNECTOR_"):
-            continue
-        section, _, key = env_name[len("CONNECTOR_"):].lower().partition("_")
-        if section in SCHEMA and key in SCHEMA[section]:
-            values.setdefault(section, {})[key] = env_value
-    checked: dict[str, dict[str, Any]] = {}
-    for section, keys in SCHEMA.items():
-        for key, (kind, required) in keys.items():
-            if key in values.get(section, {}):
-                checked.setdefault(section, {})[key] = _coerce(section, key, values[section][key], kind)
-            elif required:
-                raise ConfigError(f"setting [{section}] {key} is missing (env CONNECTOR_{section.upper()}_{key.upper()})")
+    checked = read_sections(directory / CONFIG_FILE, SCHEMA, env_prefix="CONNECTOR_", environ=environ,
+                            create_hint=f"create the station with: connector station init {directory}")
     st = checked["station"]
     port = st.get("listen_port", 8090)
     if not 0 <= port <= 65535:
