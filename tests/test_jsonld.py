@@ -165,12 +165,14 @@ def test_pyld_cache_bug_reproduces_without_workaround():
     assert "agreement" not in after
 
 
-def test_cache_clearing_alone_still_leaks_terms():
-    """Why clearing the cache per call is not enough. Inside a single expansion, a
-    ContractAgreementMessage keeps ``callbackAddress``, a term that only
-    ContractRequestMessage/ContractOfferMessage define."""
-    loader = _raw_loader(load_contexts())
+def test_cache_clearing_alone_still_leaks_terms(processor):
+    """Why clearing the cache per call is not enough: inside a single plain-PyLD expansion,
+    a ContractAgreementMessage keeps ``callbackAddress``, a term that only
+    ContractRequestMessage/ContractOfferMessage define. Our processor must drop it."""
     doc = dict(copy.deepcopy(CAM), callbackAddress="https://leak.example.com/cb")
+    (ours,) = processor.expand(copy.deepcopy(doc))
+    assert DSPACE + "callbackAddress" not in ours
+    loader = _raw_loader(load_contexts())
     opts = {"documentLoader": loader, "base": None, "contextResolver": ContextResolver({}, loader)}
     (node,) = pyld_jsonld.expand(doc, opts)
     if DSPACE + "callbackAddress" not in node:

@@ -258,6 +258,14 @@ def test_self_contradiction_under_invalid_is_refused():
     assert compile_policy(policy({"action": "use"}, prohibitions=[{"action": "distribute"}], conflict="prohibit"))
 
 
+def accepted_with_both_rules(doc) -> None:
+    """Compiles (no PolicyError under the default 'invalid' strategy) and keeps both rules."""
+    lines = compile_policy(doc).describe()
+    assert "conflict strategy 'invalid'" in lines[0]
+    assert any(line.startswith("permission[0] PERMITS") for line in lines), lines
+    assert any(line.startswith("prohibition[0] PROHIBITS") for line in lines), lines
+
+
 @pytest.mark.parametrize("perm_c,prohib_c", [
     (c("dateTime", "lt", "2025-01-01T00:00:00Z"), c("dateTime", "gteq", "2025-01-01T00:00:00Z")),
     (c("count", "lteq", 5), c("count", "gt", 5)),
@@ -267,12 +275,14 @@ def test_self_contradiction_under_invalid_is_refused():
     (c("elapsedTime", "lteq", "P1Y"), c("elapsedTime", "gt", "P1Y")),
 ])
 def test_exclusive_rules_are_accepted_under_invalid(perm_c, prohib_c):
-    compile_policy(policy({"action": "use", "constraint": [perm_c]}, prohibitions=[{"action": "use", "constraint": [prohib_c]}]))
+    accepted_with_both_rules(policy({"action": "use", "constraint": [perm_c]},
+                                    prohibitions=[{"action": "use", "constraint": [prohib_c]}]))
 
 
 def test_overlapping_but_exclusive_parties_or_actions_are_accepted():
-    compile_policy(policy({"action": "use", "assignee": "urn:a"}, prohibitions=[{"action": "use", "assignee": "urn:b"}]))
-    compile_policy(policy({"action": "read"}, prohibitions=[{"action": "sell"}]))
+    accepted_with_both_rules(policy({"action": "use", "assignee": "urn:a"},
+                                    prohibitions=[{"action": "use", "assignee": "urn:b"}]))
+    accepted_with_both_rules(policy({"action": "read"}, prohibitions=[{"action": "sell"}]))
 
 
 # ---------------------------------------------------------------------------
