@@ -32,6 +32,20 @@ async def fresh_postgres_database():
         await admin.close()
 
 
+# Parametrise a fixture with these to run its tests on both backends.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.asynccontextmanager
+async def database_url(backend: str, tmp_path, name: str = "store"):
+    """An SQLAlchemy URL: a new SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+    else:
+        async with fresh_postgres_database() as url:
+            yield url
+
+
 @pytest.fixture
 async def pg_url():
     async with fresh_postgres_database() as url:

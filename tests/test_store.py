@@ -1,7 +1,6 @@
 """The same store tests against SQLite and PostgreSQL: migrations, catalog, atomic
 transitions with the outbox, idempotency, optimistic concurrency and outbox leases."""
 import asyncio
-import contextlib
 
 import pytest
 import sqlalchemy as sa
@@ -18,20 +17,16 @@ from connector.protocol.messages import ContractNegotiationEventMessage, Contrac
 from connector.protocol.negotiation import Event
 from connector.store.db import Database
 from connector.store.tables import metadata, negotiations, outbox
-from conftest import fresh_postgres_database
+from conftest import BACKENDS, database_url
 
 ME, PEER = "urn:hks:participant:me", "urn:hks:participant:peer"
 PEER_CALLER = Caller(PEER, {"jurisdiction": "HK"})
 POLICY = {"permission": [{"action": "use"}]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 async def engine(request, tmp_path):
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-        else:
-            url = await stack.enter_async_context(fresh_postgres_database())
+    async with database_url(request.param, tmp_path) as url:
         db = Database(url)
         await db.migrate()
         yield db
