@@ -16,7 +16,7 @@ from ..store.db import Database
 from .catalog import CatalogService
 from .codec import Codec
 from .dsp import DspApi
-from .management import ManagementApi
+from .management import ManagementApi, json_response
 from .negotiations import NegotiationService
 from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
@@ -147,14 +147,14 @@ class Node:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status >= 400 and not exc.text.startswith("{"):
-                return web.json_response({"error": exc.reason, "status": exc.status}, status=exc.status)
+                return json_response({"error": exc.reason, "status": exc.status}, status=exc.status)
             raise
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            return web.json_response({"error": "internal error"}, status=500)
+            return json_response({"error": "internal error"}, status=500)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "participantId": self.participant_id,
+        return json_response({"status": "ok", "participantId": self.participant_id,
                                   "identityMode": self.identity.mode,
                                   "selfDescription": self.self_description.status()})
 

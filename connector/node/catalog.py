@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..store.prepared import Prepared
 from ..protocol.policies import catalog_offer
 from ..identity import Caller
 from ..store.db import Database
@@ -24,7 +25,7 @@ _CATALOG_OFFERS = (
     .join(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
     .order_by(offers.c.created_at)
 )
-_FIND_OFFER = (
+_FIND_OFFER = Prepared(
     sa.select(offers.c.asset_ids, policies.c.body)
     .join(policies, policies.c.id == offers.c.contract_policy_id)
     .where(offers.c.id == sa.bindparam("b_offer"))
@@ -109,7 +110,7 @@ class CatalogService:
             head, _, asset_id = offer_id.rpartition(OFFER_ASSET_SEPARATOR)
             candidates.append((head, asset_id))
         for def_id, asset_id in candidates:
-            row = conn.execute(_FIND_OFFER, {"b_offer": def_id}).first()
+            row = _FIND_OFFER.execute(conn, {"b_offer": def_id}).first()
             if row is None:
                 continue
             asset_ids = list(row[0])

@@ -19,6 +19,15 @@ from ..store.tables import access_log, agreements, assets, negotiations, offers,
 from .peers import PeerError
 from .usage import check_policy
 
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_response(data: Any, *, status: int = 200, **kwargs: Any) -> web.Response:
+    """aiohttp's json_response with orjson: the standard encoder was 3% of a node's CPU."""
+    return web.json_response(data, status=status, dumps=_dumps, **kwargs)
+
 Json = dict[str, Any]
 ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\s/?#]+$"}
 URL = {"type": "string", "pattern": r"^https?://", "maxLength": 2048}
@@ -147,13 +156,13 @@ class ManagementApi:
                         raise ApiError(401, "missing or wrong X-Api-Key")
                 return await handler(request)
             except ApiError as exc:
-                return web.json_response({"error": exc.message}, status=exc.status)
+                return json_response({"error": exc.message}, status=exc.status)
             except web.HTTPRequestEntityTooLarge:
-                return web.json_response({"error": "request body over the limit"}, status=413)
+                return json_response({"error": "request body over the limit"}, status=413)
             except ProtocolError as exc:
-                return web.json_response({"error": exc.reason, "code": exc.code}, status=exc.status)
+                return json_response({"error": exc.reason, "code": exc.code}, status=exc.status)
             except PeerError as exc:
-                return web.json_response({"error": str(exc)}, status=502)
+                return json_response({"error": str(exc)}, status=502)
         return wrapped
 
     async def body(self, request: web.Request, schema: str) -> Json:
@@ -162,7 +171,10 @@ class ManagementApi:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-        error = next(iter(sorted(VALIDATORS[schema].iter_errors(doc), key=lambda e: e.path)), None)
+        validator = VALIDATORS[schema]
+        if validator.is_valid(doc):
+            return doc
+        error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: e.path)), None)
         if error is not None:
             where = "/".join(str(x) for x in error.absolute_path) or "body"
             raise ApiError(400, f"{where}: {error.message}")
@@ -180,16 +192,16 @@ class ManagementApi:
             row = await self.node.catalog.create_asset(doc)
         except sa.exc.IntegrityError:
             raise ApiError(409, f"asset {doc['id']!r} already exists") from None
-        return web.json_response(_asset_view(row), status=201)
+        return json_response(_asset_view(row), status=201)
 
     async def list_assets(self, request: web.Request) -> web.Response:
-        return web.json_response([_asset_view(r) for r in await self.node.catalog.list_rows(assets)])
+        return json_response([_asset_view(r) for r in await self.node.catalog.list_rows(assets)])
 
     async def get_asset(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(assets, request.match_info["id"])
         if row is None:
             raise ApiError(404, f"no asset {request.match_info['id']!r}")
-        return web.json_response(_asset_view(row))
+        return json_response(_asset_view(row))
 
     async def create_policy(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "PolicyInput")
@@ -203,16 +215,16 @@ class ManagementApi:
             row = await self.node.catalog.create_policy(doc["id"], policy)
         except sa.exc.IntegrityError:
             raise ApiError(409, f"policy {doc['id']!r} already exists") from None
-        return web.json_response({"id": row["id"], "policy": row["body"]}, status=201)
+        return json_response({"id": row["id"], "policy": row["body"]}, status=201)
 
     async def list_policies(self, request: web.Request) -> web.Response:
-        return web.json_response([{"id": r["id"], "policy": r["body"]} for r in await self.node.catalog.list_rows(policies)])
+        return json_response([{"id": r["id"], "policy": r["body"]} for r in await self.node.catalog.list_rows(policies)])
 
     async def get_policy(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(policies, request.match_info["id"])
         if row is None:
             raise ApiError(404, f"no policy {request.match_info['id']!r}")
-        return web.json_response({"id": row["id"], "policy": row["body"]})
+        return json_response({"id": row["id"], "policy": row["body"]})
 
     async def create_offer(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "OfferInput")
@@ -222,17 +234,17 @@ class ManagementApi:
             raise ApiError(400, str(exc).strip("'\"")) from None
         except sa.exc.IntegrityError:
             raise ApiError(409, f"offer {doc['id']!r} already exists") from None
-        return web.json_response(_offer_view(row), status=201)
+        return json_response(_offer_view(row), status=201)
 
     async def list_offers(self, request: web.Request) -> web.Response:
-        return web.json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
+        return json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
 
     async def catalog_request(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "CatalogQuery")
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
         catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
                                                 {"@type": "CatalogRequestMessage"})
-        return web.json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
+        return json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
 
     # --------------------------------------------------------- negotiations
     async def start_negotiation(self, request: web.Request) -> web.Response:
@@ -254,7 +266,7 @@ class ManagementApi:
             raise ApiError(400, "counterPartyId is needed: the offer does not name its assigner")
         row = await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
                                                  dataset_id=doc["datasetId"], offer=offer)
-        return web.json_response(negotiation_view(row), status=201)
+        return json_response(negotiation_view(row), status=201)
 
     async def list_negotiations(self, request: web.Request) -> web.Response:
         limit = _int_param(request, "limit", 100, 1, 1000)
@@ -263,7 +275,7 @@ class ManagementApi:
         if state is not None and state not in State.__members__:
             raise ApiError(400, f"state must be one of {', '.join(State.__members__)}")
         rows = await self.node.negotiations.list(limit=limit, offset=offset, state=state)
-        return web.json_response([negotiation_view(r) for r in rows])
+        return json_response([negotiation_view(r) for r in rows])
 
     async def get_negotiation(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -279,16 +291,16 @@ class ManagementApi:
             row = await self.node.negotiations.get(pid)
         if row is None:
             raise ApiError(404, f"no negotiation {pid!r}")
-        return web.json_response(negotiation_view(row))
+        return json_response(negotiation_view(row))
 
     async def terminate(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "TerminateInput") if request.can_read_body else {}
         row = await self._act(request.match_info["id"], Event.TERMINATE, doc.get("reason") or "terminated by the user")
-        return web.json_response(negotiation_view(row))
+        return json_response(negotiation_view(row))
 
     async def accept(self, request: web.Request) -> web.Response:
         row = await self._act(request.match_info["id"], Event.ACCEPT, None)
-        return web.json_response(negotiation_view(row))
+        return json_response(negotiation_view(row))
 
     async def _act(self, pid: str, event: Event, reason: str | None) -> Json:
         try:
@@ -300,14 +312,14 @@ class ManagementApi:
     async def list_agreements(self, request: web.Request) -> web.Response:
         query = sa.select(agreements).order_by(agreements.c.created_at)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
-        return web.json_response([_agreement_view(r) for r in rows])
+        return json_response([_agreement_view(r) for r in rows])
 
     async def get_agreement(self, request: web.Request) -> web.Response:
         query = sa.select(agreements).where(agreements.c.id == request.match_info["id"])
         row = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise ApiError(404, f"no agreement {request.match_info['id']!r}")
-        return web.json_response(_agreement_view(row))
+        return json_response(_agreement_view(row))
 
     # ------------------------------------------------------------ transfers
     async def start_transfer(self, request: web.Request) -> web.Response:
@@ -319,12 +331,12 @@ class ManagementApi:
             row = await self.node.transfers.start(agreement_id=doc["agreementId"], fmt=fmt, push_address=push)
         except ProtocolError as exc:
             raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
-        return web.json_response(transfer_view(row), status=201)
+        return json_response(transfer_view(row), status=201)
 
     async def list_transfers(self, request: web.Request) -> web.Response:
         rows = await self.node.transfers.list(limit=_int_param(request, "limit", 100, 1, 1000),
                                               offset=_int_param(request, "offset", 0, 0, 10**9))
-        return web.json_response([transfer_view(r) for r in rows])
+        return json_response([transfer_view(r) for r in rows])
 
     async def get_transfer(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -339,7 +351,7 @@ class ManagementApi:
             row = await self.node.transfers.get(pid)
         if row is None:
             raise ApiError(404, f"no transfer {pid!r}")
-        return web.json_response(transfer_view(row))
+        return json_response(transfer_view(row))
 
     def _transfer_action(self, event: TransferEvent):  # noqa: ANN202
         async def act(request: web.Request) -> web.Response:
@@ -348,7 +360,7 @@ class ManagementApi:
                 row = await self.node.transfers.act(request.match_info["id"], event, doc.get("reason"))
             except ProtocolError as exc:
                 raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
-            return web.json_response(transfer_view(row))
+            return json_response(transfer_view(row))
         return act
 
     async def transfer_data(self, request: web.Request) -> web.StreamResponse:
@@ -367,7 +379,7 @@ class ManagementApi:
         if agreement:
             query = query.where(access_log.c.agreement_id == agreement)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
-        return web.json_response([{"id": r["id"], "transferId": r["transfer_id"], "agreementId": r["agreement_id"],
+        return json_response([{"id": r["id"], "transferId": r["transfer_id"], "agreementId": r["agreement_id"],
                                    "consumerId": r["consumer_id"], "at": r["at"], "permitted": r["permitted"],
                                    "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
                                   for r in rows])
@@ -376,8 +388,8 @@ class ManagementApi:
     async def clearinghouse_status(self, request: web.Request) -> web.Response:
         ch = self.node.clearinghouse
         if ch is None:
-            return web.json_response({"configured": False})
-        return web.json_response({"configured": True, **await ch.status()})
+            return json_response({"configured": False})
+        return json_response({"configured": True, **await ch.status()})
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text format (0.0.4): process counts by state, the outbox, data accesses, and
@@ -422,7 +434,7 @@ class ManagementApi:
         ch = self.node.clearinghouse
         if ch is None:
             raise ApiError(404, "no clearing house is configured ([clearinghouse] url)")
-        return web.json_response(await ch.receipts(request.match_info["id"]))
+        return json_response(await ch.receipts(request.match_info["id"]))
 
     async def peer_roundtrips(self, request: web.Request) -> web.Response:
         """Bare HTTP round trips to a peer URL: a latency check, and the baseline of bench/negotiation.py."""
@@ -435,10 +447,10 @@ class ManagementApi:
                     await resp.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise PeerError(f"cannot reach {doc['url']}: {exc}") from None
-        return web.json_response({"count": count, "seconds": time.perf_counter() - started})
+        return json_response({"count": count, "seconds": time.perf_counter() - started})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        return json_response(openapi_document())
 
 
 def transfer_view(row: Json) -> Json:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..store.db import Database
+from ..store.prepared import Prepared
 
 from .. import failpoints
 from ..protocol import wire
@@ -44,23 +45,24 @@ Json = dict[str, Any]
 PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
 
 
-# Statements built once: building them per call (values(**row)) cost most of a transition.
-_SELECT_NEGOTIATION = sa.select(negotiations).where(negotiations.c.id == sa.bindparam("b_pid"))
-_SELECT_NEGOTIATION_LOCKED = _SELECT_NEGOTIATION.with_for_update()
-_SELECT_BY_CONSUMER_PID = sa.select(negotiations).where(
+# Statements built and compiled once: building them per call (values(**row)) cost most
+# of a transition, and on SQLite they skip SQLAlchemy's execution path (store/prepared.py).
+_SELECT_NEGOTIATION = Prepared(sa.select(negotiations).where(negotiations.c.id == sa.bindparam("b_pid")))
+_SELECT_NEGOTIATION_LOCKED = Prepared(_SELECT_NEGOTIATION.statement.with_for_update())
+_SELECT_BY_CONSUMER_PID = Prepared(sa.select(negotiations).where(
     negotiations.c.role == sa.bindparam("b_role"),
     negotiations.c.counterparty_id == sa.bindparam("b_peer"),
     negotiations.c.consumer_pid == sa.bindparam("b_cpid"),
-)
-_INSERT_NEGOTIATION = negotiations.insert()
-_UPDATE_NEGOTIATION = negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version"))
-_ASSET_PROPERTIES = sa.select(assets.c.properties).where(assets.c.id == sa.bindparam("b_asset"))
-_SELECT_AGREEMENT = sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid"))
-_INSERT_AGREEMENT = agreements.insert()
-_INSERT_OUTBOX = outbox.insert().returning(outbox.c.id)
-_SET_PROVIDER_PID = negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None))
+))
+_INSERT_NEGOTIATION = Prepared(negotiations.insert())
+_UPDATE_NEGOTIATION = Prepared(negotiations.update().where(
+    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version")))
+_ASSET_PROPERTIES = Prepared(sa.select(assets.c.properties).where(assets.c.id == sa.bindparam("b_asset")))
+_SELECT_AGREEMENT = Prepared(sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid")))
+_INSERT_AGREEMENT = Prepared(agreements.insert())
+_INSERT_OUTBOX = Prepared(outbox.insert().returning(outbox.c.id))
+_SET_PROVIDER_PID = Prepared(negotiations.update().where(
+    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None)))
 
 
 class Conflict(Exception):
@@ -161,7 +163,7 @@ def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts
             "lease_owner": owner, "lease_until": ts + lease_seconds if owner else None,
             "last_error": None, "created_at": ts, "sent_at": None,
         }
-        entry["id"] = conn.execute(_INSERT_OUTBOX, entry).scalar_one()
+        entry["id"] = _INSERT_OUTBOX.execute(conn, entry).scalar_one()
         o.entry = entry if owner else None
 
 
@@ -204,7 +206,7 @@ class NegotiationService:
     def _initial_request_tx(self, conn: Connection, version: str, msg: ContractRequestMessage, who: Caller,
                             digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, str, list | None, Json | None]:
         caller = who.participant_id
-        existing = conn.execute(_SELECT_BY_CONSUMER_PID, {
+        existing = _SELECT_BY_CONSUMER_PID.execute(conn, {
             "b_role": Role.PROVIDER.value, "b_peer": caller, "b_cpid": msg.consumer_pid}).mappings().first()
         if existing is not None:
             # DSP: providers are idempotent on consumerPid; a replay gets the same answer.
@@ -237,13 +239,13 @@ class NegotiationService:
         if refusal is not None:  # the contract policy does not permit this requester: say why, and end
             actions = [refusal]
         else:
+            # No _gate here: this transaction just found the offer and evaluated its policy.
             actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
-            actions = self._gate(conn, row, actions, who, ts)
         outgoing = self._apply_actions(row, actions, ts)
         ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
         row["last_in_digest"] = digest
         row["last_in_response"] = {"status": 201, "body": ack}
-        conn.execute(_INSERT_NEGOTIATION, row)
+        _INSERT_NEGOTIATION.execute(conn, row)
         logged = self._audit_received(conn, row, raw, ts)
         self._write_side_effects(conn, row, outgoing, ts)
         return 201, ack, pid, logged + outgoing, row
@@ -379,7 +381,7 @@ class NegotiationService:
         outgoing = [self._outgoing(row, Role.CONSUMER, Event.REQUEST, None, ts)]
         outgoing += self._apply_actions(row, self.strategy.after_started(self._view(row)), ts)
         def insert(conn: Connection) -> None:
-            conn.execute(_INSERT_NEGOTIATION, row)
+            _INSERT_NEGOTIATION.execute(conn, row)
             self._write_side_effects(conn, row, outgoing, ts)
 
         await self.db.transaction(insert)
@@ -440,7 +442,7 @@ class NegotiationService:
         if isinstance(provider_pid, dict):
             provider_pid = provider_pid.get("@id")
         if isinstance(provider_pid, str) and provider_pid:
-            conn.execute(_SET_PROVIDER_PID, {"b_id": entry["process_id"], "provider_pid": provider_pid})
+            _SET_PROVIDER_PID.execute(conn, {"b_id": entry["process_id"], "provider_pid": provider_pid})
 
     def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
         """The peer refused a message for good: the two sides disagree, so our side ends."""
@@ -457,7 +459,7 @@ class NegotiationService:
     def _refusal(self, conn: Connection, row: Json, policy: Json, who: Caller, ts: float) -> Action | None:
         """A termination naming every rule that refuses `who` under `policy`, or None when it is permitted.
         Evaluated on the provider's own stored policy and the caller's verified claims."""
-        props = conn.execute(_ASSET_PROPERTIES, {"b_asset": row["dataset_id"]}).scalar()
+        props = _ASSET_PROPERTIES.execute(conn, {"b_asset": row["dataset_id"]}).scalar()
         try:
             decision = decide(self.catalog.policies, policy, caller=who, target=row["dataset_id"], now=ts,
                               asset_properties=props, at_negotiation=True)
@@ -571,13 +573,13 @@ class NegotiationService:
 
     def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
         query = _SELECT_NEGOTIATION_LOCKED if lock and self.is_postgres else _SELECT_NEGOTIATION
-        return conn.execute(query, {"b_pid": pid}).mappings().first()
+        return query.execute(conn, {"b_pid": pid}).mappings().first()
 
     def _update(self, conn: Connection, row: Json, old_version: int, original: Any = None) -> None:
         """Write the changed columns (all when `original` is not given), if the version is still `old_version`."""
         values = {k: v for k, v in row.items()
                   if k in negotiations.c and k != "id" and (original is None or original[k] != v)}
-        result = conn.execute(_UPDATE_NEGOTIATION, {**values, "b_id": row["id"], "b_old_version": old_version})
+        result = _UPDATE_NEGOTIATION.execute(conn, {**values, "b_id": row["id"], "b_old_version": old_version})
         if result.rowcount != 1:
             raise Conflict(row["id"])
 
@@ -588,9 +590,9 @@ class NegotiationService:
         role = Role(row["role"])
         provider_id = self.participant_id if role is Role.PROVIDER else row["counterparty_id"]
         consumer_id = row["counterparty_id"] if role is Role.PROVIDER else self.participant_id
-        exists = conn.execute(_SELECT_AGREEMENT, {"b_aid": agreement["@id"]}).first()
+        exists = _SELECT_AGREEMENT.execute(conn, {"b_aid": agreement["@id"]}).first()
         if exists is None:
-            conn.execute(_INSERT_AGREEMENT, dict(
+            _INSERT_AGREEMENT.execute(conn, dict(
                 id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
                 consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
                 policy=agreement, created_at=ts,

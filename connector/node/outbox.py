@@ -16,6 +16,7 @@ import stamina
 from sqlalchemy.engine import Connection
 
 from ..store.db import Database
+from ..store.prepared import Prepared
 
 from ..store.tables import negotiations, outbox
 from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
@@ -25,9 +26,9 @@ Json = dict[str, Any]
 
 
 # Built once: rebuilding statements per call dominated the hot path (see store/db.py).
-_MARK_SENT = outbox.update().where(
+_MARK_SENT = Prepared(outbox.update().where(
     outbox.c.id == sa.bindparam("b_id"), outbox.c.lease_owner == sa.bindparam("b_owner"), outbox.c.status == "pending",
-).values(status="sent", lease_owner=None, lease_until=None, last_error=None)
+).values(status="sent", lease_owner=None, lease_until=None, last_error=None))
 
 
 class TransientSendError(Exception):
@@ -287,14 +288,15 @@ class Dispatcher:
     def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float) -> list[str]:
         ended = []
         for entry, outcome, detail in batch:
-            mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
             attempts = entry["attempts"] + 1
             if outcome == "sent":
-                result = conn.execute(_MARK_SENT, {"b_id": entry["id"], "b_owner": self.owner, "sent_at": now,
+                result = _MARK_SENT.execute(conn, {"b_id": entry["id"], "b_owner": self.owner, "sent_at": now,
                                                    "attempts": attempts})
                 if result.rowcount == 1:
                     self._owner_of(entry).on_sent(conn, entry, detail)
-            elif outcome == "failed" or attempts >= self.max_attempts:
+                continue
+            mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
+            if outcome == "failed" or attempts >= self.max_attempts:
                 result = conn.execute(sa.update(outbox).where(mine).values(
                     status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
                 if result.rowcount == 1:
