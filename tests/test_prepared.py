@@ -2,6 +2,7 @@
 driver path and through SQLAlchemy on PostgreSQL; and the SQLite transaction control
 (group commit, one savepoint per transaction) keeps each transaction's all-or-nothing."""
 import asyncio
+import contextlib
 
 import pytest
 import sqlalchemy as sa
@@ -119,3 +120,30 @@ async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects
     await db.transaction(insert, "kept", None)
     names = await db.read(lambda conn: [r[0] for r in conn.execute(sa.select(things.c.name))])
     assert names == ["kept"]
+
+
+async def test_the_checkpointer_thread_copies_commits_into_the_database_file(tmp_path):
+    """The loop's own connection checkpoints only every SAFETY_AUTOCHECKPOINT_PAGES; the
+    rows reach the database file anyway, copied by the checkpointer's connection."""
+    import sqlite3
+
+    path = tmp_path / "ckpt.db"
+    database = Database(f"sqlite:///{path}")
+    await database.transaction(lambda conn: meta.create_all(conn))
+    for i in range(50):
+        await database.transaction(insert, f"n{i}", {"i": i})
+    checkpointer = database._checkpointer
+    assert checkpointer is not None and checkpointer.is_alive()
+    in_file = None
+    for _ in range(100):  # immutable=1 reads the database file alone, ignoring the WAL
+        with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as direct:
+            try:
+                in_file = direct.execute("SELECT count(*) FROM things").fetchone()[0]
+            except sqlite3.OperationalError:  # the table itself is not in the file yet
+                in_file = None
+        if in_file == 50:
+            break
+        await asyncio.sleep(0.05)
+    await database.dispose()
+    assert in_file == 50
+    assert not checkpointer.is_alive()

@@ -13,6 +13,9 @@ through `AsyncConnection.run_sync`, and concurrent transactions use the pool."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -26,6 +29,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_ID = 0x48_4B_53  # "HKS": serialises migrations of processes sharing one PostgreSQL
 T = TypeVar("T")
+log = logging.getLogger("connector.store")
+# The loop's connection checkpoints only past this many WAL pages (about 40 MB): a safety
+# net, since the checkpointer thread normally keeps the WAL far below it.
+SAFETY_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def is_sqlite(url: str) -> bool:
@@ -42,6 +49,7 @@ class Database:
                                                 json_serializer=_json_dumps, json_deserializer=orjson.loads)
             sa.event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             self._conn: Connection | None = None
+            self._checkpointer: Checkpointer | None = None
             self._pending: list[tuple[Callable, tuple, asyncio.Future]] = []
             self._writing = False
             self.max_batch = 64
@@ -97,6 +105,10 @@ class Database:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._conn = self.sync_engine.connect()
             self._conn.begin()
+            path = self.sync_engine.url.database
+            if self._checkpointer is None and path and path != ":memory:" and not path.startswith("file:"):
+                self._checkpointer = Checkpointer(path)
+                self._checkpointer.start()
         return self._conn
 
     def _reset_connection(self) -> None:
@@ -154,6 +166,9 @@ class Database:
 
     async def dispose(self) -> None:
         if self.is_sqlite:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
             if self._conn is not None and not self._conn.closed:
                 self._conn.close()
             self._conn = None
@@ -173,7 +188,51 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")
     cur.close()
+
+
+class Checkpointer(threading.Thread):
+    """Copies the WAL back into the database file from its own connection and thread.
+
+    A checkpoint inside a commit on the event loop (SQLite's default, every 1,000 pages)
+    cost 13% of the negotiation throughput. Here it runs in C with the GIL released, and
+    a PASSIVE checkpoint never blocks the loop's writes. Under a steady stream of commits
+    it never quite catches up, so the WAL only restarts at the loop's own checkpoint
+    (SAFETY_AUTOCHECKPOINT_PAGES), which then has little left to copy: measured over
+    30,000 commits, the longest stall was 20 ms against 48 ms without this thread."""
+
+    def __init__(self, path: str, interval: float = 0.25) -> None:
+        super().__init__(name="sqlite-checkpointer", daemon=True)
+        self.path = path
+        self.interval = interval
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        except sqlite3.Error as exc:
+            log.warning("the WAL checkpointer could not open %s (%s); the writer's own checkpoints remain",
+                        self.path, exc)
+            return
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            while not self._stopping.wait(self.interval):
+                self.checkpoint(conn)
+            self.checkpoint(conn)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # e.g. busy: the next round tries again
+            log.debug("WAL checkpoint skipped: %s", exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=10)
 
 
 def _upgrade(connection: Connection, migrations: Path = MIGRATIONS) -> None:
