@@ -32,10 +32,11 @@ SELECT_IN = Prepared(sa.select(things.c.name).where(things.c.name.in_(sa.bindpar
                      .order_by(things.c.name))
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=BACKENDS + ["sqlite-writer-thread"])
 async def db(request, tmp_path):
-    async with database_url(request.param, tmp_path) as url:
-        database = Database(url)
+    """Each backend, and SQLite with its transactions on a writer thread (the clearing house's)."""
+    async with database_url(request.param.removesuffix("-writer-thread"), tmp_path) as url:
+        database = Database(url, sqlite_writer_thread=request.param.endswith("-writer-thread"))
         await database.transaction(lambda conn: meta.create_all(conn))
         yield database
         await database.dispose()

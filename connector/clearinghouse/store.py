@@ -1,7 +1,7 @@
 """The clearing house's storage: transaction functions over a sync SQLAlchemy Connection.
 
 Each function here is a plain ``fn(conn, ...)`` handed to :meth:`connector.store.db.Database.transaction`
-(SQLite: on the single writer thread; PostgreSQL: through ``run_sync``).  The Merkle
+(SQLite: on the clearing house's single writer thread; PostgreSQL: through ``run_sync``).  The Merkle
 arithmetic is the pure core in :mod:`connector.ledger.merkle`; this module only moves
 hashes in and out of the tables in :mod:`connector.clearinghouse.tables`.
 
@@ -211,7 +211,7 @@ class _Sql:
     (few distinct statements, all in the driver's cache): ``executemany`` steps once per row and
     gives up the GIL at every step, and taking it back from a busy event loop stalled a group
     commit for up to one switch interval per row.  On SQLite the statements go straight to the
-    sqlite3 connection, inside the transaction SQLAlchemy began: the writer thread holds the GIL
+    sqlite3 connection, inside the batch's transaction: the writer thread holds the GIL
     for less of each batch (measured: SQLAlchemy's execution context was a third of it)."""
 
     _cache: dict[str, "_Sql"] = {}

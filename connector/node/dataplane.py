@@ -206,7 +206,7 @@ class DataPlane:
             conn.execute(sa.text("INSERT INTO usage_counters (agreement_id, uses, updated_at) VALUES (:a, 0, :t) "
                                  "ON CONFLICT (agreement_id) DO NOTHING"), {"a": agreement["id"], "t": now})
             uses = conn.execute(_USES_LOCKED.with_for_update(), {"b_aid": agreement["id"]}).scalar() or 0
-        else:  # SQLite: transactions run one at a time on the writer thread
+        else:  # SQLite: transactions run one at a time on the one connection
             uses = conn.execute(_USES_LOCKED, {"b_aid": agreement["id"]}).scalar()
             if uses is None:
                 conn.execute(usage_counters.insert(), {"agreement_id": agreement["id"], "uses": 0, "updated_at": now})
