@@ -108,9 +108,11 @@ async def test_a_lone_failing_transaction_changes_nothing_and_the_next_one_works
     assert names == ["y"]
 
 
-async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects(db):
-    if not db.is_sqlite:
-        pytest.skip("the one-connection transaction control is SQLite's")
+@pytest.mark.parametrize("writer_thread", [False, True])
+async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects(tmp_path, writer_thread):
+    """SQLite's one connection: after it breaks, the next batch opens a new one."""
+    db = Database(f"sqlite:///{tmp_path / 'broken.db'}", sqlite_writer_thread=writer_thread)
+    await db.transaction(lambda conn: meta.create_all(conn))
 
     def breaks(conn):
         insert(conn, "lost", None)
@@ -120,6 +122,7 @@ async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects
         await db.transaction(breaks)
     await db.transaction(insert, "kept", None)
     names = await db.read(lambda conn: [r[0] for r in conn.execute(sa.select(things.c.name))])
+    await db.dispose()
     assert names == ["kept"]
 
 
