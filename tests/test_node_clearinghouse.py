@@ -89,6 +89,32 @@ def test_events_and_accesses_are_logged_with_verified_receipts(station):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_refused_transfer_request_is_logged_by_the_provider(station):
+    """No process exists after a refusal, but the refusal is logged, under the consumer's pid;
+    a pid too long for the log still gets the refusal itself."""
+    import json
+
+    from connector.identity import DevSharedSecret
+
+    _, provider, consumer = station
+    token = "Bearer " + DevSharedSecret(consumer.participant_id, SHARED_SECRET).token_for(consumer.participant_id)
+    for consumer_pid in ("urn:uuid:refused-transfer-1", "urn:uuid:" + "x" * 300):
+        body = json.dumps({
+            "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "TransferRequestMessage",
+            "consumerPid": consumer_pid, "agreementId": "urn:uuid:no-such-agreement", "format": "HttpData-PULL",
+            "callbackAddress": consumer.url + "/dsp/2025-1"}).encode()
+        resp = httpx.post(f"{provider.url}/dsp/2025-1/transfers/request", content=body,
+                          headers={"Authorization": token, "Content-Type": "application/json"})
+        assert resp.status_code == 400 and resp.json()["code"] == "UnknownAgreement", resp.text
+    deadline = time.monotonic() + 30
+    while not (receipts := provider.api("GET", "/transfers/urn:uuid:refused-transfer-1/receipts")):
+        assert time.monotonic() < deadline, "the refusal was not logged"
+        time.sleep(0.2)
+    assert [r["event"] for r in receipts] == ["transfer.refused"]
+    assert receipts[0]["receipt"]["inclusionProof"] is not None  # a receipt the node verified
+    assert wait_logged(provider, 1)["pending"] == 0  # the unloggable one left nothing queued
+
+
 def _token(node):
     from connector.identity import DevSharedSecret
     return "Bearer " + DevSharedSecret(node.participant_id, SHARED_SECRET).token_for(node.participant_id)

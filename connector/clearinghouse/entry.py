@@ -52,12 +52,13 @@ __all__ = [
 ENTRY_VERSION = 1
 JWS_ALG = "ES256"
 JWS_TYP = "hks-ch-entry+jws"
-#: The events a node logs: the DSP negotiation and transfer steps and every data-plane access.
+#: The events a node logs: the DSP negotiation and transfer steps, a transfer request the provider
+#: refused (no process exists then), and every data-plane access.
 EVENTS = frozenset({
     "negotiation.requested", "negotiation.offered", "negotiation.accepted", "negotiation.agreed",
     "negotiation.verified", "negotiation.finalized", "negotiation.terminated",
     "transfer.requested", "transfer.started", "transfer.suspended", "transfer.completed", "transfer.terminated",
-    "data.accessed",
+    "transfer.refused", "data.accessed",
 })
 FIELDS = ("v", "processId", "event", "provider", "consumer", "sender", "timestamp", "sha256")
 MAX_ID_LENGTH = 256

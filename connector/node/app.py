@@ -91,8 +91,8 @@ class Node:
             self.dispatcher.clearinghouse = self.clearinghouse
             owner, lease = self.dispatcher.owner, self.dispatcher.lease_seconds
 
-            def audit(conn, row, message, ts):  # noqa: ANN001, ANN202
-                return self.clearinghouse.record(conn, row, message, ts, owner=owner, lease_seconds=lease)
+            def audit(conn, row, message, ts, event=None):  # noqa: ANN001, ANN202
+                return self.clearinghouse.record(conn, row, message, ts, owner=owner, lease_seconds=lease, event=event)
 
             self.negotiations.audit = self.transfers.audit = audit
         for service in (self.negotiations, self.transfers):

@@ -4,6 +4,7 @@ messages are idempotent. The provider checks the agreement and runs the policy
 decision before it starts; the data itself moves through dataplane.py."""
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any, Callable
@@ -51,6 +52,8 @@ _SELECT_AGREEMENT = (
 _SET_PROVIDER_PID = transfers.update().where(
     transfers.c.id == sa.bindparam("b_id"), transfers.c.provider_pid.is_(None))
 _USES = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
+
+log = logging.getLogger("connector.transfers")
 
 
 class TransferConflict(Exception):
@@ -101,10 +104,30 @@ class TransferService:
                     self._request_tx, version, msg, fmt, who, digest, self.clock(), raw)
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won: answer from its row
+            except Refused:
+                await self._log_refusal(msg, who, raw)
+                raise
             if outgoing is not None:
                 self._committed(row["id"], outgoing, row)
             return status, body
         raise Refused("could not record the transfer request, try again")
+
+    async def _log_refusal(self, msg: TransferRequestMessage, who: Caller, raw: bytes) -> None:
+        """A refused request leaves no process behind, but the refusal is a protocol event:
+        it is logged at the clearing house under the consumer's pid (the only id it has,
+        and the id of the consumer's own entries for the request)."""
+        if self.audit is None or not raw:
+            return
+        row = {"id": msg.consumer_pid, "role": Role.PROVIDER.value, "counterparty_id": who.participant_id}
+        try:
+            outgoing = await self.db.transaction(
+                lambda conn, ts: self.audit(conn, row, raw, ts, event="transfer.refused"), self.clock())
+        except Exception:  # noqa: BLE001 - e.g. an unloggable pid: the refusal itself still stands
+            log.warning("could not log a refused transfer request from %s", who.participant_id, exc_info=True)
+            return
+        entries = [o.entry for o in outgoing if o.entry is not None]
+        if entries:
+            self.on_commit(entries)  # to the dispatcher, like a transition's messages
 
     def _request_tx(self, conn: Connection, version: str, msg: TransferRequestMessage, fmt: str, who: Caller,
                     digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, Json, list | None]:
