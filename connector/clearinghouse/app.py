@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +28,7 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
+from ..serving import listen, run_process, serve_forever
 from .. import failpoints
 from ..identity import Caller, DevSharedSecret, Identity
 from ..protocol.errors import ProtocolError
@@ -526,13 +526,8 @@ async def serve(settings: ClearingHouseSettings, *, ready_line: bool = True,
     """Run until cancelled; prints ``listening on URL`` once the port is bound and the log is ready."""
     lock = lock_sqlite(settings.database_url) if settings.database_url.startswith("sqlite") else None
     ch = ClearingHouse(settings)
-    runner = web.AppRunner(ch.make_app(), access_log=None, handler_cancellation=False)
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024)
-        await site.start()
-        port = runner.addresses[0][1] if runner.addresses else settings.listen_port
-        url = f"http://{settings.listen_host}:{port}"
+        runner, url = await listen(ch.make_app(), settings.listen_host, settings.listen_port)
         if settings.identity_mode == "dev-shared-secret":
             log.warning("identity mode is dev-shared-secret: for development and tests only")
         log.info("log %s, verifier key %s", ch.signer.origin, ch.signer.verifier_key)
@@ -540,22 +535,11 @@ async def serve(settings: ClearingHouseSettings, *, ready_line: bool = True,
             print(f"listening on {url}", flush=True)
         if ready is not None:
             await ready(url)
-        await asyncio.Event().wait()
+        await serve_forever(runner)
     finally:
-        await runner.cleanup()
         if lock is not None:
             lock.close()
 
 
 def run(settings: ClearingHouseSettings) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        return 0
-    except (ConfigError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return run_process(serve(settings), startup_errors=(ConfigError, StoreError))

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from ..config import Settings
+from ..serving import listen, run_process, serve_forever
 from ..identity.binding import (build_identity, client_ssl_context, identity_middleware, server_ssl_context,
                                 start_identity, stop_identity)
 from ..store.db import Database
@@ -164,27 +165,14 @@ async def serve(settings: Settings, *, ready_line: bool = True) -> None:
     node = Node(settings)
     if settings.identity_mode == "dev-shared-secret":
         log.warning("identity mode is dev-shared-secret: for development and tests only")
-    runner = web.AppRunner(node.make_app(), access_log=None, handler_cancellation=False)
-    await runner.setup()
-    tls = server_ssl_context(settings)
-    site = web.TCPSite(runner, settings.node.listen_host, settings.node.listen_port, backlog=1024, ssl_context=tls)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else settings.node.listen_port
+    runner, url = await listen(node.make_app(), settings.node.listen_host, settings.node.listen_port,
+                               ssl_context=server_ssl_context(settings))
     if ready_line:
-        print(f"listening on http{'s' if tls else ''}://{settings.node.listen_host}:{port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+        print(f"listening on {url}", flush=True)
+    await serve_forever(runner)
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        pass
-    except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    code = run_process(serve(settings), startup_errors=(StartupError,))
+    if code:
+        sys.exit(code)

@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import sys
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from cryptography import x509
 
+from ..serving import listen, run_process, serve_forever
 from ..identity import Caller
 from ..identity.dat import DAT_SCOPE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
@@ -540,24 +540,12 @@ async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = Fa
 
 async def serve(settings: StationSettings, *, ready_line: bool = True) -> None:
     station = Station(settings)
-    runner = web.AppRunner(station.make_app(), access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else settings.listen_port
+    runner, url = await listen(station.make_app(), settings.listen_host, settings.listen_port)
     if ready_line:
-        print(f"listening on http://{settings.listen_host}:{port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+        print(f"listening on {url}", flush=True)
+    await serve_forever(runner)
 
 
 def run(settings: StationSettings) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        pass
+    run_process(serve(settings))
 

@@ -1,0 +1,50 @@
+"""What the node, the station and the clearing house share to run as a process: bind an
+aiohttp application, print the "listening on URL" line the CLI and tests wait for, and
+turn Ctrl-C and start-up errors into an exit code."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import sys
+from typing import Coroutine
+
+from aiohttp import web
+
+
+async def listen(app: web.Application, host: str, port: int, *,
+                 ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
+    """Start serving `app`; returns the runner (to clean up) and the URL actually bound."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1] if runner.addresses else port
+    return runner, f"http{'s' if ssl_context else ''}://{host}:{bound}"
+
+
+async def serve_forever(runner: web.AppRunner) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_process(main: Coroutine, *, startup_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a service's main coroutine with logging on stderr: 0 after Ctrl-C, 2 (and one
+    line) for a start-up error."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        return 0
+    except startup_errors as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
