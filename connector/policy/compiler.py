@@ -149,6 +149,7 @@ _PARAM_NAMES = {
 def parse_policy(doc: Any, *, context: Any = None, contexts: Mapping[str, Any] | None = None) -> list[dict]:
     """JSON-LD (text or parsed; compact, expanded or flattened) -> expanded nodes."""
     doc = _load_json(doc)
+    _check_depth(doc)
     if context is None and not _has_context(doc):
         context = HKS_CONTEXT
     nodes, errors = expand(doc, context=context, contexts=contexts)
@@ -173,6 +174,7 @@ def compile_policy(doc: Any, *, context: Any = None, contexts: Mapping[str, Any]
     if options.duty_reading not in DUTY_READINGS:
         raise ValueError(f"duty_reading must be one of {DUTY_READINGS}")
     doc = _load_json(doc)
+    _check_depth(doc)
     if context is None and not _has_context(doc):
         context = HKS_CONTEXT
     nodes, errors = expand(doc, context=context, contexts=contexts)
@@ -187,7 +189,25 @@ def _load_json(doc: Any) -> Any:
             return json.loads(doc)
         except json.JSONDecodeError as e:
             raise PolicyError([(f"line {e.lineno} column {e.colno}", f"not valid JSON: {e.msg}")]) from None
+        except RecursionError:
+            raise PolicyError([("(document)", f"nested deeper than {MAX_POLICY_DEPTH} levels (limit)")]) from None
     return doc
+
+
+#: JSON nesting (objects and arrays) a policy may have; real policies stay under 15. The expander
+#: and the compiler recurse, so a deeper document is refused before either sees it.
+MAX_POLICY_DEPTH = 64
+
+
+def _check_depth(doc: Any) -> None:
+    """PolicyError if `doc` nests deeper than MAX_POLICY_DEPTH (an iterative walk: no recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_POLICY_DEPTH:
+            raise PolicyError([("(document)", f"nested deeper than {MAX_POLICY_DEPTH} levels (limit)")])
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list)))
 
 
 def _has_context(doc: Any) -> bool:
@@ -231,13 +251,10 @@ class _Compiler:
                 self.index[nid] = merged
             else:
                 self.index[nid] = node
-        for k, v in node.items():
+        for v in node.values():
             if isinstance(v, list):
                 for x in v:
-                    self._index(x, depth + 1)
-                    if isinstance(x, dict) and "@list" in x:
-                        for y in x["@list"]:
-                            self._index(y, depth + 1)
+                    self._index(x, depth + 1)  # reaches the items of an {"@list": [...]} once, as a value
 
     # helpers ---------------------------------------------------------------
     def err(self, path: str, msg: str) -> None:
