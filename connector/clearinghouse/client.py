@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from ..bodies import BodyTooLarge, read_limited
 from ..ledger.checkpoint import Checkpoint, VerifierKey
 from ..ledger.merkle import verify_inclusion
 from .entry import EntryError, parse_signed_entry
@@ -104,12 +105,12 @@ class ClearingHouseClient:
         try:
             async with self._session.request(method, self.url + path, data=data, params=params, headers=headers,
                                              timeout=self._timeout) as resp:
-                raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await read_limited(resp, MAX_RESPONSE_BYTES)
                 status = resp.status
+        except BodyTooLarge:
+            raise ClearingHouseUnavailable(f"answer from {self.url}{path} is over {MAX_RESPONSE_BYTES} bytes") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ClearingHouseUnavailable(f"clearing house at {self.url} unreachable: {type(exc).__name__}: {exc}") from None
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise ClearingHouseUnavailable(f"answer from {self.url}{path} is over {MAX_RESPONSE_BYTES} bytes")
         if status >= 500:
             raise ClearingHouseUnavailable(f"clearing house answered {status}: {_message(raw)}")
         if status >= 400:

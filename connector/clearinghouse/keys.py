@@ -31,6 +31,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..bodies import BodyTooLarge, read_limited
+
 log = logging.getLogger("connector.clearinghouse.keys")
 MAX_KEY_FILE_BYTES = 64 * 1024
 MAX_STATION_RESPONSE_BYTES = 64 * 1024
@@ -221,14 +223,17 @@ class StationParticipantKeys:
         url = f"{self.station_url}/participants/{quote(participant_id, safe='')}"
         try:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                body = await resp.content.read(MAX_STATION_RESPONSE_BYTES + 1)
+                body = await read_limited(resp, MAX_STATION_RESPONSE_BYTES)
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except BodyTooLarge:
+            raise KeySourceUnavailable(f"the station registry's answer for {participant_id} is over "
+                                       f"{MAX_STATION_RESPONSE_BYTES} bytes") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise KeySourceUnavailable(f"the station registry at {self.station_url} cannot be reached: "
                                        f"{type(exc).__name__}") from None
         if status == 404:
             raise UnknownParticipant(f"participant {participant_id} is not registered at the station")
-        if status != 200 or len(body) > MAX_STATION_RESPONSE_BYTES:
+        if status != 200:
             raise KeySourceUnavailable(f"the station registry answered {status} for participant {participant_id}")
         try:
             info = json.loads(body)
