@@ -144,7 +144,7 @@ def run(directory: Path = typer.Argument(..., help="node directory")) -> None:
 @app.command("dev-token")
 def dev_token(directory: Path = typer.Argument(..., help="node directory whose shared secret to use"),
               participant: str = typer.Option(..., help="participant id the token names")) -> None:
-    """Print a dev-mode Authorization value for a participant (e.g. for the DSP TCK)."""
+    """Print a dev-mode Authorization value naming a participant, good at this node only (e.g. for the DSP TCK)."""
     try:
         settings = config_mod.load(directory)
     except config_mod.ConfigError as exc:
@@ -152,7 +152,9 @@ def dev_token(directory: Path = typer.Argument(..., help="node directory whose s
     if settings.identity_mode != "dev-shared-secret":
         fail("dev-token works only in the dev-shared-secret identity mode")
     from .identity import DevSharedSecret
-    typer.echo("Bearer " + DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret).token_for(participant))
+    # the token is for this node only (its participant id as the audience)
+    typer.echo("Bearer " + DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret).token_for(
+        participant, audience=settings.node.participant_id))
 
 
 @app.command()

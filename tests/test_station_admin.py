@@ -253,3 +253,22 @@ def test_a_node_whose_self_description_violates_the_shapes_refuses_to_start(stat
     assert result.returncode == 2, result.stderr
     assert "does not conform to the station's shapes" in result.stderr and "hks:establishedIn" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sans,url", [(["node.example.hk"], "https://node.example.hk:8443"),
+                                      (["127.0.0.1", "localhost"], "http://127.0.0.1:8181"),
+                                      ([], None)])
+def test_csr_alternative_names_of_the_connector_host_are_certified(station, sans, url):
+    """The positive side of tests/security/test_station_inputs.py's SAN rule."""
+    from cryptography import x509
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = {"name": f"Good SAN {sans} {url}", "jurisdiction": "HK", "csr": make_csr(key, "Org", sans).decode(),
+            **({"connectorUrl": url} if url else {})}
+    resp = httpx.post(station.url + "/admin/participants", json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {station.admin_token}"})
+    assert resp.status_code == 201, resp.text
+    cert = x509.load_pem_x509_certificate(resp.json()["certificate"].encode())
+    if sans:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sorted(str(getattr(n, "value", n)) for n in names) == sorted(sans)
