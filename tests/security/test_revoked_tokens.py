@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from support.identity import Member, reason_of, station_clearing_house, station_signed
-from support.nodes import NodeProcess, StationProcess, free_port
+from support.identity import Member, reason_of, station_clearing_house, station_for_clearing_house, station_signed
+from support.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 CTX25 = ["https://w3id.org/dspace/2025/1/context.jsonld"]
@@ -20,9 +20,7 @@ TEN_YEARS = 10 * 365 * 86400
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     base = tmp_path_factory.mktemp("revocation")
-    ch_port = free_port()
-    station = StationProcess(base / "station",
-                             env={"CONNECTOR_TOKENS_SERVICE_AUDIENCES": f"http://127.0.0.1:{ch_port}"}).start()
+    station, ch_port = station_for_clearing_house(base / "station")
     procs = [station]
     try:
         node = NodeProcess(base / "node", "Harbour University Research Lab", station=station).start()

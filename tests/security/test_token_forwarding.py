@@ -12,8 +12,8 @@ import jwt
 import orjson
 import pytest
 
-from support.identity import Listener, Member, reason_of, station_clearing_house
-from support.nodes import NodeProcess, StationProcess, free_port
+from support.identity import Listener, Member, reason_of, station_clearing_house, station_for_clearing_house
+from support.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 CTX25 = ["https://w3id.org/dspace/2025/1/context.jsonld"]
@@ -23,9 +23,7 @@ CTX24 = "https://w3id.org/dspace/2024/1/context.json"
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     base = tmp_path_factory.mktemp("forwarding")
-    ch_port = free_port()
-    station = StationProcess(base / "station",
-                             env={"CONNECTOR_TOKENS_SERVICE_AUDIENCES": f"http://127.0.0.1:{ch_port}"}).start()
+    station, ch_port = station_for_clearing_house(base / "station")
     listener = Listener().start()
     procs = [station]
     try:

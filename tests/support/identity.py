@@ -109,6 +109,13 @@ def station_signed(station: StationProcess, sub: str, audience: str, **over: Any
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": jose.signing_jwk(key)["kid"], "typ": "at+jwt"})
 
 
+def station_for_clearing_house(directory: Path) -> tuple[StationProcess, int]:
+    """A started station that issues tokens for a clearing house on the returned (free) port."""
+    port = free_port()
+    station = StationProcess(directory, env={"CONNECTOR_TOKENS_SERVICE_AUDIENCES": f"http://127.0.0.1:{port}"})
+    return station.start(), port
+
+
 def station_clearing_house(base: Path, station: StationProcess, port: int):  # noqa: ANN201
     """A clearing house in station mode whose audience is its URL (the station must list it in
     [tokens] service_audiences: StationProcess(env={"CONNECTOR_TOKENS_SERVICE_AUDIENCES": url}))."""
