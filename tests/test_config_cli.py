@@ -55,6 +55,8 @@ def test_environment_overrides_every_section(tmp_path):
     ({"CONNECTOR_NODE_PUBLIC_URL": "ftp://x"}, "[node] public_url"),
     ({"CONNECTOR_IDENTITY_MODE": "none"}, "[identity] mode"),
     ({"CONNECTOR_TCK_ENABLED": "maybe"}, "[tck] enabled"),
+    ({"CONNECTOR_IDENTITY_AUDIENCE": "idsc:IDS_CONNECTORS_ALL"}, "[identity] audience is no longer supported"),
+    ({"CONNECTOR_IDENTITY_MAX_TOKEN_LIFETIME": "315360000"}, "[identity] max_token_lifetime"),
 ])
 def test_config_errors_are_one_line_exit_2(tmp_path, env, needle):
     config_mod.init_directory(tmp_path, name="Org")

@@ -287,15 +287,20 @@ class StationTrust:
     async def run_revocation_feed(self, interval: float = REVOCATION_POLL) -> None:
         """Background: read the revocation feed every `interval` seconds. While it cannot be
         read, verifiers fall back to fetching participants' status afresh (feed_fresh)."""
+        warned = False
         while True:
             try:
                 await self.read_revocations()
+                if warned:
+                    log.info("the station's revocation feed is readable again")
+                warned = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - TrustUnavailable and the unexpected alike: retried
-                if self._feed_ok_at and self.clock() - self._feed_ok_at > REVOCATION_WINDOW:
-                    log.warning("the station's revocation feed could not be read for %d s (%s); participant status is "
-                                "fetched afresh", self.clock() - self._feed_ok_at, exc)
+                if not warned and self.clock() - self._feed_ok_at > REVOCATION_WINDOW:
+                    log.warning("the station's revocation feed cannot be read (%s); tokens in use have their "
+                                "participant's status fetched afresh until it can", exc)
+                    warned = True
             await asyncio.sleep(interval)
 
     async def start(self) -> None:
