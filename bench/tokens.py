@@ -1,7 +1,7 @@
 """What token checks cost on a DSP endpoint: verified requests per second through
 ``POST /dsp/2025-1/catalog/request`` of a real node process in station mode (every request
-carries the consumer's DAT, checked as in production: cached verification, expiry, status,
-the claimed-sender middleware), against the same endpoint of an identical node process whose
+carries the consumer's DAT for that node alone, checked as in production: cached verification, audience,
+expiry, the revocation feed, the claimed-sender middleware), against the same endpoint of an identical node process whose
 token check is switched off (a bench-only launcher in this file replaces the verifier; the
 product has no such switch). Same station, same catalog, same client, same run; the two are
 measured alternately and the best round of each is kept.
@@ -84,7 +84,8 @@ async def load(url: str, tokens: list[str], n: int, c: int) -> float:
     return n / elapsed
 
 
-def real_token(station: StationProcess, node: NodeProcess) -> str:
+def real_token(station: StationProcess, node: NodeProcess, recipient: NodeProcess) -> str:
+    """`node`'s DAT for `recipient` (its only audience), from the station's token endpoint."""
     import httpx
 
     from connector.identity.dat import client_assertion, token_request_form
@@ -92,10 +93,11 @@ def real_token(station: StationProcess, node: NodeProcess) -> str:
 
     key = load_private_key(node.directory / "keys" / "node.key")
     assertion = client_assertion(node.participant_id, key, station.url + "/token", now=time.time())
-    return httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10).json()["access_token"]
+    form = token_request_form(assertion, recipient.participant_id)
+    return httpx.post(station.url + "/token", data=form, timeout=10).json()["access_token"]
 
 
-def fresh_tokens(station: StationProcess, node: NodeProcess, count: int) -> list[str]:
+def fresh_tokens(station: StationProcess, node: NodeProcess, recipient: NodeProcess, count: int) -> list[str]:
     """Tokens as the station signs them, each with its own jti (minted with the station's key)."""
     import jwt
 
@@ -105,7 +107,7 @@ def fresh_tokens(station: StationProcess, node: NodeProcess, count: int) -> list
     key = load_any_private_key(sorted((station.directory / "keys").glob("token-*.key"))[-1])
     kid = jose.signing_jwk(key)["kid"]
     now = int(time.time())
-    base = jwt.decode(real_token(station, node), options={"verify_signature": False})
+    base = jwt.decode(real_token(station, node, recipient), options={"verify_signature": False})
     return [jwt.encode({**base, "iat": now, "nbf": now, "exp": now + 600, "jti": str(uuid.uuid4())}, key,
                        algorithm="ES256", headers={"kid": kid, "typ": "at+jwt"}) for _ in range(count)]
 
@@ -135,7 +137,7 @@ def main() -> None:
             start_unchecked(unchecked)
             for node in (checked, unchecked):
                 node.publish("dataset-1", "offer-1")
-            token = real_token(station, consumer)
+            token = real_token(station, consumer, checked)  # bound to the checked node (the unchecked ignores it)
             on_url = f"{checked.url}/dsp/2025-1/catalog/request"
             off_url = f"{unchecked.url}/dsp/2025-1/catalog/request"
             asyncio.run(load(on_url, [token], 1000, args.c))  # warm up both
@@ -147,7 +149,7 @@ def main() -> None:
                 on.append(asyncio.run(load(on_url, [token], n, args.c)))
                 off.append(asyncio.run(load(off_url, [token], n, args.c)))
             fresh_n = 200 if args.quick else 1000
-            first_use = asyncio.run(load(on_url, fresh_tokens(station, consumer, fresh_n), fresh_n, 8))
+            first_use = asyncio.run(load(on_url, fresh_tokens(station, consumer, checked, fresh_n), fresh_n, 8))
         finally:
             for node in (checked, unchecked, station):
                 if node is not None:

@@ -143,8 +143,10 @@ def run(directory: Path = typer.Argument(..., help="node directory")) -> None:
 
 @app.command("dev-token")
 def dev_token(directory: Path = typer.Argument(..., help="node directory whose shared secret to use"),
-              participant: str = typer.Option(..., help="participant id the token names")) -> None:
-    """Print a dev-mode Authorization value for a participant (e.g. for the DSP TCK)."""
+              participant: str = typer.Option(..., help="participant id the token names"),
+              audience: Optional[str] = typer.Option(None, help="the one recipient the token is good at "
+                                                                "(default: this node; e.g. a clearing house's URL)")) -> None:
+    """Print a dev-mode Authorization value naming a participant, good at one recipient only (e.g. for the DSP TCK)."""
     try:
         settings = config_mod.load(directory)
     except config_mod.ConfigError as exc:
@@ -152,7 +154,9 @@ def dev_token(directory: Path = typer.Argument(..., help="node directory whose s
     if settings.identity_mode != "dev-shared-secret":
         fail("dev-token works only in the dev-shared-secret identity mode")
     from .identity import DevSharedSecret
-    typer.echo("Bearer " + DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret).token_for(participant))
+    # the token is good at one recipient only: this node (its participant id) unless told otherwise
+    typer.echo("Bearer " + DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret).token_for(
+        participant, audience=audience or settings.node.participant_id))
 
 
 @app.command()

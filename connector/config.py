@@ -37,7 +37,7 @@ class Settings:
     identity_mode: str = "dev-shared-secret"
     identity_shared_secret: str = ""
     identity_station_url: str = ""  # station mode: the station authority's issuer URL
-    identity_audience: str = "idsc:IDS_CONNECTORS_ALL"  # station mode: the DAT audience we accept
+    identity_max_token_lifetime: int = 3600  # the longest token lifetime accepted (the station's default)
     tls_enabled: bool = False  # mTLS between nodes with station certificates (station mode only)
     max_body_bytes: int = 1024 * 1024
     tck_enabled: bool = False
@@ -48,6 +48,7 @@ class Settings:
     dataplane_upstream_timeout: int = 30  # seconds an HTTP upstream may stay silent
     clearinghouse_url: str = ""  # where every protocol event and data access is logged (none: not logged)
     clearinghouse_verifier_key: str = ""  # the log's public key, pinned: receipts must verify against it
+    clearinghouse_audience: str = ""  # the clearing house's id, our tokens' audience there (default: its url)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -67,13 +68,13 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "database": {"url": (str, False)},
     "management": {"api_key": (str, True)},
     "identity": {"mode": (str, False), "shared_secret": (str, False), "station_url": (str, False),
-                 "audience": (str, False)},
+                 "audience": (str, False), "max_token_lifetime": (int, False)},
     "tls": {"enabled": (bool, False)},
     "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False)},
     "tck": {"enabled": (bool, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
-    "clearinghouse": {"url": (str, False), "verifier_key": (str, False)},
+    "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False)},
 }
 
 
@@ -196,7 +197,12 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         raise ConfigError(f"setting [identity] mode must be 'station' or 'dev-shared-secret' (development only), got {mode!r}")
     secret = identity.get("shared_secret", "")
     station_url = identity.get("station_url", "").rstrip("/")
-    audience = identity.get("audience", "idsc:IDS_CONNECTORS_ALL")
+    if "audience" in identity:
+        raise ConfigError("setting [identity] audience is no longer supported: a node accepts only tokens whose "
+                          "audience is its own participant id; remove the line")
+    max_lifetime = identity.get("max_token_lifetime", 3600)
+    if not 60 <= max_lifetime <= 86400:
+        raise ConfigError(f"setting [identity] max_token_lifetime must be between 60 and 86400 seconds, got {max_lifetime}")
     tls_enabled = checked.get("tls", {}).get("enabled", False)
     if mode == "dev-shared-secret":
         if len(secret) < 16:
@@ -207,8 +213,6 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         parsed_station = urlparse(station_url)
         if parsed_station.scheme not in ("http", "https") or not parsed_station.netloc:
             raise ConfigError(f"setting [identity] station_url must be the station's http(s) URL in station mode, got {station_url!r}")
-        if not audience.strip():
-            raise ConfigError("setting [identity] audience must not be empty")
         _check_station_files(directory, node.participant_id)
         if tls_enabled and public.scheme != "https":
             raise ConfigError(f"setting [node] public_url must be https:// when [tls] enabled is true, got {node.public_url!r}")
@@ -224,7 +228,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         identity_mode=mode,
         identity_shared_secret=secret,
         identity_station_url=station_url,
-        identity_audience=audience,
+        identity_max_token_lifetime=max_lifetime,
         tls_enabled=tls_enabled,
         max_body_bytes=max_body,
         outbox_attempts=dsp.get("outbox_attempts", 6),
@@ -248,7 +252,10 @@ def _clearinghouse(values: dict[str, Any]) -> dict[str, Any]:
             parse_verifier_key(key)
         except ValueError as exc:
             raise ConfigError(f"setting [clearinghouse] verifier_key is not a verifier key: {exc}") from None
-    return {"clearinghouse_url": url, "clearinghouse_verifier_key": key}
+    audience = values.get("audience", "").strip() or url
+    if len(audience) > 2000 or audience == "idsc:IDS_CONNECTORS_ALL":
+        raise ConfigError("setting [clearinghouse] audience must be the clearing house's own id (default: its url)")
+    return {"clearinghouse_url": url, "clearinghouse_verifier_key": key, "clearinghouse_audience": audience}
 
 
 def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:
@@ -322,7 +329,6 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
             "# Dynamic Attribute Tokens from the station authority on every call, checked on every request.",
             'mode = "station"',
             f"station_url = {_toml_str(station_url.rstrip('/'))}",
-            'audience = "idsc:IDS_CONNECTORS_ALL"',
         ] if station_url is not None else [
             "# DEV MODE: peers prove who they are with a secret shared by the whole test station.",
             "# Use `connector init DIR --station URL ...` to enrol with the station authority instead.",

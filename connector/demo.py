@@ -105,11 +105,11 @@ async def _serve(app: web.Application, port: int, runners: list[web.AppRunner]) 
     await web.TCPSite(runner, "127.0.0.1", port).start()
 
 
-async def _start_clearinghouse(base: Path, station_url: str, runners: list[web.AppRunner]) -> tuple[str, str]:
+async def _start_clearinghouse(base: Path, station_url: str, port: int,
+                               runners: list[web.AppRunner]) -> tuple[str, str]:
     from .clearinghouse import config as ch_config
     from .clearinghouse.app import ClearingHouse
 
-    port = free_port()
     directory = base / "clearinghouse"
     ch_config.init_directory(directory, port=port, station_url=station_url, identity="station")
     settings = ch_config.load(directory, environ={})
@@ -118,14 +118,16 @@ async def _start_clearinghouse(base: Path, station_url: str, runners: list[web.A
 
 
 async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> dict[str, Any]:
-    station_port = free_port()
+    station_port, ch_port = free_port(), free_port()
     station_config.init_directory(base / "station", port=station_port)
     station_settings = station_config.load(base / "station")
+    # the clearing house is a service the station issues tokens for (its audience: its URL)
+    station_settings.service_audiences = (f"http://127.0.0.1:{ch_port}",)
     await _serve(Station(station_settings).make_app(), station_port, runners)
     station_url = station_settings.issuer
     admin_token = station_config.read_admin_token(base / "station")
     step(f"the station authority is running at {station_url} (CA, token service, registry)")
-    ch_url, ch_key = await _start_clearinghouse(base, station_url, runners)
+    ch_url, ch_key = await _start_clearinghouse(base, station_url, ch_port, runners)
     step(f"the clearing house is running at {ch_url}; its public key: {ch_key[:40]}...")
 
     nodes: dict[str, tuple[Node, str]] = {}
@@ -137,6 +139,7 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                                                 jurisdiction=jurisdiction, port=port)
         settings = config_mod.load(directory)
         settings.clearinghouse_url, settings.clearinghouse_verifier_key = ch_url, ch_key
+        settings.clearinghouse_audience = ch_url
         node = Node(settings)
         await _serve(node.make_app(), port, runners)
         nodes[key] = (node, settings.node.public_url)
@@ -200,7 +203,9 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
         step(f"{CONSUMER} searched the station registry (jurisdiction {query['jurisdiction']}, theme health): "
              + (", ".join(f"{r['organisation']} offers {r['offerId']}" for r in found) or "nothing found"))
 
-        cat = await call(consumer, consumer_url, "POST", "/catalog/request", {"counterPartyAddress": provider_url})
+        # the provider's participant id goes with its address: our tokens are issued for it alone
+        to_provider = {"counterPartyAddress": provider_url, "counterPartyId": provider.participant_id}
+        cat = await call(consumer, consumer_url, "POST", "/catalog/request", to_provider)
         offers = {o["@id"]: o for d in cat["catalog"].get("dataset", []) for o in d["hasPolicy"]}
         step(f"{CONSUMER} read the catalog over DSP {cat['dspVersion']}: offers {', '.join(sorted(offers))}")
 
@@ -233,20 +238,20 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
 
         gba_offer = offers["outpatient-offer"]
         agreed = await negotiate(consumer, consumer_url, f"{CONSUMER} asks for the outpatient records",
-                                 {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
+                                 {**to_provider, "datasetId": "outpatient-visits-2025",
                                   "offer": gba_offer, "dspVersion": "2025-1"}, "FINALIZED")
         await negotiate(refused, refused_url, f"{REFUSED} (SG) asks for the same records",
-                        {"counterPartyAddress": provider_url, "datasetId": "outpatient-visits-2025",
+                        {**to_provider, "datasetId": "outpatient-visits-2025",
                          "offerId": "outpatient-offer"}, "TERMINATED")
         stats = offers["statistics-offer"]
         await negotiate(consumer, consumer_url, "statistics over DSP 2024-1",
-                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                        {**to_provider, "datasetId": "district-statistics-2025",
                          "offerId": "statistics-offer", "dspVersion": "2024-1"}, "FINALIZED")
         await negotiate(consumer, consumer_url, "statistics, different terms asked",
-                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                        {**to_provider, "datasetId": "district-statistics-2025",
                          "offer": {**stats, **NARROWER}}, "FINALIZED", then="accept")
         await negotiate(consumer, consumer_url, "statistics, withdrawn by the consumer",
-                        {"counterPartyAddress": provider_url, "datasetId": "district-statistics-2025",
+                        {**to_provider, "datasetId": "district-statistics-2025",
                          "offer": {**stats, **NARROWER}}, "TERMINATED", then="terminate")
 
         # the transfer: pulled through the provider's data plane, decided on every access

@@ -55,6 +55,8 @@ def test_environment_overrides_every_section(tmp_path):
     ({"CONNECTOR_NODE_PUBLIC_URL": "ftp://x"}, "[node] public_url"),
     ({"CONNECTOR_IDENTITY_MODE": "none"}, "[identity] mode"),
     ({"CONNECTOR_TCK_ENABLED": "maybe"}, "[tck] enabled"),
+    ({"CONNECTOR_IDENTITY_AUDIENCE": "idsc:IDS_CONNECTORS_ALL"}, "[identity] audience is no longer supported"),
+    ({"CONNECTOR_IDENTITY_MAX_TOKEN_LIFETIME": "315360000"}, "[identity] max_token_lifetime"),
 ])
 def test_config_errors_are_one_line_exit_2(tmp_path, env, needle):
     config_mod.init_directory(tmp_path, name="Org")
@@ -87,3 +89,17 @@ def test_node_refuses_to_start_without_management_key(tmp_path):
     result = cli("run", str(tmp_path))
     assert result.returncode == 2
     assert "setting [management] api_key is missing" in result.stderr
+
+
+def test_dev_token_names_one_recipient(tmp_path):
+    import base64
+    import json
+
+    config_mod.init_directory(tmp_path, name="Org")
+    own = config_mod.load(tmp_path).node.participant_id
+    for extra, audience in (((), own), (("--audience", "http://127.0.0.1:8300"), "http://127.0.0.1:8300")):
+        result = cli("dev-token", str(tmp_path), "--participant", "urn:hks:participant:auditor", *extra)
+        assert result.returncode == 0, result.stderr
+        payload = result.stdout.split()[-1].split(".")[0]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["sub"] == "urn:hks:participant:auditor" and claims["aud"] == audience

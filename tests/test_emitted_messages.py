@@ -11,7 +11,7 @@ import pytest
 
 from connector.protocol import wire
 from support import schemas
-from support.fakepeer import FAKE, TOKEN, VERSIONS, FakePeer, send
+from support.fakepeer import FAKE, VERSIONS, FakePeer, send, token_to
 from support.nodes import NodeProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not schemas.schemas_available(),
@@ -40,9 +40,9 @@ async def test_provider_messages_validate(provider_node, version):
         async with httpx.AsyncClient(timeout=20) as client:
             catalog = await send(client, f"{base}/catalog/request", {"@type": "CatalogRequestMessage"}, version)
             offer = catalog["dataset"][0]["hasPolicy"][0]
-            resp = await client.get(f"{base}/catalog/datasets/dataset-1", headers={"Authorization": TOKEN})
+            resp = await client.get(f"{base}/catalog/datasets/dataset-1", headers={"Authorization": token_to(f"{base}/catalog/datasets/dataset-1")})
             schemas.validate(resp.json(), version)
-            resp = await client.get(f"{base}/catalog/datasets/nope", headers={"Authorization": TOKEN})
+            resp = await client.get(f"{base}/catalog/datasets/nope", headers={"Authorization": token_to(f"{base}/catalog/datasets/nope")})
             assert resp.status_code == 404
             schemas.validate(resp.json(), version)
 
@@ -60,7 +60,7 @@ async def test_provider_messages_validate(provider_node, version):
                        {"@type": "ContractAgreementVerificationMessage", "providerPid": ppid, "consumerPid": cpid}, version)
             finalized = await fake.next(f"/cb/negotiations/{cpid}/events")
             assert finalized["eventType"] == "FINALIZED"
-            resp = await client.get(f"{base}/negotiations/{ppid}", headers={"Authorization": TOKEN})
+            resp = await client.get(f"{base}/negotiations/{ppid}", headers={"Authorization": token_to(f"{base}/negotiations/{ppid}")})
             schemas.validate(resp.json(), version)
 
             # different terms -> the provider's counter-offer; then the provider terminates
@@ -76,7 +76,7 @@ async def test_provider_messages_validate(provider_node, version):
             assert term["reason"] == ["no"]
 
             # an error object validates too
-            resp = await client.post(f"{base}/negotiations/{ppid}/termination", headers={"Authorization": TOKEN},
+            resp = await client.post(f"{base}/negotiations/{ppid}/termination", headers={"Authorization": token_to(f"{base}/negotiations/{ppid}/termination")},
                                      content=orjson.dumps(wire.to_wire({"@type": "ContractNegotiationTerminationMessage",
                                                                         "providerPid": ppid, "consumerPid": cpid}, version)))
             assert resp.status_code == 400
@@ -117,7 +117,7 @@ async def test_consumer_messages_validate(consumer_node, version):
                 await send(client, f"{callback}/negotiations/{cpid}/events",
                            {"@type": "ContractNegotiationEventMessage", "providerPid": ppid, "consumerPid": cpid,
                             "eventType": "FINALIZED"}, version)
-                resp = await client.get(f"{callback}/negotiations/{cpid}", headers={"Authorization": TOKEN})
+                resp = await client.get(f"{callback}/negotiations/{cpid}", headers={"Authorization": token_to(f"{callback}/negotiations/{cpid}")})
                 body = resp.json()
                 schemas.validate(body, version)
                 assert wire.from_wire(body, version)["state"] == "FINALIZED"
@@ -168,9 +168,9 @@ async def test_transfer_messages_validate(provider_node, consumer_node, version)
             assert suspension["reason"] == ["pause"]
             await asyncio.to_thread(provider_node.api, "POST", f"/transfers/{tppid}/terminate", {"reason": "stop"}, 200)
             await fake.next(f"/cb/transfers/{tcpid}/termination")
-            resp = await client.get(f"{base}/transfers/{tppid}", headers={"Authorization": TOKEN})
+            resp = await client.get(f"{base}/transfers/{tppid}", headers={"Authorization": token_to(f"{base}/transfers/{tppid}")})
             schemas.validate(resp.json(), version)
-            resp = await client.post(f"{base}/transfers/{tppid}/completion", headers={"Authorization": TOKEN},
+            resp = await client.post(f"{base}/transfers/{tppid}/completion", headers={"Authorization": token_to(f"{base}/transfers/{tppid}/completion")},
                                      content=orjson.dumps(wire.to_wire({"@type": "TransferCompletionMessage",
                                                                         "providerPid": tppid, "consumerPid": tcpid}, version)))
             assert resp.status_code == 400

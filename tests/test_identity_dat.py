@@ -24,7 +24,7 @@ from connector.station.tokens import OAuthError, check_form, dat_claims, verify_
 
 NOW = 1_800_000_000.0
 ISS = "http://station.example"
-AUD = "idsc:IDS_CONNECTORS_ALL"
+AUD = "CC:" * 19 + "CC:keyid:" + "BB:" * 19 + "BB"  # the receiver's own participant id
 
 
 def ca_and_participant():
@@ -82,6 +82,10 @@ def claims(**over):
     ({"iss": "http://evil.example"}, NOW, "wrong issuer"),
     ({"aud": ["urn:other"]}, NOW, "wrong audience"),
     ({"aud": None}, NOW, "wrong audience"),
+    ({"aud": [AUD, "urn:other"]}, NOW, "wrong audience"),  # one recipient, not several
+    ({"aud": ["idsc:IDS_CONNECTORS_ALL"]}, NOW, "wrong audience"),  # a token for everyone is refused
+    ({"exp": NOW + 10 * 365 * 86400}, NOW, "lifetime too long"),
+    ({"iat": NOW - 7200, "nbf": NOW - 7200}, NOW, "lifetime too long"),
     ({}, NOW + 600 + 31, "expired token"),
     ({"exp": None}, NOW, "'exp' claim is missing"),
     ({"nbf": NOW + 31}, NOW, "not yet valid"),
@@ -146,7 +150,7 @@ async def test_verifier_refuses_each_bad_token_and_caches_good_ones():
     key = ec.generate_private_key(ec.SECP256R1())
     trust = FakeTrust(key)
     kid = trust.jwk["kid"]
-    verifier = DatVerifier(trust, MemoryReplayStore())
+    verifier = DatVerifier(trust, MemoryReplayStore(), audience=AUD)
     good = mint(key, kid)
     caller = await verifier.verify(f"Bearer {good}")
     assert caller.claims["organisation"] == "Org" and is_participant_id(caller.participant_id)
@@ -175,7 +179,7 @@ async def test_verifier_refuses_each_bad_token_and_caches_good_ones():
 async def test_revoked_and_unknown_participants_are_refused():
     key = ec.generate_private_key(ec.SECP256R1())
     trust = FakeTrust(key)
-    verifier = DatVerifier(trust, MemoryReplayStore())
+    verifier = DatVerifier(trust, MemoryReplayStore(), audience=AUD)
     token = mint(key, trust.jwk["kid"])
     sub = jwt.decode(token, options={"verify_signature": False})["sub"]
     trust.statuses[sub] = "revoked"
@@ -189,7 +193,7 @@ async def test_revoked_and_unknown_participants_are_refused():
 async def test_transport_certificate_binding():
     key = ec.generate_private_key(ec.SECP256R1())
     trust = FakeTrust(key)
-    verifier = DatVerifier(trust, MemoryReplayStore(), require_transport_cert=True)
+    verifier = DatVerifier(trust, MemoryReplayStore(), audience=AUD, require_transport_cert=True)
     token = mint(key, trust.jwk["kid"])
     assert (await verifier.verify(token, peer_cert_sha256="ab" * 32)).participant_id
     with pytest.raises(Unauthenticated, match="not in the token's transportCertsSha256"):
@@ -205,16 +209,16 @@ async def test_replayed_jti_is_refused_and_the_binding_survives_a_restart(tmp_pa
     store = SqliteReplayStore(tmp_path / "identity.db")
     await store.open()
     first = mint(key, kid, jti="shared-jti")
-    await DatVerifier(trust, store).verify(first)
+    await DatVerifier(trust, store, audience=AUD).verify(first)
     forged = mint(key, kid, jti="shared-jti", organisation="Another Org")  # valid signature, reused jti
     with pytest.raises(Unauthenticated, match="replayed jti"):
-        await DatVerifier(trust, store).verify(forged)
+        await DatVerifier(trust, store, audience=AUD).verify(forged)
     await store.close()
     reopened = SqliteReplayStore(tmp_path / "identity.db")  # a restarted node
     await reopened.open()
     with pytest.raises(Unauthenticated, match="replayed jti"):
-        await DatVerifier(trust, reopened).verify(forged)
-    assert (await DatVerifier(trust, reopened).verify(first)).claims["organisation"] == "Org"  # its holder's token
+        await DatVerifier(trust, reopened, audience=AUD).verify(forged)
+    assert (await DatVerifier(trust, reopened, audience=AUD).verify(first)).claims["organisation"] == "Org"  # its holder's token
     await reopened.close()
 
 
@@ -275,3 +279,22 @@ def test_dat_claims_carry_the_ids_payload_and_station_claims():
     assert out["jti"] != dat_claims(record, issuer=ISS, audience=AUD, now=NOW, lifetime=3600,
                                     transport_certs=[])["jti"]
     uuid.UUID(out["jti"])
+
+
+async def test_dev_mode_tokens_name_their_recipient_and_are_refused_elsewhere():
+    from connector.identity import DevSharedSecret
+
+    n1, n2 = DevSharedSecret("urn:n1", "s" * 20), DevSharedSecret("urn:n2", "s" * 20, also_accept=("http://n2",))
+    sender = DevSharedSecret("urn:m", "s" * 20)
+    to_n1 = await sender.outbound_authorization("urn:n1")
+    assert (await n1.verify(to_n1)).participant_id == "urn:m"
+    with pytest.raises(Unauthenticated, match="wrong audience"):
+        await n2.verify(to_n1)
+    assert (await n2.verify(await sender.outbound_authorization("http://n2"))).participant_id == "urn:m"
+    with pytest.raises(Unauthenticated, match="wrong audience"):
+        await n1.verify("Bearer " + sender.token_for("urn:m", audience="idsc:IDS_CONNECTORS_ALL"))
+
+
+def test_a_verifier_for_everyone_cannot_be_built():
+    with pytest.raises(ValueError):
+        DatVerifier(None, MemoryReplayStore(), audience="idsc:IDS_CONNECTORS_ALL")

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from connector.clearinghouse.testing import ClearingHouseProcess
+from connector.clearinghouse.testing import TEST_AUDIENCE, ClearingHouseProcess
 from support.nodes import SHARED_SECRET, NodeProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,8 @@ def station(tmp_path_factory):
     port = free_port()  # fixed, so that a restarted clearing house is where the nodes expect it
     ch = ClearingHouseProcess(base / "ch", shared_secret=SHARED_SECRET, port=port)
     env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}",
-           "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key}
+           "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
+           "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience}
     provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ", env=env)
     consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK", env=env)
     for node in (provider, consumer):
@@ -97,7 +98,8 @@ def test_a_refused_transfer_request_is_logged_by_the_provider(station):
     from connector.identity import DevSharedSecret
 
     _, provider, consumer = station
-    token = "Bearer " + DevSharedSecret(consumer.participant_id, SHARED_SECRET).token_for(consumer.participant_id)
+    token = "Bearer " + DevSharedSecret(consumer.participant_id, SHARED_SECRET).token_for(
+        consumer.participant_id, audience=provider.participant_id)
     for consumer_pid in ("urn:uuid:refused-transfer-1", "urn:uuid:" + "x" * 300):
         body = json.dumps({
             "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "TransferRequestMessage",
@@ -117,7 +119,8 @@ def test_a_refused_transfer_request_is_logged_by_the_provider(station):
 
 def _token(node):
     from connector.identity import DevSharedSecret
-    return "Bearer " + DevSharedSecret(node.participant_id, SHARED_SECRET).token_for(node.participant_id)
+    return "Bearer " + DevSharedSecret(node.participant_id, SHARED_SECRET).token_for(node.participant_id,
+                                                                                     audience=TEST_AUDIENCE)
 
 
 def test_an_unreachable_clearing_house_delays_the_log_and_holds_logged_data(station):

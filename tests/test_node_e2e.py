@@ -26,14 +26,15 @@ def pair(tmp_path_factory):
         consumer.stop()
 
 
-def token(participant=FAKE):
-    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant)
+def token(node, participant=FAKE):
+    """A dev-mode token naming `participant`, for `node` only."""
+    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant, audience=node.participant_id)
 
 
 def dsp(node, method, path, body=None, version="2025-1", auth=True, raw=None, headers=None):
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     if auth:
-        hdrs["Authorization"] = auth if isinstance(auth, str) else token()
+        hdrs["Authorization"] = auth if isinstance(auth, str) else token(node)
     content = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
     return httpx.request(method, f"{node.url}/dsp/{version}{path}", content=content, headers=hdrs, timeout=20)
 
@@ -119,7 +120,8 @@ def test_bad_initial_requests_are_refused_without_state_change(pair, case):
     if case == "no-token":
         kwargs["auth"], expect_status, needle = False, 401, "Authorization header is missing"
     elif case == "bad-token":
-        kwargs["auth"] = "Bearer " + DevSharedSecret(FAKE, "another-station-secret!!").token_for(FAKE)
+        kwargs["auth"] = "Bearer " + DevSharedSecret(FAKE, "another-station-secret!!").token_for(
+            FAKE, audience=provider.participant_id)
         expect_status, needle = 401, "does not verify"
     elif case == "malformed-json":
         kwargs["raw"], needle = b'{"@context": [', "not valid JSON"
@@ -193,7 +195,7 @@ def test_unknown_process_wrong_state_and_foreign_caller(pair):
     assert after["state"] == before["state"] and after["updatedAt"] == before["updatedAt"]
     # a participant who is not the counterparty does not see the process
     other = "urn:hks:participant:someone-else"
-    other_token = "Bearer " + DevSharedSecret(other, SHARED_SECRET).token_for(other)
+    other_token = token(provider, other)
     assert dsp(provider, "GET", f"/negotiations/{pid}", auth=other_token).status_code == 404
     assert dsp(provider, "GET", f"/negotiations/{pid}").status_code == 200
     # pids in the body must match the path

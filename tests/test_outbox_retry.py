@@ -34,9 +34,13 @@ async def peer():
 
 
 def dispatcher(session, token: dict, renew=None):
-    async def authorization(url):
+    async def authorization(recipient):
+        assert recipient == PEER  # the peer's id, never the URL: the token is issued for it alone
         return f"Bearer {token['value']}"
     return Dispatcher(db=_NoDb(), service=None, session=session, authorization=authorization, on_unauthorized=renew)
+
+
+PEER = "urn:hks:participant:peer"
 
 
 class _NoDb:
@@ -48,7 +52,7 @@ async def test_a_401_is_retried_with_a_renewed_token(peer):
     token = {"value": "old"}
     async with aiohttp.ClientSession() as session:
         d = dispatcher(session, token, renew=lambda: token.update(value="new"))
-        assert await d._post_with_retries(url + "/stale", b"{}", "m1") == {"ok": True}
+        assert await d._post_with_retries(url + "/stale", b"{}", "m1", PEER) == {"ok": True}
     assert seen == ["Bearer old", "Bearer new"]
 
 
@@ -56,15 +60,15 @@ async def test_a_401_ends_the_message_when_the_token_cannot_be_renewed(peer):
     url, _ = peer
     async with aiohttp.ClientSession() as session:
         with pytest.raises(PermanentSendError, match="401"):
-            await dispatcher(session, {"value": "old"})._post_with_retries(url + "/stale", b"{}", "m2")
+            await dispatcher(session, {"value": "old"})._post_with_retries(url + "/stale", b"{}", "m2", PEER)
 
 
 async def test_5xx_is_retried_and_4xx_is_not(peer):
     url, seen = peer
     async with aiohttp.ClientSession() as session:
         d = dispatcher(session, {"value": "t"})
-        assert await d._post_with_retries(url + "/flaky", b"{}", "m3") == {"ok": True}
+        assert await d._post_with_retries(url + "/flaky", b"{}", "m3", PEER) == {"ok": True}
         assert len(seen) == 2
         with pytest.raises(PermanentSendError, match="400"):
-            await d._post_with_retries(url + "/refuse", b"{}", "m4")
+            await d._post_with_retries(url + "/refuse", b"{}", "m4", PEER)
         assert len(seen) == 3

@@ -55,8 +55,8 @@ async def test_two_processes_never_send_the_same_message_twice(tmp_path, pg_url)
     now = time.time()
     async with engine.begin() as conn:
         await conn.execute(sa.text(
-            "INSERT INTO outbox (message_id, process_id, kind, url, body, status, attempts, next_attempt_at, created_at) "
-            "VALUES (:m, :p, 'test', :u, '{}', 'pending', 0, :t, :t)"),
+            "INSERT INTO outbox (message_id, process_id, kind, url, recipient, body, status, attempts, next_attempt_at,"
+            " created_at) VALUES (:m, :p, 'test', :u, 'urn:hks:participant:sink', '{}', 'pending', 0, :t, :t)"),
             [{"m": f"msg-{p}-{i}", "p": f"proc-{p}", "u": f"{sink.url}/sink/{p}/{i}", "t": now}
              for i in range(PER_PROCESS) for p in range(PROCESSES)])
     try:

@@ -220,7 +220,8 @@ def registration(node, body: bytes, *, key=None, kid=None, media="text/turtle", 
     own_key = load_private_key(node.directory / "keys" / "node.key")
     if token is None:
         assertion = client_assertion(node.participant_id, own_key, station_url + "/token", now=time.time())
-        token = httpx.post(station_url + "/token", data=token_request_form(assertion), timeout=10).json()["access_token"]
+        token = httpx.post(station_url + "/token", data=token_request_form(assertion, station_url),
+                           timeout=10).json()["access_token"]
     sig = jose.sign_detached(body, key or own_key, {"kid": kid or node.participant_id})
     return httpx.post(station_url + "/registry/self-descriptions", content=body, timeout=20,
                       headers={"Authorization": f"Bearer {token}", "Content-Type": media, "Hks-Signature": sig})
@@ -276,6 +277,7 @@ def test_search_from_the_cli_finds_the_other_participants_offer(net):
     assert search_cli(harbour, "--purpose", "hks:Evaluation") == []
     # the offer found is the one to negotiate
     started = harbour.api("POST", "/negotiations", {"counterPartyAddress": found[0]["counterPartyAddress"],
+                                                    "counterPartyId": found[0]["participantId"],
                                                     "datasetId": found[0]["datasetId"], "offerId": found[0]["offerId"]},
                           expect=201)
     assert harbour.wait_state(started["id"])["state"] == "FINALIZED"

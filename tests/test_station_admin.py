@@ -138,16 +138,21 @@ def test_enrol_list_get_revoke_and_the_public_record(station):
     assert station.admin("POST", f"/admin/participants/{pid}/revoke", None, expect=200)["status"] == "revoked"
     assert [p["participantId"] for p in station.admin("GET", "/admin/participants?status=revoked")] == [pid]
     assertion = client_assertion(pid, key, station.url + "/token", now=time.time())
-    refused = httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10)
+    refused = httpx.post(station.url + "/token", data=token_request_form(assertion, station.url), timeout=10)
     assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
 
 
 def test_token_endpoint_refusals(station):
     key, request = csr("Merlion Analytics")
     pid = station.admin("POST", "/admin/participants", {"name": "Merlion Analytics", "jurisdiction": "SG",
-                                                        "csr": request}, expect=201)["participantId"]
-    good = token_request_form(client_assertion(pid, key, station.url + "/token", now=time.time()))
+                                                        "csr": request, "connectorUrl": "http://127.0.0.1:9998"},
+                        expect=201)["participantId"]
+    good = token_request_form(client_assertion(pid, key, station.url + "/token", now=time.time()), station.url)
     cases = [
+        ({k: v for k, v in good.items() if k != "audience"}, 400, "invalid_target"),  # no recipient named
+        ({**good, "audience": "idsc:IDS_CONNECTORS_ALL"}, 400, "invalid_target"),  # everyone: off by default
+        ({**good, "audience": "http://127.0.0.1:1/elsewhere"}, 400, "invalid_target"),  # not a known recipient
+        ({**good, "resource": "urn:other"}, 400, "invalid_target"),  # two different recipients
         ({**good, "grant_type": "password"}, 400, "unsupported_grant_type"),
         ({k: v for k, v in good.items() if k != "scope"}, 400, "invalid_scope"),
         ({**good, "client_assertion": "x.y.z"}, 401, "invalid_client"),
@@ -167,6 +172,12 @@ def test_token_endpoint_refusals(station):
     import jwt
     claims = jwt.decode(ok.json()["access_token"], options={"verify_signature": False})
     assert claims["sub"] == pid and claims["jurisdiction"] == "SG" and claims["organisation"] == "Merlion Analytics"
+    assert claims["aud"] == [station.url]  # exactly the recipient asked for
+    by_resource = {**{k: v for k, v in good.items() if k != "audience"}, "resource": pid,
+                   "client_assertion": client_assertion(pid, key, station.url + "/token", now=time.time())}
+    resp = httpx.post(station.url + "/token", data=by_resource, timeout=10)  # RFC 8707 resource: a participant
+    assert resp.status_code == 200 and jwt.decode(resp.json()["access_token"],
+                                                  options={"verify_signature": False})["aud"] == [pid]
     assert claims["@type"] == "ids:DatPayload" and len(claims["transportCertsSha256"][0]) == 64
     assert jwt.get_unverified_header(ok.json()["access_token"])["alg"] == "ES256"
     assert ok.json()["access_token"] not in (station.directory / "station.log").read_text()
@@ -179,7 +190,7 @@ def test_connector_init_enrols_through_the_station(station, tmp_path):
                  env={"CONNECTOR_STATION_ADMIN_TOKEN": station.admin_token})
     assert result.returncode == 0, result.stderr
     cfg = tomllib.loads((node / "connector.toml").read_text())
-    assert cfg["identity"] == {"mode": "station", "station_url": station.url, "audience": "idsc:IDS_CONNECTORS_ALL"}
+    assert cfg["identity"] == {"mode": "station", "station_url": station.url}
     pid = cfg["node"]["participant_id"]
     assert ":keyid:" in pid and pid in result.stdout
     for private in (node / "connector.toml", node / "keys" / "node.key"):
@@ -233,7 +244,7 @@ def test_a_node_in_station_mode_needs_its_enrolment_files(station, tmp_path):
 
 def test_a_node_whose_self_description_violates_the_shapes_refuses_to_start(station, tmp_path):
     node = tmp_path / "bad"
-    assert cli("init", str(node), "--name", "Org", "--port", str(free_port()), "--station", station.url,
+    assert cli("init", str(node), "--name", "Org With Bad Shapes", "--port", str(free_port()), "--station", station.url,
                "--jurisdiction", "HK", env={"CONNECTOR_STATION_ADMIN_TOKEN": station.admin_token}).returncode == 0
     record = json.loads((node / "keys" / "participant.json").read_text())
     (node / "keys" / "participant.json").write_text(json.dumps({**record, "jurisdiction": "hong kong"}))
@@ -242,3 +253,22 @@ def test_a_node_whose_self_description_violates_the_shapes_refuses_to_start(stat
     assert result.returncode == 2, result.stderr
     assert "does not conform to the station's shapes" in result.stderr and "hks:establishedIn" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sans,url", [(["node.example.hk"], "https://node.example.hk:8443"),
+                                      (["127.0.0.1", "localhost"], "http://127.0.0.1:8181"),
+                                      ([], None)])
+def test_csr_alternative_names_of_the_connector_host_are_certified(station, sans, url):
+    """The positive side of tests/security/test_station_inputs.py's SAN rule."""
+    from cryptography import x509
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = {"name": f"Good SAN {sans} {url}", "jurisdiction": "HK", "csr": make_csr(key, "Org", sans).decode(),
+            **({"connectorUrl": url} if url else {})}
+    resp = httpx.post(station.url + "/admin/participants", json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {station.admin_token}"})
+    assert resp.status_code == 201, resp.text
+    cert = x509.load_pem_x509_certificate(resp.json()["certificate"].encode())
+    if sans:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sorted(str(getattr(n, "value", n)) for n in names) == sorted(sans)

@@ -39,10 +39,10 @@ def client_ctx(node=None, ca_of=None):
     return ctx
 
 
-def token_of(station, node):
+def token_of(station, node, recipient):
     key = load_private_key(node.directory / "keys" / "node.key")
     assertion = client_assertion(node.participant_id, key, station.url + "/token", now=time.time())
-    resp = httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10)
+    resp = httpx.post(station.url + "/token", data=token_request_form(assertion, recipient.participant_id), timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]
 
@@ -63,7 +63,7 @@ def test_two_nodes_negotiate_over_mtls(tls_net):
 
 def test_the_peer_certificate_must_be_in_the_token(tls_net):
     station, provider, consumer, other = tls_net
-    token = token_of(station, consumer)
+    token = token_of(station, consumer, provider)
     assert catalog_request(provider, token, client_ctx(consumer)).status_code == 200
     wrong = catalog_request(provider, token, client_ctx(other))  # a station certificate, but not the token's
     assert wrong.status_code == 401
@@ -94,4 +94,4 @@ def test_a_client_certificate_from_another_ca_is_refused_by_tls(tls_net, tmp_pat
     ctx = client_ctx(ca_of=consumer)
     ctx.load_cert_chain(str(tmp_path / "rogue.crt"), str(tmp_path / "rogue.key"))
     with pytest.raises(httpx.HTTPError):
-        catalog_request(provider, token_of(station, consumer), ctx)
+        catalog_request(provider, token_of(station, consumer, provider), ctx)

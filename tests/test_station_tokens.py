@@ -38,6 +38,7 @@ def net(tmp_path_factory):
                            jurisdiction="CN-GD-GZ").start()
     consumer = NodeProcess(base / "consumer", "Harbour University Research Lab", station=station,
                            jurisdiction="HK").start()
+    station.recipient = provider.participant_id  # the tests' tokens are for the provider
     provider.publish("dataset-1", "offer-1")
     try:
         yield station, provider, consumer
@@ -56,7 +57,7 @@ def mint(station, sub, *, key=None, kid=None, header=None, **over):
     skey, skid = station_key(station)
     now = int(time.time())
     claims = {"@context": "https://w3id.org/idsa/contexts/context.jsonld", "@type": "ids:DatPayload",
-              "iss": station.url, "sub": sub, "aud": ["idsc:IDS_CONNECTORS_ALL"], "iat": now, "nbf": now,
+              "iss": station.url, "sub": sub, "aud": [station.recipient], "iat": now, "nbf": now,
               "exp": now + 600, "jti": str(uuid.uuid4()), "scope": "idsc:IDS_CONNECTOR_ATTRIBUTES_ALL",
               "securityProfile": "idsc:BASE_SECURITY_PROFILE", "transportCertsSha256": [],
               "organisation": "Harbour University Research Lab", "jurisdiction": "HK",
@@ -66,11 +67,12 @@ def mint(station, sub, *, key=None, kid=None, header=None, **over):
     return jwt.encode(claims, key or skey, algorithm="ES256", headers={"kid": kid or skid, **(header or {})})
 
 
-def real_token(station, node_dir, participant_id):
+def real_token(station, node_dir, participant_id, audience=None):
     """A DAT from the station's token endpoint, asked for with the node's enrolled key."""
     key = load_private_key(node_dir / "keys" / "node.key")
     assertion = client_assertion(participant_id, key, station.url + "/token", now=time.time())
-    resp = httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10)
+    resp = httpx.post(station.url + "/token", data=token_request_form(assertion, audience or station.recipient),
+                      timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]
 
@@ -130,7 +132,7 @@ def bad_tokens(station, consumer):
     sub = consumer.participant_id
     skey, skid = station_key(station)
     now = int(time.time())
-    payload = {"iss": station.url, "sub": sub, "aud": ["idsc:IDS_CONNECTORS_ALL"], "iat": now, "nbf": now,
+    payload = {"iss": station.url, "sub": sub, "aud": [station.recipient], "iat": now, "nbf": now,
                "exp": now + 600, "jti": str(uuid.uuid4()), "@type": "ids:DatPayload"}
     public_pem = skey.public_key().public_bytes(serialization.Encoding.PEM,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -197,10 +199,10 @@ def test_the_station_refuses_a_replayed_client_assertion(net):
     station, provider, consumer = net
     key = load_private_key(consumer.directory / "keys" / "node.key")
     assertion = client_assertion(consumer.participant_id, key, station.url + "/token", now=time.time())
-    assert httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10).status_code == 200
+    assert httpx.post(station.url + "/token", data=token_request_form(assertion, station.recipient), timeout=10).status_code == 200
     station.stop()
     station.start()
-    again = httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10)
+    again = httpx.post(station.url + "/token", data=token_request_form(assertion, station.recipient), timeout=10)
     assert again.status_code == 401 and again.json()["error"] == "invalid_client"
     assert "replayed client assertion" in again.json()["error_description"]
 
@@ -218,7 +220,7 @@ def test_a_revoked_participant_is_refused_from_its_next_token_on(net):
 
     def token():
         assertion = client_assertion(pid, key, station.url + "/token", now=time.time())
-        return httpx.post(station.url + "/token", data=token_request_form(assertion), timeout=10)
+        return httpx.post(station.url + "/token", data=token_request_form(assertion, station.recipient), timeout=10)
 
     held = token().json()["access_token"]
     unseen = token().json()["access_token"]

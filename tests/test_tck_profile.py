@@ -8,12 +8,12 @@ import uuid
 import httpx
 import pytest
 
-from support.fakepeer import FAKE, TOKEN, FakePeer, send, token_for
+from support.fakepeer import FAKE, FakePeer, send, token_to
 from support.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 V = "2025-1"
-TCK = token_for("TCK_PARTICIPANT")  # the consumer of the seeded TCK agreements
+TCK = "TCK_PARTICIPANT"  # the consumer of the seeded TCK agreements
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ async def request(client, node, fake, dataset):
 
 
 async def state(client, node, ppid):
-    resp = await client.get(f"{node.url}/dsp/{V}/negotiations/{ppid}", headers={"Authorization": TOKEN})
+    resp = await client.get(f"{node.url}/dsp/{V}/negotiations/{ppid}", headers={"Authorization": token_to(f"{node.url}/dsp/{V}/negotiations/{ppid}")})
     assert resp.status_code == 200
     return resp.json()["state"]
 
@@ -55,7 +55,7 @@ async def test_seeded_catalog_has_the_tck_datasets(tck_node, fake):
         catalog = await send(client, f"{tck_node.url}/dsp/{V}/catalog/request", {"@type": "CatalogRequestMessage"}, V)
         ids = {d["@id"] for d in catalog["dataset"]}
         assert {"CAT0101", "ACN0101", "ACN0304"} <= ids
-        resp = await client.get(f"{tck_node.url}/dsp/{V}/catalog/datasets/CAT0103", headers={"Authorization": TOKEN})
+        resp = await client.get(f"{tck_node.url}/dsp/{V}/catalog/datasets/CAT0103", headers={"Authorization": token_to(f"{tck_node.url}/dsp/{V}/catalog/datasets/CAT0103")})
         assert resp.json()["@type"] == "CatalogError"
 
 
@@ -77,7 +77,7 @@ async def test_cn_01_04_agreement_verification_finalized_then_03_01_termination_
         event = await fake.next(f"/negotiations/{cpid}/events")
         assert event["eventType"] == "FINALIZED"
         resp = await client.post(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/termination",
-                                 headers={"Authorization": TOKEN},
+                                 headers={"Authorization": token_to(tck_node.url)},
                                  json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                                        **msg("ContractNegotiationTerminationMessage", ppid, cpid)})
         assert 400 <= resp.status_code < 500 and resp.status_code != 404
@@ -95,7 +95,7 @@ async def test_cn_02_02_stays_requested_and_03_04_second_counter_request_refused
         await send(client, f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request", counter, V)
         assert await state(client, tck_node, ppid) == "REQUESTED"
         again = {**counter, "@id": "another-message"}
-        resp = await client.post(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request", headers={"Authorization": TOKEN},
+        resp = await client.post(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request", headers={"Authorization": token_to(f"{tck_node.url}/dsp/{V}/negotiations/{ppid}/request")},
                                  json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], **again})
         assert 400 <= resp.status_code < 500 and resp.status_code != 404
 
@@ -120,7 +120,7 @@ async def test_cn_c_01_01_consumer_through_the_webhook(tck_node, fake):
         await fake.next(f"/negotiations/{ppid}/agreement/verification")
         await send(client, f"{req['callbackAddress']}/negotiations/{cpid}/events",
                    msg("ContractNegotiationEventMessage", ppid, cpid, eventType="FINALIZED"), V)
-        resp = await client.get(f"{req['callbackAddress']}/negotiations/{cpid}", headers={"Authorization": TOKEN})
+        resp = await client.get(f"{req['callbackAddress']}/negotiations/{cpid}", headers={"Authorization": token_to(f"{req['callbackAddress']}/negotiations/{cpid}")})
         assert resp.json()["state"] == "FINALIZED"
 
 
@@ -138,11 +138,11 @@ async def test_tp_01_02_start_then_complete(tck_node, fake):
         cpid = f"urn:uuid:{uuid.uuid4()}"
         ack = await send(client, f"{tck_node.url}/dsp/{V}/transfers/request", {
             "@type": "TransferRequestMessage", "consumerPid": cpid, "agreementId": "ATP0102",
-            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, token=TCK)
+            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, participant=TCK)
         start = await fake.next(f"/transfers/{cpid}/start")
         assert start["dataAddress"]["endpointType"]
         await fake.next(f"/transfers/{cpid}/completion")
-        resp = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ack['providerPid']}", headers={"Authorization": TCK})
+        resp = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ack['providerPid']}", headers={"Authorization": token_to(f"{tck_node.url}/dsp/{V}/transfers/{ack['providerPid']}", TCK)})
         assert resp.json()["state"] == "COMPLETED"
 
 
@@ -151,13 +151,13 @@ async def test_tp_03_01_completion_in_requested_is_refused(tck_node, fake):
         cpid = f"urn:uuid:{uuid.uuid4()}"
         ack = await send(client, f"{tck_node.url}/dsp/{V}/transfers/request", {
             "@type": "TransferRequestMessage", "consumerPid": cpid, "agreementId": "ATP0301",
-            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, token=TCK)
+            "format": "HttpData-PULL", "callbackAddress": fake.url}, V, expect=201, participant=TCK)
         ppid = ack["providerPid"]
-        resp = await client.post(f"{tck_node.url}/dsp/{V}/transfers/{ppid}/completion", headers={"Authorization": TCK},
+        resp = await client.post(f"{tck_node.url}/dsp/{V}/transfers/{ppid}/completion", headers={"Authorization": token_to(f"{tck_node.url}/dsp/{V}/transfers/{ppid}/completion", TCK)},
                                  json={"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
                                        "@type": "TransferCompletionMessage", "providerPid": ppid, "consumerPid": cpid})
         assert 400 <= resp.status_code < 500 and resp.status_code != 404
-        state = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ppid}", headers={"Authorization": TCK})
+        state = await client.get(f"{tck_node.url}/dsp/{V}/transfers/{ppid}", headers={"Authorization": token_to(f"{tck_node.url}/dsp/{V}/transfers/{ppid}", TCK)})
         assert state.json()["state"] == "REQUESTED"
 
 
@@ -173,5 +173,5 @@ async def test_tp_c_02_01_consumer_terminates_after_start(tck_node, fake):
                                 "endpoint": "http://example.com"}), V)
         term = await fake.next("/termination")
         assert term["consumerPid"] == cpid
-        resp = await client.get(f"{callback}/transfers/{cpid}", headers={"Authorization": TOKEN})
+        resp = await client.get(f"{callback}/transfers/{cpid}", headers={"Authorization": token_to(f"{callback}/transfers/{cpid}")})
         assert resp.json()["state"] == "TERMINATED"

@@ -256,7 +256,7 @@ def test_bad_tokens_foreign_agreements_and_sources(nodes):
     assert foreign.status_code == 401 and "another transfer" in foreign.json()["reasons"][0]
     # a transfer request for an agreement of another consumer: a DSP error, and no transfer
     intruder = "urn:hks:participant:intruder"
-    token = "Bearer " + DevSharedSecret(intruder, SHARED_SECRET).token_for(intruder)
+    token = "Bearer " + DevSharedSecret(intruder, SHARED_SECRET).token_for(intruder, audience=provider.participant_id)
     before = len(provider.api("GET", "/transfers?limit=1000"))
     resp = httpx.post(f"{provider.url}/dsp/2025-1/transfers/request", headers={"Authorization": token}, json={
         "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "TransferRequestMessage",

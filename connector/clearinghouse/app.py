@@ -58,8 +58,8 @@ class _CachedDevIdentity(DevSharedSecret):
     """Dev-mode tokens never expire and verify the same way every time: remember the verified ones
     (bounded), saving an HMAC and a JSON parse on every append."""
 
-    def __init__(self, participant_id: str, secret: str) -> None:
-        super().__init__(participant_id, secret)
+    def __init__(self, participant_id: str, secret: str, *, audience: str) -> None:
+        super().__init__(participant_id, secret, audience=audience)
         self._verified: dict[str, Caller] = {}
 
     async def verify(self, authorization: str | None) -> Caller:
@@ -73,14 +73,16 @@ class _CachedDevIdentity(DevSharedSecret):
 
 
 def _identity_dev(settings: ClearingHouseSettings) -> Identity:
-    return _CachedDevIdentity("urn:hks:clearinghouse", settings.identity_shared_secret)
+    return _CachedDevIdentity("urn:hks:clearinghouse", settings.identity_shared_secret,
+                              audience=settings.identity_audience)
 
 
 def _identity_station(settings: ClearingHouseSettings) -> Identity:
     from ..identity.binding import StationCallers
     if not settings.station_url:
         raise ConfigError("setting [identity] mode = \"station\" needs [participants] station_url")
-    return StationCallers(settings.station_url, settings.directory / "identity.db")  # type: ignore[return-value]
+    return StationCallers(settings.station_url, settings.directory / "identity.db",  # type: ignore[return-value]
+                          audience=settings.identity_audience, max_lifetime=settings.identity_max_token_lifetime)
 
 
 #: How callers prove who they are, by ``[identity] mode``: a dev-mode shared secret, or the
@@ -207,6 +209,9 @@ class ClearingHouse:
         tree = await self.db.transaction(store.prepare, self.signer, time.time())
         self.verifier.start()
         self.sequencer.start()
+        open_identity = getattr(self.identity, "open", None)
+        if open_identity is not None:  # e.g. the station's revocation feed starts now
+            await open_identity()
         return tree
 
     async def stop(self) -> None:

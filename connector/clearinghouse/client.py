@@ -4,7 +4,8 @@ Everything the clearing house returns is verified here against the log's verifie
 (pinned by the caller, never fetched from the log), with the pure checks in
 :mod:`connector.clearinghouse.verify`.  Typical node use::
 
-    ch = ClearingHouseClient(url, verifier_key, authorization=identity.outbound_authorization)
+    ch = ClearingHouseClient(url, verifier_key, authorization=identity.outbound_authorization,
+                             audience=clearing_house_audience)   # tokens for the clearing house only
     jws = sign_entry(make_entry(process_id=pid, event="negotiation.agreed", provider=..., consumer=...,
                                 sender=me, timestamp=now, sha256=hashlib.sha256(message).digest()), node_key)
     receipt = await ch.submit(jws)         # verified receipt (or EntryRefused / ClearingHouseUnavailable)
@@ -63,8 +64,10 @@ class ClearingHouseUnavailable(ClearingHouseError):
 class ClearingHouseClient:
     def __init__(self, url: str, verifier_key: str | VerifierKey, *, authorization: Authorization = None,
                  session: aiohttp.ClientSession | None = None, timeout: float = 30.0,
-                 origin: str | None = None) -> None:
+                 origin: str | None = None, audience: str | None = None) -> None:
         self.url = url.rstrip("/")
+        #: the clearing house's id, the one audience of the tokens we send it (default: its URL)
+        self.audience = audience or self.url
         self.verifier_key = verifier_key
         self.origin = origin
         self._authorization = authorization
@@ -91,7 +94,7 @@ class ClearingHouseClient:
             return {}
         if isinstance(auth, str):
             return {"Authorization": auth}
-        return {"Authorization": await auth(self.url)}
+        return {"Authorization": await auth(self.audience)}
 
     async def _request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
                        text: bool = False) -> tuple[int, Any]:

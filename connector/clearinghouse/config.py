@@ -38,6 +38,8 @@ class ClearingHouseSettings:
     signer_key: str = field(repr=False)
     identity_mode: str = "dev-shared-secret"
     identity_shared_secret: str = field(default="", repr=False)
+    identity_audience: str = ""  # the token audience accepted: the clearing house's own id (default: public_url)
+    identity_max_token_lifetime: int = 3600  # longest token lifetime accepted (the station's default)
     participant_keys: Path | None = None
     station_url: str = ""
     station_ca: Path | None = None
@@ -61,7 +63,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "verify_workers": (int, False),
     },
     "database": {"url": (str, False)},
-    "identity": {"mode": (str, False), "shared_secret": (str, False)},
+    "identity": {"mode": (str, False), "shared_secret": (str, False), "audience": (str, False),
+                 "max_token_lifetime": (int, False)},
     "participants": {"keys": (str, False), "station_url": (str, False), "station_ca": (str, False),
                      "cache_seconds": (int, False)},
     "access": {"auditors": (list, False), "auditor_claim": (str, False)},
@@ -118,6 +121,12 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
     secret = c["identity"].get("shared_secret", "")
     if mode == "dev-shared-secret" and len(secret) < 16:
         raise ConfigError("setting [identity] shared_secret must be at least 16 characters in dev-shared-secret mode")
+    audience = c["identity"].get("audience", "").strip() or public_url.rstrip("/")
+    if len(audience) > 2000:
+        raise ConfigError("setting [identity] audience must be at most 2000 characters")
+    if audience == "idsc:IDS_CONNECTORS_ALL":
+        raise ConfigError("setting [identity] audience must be the clearing house's own id (default: its public_url), "
+                          "not idsc:IDS_CONNECTORS_ALL: a token for every connector can be replayed anywhere")
     parts = c["participants"]
     keys_path = parts.get("keys", "")
     station_url = parts.get("station_url", "")
@@ -147,7 +156,10 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
     return ClearingHouseSettings(
         directory=directory, listen_host=host, listen_port=port, public_url=public_url.rstrip("/"),
         database_url=db_url, signer_key=read_signer_key(directory), identity_mode=mode,
-        identity_shared_secret=secret, participant_keys=keys, station_url=station_url.rstrip("/"), station_ca=ca,
+        identity_shared_secret=secret, identity_audience=audience,
+        identity_max_token_lifetime=_bounded("[identity] max_token_lifetime",
+                                             c["identity"].get("max_token_lifetime", 3600), 60, 86400),
+        participant_keys=keys, station_url=station_url.rstrip("/"), station_ca=ca,
         key_cache_seconds=_bounded("[participants] cache_seconds", parts.get("cache_seconds", 300), 0, 86400),
         auditors=tuple(c["access"].get("auditors", [])), auditor_claim=claim,
         max_entry_bytes=_bounded("[clearinghouse] max_entry_bytes", ch.get("max_entry_bytes", 4096), 512, 65536),
@@ -174,7 +186,7 @@ def init_directory(directory: str | Path, *, origin: str | None = None, host: st
                    public_url: str | None = None, database_url: str | None = None,
                    shared_secret: str | None = None, participant_keys: str | None = None,
                    station_url: str | None = None, auditors: list[str] | None = None,
-                   identity: str = "dev-shared-secret") -> tuple[Path, str]:
+                   identity: str = "dev-shared-secret", audience: str | None = None) -> tuple[Path, str]:
     """Create DIR/clearinghouse.toml (0600), DIR/keys/log.key (0600), DIR/log.pub and DIR/participants/.
 
     Returns (config path, verifier key).  Refuses to overwrite an existing clearing house."""
@@ -226,6 +238,9 @@ def init_directory(directory: str | Path, *, origin: str | None = None, host: st
           ["# DEV MODE: callers prove who they are with a secret shared by the whole test station.",
            'mode = "dev-shared-secret"',
            f"shared_secret = {_toml_str(shared_secret or secrets.token_urlsafe(32))}"]),
+        "# the one audience accepted in callers' tokens: this clearing house's id (default: public_url); nodes",
+        "# name it in [clearinghouse] audience, and the station lists it in [tokens] service_audiences",
+        f"audience = {_toml_str(audience)}" if audience else "# audience = \"https://ch.example.hk\"",
         "",
         "[participants]",
         "# Public keys that entries must be signed with: a directory of <participant id>.pem files or a JSON",

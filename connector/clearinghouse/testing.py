@@ -27,11 +27,17 @@ from .entry import make_entry, sign_entry
 from .keys import public_pem
 
 
+#: the audience of test clearing houses (ClearingHouseProcess) and of Participant's tokens
+TEST_AUDIENCE = "urn:hks:clearinghouse:test"
+
+
 class Participant:
-    def __init__(self, participant_id: str, shared_secret: str, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+    def __init__(self, participant_id: str, shared_secret: str, key: ec.EllipticCurvePrivateKey | None = None,
+                 *, audience: str = TEST_AUDIENCE) -> None:
         self.participant_id = participant_id
         self.key = key or ec.generate_private_key(ec.SECP256R1())
-        self.token = "Bearer " + DevSharedSecret(participant_id, shared_secret).token_for(participant_id)
+        self.token = "Bearer " + DevSharedSecret(participant_id, shared_secret).token_for(participant_id,
+                                                                                          audience=audience)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": self.token}
@@ -53,12 +59,15 @@ class Participant:
 class ClearingHouseProcess:
     def __init__(self, directory: Path, *, shared_secret: str, database_url: str | None = None,
                  auditors: Iterable[str] = (), port: int = 0, station_url: str | None = None,
-                 env: dict[str, str] | None = None, init: bool = True) -> None:
+                 env: dict[str, str] | None = None, init: bool = True, audience: str = TEST_AUDIENCE,
+                 identity: str = "dev-shared-secret") -> None:
         self.directory = Path(directory)
         self.shared_secret = shared_secret
+        self.audience = audience
         if init:
             config_mod.init_directory(self.directory, port=port, shared_secret=shared_secret,
-                                      database_url=database_url, auditors=list(auditors), station_url=station_url)
+                                      database_url=database_url, auditors=list(auditors), station_url=station_url,
+                                      audience=audience, identity=identity)
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.url = ""

@@ -37,32 +37,50 @@ class Caller:
 class Identity(Protocol):
     mode: str
 
-    async def outbound_authorization(self, audience: str) -> str: ...
+    async def outbound_authorization(self, recipient: str) -> str:
+        """The Authorization value for a call to `recipient`: its id (a participant id, the
+        station's issuer for registry calls, or a service audience such as the clearing
+        house's), never a URL. The credential is good at that recipient only."""
+        ...
 
     async def verify(self, authorization: str | None) -> Caller: ...
 
 
 class DevSharedSecret:
-    """Token = base64url(JSON claims with "sub") "." base64url(HMAC-SHA256(secret, that JSON)).
+    """Token = base64url(JSON claims with "sub" and "aud") "." base64url(HMAC-SHA256(secret, that JSON)).
 
-    Proves membership of the dev station and names the caller; it is not a DAT, carries
-    no expiry, and its claims are whatever the holder of the secret wrote. Accepts
-    "Bearer <token>" and a bare token (peers differ)."""
+    Proves membership of the dev station and names the caller and the one recipient
+    (``aud``); a receiver accepts only tokens whose ``aud`` is its own id (`audience`, by
+    default the participant id; a node also its own public URL), as in station mode. It is not a DAT, carries no expiry, and
+    its claims are whatever the holder of the secret wrote: anyone with the secret can mint
+    any token. A development mode. Accepts "Bearer <token>" and a bare token (peers differ)."""
 
     mode = "dev-shared-secret"
 
-    def __init__(self, participant_id: str, secret: str, claims: Mapping[str, Any] | None = None):
+    def __init__(self, participant_id: str, secret: str, claims: Mapping[str, Any] | None = None, *,
+                 audience: str | None = None, also_accept: tuple[str, ...] = ()):
         self.participant_id = participant_id
+        self.audience = audience or participant_id
+        # dev mode only: a node also accepts its own public URL as audience, for a first contact
+        # whose peer id the user did not give (station mode requires the id)
+        self._audiences = frozenset({self.audience, *also_accept})
         self._key = secret.encode()
-        self._own = self.token_for(participant_id, claims)
+        self._claims = dict(claims or {})
+        self._own: dict[str, str] = {}
 
-    def token_for(self, participant_id: str, claims: Mapping[str, Any] | None = None) -> str:
-        payload = orjson.dumps({**(claims or {}), "sub": participant_id}, option=orjson.OPT_SORT_KEYS)
+    def token_for(self, participant_id: str, claims: Mapping[str, Any] | None = None, *, audience: str) -> str:
+        """A token naming `participant_id` as the caller, for the recipient `audience` only."""
+        payload = orjson.dumps({**(claims or {}), "sub": participant_id, "aud": audience}, option=orjson.OPT_SORT_KEYS)
         mac = hmac.new(self._key, payload, hashlib.sha256).digest()
         return f"{_b64(payload)}.{_b64(mac)}"
 
-    async def outbound_authorization(self, audience: str) -> str:
-        return f"Bearer {self._own}"
+    async def outbound_authorization(self, recipient: str) -> str:
+        token = self._own.get(recipient)
+        if token is None:
+            if len(self._own) >= 1024:
+                self._own.clear()
+            token = self._own[recipient] = self.token_for(self.participant_id, self._claims, audience=recipient)
+        return f"Bearer {token}"
 
     async def verify(self, authorization: str | None) -> Caller:
         return self.verify_now(authorization)
@@ -90,7 +108,11 @@ class DevSharedSecret:
             raise Unauthenticated("the Authorization token is not a dev-mode token") from None
         if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthenticated("the Authorization token names no participant")
-        return Caller(participant_id=claims["sub"], claims={k: v for k, v in claims.items() if k != "sub"})
+        if claims.get("aud") not in self._audiences:
+            raise Unauthenticated(f"wrong audience: the token is for {str(claims.get('aud'))[:200]!r}, "
+                                  f"not {self.audience!r}")
+        return Caller(participant_id=claims["sub"],
+                      claims={k: v for k, v in claims.items() if k not in ("sub", "aud")})
 
 
 def _b64(data: bytes) -> str:

@@ -24,7 +24,8 @@ from aiohttp import web
 from ..protocol.errors import ProtocolError, Unauthenticated
 from ..protocol.messages import error_object
 from . import DevSharedSecret
-from .dat import (PEER_CERT_SHA256, DatClient, DatVerifier, SqliteReplayStore, StationIdentity, StationTrust)
+from .dat import (DEFAULT_MAX_LIFETIME, PEER_CERT_SHA256, DatClient, DatVerifier, SqliteReplayStore, StationIdentity,
+                  StationTrust)
 from .keys import load_private_key
 
 log = logging.getLogger("connector.identity")
@@ -44,13 +45,16 @@ def build_identity(settings: Any) -> Any:
         keys = Path(settings.directory) / "keys"
         trust = StationTrust(settings.identity_station_url)
         client = DatClient(trust, settings.node.participant_id, load_private_key(keys / "node.key"))
+        # a token is accepted here only if this node is its one audience
         verifier = DatVerifier(trust, SqliteReplayStore(Path(settings.directory) / "identity.db"),
-                               audience=settings.identity_audience, require_transport_cert=settings.tls_enabled)
+                               audience=settings.node.participant_id, require_transport_cert=settings.tls_enabled,
+                               max_lifetime=settings.identity_max_token_lifetime)
         return StationIdentity(client, verifier)
     claims = {"organisation": settings.node.name}
     if settings.node.jurisdiction:
         claims["jurisdiction"] = settings.node.jurisdiction
-    return DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, claims)
+    return DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, claims,
+                           also_accept=(settings.node.public_url.rstrip("/"),))
 
 
 async def start_identity(identity: Any) -> list:
@@ -58,7 +62,7 @@ async def start_identity(identity: Any) -> list:
     if isinstance(identity, StationIdentity):
         await identity.verifier.replay.open()  # type: ignore[attr-defined]
         await identity.client.trust.start()
-        return [identity.client.run_refresher()]
+        return [identity.client.run_refresher(), identity.client.trust.run_revocation_feed()]
     return []
 
 
@@ -167,29 +171,40 @@ async def _check_claimed_sender(node: Any, request: web.Request) -> web.Response
 
 class StationCallers:
     """Verifies callers' DATs for a service that makes no DSP calls of its own (the
-    clearing house): the verifier half of StationIdentity, opened on first use."""
+    clearing house): the verifier half of StationIdentity, opened on first use. Accepts only
+    tokens whose one audience is `audience` (the service's own id)."""
 
     mode = "station"
 
-    def __init__(self, station_url: str, replay_path: Path, *, audience: str = "idsc:IDS_CONNECTORS_ALL") -> None:
+    def __init__(self, station_url: str, replay_path: Path, *, audience: str,
+                 max_lifetime: float = DEFAULT_MAX_LIFETIME) -> None:
         self.trust = StationTrust(station_url)
-        self.verifier = DatVerifier(self.trust, SqliteReplayStore(replay_path), audience=audience)
+        self.verifier = DatVerifier(self.trust, SqliteReplayStore(replay_path), audience=audience,
+                                    max_lifetime=max_lifetime)
         self._opened = False
         self._lock = asyncio.Lock()
+        self._feed: asyncio.Task | None = None
 
-    async def outbound_authorization(self, audience: str) -> str:  # pragma: no cover - never calls out
+    async def outbound_authorization(self, recipient: str) -> str:  # pragma: no cover - never calls out
         raise Unauthenticated("this service holds no token of its own")
+
+    async def open(self) -> None:
+        async with self._lock:
+            if not self._opened:
+                await self.verifier.replay.open()  # type: ignore[attr-defined]
+                await self.trust.start()
+                self._feed = asyncio.create_task(self.trust.run_revocation_feed(), name="revocation-feed")
+                self._opened = True
 
     async def verify(self, authorization: str | None) -> Any:
         if not self._opened:
-            async with self._lock:
-                if not self._opened:
-                    await self.verifier.replay.open()  # type: ignore[attr-defined]
-                    await self.trust.start()
-                    self._opened = True
+            await self.open()
         return await self.verifier.verify(authorization)
 
     async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            await asyncio.gather(self._feed, return_exceptions=True)
         if self._opened:
             await self.trust.close()
             await self.verifier.replay.close()  # type: ignore[attr-defined]

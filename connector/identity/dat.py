@@ -2,9 +2,11 @@
 
 Outbound (`DatClient`): an OAuth2 ``client_credentials`` request with an RFC 7523 client
 assertion signed by the node's enrolled key (``keys/node.key``), scope
-``idsc:IDS_CONNECTOR_ATTRIBUTES_ALL``. The DAT is cached and sent on every call until
-shortly before it expires; a background task refreshes it ahead of time, and a call that
-finds it about to expire refreshes it itself.
+``idsc:IDS_CONNECTOR_ATTRIBUTES_ALL`` and ``audience`` = the recipient's id: every DAT names
+its one recipient (see README.md in this folder for the design and its threat model). One DAT
+per recipient is cached and sent on every call to it until shortly before it expires; a
+background task refreshes them ahead of time, and a call that finds its token about to expire
+refreshes it itself.
 
 Inbound (`DatVerifier`), in this order, each failure a 401 naming the reason:
 
@@ -14,12 +16,16 @@ Inbound (`DatVerifier`), in this order, each failure a 401 naming the reason:
    published key whose own ``alg`` is that algorithm. An unknown ``kid`` refetches the
    JWKS once (single flight, at most once a second), so a station key rotation is picked up.
 3. Signature, then the claims (pure `check_dat_claims`): ``iss`` = the station's issuer
-   from its RFC 8414 metadata, ``aud`` contains our audience, ``exp``/``nbf``/``iat`` with
-   30 s leeway, ``sub`` in ``SKI:keyid:AKI`` form, ``jti``, ``@type: ids:DatPayload``.
+   from its RFC 8414 metadata, ``aud`` is exactly our own id (a participant id, the clearing
+   house's audience, the station's issuer; never ``idsc:IDS_CONNECTORS_ALL``),
+   ``exp``/``nbf``/``iat`` with 30 s leeway, a lifetime (``exp - iat`` and ``exp - now``) of at
+   most `max_lifetime` plus leeway, ``sub`` in ``SKI:keyid:AKI`` form, ``jti``,
+   ``@type: ids:DatPayload``.
 4. The participant's status at the station (``GET /participants/{id}``): fetched afresh
-   for every token not seen before and again whenever the cached answer is over
-   `status_ttl` old, so a revoked participant is refused from its next token on, and its
-   tokens already in use within `status_ttl`.
+   for every token not seen before. Tokens already in use are checked against the station's
+   revocation feed (``GET /revocations?since=SEQ``, read every second in the background), so
+   a revocation is refused within `REVOCATION_WINDOW` (5 s); while the feed cannot be read,
+   the status is fetched afresh instead (station unreachable: 503).
 5. Under mTLS, the SHA-256 of the peer's certificate must be in ``transportCertsSha256``.
 6. ``jti`` replay (see below).
 
@@ -68,12 +74,21 @@ import orjson
 from ..protocol.errors import ProtocolError, Unauthenticated
 from . import Caller
 from .jose import ASYMMETRIC_ALGORITHMS, PrivateKey, PublicKey, alg_for_key, key_from_jwk
+from .keys import private_database_file
 from .pki import is_participant_id
 
 log = logging.getLogger("connector.identity")
 
 DAT_SCOPE = "idsc:IDS_CONNECTOR_ATTRIBUTES_ALL"
-DEFAULT_AUDIENCE = "idsc:IDS_CONNECTORS_ALL"
+#: the IDS "any connector" audience: never accepted by our receivers (a token for everyone can be
+#: replayed at everyone); the station issues it only when [tokens] allow_generic_audience is set
+GENERIC_AUDIENCE = "idsc:IDS_CONNECTORS_ALL"
+#: the longest token lifetime a receiver accepts by default (the station's default lifetime)
+DEFAULT_MAX_LIFETIME = 3600
+#: a revocation at the station is refused by every receiver within this many seconds
+REVOCATION_WINDOW = 5.0
+#: how often receivers read the station's revocation feed
+REVOCATION_POLL = 1.0
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DAT_TYPE = "ids:DatPayload"
 LEEWAY = 30
@@ -143,7 +158,7 @@ def _number(payload: Mapping[str, Any], name: str) -> float:
 
 
 def check_dat_claims(payload: Mapping[str, Any], *, issuer: str, audience: str, now: float,
-                     leeway: float = LEEWAY) -> dict[str, Any]:
+                     leeway: float = LEEWAY, max_lifetime: float = DEFAULT_MAX_LIFETIME) -> dict[str, Any]:
     """Check a DAT's claims (its signature already verified). Returns the normalised claims
     for `Caller.claims`; raises Unauthenticated naming the first problem."""
     iss = payload.get("iss")
@@ -151,9 +166,12 @@ def check_dat_claims(payload: Mapping[str, Any], *, issuer: str, audience: str, 
         raise Unauthenticated(f"wrong issuer: the token was issued by {str(iss)[:200]!r}, not by the station {issuer!r}")
     aud = payload.get("aud")
     auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if audience not in auds:
+    if auds != [audience]:  # exactly one recipient, and it is us: a token for others (or for all) is refused
         raise Unauthenticated(f"wrong audience: the token is for {str(aud)[:200]!r}, not {audience!r}")
     exp, nbf, iat = _number(payload, "exp"), _number(payload, "nbf"), _number(payload, "iat")
+    if exp - iat > max_lifetime + leeway or exp - now > max_lifetime + leeway:
+        raise Unauthenticated(f"token lifetime too long: it is valid for {int(exp - min(iat, now))} s; "
+                              f"at most {int(max_lifetime)} s is accepted")
     if now > exp + leeway:
         raise Unauthenticated(f"expired token: it expired {int(now - exp)} s ago")
     if now + leeway < nbf:
@@ -190,9 +208,10 @@ def client_assertion(participant_id: str, key: PrivateKey, audience: str, *, now
     return jwt.encode(claims, key, algorithm=alg_for_key(key), headers={"typ": "JWT"})  # type: ignore[arg-type]
 
 
-def token_request_form(assertion: str) -> dict[str, str]:
+def token_request_form(assertion: str, audience: str) -> dict[str, str]:
+    """The token request for a DAT whose only audience is `audience` (the recipient's id)."""
     return {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion, "scope": DAT_SCOPE}
+            "client_assertion": assertion, "scope": DAT_SCOPE, "audience": audience}
 
 
 def token_sha256(token: str) -> str:
@@ -236,6 +255,53 @@ class StationTrust:
         self._keys_lock = asyncio.Lock()
         self._status: dict[str, tuple[str, float]] = {}
         self._status_flights: dict[str, asyncio.Future] = {}
+        # the revocation feed (GET /revocations?since=SEQ): revoked ids, the last sequence read,
+        # and when the feed was last read successfully (0: never)
+        self.revoked: set[str] = set()
+        self._feed_seq = 0
+        self._feed_ok_at = 0.0
+
+    def feed_fresh(self, now: float) -> bool:
+        """The revocation feed was read recently enough that a revocation not in it is younger
+        than the revocation window."""
+        return now - self._feed_ok_at < REVOCATION_WINDOW - 2 * REVOCATION_POLL
+
+    async def read_revocations(self) -> None:
+        """One read of the station's revocation feed. Raises TrustUnavailable."""
+        doc = await self._get(f"{self.station_url}/revocations?since={self._feed_seq}")
+        if not isinstance(doc, dict) or not isinstance(doc.get("sequence"), int) \
+                or not isinstance(doc.get("revoked"), list):
+            raise TrustUnavailable("the station's revocation feed is unreadable")
+        if doc["sequence"] < self._feed_seq:  # the station's feed restarted: read it whole next time
+            self._feed_seq = 0
+            return
+        now = self.clock()
+        for item in doc["revoked"]:
+            pid = item.get("participantId") if isinstance(item, dict) else None
+            if isinstance(pid, str) and len(pid) <= 300:
+                self.revoked.add(pid)
+                self._status[pid] = ("revoked", now)
+        self._feed_seq = doc["sequence"]
+        self._feed_ok_at = now
+
+    async def run_revocation_feed(self, interval: float = REVOCATION_POLL) -> None:
+        """Background: read the revocation feed every `interval` seconds. While it cannot be
+        read, verifiers fall back to fetching participants' status afresh (feed_fresh)."""
+        warned = False
+        while True:
+            try:
+                await self.read_revocations()
+                if warned:
+                    log.info("the station's revocation feed is readable again")
+                warned = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - TrustUnavailable and the unexpected alike: retried
+                if not warned and self.clock() - self._feed_ok_at > REVOCATION_WINDOW:
+                    log.warning("the station's revocation feed cannot be read (%s); tokens in use have their "
+                                "participant's status fetched afresh until it can", exc)
+                    warned = True
+            await asyncio.sleep(interval)
 
     async def start(self) -> None:
         if self.session is None:
@@ -389,6 +455,7 @@ class SqliteReplayStore:
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
+            private_database_file(self.path)  # 0600: it names who called this node, and when
             conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -447,12 +514,20 @@ class _Verified:
 class DatVerifier:
     """Verifies DATs (see the module docstring for the checks and their order)."""
 
-    def __init__(self, trust: Trust, replay: ReplayStore, *, audience: str = DEFAULT_AUDIENCE,
+    #: while the revocation feed is stale, a cached token's participant status is fetched afresh
+    #: when the last check is older than this (so a revocation still takes effect within the window)
+    STALE_FEED_STATUS_TTL = REVOCATION_WINDOW - 2 * REVOCATION_POLL
+
+    def __init__(self, trust: Trust, replay: ReplayStore, *, audience: str,
                  leeway: float = LEEWAY, status_ttl: float = 60.0, require_transport_cert: bool = False,
-                 clock: Callable[[], float] = time.time, cache_size: int = 10000) -> None:
+                 clock: Callable[[], float] = time.time, cache_size: int = 10000,
+                 max_lifetime: float = DEFAULT_MAX_LIFETIME) -> None:
+        if not audience or audience == GENERIC_AUDIENCE:
+            raise ValueError("a verifier accepts tokens for its own id only, not for everyone")
         self.trust = trust
         self.replay = replay
         self.audience = audience
+        self.max_lifetime = max_lifetime
         self.leeway = leeway
         self.status_ttl = status_ttl
         self.require_transport_cert = require_transport_cert
@@ -470,8 +545,15 @@ class DatVerifier:
             if now > hit.exp + self.leeway:
                 self._cache.pop(token, None)
                 raise Unauthenticated(f"expired token: it expired {int(now - hit.exp)} s ago")
-            if now - hit.status_at >= self.status_ttl:
-                hit.status_at = await self._check_status(hit.caller.participant_id, fresh=False)
+            feed_fresh = getattr(self.trust, "feed_fresh", None)
+            if feed_fresh is None or feed_fresh(now):
+                if feed_fresh is not None and hit.caller.participant_id in self.trust.revoked:  # type: ignore[attr-defined]
+                    self._cache.pop(token, None)
+                    raise Unauthenticated(f"revoked participant: the station has revoked {hit.caller.participant_id}")
+                if now - hit.status_at >= self.status_ttl:
+                    hit.status_at = await self._check_status(hit.caller.participant_id, fresh=False)
+            elif now - hit.status_at >= self.STALE_FEED_STATUS_TTL:  # the feed is stale: ask the station
+                hit.status_at = await self._check_status(hit.caller.participant_id, fresh=True)
             self._check_transport(hit.certs, peer_cert_sha256)
             return hit.caller
         except TrustUnavailable as exc:
@@ -505,7 +587,7 @@ class DatVerifier:
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"malformed token: {exc}") from None
         claims = check_dat_claims(payload, issuer=await self.trust.issuer(), audience=self.audience,
-                                  now=now, leeway=self.leeway)
+                                  now=now, leeway=self.leeway, max_lifetime=self.max_lifetime)
         sub = payload["sub"]
         status_at = await self._check_status(sub, fresh=True)
         certs = frozenset(claims["transportCertsSha256"])
@@ -543,42 +625,67 @@ class DatVerifier:
 
 
 # -------------------------------------------------------------------- client
+@dataclass
+class _Held:
+    """One cached DAT for one audience."""
+
+    token: str
+    exp: float
+    refresh_at: float
+    used_at: float
+
+
 class DatClient:
-    """Fetches, caches and refreshes this node's DAT."""
+    """Fetches, caches and refreshes this node's DATs: one per audience (the recipient's id),
+    at most `max_audiences` of them (the least recently used is dropped), each fetched by a
+    single request however many callers want it at once, and refreshed ahead of expiry."""
 
     def __init__(self, trust: StationTrust, participant_id: str, key: PrivateKey, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_audiences: int = 1024) -> None:
         self.trust = trust
         self.participant_id = participant_id
         self.key = key
         self.clock = clock
-        self._token: str | None = None
-        self._exp = 0.0
-        self._refresh_at = 0.0
-        self._lock = asyncio.Lock()
-        #: the claims of the current DAT (as the station issued them; read, not verified)
+        self.max_audiences = max_audiences
+        self._held: dict[str, _Held] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        #: the claims of the newest DAT (as the station issued them; read, not verified)
         self.claims: dict[str, Any] = {}
         #: called with the claims after every new DAT
         self.on_token: list[Callable[[dict[str, Any]], None]] = []
 
-    async def token(self) -> str:
+    async def token(self, audience: str) -> str:
+        """A DAT whose only audience is `audience`."""
+        if not audience or len(audience) > 2000:
+            raise TokenUnavailable("no recipient: a token is only issued for one named recipient")
         now = self.clock()
-        if self._token is not None and now < self._refresh_at:
-            return self._token
-        async with self._lock:
+        held = self._held.get(audience)
+        if held is not None and now < held.refresh_at:
+            held.used_at = now
+            return held.token
+        lock = self._locks.get(audience)
+        if lock is None:
+            lock = self._locks[audience] = asyncio.Lock()
+        async with lock:  # single flight per audience
             now = self.clock()
-            if self._token is None or now >= self._refresh_at:
+            held = self._held.get(audience)
+            if held is None or now >= held.refresh_at:
                 try:
-                    await self._fetch()
+                    held = await self._fetch(audience)
                 except TokenUnavailable:
-                    if self._token is not None and now < self._exp - 5:
-                        log.warning("DAT refresh failed; the current token is valid for %d s more", self._exp - now)
-                        return self._token
+                    if held is not None and now < held.exp - 5:
+                        log.warning("DAT refresh failed; the current token is valid for %d s more", held.exp - now)
+                        return held.token
                     raise
-        assert self._token is not None
-        return self._token
+            held.used_at = now
+            return held.token
 
-    async def _fetch(self) -> None:
+    def invalidate(self) -> None:
+        """Fetch new tokens on next use (a peer refused ours: clock skew, a rotated key)."""
+        for held in self._held.values():
+            held.refresh_at = 0.0
+
+    async def _fetch(self, audience: str) -> _Held:
         try:
             endpoint = await self.trust.token_endpoint()
         except TrustUnavailable as exc:
@@ -587,7 +694,7 @@ class DatClient:
         assert self.trust.session is not None
         assertion = client_assertion(self.participant_id, self.key, endpoint, now=self.clock())
         try:
-            async with self.trust.session.post(endpoint, data=token_request_form(assertion),
+            async with self.trust.session.post(endpoint, data=token_request_form(assertion, audience),
                                                allow_redirects=False) as resp:
                 body = await read_body(resp, MAX_DOC_BYTES)
                 status = resp.status
@@ -599,7 +706,7 @@ class DatClient:
             doc = {}
         if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("access_token"), str):
             why = doc.get("error_description") or doc.get("error") if isinstance(doc, dict) else None
-            raise TokenUnavailable(f"the station refused a token ({status}): {why or 'no reason given'}")
+            raise TokenUnavailable(f"the station refused a token ({status}): {str(why or 'no reason given')[:300]}")
         token = doc["access_token"]
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -608,31 +715,46 @@ class DatClient:
             raise TokenUnavailable("the station answered with an unreadable token") from None
         lifetime = max(exp - iat, 1.0)
         margin = min(300.0, max(10.0, lifetime / 4))
-        self._token, self._exp = token, exp
-        self._refresh_at = exp - margin
+        now = self.clock()
+        held = _Held(token, exp, exp - margin, now)
+        if audience not in self._held and len(self._held) >= self.max_audiences:
+            oldest = min(self._held, key=lambda a: self._held[a].used_at)
+            del self._held[oldest]
+            self._locks.pop(oldest, None)
+        self._held[audience] = held
         self.claims = unverified
-        log.info("obtained a DAT valid for %d s", exp - self.clock())
+        log.info("obtained a DAT for %s valid for %d s", audience[:200], exp - now)
         for callback in self.on_token:
             try:
                 callback(unverified)
             except Exception:  # noqa: BLE001 - a listener's failure is not the token's
                 log.exception("a DAT listener failed")
+        return held
 
     async def run_refresher(self) -> None:
-        """Background: refresh ahead of expiry; retry with backoff when the station is away."""
+        """Background: obtain the station-audience DAT at start (its claims describe us), then
+        refresh ahead of expiry every token used within its lifetime; retry with backoff
+        when the station is away. Tokens nobody used for a lifetime are dropped, not renewed."""
         delay = 1.0
+        first = True
         while True:
-            wait = self._refresh_at - self.clock() if self._token is not None else 0.0
-            if wait > 0:
-                await asyncio.sleep(min(wait, 3600))
-                continue
             try:
-                async with self._lock:
-                    if self._token is None or self.clock() >= self._refresh_at:
-                        await self._fetch()
+                if first:
+                    await self.token(await self.trust.issuer())
+                    first = False
+                now = self.clock()
+                for audience, held in list(self._held.items()):
+                    if now >= held.refresh_at:
+                        if now - held.used_at > held.exp - held.refresh_at + 3600:
+                            self._held.pop(audience, None)
+                            self._locks.pop(audience, None)
+                        else:
+                            await self.token(audience)
                 delay = 1.0
-            except TokenUnavailable as exc:
-                log.warning("could not obtain a DAT: %s (retrying in %.0f s)", exc.reason, delay)
+                due = min((h.refresh_at for h in self._held.values()), default=now + 60)
+                await asyncio.sleep(min(max(due - self.clock(), 1.0), 60.0))
+            except (TokenUnavailable, TrustUnavailable) as exc:
+                log.warning("could not obtain a DAT: %s (retrying in %.0f s)", getattr(exc, "reason", exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -648,12 +770,14 @@ class StationIdentity:
         self.verifier = verifier
         self.participant_id = client.participant_id
 
-    async def outbound_authorization(self, audience: str) -> str:
-        return f"Bearer {await self.client.token()}"
+    async def outbound_authorization(self, recipient: str) -> str:
+        """The Authorization value for a call to `recipient`: a participant id, the station's
+        issuer (registry) or a service audience (the clearing house). Never a URL."""
+        return f"Bearer {await self.client.token(recipient)}"
 
     def invalidate(self) -> None:
-        """A peer refused our token (clock skew, a rotated key): fetch a new one next time."""
-        self.client._refresh_at = 0.0
+        """A peer refused our token (clock skew, a rotated key): fetch new ones next time."""
+        self.client.invalidate()
 
     async def verify(self, authorization: str | None) -> Caller:
         try:

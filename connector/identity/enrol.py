@@ -144,7 +144,7 @@ async def init_enrolled_node(directory: Path, *, name: str, station_url: str, en
         raise config_mod.ConfigError(f"{directory / config_mod.CONFIG_FILE} already exists; refusing to overwrite a node's configuration")
     if not name.strip():
         raise config_mod.ConfigError("--name must not be empty")
-    if not JURISDICTION_RE.match(jurisdiction or ""):
+    if not JURISDICTION_RE.fullmatch(jurisdiction or ""):
         raise config_mod.ConfigError("--jurisdiction is required with --station: an ISO 3166 code or a station code "
                                      "such as HK, MO or CN-GD-SZ")
     parsed = urlparse(station_url)

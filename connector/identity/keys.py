@@ -17,6 +17,16 @@ def write_secret_file(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def private_database_file(path: Path) -> None:
+    """Make sure a database file (SQLite) is private before it is opened: created 0600 if
+    absent (SQLite gives its -wal and -shm files the database file's mode), tightened to 0600
+    if it exists with a looser mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 def write_public_file(path: Path, data: bytes) -> None:
     """Create or replace a public file (certificates) atomically, mode 0644."""
     tmp = path.with_name(path.name + ".tmp")

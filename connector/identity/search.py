@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import aiohttp
 import orjson
 
-from .dat import BodyTooLarge, DatClient, StationTrust, TokenUnavailable, read_body
+from .dat import BodyTooLarge, DatClient, StationTrust, TokenUnavailable, TrustUnavailable, read_body
 from .keys import load_private_key
 
 
@@ -21,9 +21,11 @@ async def search_registry(settings: Any, params: Mapping[str, str]) -> dict[str,
     try:
         client = DatClient(trust, settings.node.participant_id, load_private_key(Path(settings.directory) / "keys" / "node.key"))
         try:
-            token = await client.token()
+            token = await client.token(await trust.issuer())  # a token for the station's registry only
         except TokenUnavailable as exc:
             raise SearchError(f"no token from the station: {exc.reason}") from None
+        except TrustUnavailable as exc:
+            raise SearchError(f"no token from the station: {exc}") from None
         assert trust.session is not None
         url = f"{settings.identity_station_url}/registry/search"
         try:

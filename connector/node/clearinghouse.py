@@ -65,7 +65,8 @@ class ClearingHouseLog:
 
     async def start(self, session: Any) -> None:
         self.client = ClearingHouseClient(self.url, self.verifier_key, session=session,
-                                          authorization=self.node.identity.outbound_authorization)
+                                          authorization=self.node.identity.outbound_authorization,
+                                          audience=self.node.settings.clearinghouse_audience or self.url)
         state = await self.node.db.read(lambda conn: {r.key: r.value for r in conn.execute(sa.select(ch_state))})
         self.checkpoint = (state.get("checkpoint") or {}).get("note")
         self.alarm = (state.get("alarm") or {}).get("message")

@@ -57,13 +57,16 @@ SCHEMAS: dict[str, Json] = {
     },
     "CatalogQuery": {
         "type": "object", "required": ["counterPartyAddress"], "additionalProperties": False,
-        "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]}},
+        "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]},
+                       "counterPartyId": {"type": "string", "minLength": 1, "maxLength": 512,
+                                          "description": "the provider's participant id (required in station mode)"}},
     },
     "NegotiationInput": {
         "type": "object", "required": ["counterPartyAddress", "datasetId"], "additionalProperties": False,
         "properties": {
             "counterPartyAddress": {**URL, "description": "the provider's root URL (where /.well-known/dspace-version is)"},
-            "counterPartyId": {"type": "string", "maxLength": 512},
+            "counterPartyId": {"type": "string", "minLength": 1, "maxLength": 512,
+                               "description": "the provider's participant id (required in station mode)"},
             "datasetId": ID, "offerId": {"type": "string", "maxLength": 512},
             "offer": {"type": "object", "required": ["@id"], "description": "the offer as listed in the provider's catalog"},
             "dspVersion": {"enum": ["2025-1", "2024-1"]},
@@ -239,23 +242,36 @@ class ManagementApi:
     async def list_offers(self, request: web.Request) -> web.Response:
         return json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
 
+    def _counterparty(self, doc: Json) -> str | None:
+        """The peer's participant id from the request: our token is issued for it alone, so in
+        station mode it must be known before the first message (dev mode: optional)."""
+        pid = doc.get("counterPartyId")
+        if pid is None and self.node.settings.identity_mode == "station":
+            raise ApiError(400, "counterPartyId is required in station mode: the participant id of the peer at "
+                                "counterPartyAddress (our token is issued for that participant only)")
+        return pid
+
     async def catalog_request(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "CatalogQuery")
+        recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
         catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
-                                                {"@type": "CatalogRequestMessage"})
+                                                {"@type": "CatalogRequestMessage"},
+                                                recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
         return json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
 
     # --------------------------------------------------------- negotiations
     async def start_negotiation(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "NegotiationInput")
+        recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
         offer = doc.get("offer")
         if offer is None:
             offer_id = doc.get("offerId")
             if not offer_id:
                 raise ApiError(400, "give either 'offer' (from the catalog) or 'offerId'")
-            dataset = await self.node.peers.request("GET", f"{base}/catalog/datasets/{doc['datasetId']}", version)
+            dataset = await self.node.peers.request("GET", f"{base}/catalog/datasets/{doc['datasetId']}", version,
+                                                    recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
             offer = next((o for o in dataset.get("hasPolicy", []) if isinstance(o, dict) and o.get("@id") == offer_id), None)
             if offer is None:
                 raise ApiError(404, f"dataset {doc['datasetId']!r} of that provider has no offer {offer_id!r}")

@@ -152,13 +152,15 @@ class Outgoing:
 
 
 def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts: float, owner: str | None,
-                 lease_seconds: float) -> None:
+                 lease_seconds: float, recipient: str | None = None) -> None:
     """Queue messages in the transition's transaction. They are leased to this process's
     dispatcher and handed to it after the commit, so a message needs no claim query;
-    after a crash the lease expires and any process sends them."""
+    after a crash the lease expires and any process sends them. `recipient` is the peer's
+    participant id: the token sent with the messages is issued for it only."""
     for o in outgoing:
         entry = {
             "message_id": uuid.uuid4().hex, "process_id": process_id, "kind": o.kind, "url": o.url,
+            "recipient": recipient,
             "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
             "lease_owner": owner, "lease_until": ts + lease_seconds if owner else None,
             "last_error": None, "created_at": ts, "sent_at": None,
@@ -601,7 +603,8 @@ class NegotiationService:
     def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts)
-        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
+        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
+                     recipient=row["counterparty_id"])
         if self.audit is not None:  # every message sent is logged at the clearing house
             for o in list(outgoing):
                 outgoing += self.audit(conn, row, o.body, ts)

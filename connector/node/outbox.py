@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from ..store.db import Database
 from ..store.prepared import Prepared
 
-from ..store.tables import negotiations, outbox
+from ..store.tables import negotiations, outbox, transfers
 from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
 
 log = logging.getLogger("connector.outbox")
@@ -49,7 +49,7 @@ class Dispatcher:
         self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
         self.clearinghouse: Any = None  # the clearing-house log, for its entries (set by the node)
         self.session = session
-        self.authorization = authorization  # async callable(url) -> header value
+        self.authorization = authorization  # async callable(recipient id) -> header value for that recipient
         # Called when a peer answers 401; when set, our token can be renewed, so a 401 is
         # retried with a fresh one instead of ending the message (e.g. clock skew).
         self.on_unauthorized = on_unauthorized
@@ -178,7 +178,8 @@ class Dispatcher:
                 self._advance(entry["process_id"])
                 return
             payload = orjson.dumps(body)
-            response = await self._post_with_retries(url, payload, entry["message_id"])
+            recipient = entry.get("recipient") or await self._recipient_of(entry)
+            response = await self._post_with_retries(url, payload, entry["message_id"], recipient)
             if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):
                 learnt = response.get("providerPid") or response.get("dspace:providerPid")
                 if isinstance(learnt, str):
@@ -204,23 +205,32 @@ class Dispatcher:
         text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
         return entry["url"].replace(PROVIDER_PID_PLACEHOLDER, provider_pid), orjson.loads(text)
 
-    async def _post_with_retries(self, url: str, payload: bytes, message_id: str) -> Json | None:
+    async def _recipient_of(self, entry: Json) -> str:
+        """The peer of a row queued before rows named their recipient: the process's counterparty."""
+        table = transfers if entry["kind"].startswith("Transfer") else negotiations
+        query = sa.select(table.c.counterparty_id).where(table.c.id == entry["process_id"])
+        found = await self.db.read(lambda conn: conn.execute(query).scalar())
+        if not found:
+            raise PermanentSendError("the message's recipient is not known")
+        return found
+
+    async def _post_with_retries(self, url: str, payload: bytes, message_id: str, recipient: str) -> Json | None:
         # The first attempt goes straight out: stamina's machinery cost ~15% of the event
         # loop when set up for every message, and almost every message succeeds at once.
         try:
-            return await self._post(url, payload, message_id)
+            return await self._post(url, payload, message_id, recipient)
         except TransientSendError:
             pass
         async for attempt in stamina.retry_context(on=TransientSendError, attempts=2, wait_initial=0.05,
                                                    wait_max=1.0, timeout=15.0):
             with attempt:
-                return await self._post(url, payload, message_id)
+                return await self._post(url, payload, message_id, recipient)
         return None  # pragma: no cover
 
-    async def _post(self, url: str, payload: bytes, message_id: str) -> Json | None:
+    async def _post(self, url: str, payload: bytes, message_id: str, recipient: str) -> Json | None:
         headers = {
             "Content-Type": "application/json",
-            "Authorization": await self.authorization(url),
+            "Authorization": await self.authorization(recipient),
             "Idempotency-Key": message_id,
             "X-Connector-Dispatcher": self.owner,  # which node process sent it (several may share a database)
         }

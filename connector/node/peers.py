@@ -64,8 +64,11 @@ class PeerDirectory:
                 return version, found[version]
         raise PeerError("no common DSP version")  # pragma: no cover
 
-    async def request(self, method: str, url: str, version: str, neutral: Json | None = None) -> Json:
-        headers = {"Authorization": await self.identity.outbound_authorization(url), "Content-Type": "application/json"}
+    async def request(self, method: str, url: str, version: str, neutral: Json | None = None, *,
+                      recipient: str) -> Json:
+        """A DSP call to the peer `recipient` (its participant id: our token is good there only)."""
+        headers = {"Authorization": await self.identity.outbound_authorization(recipient),
+                   "Content-Type": "application/json"}
         data = self.codec.encode(neutral, version) if neutral is not None else None
         try:
             async with self.session.request(method, url, data=data, headers=headers,

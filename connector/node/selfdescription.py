@@ -163,7 +163,7 @@ def build_graph(facts: NodeFacts, offers: Iterable[PublicOffer]):  # noqa: ANN20
     add((c, HKS.organisationName, Literal(facts.name)))
     if facts.jurisdiction:  # a value that is no jurisdiction code stays a literal: the shapes then say so
         add((c, HKS.establishedIn, sd.jurisdiction_iri(facts.jurisdiction)
-             if sd.JURISDICTION_RE.match(facts.jurisdiction) else Literal(facts.jurisdiction)))
+             if sd.JURISDICTION_RE.fullmatch(facts.jurisdiction) else Literal(facts.jurisdiction)))
     for membership in facts.membership:
         iri = str(HKS) + membership.split(":", 1)[1] if membership.startswith("hks:") else membership
         add((c, HKS.memberOf, URIRef(iri) if sd.is_safe_iri(iri) else Literal(membership)))
@@ -463,7 +463,8 @@ class SelfDescriptionService:
         from ..identity.dat import read_body
 
         body = doc.bodies["text/turtle"]
-        headers = {"Authorization": await self.node.identity.outbound_authorization(self.station_url),
+        issuer = await self.node.identity.client.trust.issuer()  # registry writes: a token for the station only
+        headers = {"Authorization": await self.node.identity.outbound_authorization(issuer),
                    "Content-Type": "text/turtle", SIGNATURE_HEADER: doc.signatures["text/turtle"]}
         session = self.node.identity.client.trust.session
         assert session is not None

@@ -380,7 +380,8 @@ class TransferService:
             raise TransferConflict(row["id"])
 
     def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
-        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
+        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
+                     recipient=row["counterparty_id"])
         if self.audit is not None:  # every message sent is logged at the clearing house
             for o in list(outgoing):
                 outgoing += self.audit(conn, row, o.body, ts)

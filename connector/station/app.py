@@ -15,11 +15,14 @@ Routes (JSON unless said otherwise):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import hashlib
 import hmac
 import logging
+import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
@@ -30,9 +33,9 @@ from cryptography import x509
 
 from ..serving import listen, run_process, serve_forever
 from ..identity import Caller
-from ..identity.dat import DAT_SCOPE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
+from ..identity.dat import DAT_SCOPE, GENERIC_AUDIENCE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
-from ..identity.keys import load_any_private_key, load_private_key
+from ..identity.keys import load_any_private_key, load_private_key, private_database_file
 from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_participant_id, load_certificate, load_csr,
                             participant_id as participant_id_of, public_key_sha256, sign_csr)
 from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
@@ -40,7 +43,7 @@ from ..protocol.errors import ProtocolError
 from ..store.db import Database
 from . import registry as reg
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
-from .store import metadata, participants, registry, seen_tokens, used_assertions
+from .store import metadata, participants, registry, revocations, seen_tokens, used_assertions
 from .tokens import OAuthError, assertion_subject, check_form, dat_claims, sign_dat, verify_assertion
 
 log = logging.getLogger("connector.station")
@@ -48,7 +51,44 @@ Json = dict[str, Any]
 REGISTRY_MEDIA = {"text/turtle": "turtle", "application/n-triples": "nt"}
 MAX_TRIPLES = 50_000
 DEFAULT_MEMBERSHIP = ["hks:StationMember"]
-ENROL_FIELDS = {"name", "jurisdiction", "csr", "connectorUrl", "securityProfile", "membership"}
+ENROL_FIELDS = {"name", "jurisdiction", "csr", "connectorUrl", "securityProfile", "membership", "allowDuplicateName"}
+#: control characters (C0, DEL, C1, line and paragraph separators): never in a station text field
+#: (a newline in a name would forge a line in the station's log)
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _plain_text(field: str, value: str) -> None:
+    if CONTROL_RE.search(value):
+        raise ApiError(400, f"{field}: control characters (such as a newline) are not allowed")
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def check_csr_names(csr: x509.CertificateSigningRequest, connector_url: str | None) -> None:
+    """The station's rule for subject alternative names: no wildcards, and only the host of the
+    participant's connectorUrl (for a loopback host: the loopback names)."""
+    try:
+        names = list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return
+    host = (urlparse(connector_url).hostname or "").lower() if connector_url else ""
+    allowed = LOOPBACK_NAMES if host in LOOPBACK_NAMES else frozenset({host} if host else ())
+    for name in names:
+        if isinstance(name, x509.DNSName):
+            value = name.value.lower()
+            if "*" in value:
+                raise ApiError(400, f"csr: wildcard names are not allowed in subject alternative names "
+                                    f"({value[:100]!r})", "SanRefused")
+        elif isinstance(name, x509.IPAddress):
+            value = str(name.value)
+        else:
+            continue  # not copied into the certificate (sign_csr keeps DNS and IP names only)
+        if value not in allowed:
+            raise ApiError(400, f"csr: subject alternative name {value[:100]!r} is not the host of the participant's "
+                                "connectorUrl (the only host name the station certifies)", "SanRefused")
 
 
 class ApiError(Exception):
@@ -140,16 +180,24 @@ class Station:
         self.participants: dict[str, Json] = {}
         self.entries: dict[str, reg.Index] = {}
         self.policy_cache = reg.PolicyCache()
-        self.verifier = DatVerifier(LocalTrust(self), DbReplayStore(self.db), audience=settings.audience)
+        # registry calls: tokens for this station only, checked against its own records on every call
+        self.verifier = DatVerifier(LocalTrust(self), DbReplayStore(self.db), audience=settings.issuer,
+                                    status_ttl=0.0, max_lifetime=settings.token_lifetime)
+        self.revocation_feed: list[tuple[int, str]] = []  # (seq, participant id), in order
         self._enrol_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        url = self.settings.database_url
+        if url.startswith("sqlite+aiosqlite:///"):
+            private_database_file(Path(url.split(":///", 1)[1]))  # 0600: participants, used assertions
         await self.db.transaction(lambda conn: metadata.create_all(conn))
-        rows, entries = await self.db.read(lambda conn: (
+        rows, entries, feed = await self.db.read(lambda conn: (
             [dict(r) for r in conn.execute(sa.select(participants)).mappings()],
-            [dict(r) for r in conn.execute(sa.select(registry.c.participant_id, registry.c.index)).mappings()]))
+            [dict(r) for r in conn.execute(sa.select(registry.c.participant_id, registry.c.index)).mappings()],
+            [(r.seq, r.participant_id) for r in conn.execute(sa.select(revocations).order_by(revocations.c.seq))]))
+        self.revocation_feed = feed
         self.participants = {r["id"]: r for r in rows}
         for e in entries:
             self.entries[e["participant_id"]] = _index_from_dict(e["index"])
@@ -183,6 +231,7 @@ class Station:
             web.post("/token", self.token),
             web.get("/ca.crt", self.ca),
             web.get("/participants/{pid}", self.public_participant),
+            web.get("/revocations", self.revocations),
             web.post("/admin/participants", self.enrol),
             web.get("/admin/participants", self.list_participants),
             web.get("/admin/participants/{pid}", self.get_participant),
@@ -269,6 +318,7 @@ class Station:
                     raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
                 form[name] = value
             assertion = check_form(form)
+            audience = self._requested_audience(form)
             sub = assertion_subject(assertion)
             record = self.participants.get(sub)
             if record is None:
@@ -283,7 +333,7 @@ class Station:
                                         max_lifetime=self.settings.max_assertion_lifetime)
             if not await self._use_assertion(verified.participant_id, verified.jti, verified.expires):
                 raise OAuthError("invalid_client", "replayed client assertion: its jti was already used", 401)
-            claims = dat_claims(record, issuer=iss, audience=self.settings.audience, now=now,
+            claims = dat_claims(record, issuer=iss, audience=audience, now=now,
                                 lifetime=self.settings.token_lifetime, transport_certs=[record["certificate_sha256"]])
             token = sign_dat(claims, self.active_key, self.active_kid)
             return web.json_response({"access_token": token, "token_type": "bearer",
@@ -292,6 +342,26 @@ class Station:
             log.warning("token request refused (%s): %s", sub or "unidentified client", exc.description)
             return web.json_response({"error": exc.error, "error_description": exc.description}, status=exc.status,
                                      headers=headers)
+
+    def _requested_audience(self, form: dict[str, str]) -> str:
+        """The one recipient the DAT is for (``audience``, or RFC 8707 ``resource``): an active
+        participant, this station (registry calls) or a configured service; else invalid_target."""
+        given = {form[name] for name in ("audience", "resource") if name in form}
+        if not given:
+            raise OAuthError("invalid_target", "name the token's recipient: audience (or resource) is required, "
+                                               "the participant id, service or station the token is for")
+        if len(given) > 1:
+            raise OAuthError("invalid_target", "audience and resource name different recipients: a token has one")
+        audience = given.pop()
+        if audience == self.settings.issuer or audience in self.settings.service_audiences:
+            return audience
+        if audience == GENERIC_AUDIENCE and self.settings.allow_generic_audience:
+            return audience
+        record = self.participants.get(audience)
+        if record is not None and record["status"] == "active":
+            return audience
+        raise OAuthError("invalid_target", f"no token for {audience[:200]!r}: the recipient must be an active "
+                                           "participant, this station or a service the station names")
 
     async def _use_assertion(self, participant_id: str, jti: str, expires: float) -> bool:
         key = hashlib.sha256(f"{participant_id}\0{jti}".encode()).hexdigest()
@@ -319,8 +389,12 @@ class Station:
         name = doc.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ApiError(400, "name: the organisation name is required (1-200 characters)")
+        _plain_text("name", name)
+        allow_duplicate = doc.get("allowDuplicateName", False)
+        if not isinstance(allow_duplicate, bool):
+            raise ApiError(400, "allowDuplicateName must be true or false")
         jurisdiction = doc.get("jurisdiction")
-        if not isinstance(jurisdiction, str) or not JURISDICTION_RE.match(jurisdiction):
+        if not isinstance(jurisdiction, str) or not JURISDICTION_RE.fullmatch(jurisdiction):
             raise ApiError(400, "jurisdiction: an ISO 3166 code or a station code such as HK, MO or CN-GD-SZ is required")
         profile = doc.get("securityProfile", "idsc:BASE_SECURITY_PROFILE")
         if profile not in SECURITY_PROFILES:
@@ -329,11 +403,16 @@ class Station:
         if (not isinstance(membership, list) or not membership or len(membership) > 20
                 or not all(isinstance(m, str) and 0 < len(m) <= 200 for m in membership)):
             raise ApiError(400, "membership must be a non-empty list of up to 20 strings, e.g. [\"hks:StationMember\"]")
+        for m in membership:
+            _plain_text("membership", m)
         connector_url = doc.get("connectorUrl")
         if connector_url is not None:
             parsed = urlparse(connector_url) if isinstance(connector_url, str) else None
             if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc or len(connector_url) > 2000:
                 raise ApiError(400, "connectorUrl must be the node's public http(s) URL")
+            _plain_text("connectorUrl", connector_url)
+            if any(c.isspace() for c in connector_url):
+                raise ApiError(400, "connectorUrl: white space is not allowed")
             connector_url = connector_iri(connector_url)
         csr_text = doc.get("csr")
         if not isinstance(csr_text, str):
@@ -347,6 +426,11 @@ class Station:
             existing = next((p for p in self.participants.values() if p["public_key_sha256"] == key_hash), None)
             if existing is not None:
                 raise ApiError(409, f"this key is already enrolled as participant {existing['id']}", "Conflict")
+            check_csr_names(csr, connector_url)
+            same_name = next((p for p in self.participants.values() if _name_key(p["name"]) == _name_key(name)), None)
+            if same_name is not None and not allow_duplicate:
+                raise ApiError(409, f"an organisation named {same_name['name'][:200]!r} is already enrolled as "
+                                    f"{same_name['id']}; set allowDuplicateName to enrol another", "DuplicateName")
             now = time.time()
             cert = sign_csr(csr, self.ca_key, self.ca_cert, organisation=name.strip(),
                             now=dt.datetime.fromtimestamp(now, dt.timezone.utc), serial=x509.random_serial_number(),
@@ -393,19 +477,40 @@ class Station:
         reason = doc.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
             raise ApiError(400, "reason must be a string of at most 1000 characters")
+        if reason is not None:
+            _plain_text("reason", reason)
         if set(doc) - {"reason"}:
             raise ApiError(400, f"unknown field {sorted(set(doc) - {'reason'})[0]!r} (known: reason)")
         if row["status"] == "revoked":
             return web.json_response(participant_view(row))
         now = time.time()
-        await self.db.transaction(lambda conn: conn.execute(
-            sa.update(participants).where(participants.c.id == row["id"])
-            .values(status="revoked", revoked_at=now, revocation_reason=reason)))
+
+        def tx(conn: sa.Connection) -> int:
+            conn.execute(sa.update(participants).where(participants.c.id == row["id"])
+                         .values(status="revoked", revoked_at=now, revocation_reason=reason))
+            return conn.execute(sa.insert(revocations).values(participant_id=row["id"], revoked_at=now)
+                                .returning(revocations.c.seq)).scalar_one()
+
+        seq = await self.db.transaction(tx)
+        self.revocation_feed.append((seq, row["id"]))
         row.update(status="revoked", revoked_at=now, revocation_reason=reason)
         self.entries.pop(row["id"], None)  # a revoked participant is not found any more
         await self.db.transaction(lambda conn: conn.execute(sa.delete(registry).where(registry.c.participant_id == row["id"])))
         log.warning("revoked participant %s (%s)", row["id"], row["name"])
         return web.json_response(participant_view(row))
+
+    async def revocations(self, request: web.Request) -> web.Response:
+        """Public and cheap: the participants revoked after sequence number ``since``, and the
+        newest sequence number. Receivers poll it every second or two."""
+        raw = request.query.get("since", "0")
+        if not raw.isdigit() or len(raw) > 18:
+            raise ApiError(400, "since must be a sequence number (a non-negative integer)")
+        since = int(raw)
+        feed = self.revocation_feed
+        newer = feed[bisect.bisect_right(feed, (since, "\U0010ffff")):][:1000]
+        sequence = newer[-1][0] if newer else (feed[-1][0] if feed else 0)
+        return web.json_response({"sequence": sequence, "revoked": [{"participantId": p, "seq": s} for s, p in newer]},
+                                 headers={"Cache-Control": "no-cache"})
 
     # ---------------------------------------------------------- registry
     async def _caller(self, request: web.Request, *, admin_ok: bool = False) -> Caller:

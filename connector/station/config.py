@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from ..config import ConfigError, _toml_str, read_sections
 from ..identity import jose
-from ..identity.dat import DEFAULT_AUDIENCE
+from ..identity.dat import GENERIC_AUDIENCE
 from ..identity.keys import private_pem, write_public_file, write_secret_file
 from ..identity.pki import cert_pem, make_ca
 
@@ -34,7 +34,11 @@ class StationSettings:
     public_url: str
     database_url: str
     token_lifetime: int = 3600
-    audience: str = DEFAULT_AUDIENCE
+    #: audiences besides participants and the station itself that tokens may be issued for
+    #: (services such as the clearing house: its audience, by default its public URL)
+    service_audiences: tuple[str, ...] = ()
+    #: WEAKENING: also issue tokens for idsc:IDS_CONNECTORS_ALL (which our receivers refuse anyway)
+    allow_generic_audience: bool = False
     max_assertion_lifetime: int = 600
     registry_max_bytes: int = 1024 * 1024
     certificate_days: int = 365
@@ -49,7 +53,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                 "public_url": (str, False)},
     "database": {"url": (str, False)},
     "tokens": {"lifetime_seconds": (int, False), "audience": (str, False),
-               "max_assertion_lifetime_seconds": (int, False), "certificate_days": (int, False)},
+               "max_assertion_lifetime_seconds": (int, False), "certificate_days": (int, False),
+               "service_audiences": (list, False), "allow_generic_audience": (bool, False)},
     "registry": {"max_body_bytes": (int, False)},
 }
 
@@ -87,9 +92,13 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
     days = tokens.get("certificate_days", 365)
     if not 1 <= days <= 3650:
         raise ConfigError(f"setting [tokens] certificate_days must be between 1 and 3650, got {days}")
-    audience = tokens.get("audience", DEFAULT_AUDIENCE)
-    if not audience.strip():
-        raise ConfigError("setting [tokens] audience must not be empty")
+    if "audience" in tokens:
+        raise ConfigError("setting [tokens] audience is no longer supported: every token is issued for the one "
+                          "recipient named in the token request; remove the line (see [tokens] service_audiences)")
+    services = tokens.get("service_audiences", [])
+    if not all(isinstance(a, str) and 0 < len(a.strip()) <= 2000 and a.strip() != GENERIC_AUDIENCE for a in services):
+        raise ConfigError("setting [tokens] service_audiences must be a list of service ids (e.g. the clearing "
+                          "house's URL), not empty and not idsc:IDS_CONNECTORS_ALL")
     max_body = checked.get("registry", {}).get("max_body_bytes", 1024 * 1024)
     if not 4096 <= max_body <= 16 * 1024 * 1024:
         raise ConfigError(f"setting [registry] max_body_bytes must be between 4096 and 16777216, got {max_body}")
@@ -99,7 +108,9 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
     if not list((directory / "keys").glob("token-*.key")):
         raise ConfigError(f"no token-signing key in {directory / 'keys'} (made by: connector station init)")
     return StationSettings(directory=directory, name=st["name"], listen_host=host, listen_port=port,
-                           public_url=public_url, database_url=db_url, token_lifetime=lifetime, audience=audience,
+                           public_url=public_url, database_url=db_url, token_lifetime=lifetime,
+                           service_audiences=tuple(a.strip().rstrip("/") for a in services),
+                           allow_generic_audience=tokens.get("allow_generic_audience", False),
                            max_assertion_lifetime=max_assertion, registry_max_bytes=max_body, certificate_days=days)
 
 
@@ -132,7 +143,7 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
     parsed = urlparse(public_url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"--public-url must be an http(s) URL, got {public_url!r}")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = directory / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -155,7 +166,11 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
         "",
         "[tokens]",
         "lifetime_seconds = 3600",
-        f"audience = {_toml_str(DEFAULT_AUDIENCE)}",
+        "# every token names its one recipient: an enrolled participant, this station (registry) or one of",
+        "# these services (e.g. the clearing house's URL)",
+        "service_audiences = []",
+        "# WEAKENING, off: also issue tokens for idsc:IDS_CONNECTORS_ALL (replayable at every connector)",
+        "allow_generic_audience = false",
         "max_assertion_lifetime_seconds = 600",
         "certificate_days = 365",
         "",

@@ -42,6 +42,14 @@ seen_tokens = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+# The revocation feed (GET /revocations?since=SEQ): one row per revocation, in order.
+revocations = sa.Table(
+    "station_revocations", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("participant_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("revoked_at", sa.Float, nullable=False),
+)
+
 registry = sa.Table(
     "station_registry", metadata,
     sa.Column("participant_id", sa.String(200), primary_key=True),

@@ -76,6 +76,8 @@ outbox = sa.Table(
     sa.Column("process_id", sa.String(255), nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("url", sa.Text, nullable=False),
+    # the peer's participant id: the message's token is issued for it only (NULL: the clearing house's lane)
+    sa.Column("recipient", sa.String(512), nullable=True),
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

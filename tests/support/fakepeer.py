@@ -2,6 +2,7 @@
 does (200 + a ContractNegotiation body) and validating what it receives."""
 import asyncio
 import uuid
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -12,7 +13,6 @@ from support import schemas
 from support.nodes import SHARED_SECRET, free_port
 
 FAKE = "urn:hks:participant:fake-peer"
-TOKEN = "Bearer " + DevSharedSecret(FAKE, SHARED_SECRET).token_for(FAKE)
 VERSIONS = ["2025-1", "2024-1"]
 
 
@@ -80,11 +80,15 @@ class FakePeer:
             raise AssertionError(f"nothing arrived at *{suffix}; the peer got: {self.log}") from None
 
 
-def token_for(participant: str) -> str:
-    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant)
+def token_to(url: str, participant: str = FAKE) -> str:
+    """A dev-mode token naming `participant`, for the node at `url` only (its public URL as audience)."""
+    parts = urlsplit(url)
+    audience = f"{parts.scheme}://{parts.netloc}"
+    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant, audience=audience)
 
 
-async def send(client, url, neutral, version, expect=200, token=TOKEN):
+async def send(client, url, neutral, version, expect=200, token=None, participant=FAKE):
+    token = token or token_to(url, participant)
     resp = await client.post(url, content=orjson.dumps(wire.to_wire(neutral, version)),
                              headers={"Authorization": token, "Content-Type": "application/json"})
     assert resp.status_code == expect, resp.text

@@ -186,10 +186,18 @@ class NodeProcess:
 
     def negotiate(self, provider: "NodeProcess", dataset: str = "dataset-1", offer_id: str = "offer-1",
                   version: str | None = None) -> dict:
-        body = {"counterPartyAddress": provider.url, "datasetId": dataset, "offerId": offer_id}
+        body = {"counterPartyAddress": provider.url, "counterPartyId": provider.participant_id,
+                "datasetId": dataset, "offerId": offer_id}
         if version:
             body["dspVersion"] = version
         return self.api("POST", "/negotiations", body, expect=201)
+
+    def catalog(self, provider: "NodeProcess", version: str | None = None, expect: int | None = 200) -> Any:
+        """The management API's catalog request to `provider` (its id given, as station mode requires)."""
+        body = {"counterPartyAddress": provider.url, "counterPartyId": provider.participant_id}
+        if version:
+            body["dspVersion"] = version
+        return self.api("POST", "/catalog/request", body, expect=expect)
 
     def wait_state(self, pid: str, states: str = "FINALIZED", timeout: int = 30) -> dict:
         deadline = time.monotonic() + timeout
