@@ -1,0 +1,96 @@
+"""Issue 10, finding 5 (part): a node's files. Its database was mode 0644 (readable by every
+local user and by whatever copies the directory), and node.db held live pull tokens in plain
+text, so reading the file was enough to pull data. Now the node directory, keys/ and data/
+are 0700, node.db and its -wal/-shm 0600, and the provider keeps only SHA-256 of a pull token."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from support.nodes import SHARED_SECRET, NodeProcess, free_port
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    """The usual umask for the processes started inside, whatever the test runner's is."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_files_and_directories_are_private_to_the_node(tmp_path):
+    directory = tmp_path / "node"
+    port = free_port()
+    with umask(0o022):
+        subprocess.run([sys.executable, "-m", "connector", "init", str(directory), "--name", "Files", "--port",
+                        str(port), "--shared-secret", SHARED_SECRET], check=True, capture_output=True)
+        node = NodeProcess(directory, "Files", init=False).start()
+    try:
+        node.api("POST", "/assets", {"id": "a", "title": "a"}, expect=201)  # a write: the WAL is in use
+        database = directory / "node.db"
+        running = {p: mode(p) for p in (database, Path(f"{database}-wal"), Path(f"{database}-shm"))}
+        assert running == {p: 0o600 for p in running}, {str(p): oct(m) for p, m in running.items()}
+    finally:
+        node.stop()
+    for sub in (directory, directory / "keys", directory / "data"):
+        assert mode(sub) == 0o700, (sub, oct(mode(sub)))
+    for path in directory.glob("node.db*"):
+        assert mode(path) == 0o600, (path, oct(mode(path)))
+
+
+def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(tmp_path):
+    provider = NodeProcess(tmp_path / "provider", "Provider")
+    consumer = NodeProcess(tmp_path / "consumer", "Consumer")
+    (provider.directory / "data").mkdir(exist_ok=True)
+    (provider.directory / "data" / "x.csv").write_text("a,b\n1,2\n")
+    provider.start()
+    consumer.start()
+    try:
+        provider.api("POST", "/assets", {"id": "x", "title": "x", "contentType": "text/csv",
+                                         "dataAddress": {"type": "file", "path": "x.csv"}}, expect=201)
+        provider.api("POST", "/policies", {"id": "use", "policy": {"permission": [{"action": "use"}]}}, expect=201)
+        provider.api("POST", "/offers", {"id": "offer-x", "assetIds": ["x"], "accessPolicyId": "use",
+                                         "contractPolicyId": "use"}, expect=201)
+        neg = consumer.wait_state(consumer.negotiate(provider, "x", "offer-x")["id"])
+        started = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"],
+                                                      "format": "HttpData-PULL"}, expect=201)
+        pull = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=10", expect=200)
+        token = _token_held_by(consumer, pull["id"])
+        assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {token}"}).text == "a,b\n1,2\n"
+        files = list(provider.directory.glob("node.db*"))
+        assert not [f for f in files if token.encode() in f.read_bytes()]  # neither the database nor its WAL
+        engine = sa.create_engine(provider.settings.database_url.replace("+aiosqlite", ""))
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT token_hash FROM transfers WHERE id = :i"),
+                                {"i": pull["providerPid"]}).scalar()
+        engine.dispose()
+        assert kept == hashlib.sha256(token.encode()).hexdigest()  # looked up by its hash
+    finally:
+        provider.stop()
+        consumer.stop()
+    assert token.encode() not in (provider.directory / "node.db").read_bytes()
+    assert token not in provider.log_path.read_text()  # nor in the provider's log
+
+
+def _token_held_by(consumer: NodeProcess, transfer_id: str) -> str:
+    """The consumer must keep the token it presents; it is in the consumer's own database."""
+    engine = sa.create_engine(consumer.settings.database_url.replace("+aiosqlite", ""))
+    with engine.connect() as conn:
+        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": transfer_id}).scalar()
+    engine.dispose()
+    return {p["name"]: p["value"] for p in json.loads(address)["endpointProperties"]}["authorization"]
