@@ -14,11 +14,11 @@ import uuid
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from connector.identity import DevSharedSecret
 from connector.protocol import wire
 from support.fakepeer import FAKE, FakePeer, send
+from support.access import held_pull_token
 from support.nodes import SHARED_SECRET, NodeProcess
 
 VERSIONS = ["2025-1", "2024-1"]
@@ -191,15 +191,6 @@ async def test_counter_request_after_access_is_revoked_is_refused(space, version
         await runner.cleanup()
 
 
-def _pull_token(consumer: NodeProcess, transfer_id: str) -> str:
-    """The pull token the provider gave the consumer (from the consumer's own database)."""
-    engine = sa.create_engine(consumer.settings.database_url.replace("+aiosqlite", ""))
-    with engine.connect() as conn:
-        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": transfer_id}).scalar()
-    engine.dispose()
-    return {p["name"]: p["value"] for p in json.loads(address)["endpointProperties"]}["authorization"]
-
-
 def _started_pull(consumer: NodeProcess, agreement_id: str) -> dict:
     started = consumer.api("POST", "/transfers", {"agreementId": agreement_id, "format": "HttpData-PULL"}, expect=201)
     return consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=10", expect=200)
@@ -214,7 +205,7 @@ def test_transfer_and_pull_after_access_is_revoked_are_refused(space, version):
     agreement_id = neg["agreement"]["@id"]
     pull = _started_pull(m, agreement_id)
     assert pull["state"] == "STARTED"
-    pull_token = _pull_token(m, pull["id"])
+    pull_token = held_pull_token(m, pull["id"])
     assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"}).text == CSV
 
     restrict(provider, dataset, "only-n1")  # (d) the access policy now excludes M
@@ -236,7 +227,7 @@ def test_pull_under_an_agreement_whose_offer_was_withdrawn_is_refused(space):
     dataset, offer_id = publish(provider, "x-withdrawn", "n1-and-m")
     neg = m.wait_state(m.negotiate(provider, dataset, offer_id)["id"])
     pull = _started_pull(m, neg["agreement"]["@id"])
-    pull_token = _pull_token(m, pull["id"])
+    pull_token = held_pull_token(m, pull["id"])
     assert httpx.delete(f"{provider.url}/api/v1/offers/{offer_id}", headers=provider.headers()).status_code == 204
     refused = httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"})
     assert refused.status_code == 403 and "no longer offered" in refused.json()["reasons"][0]  # fail closed

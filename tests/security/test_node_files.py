@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import stat
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from support.access import held_pull_token
 from support.nodes import SHARED_SECRET, NodeProcess, free_port
 
 
@@ -70,7 +70,7 @@ def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(tmp_path):
         started = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"],
                                                       "format": "HttpData-PULL"}, expect=201)
         pull = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=10", expect=200)
-        token = _token_held_by(consumer, pull["id"])
+        token = held_pull_token(consumer, pull["id"])
         assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {token}"}).text == "a,b\n1,2\n"
         files = list(provider.directory.glob("node.db*"))
         assert not [f for f in files if token.encode() in f.read_bytes()]  # neither the database nor its WAL
@@ -85,12 +85,3 @@ def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(tmp_path):
         consumer.stop()
     assert token.encode() not in (provider.directory / "node.db").read_bytes()
     assert token not in provider.log_path.read_text()  # nor in the provider's log
-
-
-def _token_held_by(consumer: NodeProcess, transfer_id: str) -> str:
-    """The consumer must keep the token it presents; it is in the consumer's own database."""
-    engine = sa.create_engine(consumer.settings.database_url.replace("+aiosqlite", ""))
-    with engine.connect() as conn:
-        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": transfer_id}).scalar()
-    engine.dispose()
-    return {p["name"]: p["value"] for p in json.loads(address)["endpointProperties"]}["authorization"]
