@@ -49,11 +49,14 @@ _AGREEMENT = AGREEMENT_WITH_ACCESS.where(agreements.c.id == sa.bindparam("b_aid"
 _BY_ID = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_tid"), transfers.c.role == Role.PROVIDER.value)
 _BY_TOKEN = sa.select(transfers).where(transfers.c.token_hash == sa.bindparam("b_hash"),
                                        transfers.c.role == Role.PROVIDER.value)
-# A pull token is 32 bytes, base64url. node.db keeps only its SHA-256; the outbox keeps the
-# placeholder below (with the nonce the token is derived from) until the dispatcher sends it.
+# The tokens this node checks, a provider's pull token and a consumer's push token, are 32 bytes
+# of HMAC under the node key, base64url. node.db never holds one: it keeps a placeholder with the
+# nonce the token is derived from (in the outbox and, for a push, the consumer's transfer row) and,
+# for a pull, the token's SHA-256 to look it up by. The dispatcher derives the token on the wire.
 PULL_TOKEN_PLACEHOLDER = "__HKS_PULL_TOKEN__"
+PUSH_TOKEN_PLACEHOLDER = "__HKS_PUSH_TOKEN__"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
-_PLACEHOLDER_RE = re.compile(rb"__HKS_PULL_TOKEN__([A-Za-z0-9_-]{22})")
+_PLACEHOLDER_RE = re.compile(rb"__HKS_(PULL|PUSH)_TOKEN__([A-Za-z0-9_-]{22})")
 
 
 def token_digest(token: str) -> str:
@@ -138,10 +141,11 @@ class DataPlane:
                              "([dataplane] upstream_hosts)")
 
     # -------------------------------------------------------------- tokens
-    def _pull_token(self, transfer_id: str, nonce: str) -> str:
-        """The pull token for one start of a transfer: derived from the node's key, so that the
-        outbox needs to keep only the nonce and every retry sends the same token."""
-        return _b64(hmac.new(self._token_key, f"{transfer_id}\x00{nonce}".encode(), hashlib.sha256).digest())
+    def _derived_token(self, kind: str, transfer_id: str, nonce: str) -> str:
+        """A pull (`kind` PULL) or push (PUSH) token of one transfer: derived from the node's key,
+        so that the database needs to keep only the nonce and every retry sends the same token."""
+        message = f"{kind}\x00{transfer_id}\x00{nonce}".encode()
+        return _b64(hmac.new(self._token_key, message, hashlib.sha256).digest())
 
     @staticmethod
     def token_hash(authorization: str | None) -> str:
@@ -159,7 +163,7 @@ class DataPlane:
         """The pull DataAddress the provider gives in its TransferStartMessage. A new token for
         every start (a resumed transfer gets a new one); the row keeps only its hash and expiry."""
         nonce = _b64(os.urandom(16))
-        row["token_hash"] = token_digest(self._pull_token(row["id"], nonce))
+        row["token_hash"] = token_digest(self._derived_token("PULL", row["id"], nonce))
         row["token_expires_at"] = time.time() + self.token_ttl
         endpoint = f"{self.node.settings.node.public_url.rstrip('/')}/data/{row['id']}"
         return {"@type": "DataAddress", "endpointType": HTTP_ENDPOINT_TYPE, "endpoint": endpoint,
@@ -168,12 +172,12 @@ class DataPlane:
                     {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]}
 
     def reveal_tokens(self, entry: Json, payload: bytes) -> bytes:
-        """The dispatcher's last step before a TransferStartMessage goes on the wire: the
-        placeholder becomes the token, which is never written to the database."""
-        if PULL_TOKEN_PLACEHOLDER.encode() not in payload:
+        """The dispatcher's last step before a transfer message goes on the wire: a placeholder
+        becomes the token, which is never written to the database."""
+        if b"__HKS_" not in payload:
             return payload
-        return _PLACEHOLDER_RE.sub(lambda m: self._pull_token(entry["process_id"], m.group(1).decode()).encode(),
-                                   payload)
+        return _PLACEHOLDER_RE.sub(lambda m: self._derived_token(
+            m.group(1).decode(), entry["process_id"], m.group(2).decode()).encode(), payload)
 
     # ------------------------------------------------------------ decisions
     def _context(self, agreement: Json, asset: Json, claims: Json, *, now: float, uses: int,
@@ -489,8 +493,9 @@ class DataPlane:
 
     # ----------------------------------------------------------- consumer
     def push_address(self, transfer_id: str, purpose: str | None) -> Json:
-        """Where the provider should push to: this node's receiver, with a one-transfer token."""
-        token = _b64(os.urandom(24))
+        """Where the provider should push to: this node's receiver, with a one-transfer token
+        (kept as a placeholder: see PUSH_TOKEN_PLACEHOLDER)."""
+        token = PUSH_TOKEN_PLACEHOLDER + _b64(os.urandom(16))
         props = [{"@type": "EndpointProperty", "name": "authorization", "value": token},
                  {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]
         if purpose:
@@ -503,6 +508,8 @@ class DataPlane:
         transfer_id = request.match_info["tid"]
         row = await self.node.transfers.get(transfer_id)
         expected = endpoint_property((row or {}).get("data_address"), "authorization") if row else None
+        if expected and expected.startswith(PUSH_TOKEN_PLACEHOLDER):
+            expected = self._derived_token("PUSH", transfer_id, expected[len(PUSH_TOKEN_PLACEHOLDER):])
         given = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if row is None or row["role"] != Role.CONSUMER.value or not expected \
                 or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -178,8 +178,8 @@ class Dispatcher:
                 self._advance(entry["process_id"])
                 return
             payload = orjson.dumps(body)
-            if entry["kind"] == "TransferStartMessage" and self.transfers is not None:
-                payload = self.transfers.reveal(entry, payload)  # the pull token exists only on the wire
+            if entry["kind"].startswith("Transfer") and self.transfers is not None:
+                payload = self.transfers.reveal(entry, payload)  # tokens exist only on the wire
             response = await self._post_with_retries(url, payload, entry["message_id"])
             if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):
                 learnt = response.get("providerPid") or response.get("dspace:providerPid")

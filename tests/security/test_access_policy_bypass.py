@@ -18,7 +18,7 @@ import pytest
 from connector.identity import DevSharedSecret
 from connector.protocol import wire
 from support.fakepeer import FAKE, FakePeer, send
-from support.access import held_pull_token
+from support.access import held_token
 from support.nodes import SHARED_SECRET, NodeProcess
 
 VERSIONS = ["2025-1", "2024-1"]
@@ -205,7 +205,7 @@ def test_transfer_and_pull_after_access_is_revoked_are_refused(space, version):
     agreement_id = neg["agreement"]["@id"]
     pull = _started_pull(m, agreement_id)
     assert pull["state"] == "STARTED"
-    pull_token = held_pull_token(m, pull["id"])
+    pull_token = held_token(m, pull["id"])
     assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"}).text == CSV
 
     restrict(provider, dataset, "only-n1")  # (d) the access policy now excludes M
@@ -227,7 +227,7 @@ def test_pull_under_an_agreement_whose_offer_was_withdrawn_is_refused(space):
     dataset, offer_id = publish(provider, "x-withdrawn", "n1-and-m")
     neg = m.wait_state(m.negotiate(provider, dataset, offer_id)["id"])
     pull = _started_pull(m, neg["agreement"]["@id"])
-    pull_token = held_pull_token(m, pull["id"])
+    pull_token = held_token(m, pull["id"])
     assert httpx.delete(f"{provider.url}/api/v1/offers/{offer_id}", headers=provider.headers()).status_code == 204
     refused = httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"})
     assert refused.status_code == 403 and "no longer offered" in refused.json()["reasons"][0]  # fail closed

@@ -13,10 +13,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
-from support.access import held_pull_token
+from support.access import held_token
 from support.nodes import SHARED_SECRET, NodeProcess, free_port
+
+CSV = "a,b\n1,2\n"
 
 
 @contextlib.contextmanager
@@ -53,11 +56,13 @@ def test_database_files_and_directories_are_private_to_the_node(tmp_path):
         assert mode(path) == 0o600, (path, oct(mode(path)))
 
 
-def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(tmp_path):
+@pytest.fixture
+def pair(tmp_path):
+    """A provider offering x.csv to everyone, and a consumer with an agreement for it."""
     provider = NodeProcess(tmp_path / "provider", "Provider")
     consumer = NodeProcess(tmp_path / "consumer", "Consumer")
     (provider.directory / "data").mkdir(exist_ok=True)
-    (provider.directory / "data" / "x.csv").write_text("a,b\n1,2\n")
+    (provider.directory / "data" / "x.csv").write_text(CSV)
     provider.start()
     consumer.start()
     try:
@@ -67,21 +72,45 @@ def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(tmp_path):
         provider.api("POST", "/offers", {"id": "offer-x", "assetIds": ["x"], "accessPolicyId": "use",
                                          "contractPolicyId": "use"}, expect=201)
         neg = consumer.wait_state(consumer.negotiate(provider, "x", "offer-x")["id"])
-        started = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"],
-                                                      "format": "HttpData-PULL"}, expect=201)
-        pull = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=10", expect=200)
-        token = held_pull_token(consumer, pull["id"])
-        assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {token}"}).text == "a,b\n1,2\n"
-        files = list(provider.directory.glob("node.db*"))
-        assert not [f for f in files if token.encode() in f.read_bytes()]  # neither the database nor its WAL
-        engine = sa.create_engine(provider.settings.database_url.replace("+aiosqlite", ""))
-        with engine.connect() as conn:
-            kept = conn.execute(sa.text("SELECT token_hash FROM transfers WHERE id = :i"),
-                                {"i": pull["providerPid"]}).scalar()
-        engine.dispose()
-        assert kept == hashlib.sha256(token.encode()).hexdigest()  # looked up by its hash
+        yield provider, consumer, neg["agreement"]["@id"]
     finally:
         provider.stop()
         consumer.stop()
-    assert token.encode() not in (provider.directory / "node.db").read_bytes()
+
+
+def _transfer(consumer: NodeProcess, agreement_id: str, fmt: str, state: str) -> dict:
+    started = consumer.api("POST", "/transfers", {"agreementId": agreement_id, "format": fmt}, expect=201)
+    return consumer.api("GET", f"/transfers/{started['id']}?waitFor={state}&timeout=10", expect=200)
+
+
+def _secret_in(directory: Path, secret: str) -> list[Path]:
+    return [f for f in directory.glob("node.db*") if secret.encode() in f.read_bytes()]
+
+
+def test_a_copy_of_the_providers_node_db_holds_no_live_pull_token(pair):
+    provider, consumer, agreement_id = pair
+    pull = _transfer(consumer, agreement_id, "HttpData-PULL", "STARTED")
+    token = held_token(consumer, pull["id"])
+    assert httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {token}"}).text == CSV
+    assert _secret_in(provider.directory, token) == []  # neither the database nor its WAL
+    engine = sa.create_engine(provider.settings.database_url.replace("+aiosqlite", ""))
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT token_hash FROM transfers WHERE id = :i"),
+                            {"i": pull["providerPid"]}).scalar()
+    engine.dispose()
+    assert kept == hashlib.sha256(token.encode()).hexdigest()  # looked up by its hash
+    provider.stop()
+    assert _secret_in(provider.directory, token) == []
     assert token not in provider.log_path.read_text()  # nor in the provider's log
+
+
+def test_a_copy_of_the_consumers_node_db_holds_no_live_push_token(pair):
+    provider, consumer, agreement_id = pair
+    push = _transfer(consumer, agreement_id, "HttpData-PUSH", "COMPLETED")
+    assert push["state"] == "COMPLETED"
+    assert httpx.get(f"{consumer.url}/api/v1/transfers/{push['id']}/data", headers=consumer.headers()).text == CSV
+    token = held_token(provider, push["providerPid"])  # the provider holds what it presents
+    assert _secret_in(consumer.directory, token) == []  # the consumer, which checks it, does not
+    wrong = httpx.put(f"{consumer.url}/push/{push['id']}", content=b"forged",
+                      headers={"Authorization": "Bearer " + "A" * 43})
+    assert wrong.status_code == 401
