@@ -14,6 +14,7 @@ import uuid
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from connector.identity import DevSharedSecret
 from connector.protocol import wire
@@ -231,3 +232,32 @@ def test_pull_under_an_agreement_whose_offer_was_withdrawn_is_refused(space):
     assert httpx.delete(f"{provider.url}/api/v1/offers/{offer_id}", headers=provider.headers()).status_code == 204
     refused = httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"})
     assert refused.status_code == 403 and "no longer offered" in refused.json()["reasons"][0]  # fail closed
+
+
+def test_push_after_access_is_revoked_is_refused(space):
+    """The push is the provider's own access: decided when it runs. Here it runs after a restart
+    (the provider dies right after committing the start), by which time the operator has
+    narrowed the access policy."""
+    provider, n1, m = space
+    dataset, offer_id = publish(provider, "x-push", "n1-and-m")
+    agreement_id = m.wait_state(m.negotiate(provider, dataset, offer_id)["id"])["agreement"]["@id"]
+    provider.stop()
+    provider.start(extra_env={"CONNECTOR_FAILPOINTS": "committed:TransferStartMessage"})
+    try:
+        push = m.api("POST", "/transfers", {"agreementId": agreement_id, "format": "HttpData-PUSH"}, expect=201)
+        assert provider.wait_exit() != 0  # killed itself after committing STARTED, before pushing
+        engine = sa.create_engine(provider.settings.database_url.replace("+aiosqlite", ""))
+        with engine.begin() as conn:  # the operator's change while it is down (PUT /offers/{id} when up)
+            conn.execute(sa.text("UPDATE offers SET access_policy_id = 'only-n1' WHERE id = :o"), {"o": offer_id})
+        engine.dispose()
+    finally:
+        provider.start()
+    for _ in range(3):  # the consumer's request is retried with backoff while the provider was down
+        ended = m.api("GET", f"/transfers/{push['id']}?waitFor=TERMINATED&timeout=10", expect=200)
+        if ended["state"] == "TERMINATED":
+            break
+    assert ended["state"] == "TERMINATED", ended
+    assert RULE in " ".join(ended["termination"]["reason"]), ended
+    at_access = [r for r in refusals(provider, m, "access") if r["agreementId"] == agreement_id]
+    assert len(at_access) == 1 and RULE in at_access[0]["reasons"][0]
+    assert httpx.get(f"{m.url}/api/v1/transfers/{push['id']}/data", headers=m.headers()).status_code == 404
