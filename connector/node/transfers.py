@@ -45,20 +45,16 @@ _INSERT_TRANSFER = transfers.insert()
 _UPDATE_TRANSFER = transfers.update().where(
     transfers.c.id == sa.bindparam("b_id"), transfers.c.version == sa.bindparam("b_old_version"))
 _ACCESS = policies.alias("access_policy")
-# The agreement with its offer's current access policy (NULL when the offer or policy is gone):
-# what decides access is read from the database in the same query, never from a cache.
-AGREEMENT_WITH_ACCESS = (
-    sa.select(agreements, offers.c.asset_ids.label("offer_asset_ids"), _ACCESS.c.body.label("access_policy"))
-    .outerjoin(offers, offers.c.id == agreements.c.offer_id)
-    .outerjoin(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
-)
+# An agreement with its offer's current access policy (NULL when the offer or the policy is gone):
+# what decides access is read from the database, in the query that reads the agreement.
+_WITH_OFFER = agreements.outerjoin(offers, offers.c.id == agreements.c.offer_id).outerjoin(
+    _ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
+_OFFER_COLUMNS = (offers.c.asset_ids.label("offer_asset_ids"), _ACCESS.c.body.label("access_policy"))
+AGREEMENT_WITH_ACCESS = sa.select(agreements, *_OFFER_COLUMNS).select_from(_WITH_OFFER)
 _SELECT_AGREEMENT = (
     sa.select(agreements, negotiations.c.state.label("negotiation_state"), negotiations.c.dsp_version,
-              negotiations.c.counterparty_address, negotiations.c.counterparty_id,
-              offers.c.asset_ids.label("offer_asset_ids"), _ACCESS.c.body.label("access_policy"))
-    .join(negotiations, negotiations.c.id == agreements.c.negotiation_id)
-    .outerjoin(offers, offers.c.id == agreements.c.offer_id)
-    .outerjoin(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
+              negotiations.c.counterparty_address, negotiations.c.counterparty_id, *_OFFER_COLUMNS)
+    .select_from(_WITH_OFFER.join(negotiations, negotiations.c.id == agreements.c.negotiation_id))
     .where(agreements.c.id == sa.bindparam("b_aid"), agreements.c.role == sa.bindparam("b_role"))
 )
 _SET_PROVIDER_PID = transfers.update().where(
