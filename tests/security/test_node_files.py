@@ -56,6 +56,21 @@ def test_database_files_and_directories_are_private_to_the_node(tmp_path):
         assert mode(path) == 0o600, (path, oct(mode(path)))
 
 
+async def test_a_database_left_readable_by_others_is_narrowed_when_opened(tmp_path):
+    """An upgrade: node.db (and its WAL) made 0644 by an earlier version become 0600."""
+    from connector.store.db import Database
+
+    database = tmp_path / "node.db"
+    for path in (database, Path(f"{database}-wal")):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+        os.chmod(path, 0o644)
+    db = Database(f"sqlite+aiosqlite:///{database}")
+    await db.migrate()
+    await db.dispose()
+    assert {p.name: oct(mode(p)) for p in tmp_path.glob("node.db*")} == \
+        {p.name: oct(0o600) for p in tmp_path.glob("node.db*")}
+
+
 @pytest.fixture
 def pair(tmp_path):
     """A provider offering x.csv to everyone, and a consumer with an agreement for it."""
