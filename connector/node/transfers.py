@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -405,8 +406,9 @@ class TransferService:
     def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
         write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds)
         if self.audit is not None:  # every message sent is logged at the clearing house
-            for o in list(outgoing):
-                outgoing += self.audit(conn, row, o.body, ts)
+            for o in list(outgoing):  # by the digest of the bytes as they go on the wire, tokens included
+                wire_bytes = self.reveal({"process_id": row["id"]}, orjson.dumps(o.body))
+                outgoing += self.audit(conn, row, wire_bytes, ts)
 
     def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
         return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
