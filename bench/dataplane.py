@@ -119,7 +119,7 @@ def main() -> None:
         provider = NodeProcess(base / "provider", "BenchProvider")
         consumer = NodeProcess(base / "consumer", "BenchConsumer")
         data = provider.directory / "data"
-        data.mkdir()
+        data.mkdir(exist_ok=True)
         print(f"writing a {size // MIB} MiB file and a {csv_size // MIB} MiB CSV ...", file=sys.stderr, flush=True)
         write_big_file(data / "big.bin", size)
         write_csv(data / "visits.csv", csv_size)

@@ -298,9 +298,11 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
         raise ConfigError(f"{path} already exists; refusing to overwrite a node's configuration")
     if not name.strip():
         raise ConfigError("--name must not be empty")
-    directory.mkdir(parents=True, exist_ok=True)
+    # The node's own directories are its owner's alone (an existing directory is left as it is).
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = directory / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
+    (directory / "data").mkdir(mode=0o700, exist_ok=True)  # the default [dataplane] data_root
     if station_url is None:
         write_private_key(keys / "node.key")
     elif not participant_id:

@@ -29,7 +29,7 @@ def station(tmp_path_factory):
     for node in (provider, consumer):
         subprocess.run([sys.executable, "-m", "connector", "clearinghouse", "trust", str(ch.directory),
                         "--node", str(node.directory)], check=True, capture_output=True)
-    (provider.directory / "data").mkdir()
+    (provider.directory / "data").mkdir(exist_ok=True)
     (provider.directory / "data" / "visits.csv").write_text("patient_id,age\nP1,40\nP2,51\n")
     ch.start()
     provider.start()

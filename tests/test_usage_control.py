@@ -101,8 +101,9 @@ async def test_the_provider_checks_the_offer_again_before_agreeing(tmp_path):
     await db.migrate()
     catalog = CatalogService(db, participant_id="urn:me", title="Me")
     await catalog.create_policy("p", OPEN)
+    await catalog.create_policy("everyone", OPEN)  # the access policy stays open: only the terms change
     await catalog.create_asset({"id": "ds"})
-    await catalog.create_offer({"id": "o", "assetIds": ["ds"], "accessPolicyId": "p", "contractPolicyId": "p"})
+    await catalog.create_offer({"id": "o", "assetIds": ["ds"], "accessPolicyId": "everyone", "contractPolicyId": "p"})
     service = NegotiationService(db, participant_id="urn:me", dsp_base=lambda v: "http://me", catalog=catalog,
                                  strategy=DefaultStrategy())
     peer = Caller("urn:peer", {"jurisdiction": "HK"})

@@ -154,7 +154,7 @@ async def init_enrolled_node(directory: Path, *, name: str, station_url: str, en
     if urlparse(public_url).scheme not in ("http", "https"):
         raise config_mod.ConfigError(f"--public-url must be an http(s) URL, got {public_url!r}")
     created_dir = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         enrolment = await enrol_directory(directory, name=name.strip(), jurisdiction=jurisdiction,
                                           public_url=public_url, enroller=enroller)

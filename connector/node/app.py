@@ -54,6 +54,7 @@ class Node:
             access_check=self.dataplane.transfer_refusal, start_address=self.dataplane.start_address,
             on_commit=self._wake_dispatcher,
         )
+        self.transfers.reveal = self.dataplane.reveal_tokens
         self.transfers.on_started.append(self.dataplane.on_started)
         self.transfers.on_state.append(self.dataplane.on_state)
         if settings.tck_enabled:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,7 +12,7 @@ from ..store.prepared import Prepared
 from ..protocol.policies import catalog_offer
 from ..identity import Caller
 from ..store.db import Database
-from .usage import PolicyCache, decide
+from .usage import PolicyCache, access_refusal
 from ..store.tables import assets, offers, policies
 
 Json = dict[str, Any]
@@ -26,10 +26,20 @@ _CATALOG_OFFERS = (
     .order_by(offers.c.created_at)
 )
 _FIND_OFFER = Prepared(
-    sa.select(offers.c.asset_ids, policies.c.body)
+    sa.select(offers.c.asset_ids, policies.c.body, _ACCESS.c.body)
     .join(policies, policies.c.id == offers.c.contract_policy_id)
+    .join(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
     .where(offers.c.id == sa.bindparam("b_offer"))
 )
+
+
+class FoundOffer(NamedTuple):
+    """A catalog offer id resolved: its dataset, contract and access policies, and the offer's
+    own id (offers.id), which its agreement keeps."""
+    dataset_id: str
+    policy: Json
+    access_policy: Json
+    offer_id: str
 
 
 def catalog_offer_id(offer_id: str, asset_id: str, asset_count: int) -> str:
@@ -77,17 +87,38 @@ class CatalogService:
         }
 
         def insert(conn: Connection) -> None:
-            for key in ("access_policy_id", "contract_policy_id"):
-                if conn.execute(sa.select(policies.c.id).where(policies.c.id == row[key])).first() is None:
-                    raise LookupError(f"policy {row[key]!r} does not exist")
-            for asset_id in row["asset_ids"]:
-                if conn.execute(sa.select(assets.c.id).where(assets.c.id == asset_id)).first() is None:
-                    raise LookupError(f"asset {asset_id!r} does not exist")
+            _check_references(conn, row)
             conn.execute(sa.insert(offers).values(**row))
 
         await self.db.transaction(insert)
         self._changed()
         return row
+
+    async def update_offer(self, offer: Json) -> Json | None:
+        """Replace an offer's assets and policies (None: no such offer). Agreements made under it
+        keep their terms, but its access policy, as it is now, decides every later transfer start
+        and access; negotiations under way see the change before an agreement is sent."""
+        values = {"asset_ids": list(offer["assetIds"]), "access_policy_id": offer["accessPolicyId"],
+                  "contract_policy_id": offer["contractPolicyId"]}
+
+        def update(conn: Connection) -> Json | None:
+            _check_references(conn, values)
+            if conn.execute(sa.update(offers).where(offers.c.id == offer["id"]).values(**values)).rowcount != 1:
+                return None
+            return dict(conn.execute(sa.select(offers).where(offers.c.id == offer["id"])).mappings().one())
+
+        row = await self.db.transaction(update)
+        if row is not None:
+            self._changed()
+        return row
+
+    async def delete_offer(self, offer_id: str) -> bool:
+        """Withdraw an offer. Agreements made under it are refused from then on (fail closed)."""
+        deleted = await self.db.transaction(
+            lambda conn: conn.execute(sa.delete(offers).where(offers.c.id == offer_id)).rowcount == 1)
+        if deleted:
+            self._changed()
+        return deleted
 
     async def list_rows(self, table: sa.Table) -> list[Json]:
         query = sa.select(table).order_by(table.c.created_at)
@@ -103,9 +134,9 @@ class CatalogService:
         return await self.db.read(load)
 
     # ------------------------------------------------------------- protocol
-    def find_offer(self, conn: Connection, offer_id: str) -> tuple[str, Json] | None:
-        """(dataset id, contract policy) of a catalog offer id, or None."""
-        candidates = [(offer_id, None)]
+    def find_offer(self, conn: Connection, offer_id: str) -> FoundOffer | None:
+        """The offer behind a catalog offer id, or None. One query per candidate reading."""
+        candidates: list[tuple[str, str | None]] = [(offer_id, None)]
         if OFFER_ASSET_SEPARATOR in offer_id:
             head, _, asset_id = offer_id.rpartition(OFFER_ASSET_SEPARATOR)
             candidates.append((head, asset_id))
@@ -115,9 +146,9 @@ class CatalogService:
                 continue
             asset_ids = list(row[0])
             if asset_id is None and len(asset_ids) == 1:
-                return asset_ids[0], row[1]
+                return FoundOffer(asset_ids[0], row[1], row[2], def_id)
             if asset_id is not None and asset_id in asset_ids and len(asset_ids) > 1:
-                return asset_id, row[1]
+                return FoundOffer(asset_id, row[1], row[2], def_id)
         return None
 
     async def _datasets(self, dsp_base: str, caller: Caller, only: str | None = None) -> list[Json]:
@@ -158,13 +189,8 @@ class CatalogService:
         return {"@id": f"{self.participant_id}#dsp", "@type": "DataService", "endpointURL": dsp_base}
 
     def _may_see(self, access_body: Json, caller: Caller, asset_id: str, properties: Json, now: float) -> bool:
-        try:
-            decision = decide(self.policies, access_body, caller=caller, target=asset_id, now=now,
-                              asset_properties=properties, at_negotiation=True)
-        except Exception:  # noqa: BLE001 - a policy that cannot be evaluated hides the offer (fail closed)
-            log.exception("access policy could not be evaluated; the offer stays hidden")
-            return False
-        return decision.permitted
+        return access_refusal(self.policies, access_body, caller=caller, target=asset_id, now=now,
+                              asset_properties=properties) is None
 
     async def catalog(self, dsp_base: str, caller: Caller) -> Json:
         datasets = await self._datasets(dsp_base, caller)
@@ -181,3 +207,12 @@ class CatalogService:
     async def dataset(self, dsp_base: str, dataset_id: str, caller: Caller) -> Json | None:
         found = await self._datasets(dsp_base, caller, only=dataset_id)
         return found[0] if found else None
+
+
+def _check_references(conn: Connection, row: Json) -> None:
+    for key in ("access_policy_id", "contract_policy_id"):
+        if conn.execute(sa.select(policies.c.id).where(policies.c.id == row[key])).first() is None:
+            raise LookupError(f"policy {row[key]!r} does not exist")
+    for asset_id in row["asset_ids"]:
+        if conn.execute(sa.select(assets.c.id).where(assets.c.id == asset_id)).first() is None:
+            raise LookupError(f"asset {asset_id!r} does not exist")

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,8 +33,8 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import access_log, agreements, assets, received_data, transfers, usage_counters
 from .transform import Modification, TransformError, kind_of, modification_from_duties, transformer
-from .transfers import PULL, PUSH
-from .usage import DECIDED_AT_USE, PolicyCache, claims_context
+from .transfers import AGREEMENT_WITH_ACCESS, PULL, PUSH
+from .usage import ACCESS_DENIED, DECIDED_AT_USE, PolicyCache, access_denied_text, access_refusal, claims_context
 
 log = logging.getLogger("connector.dataplane")
 Json = dict[str, Any]
@@ -44,6 +45,22 @@ HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
 PERFORMED_HERE = frozenset({"drop-fields", "pseudonymise-fields", "inform", "notify", "attribute", "attribution"})
 
 _USES_LOCKED = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
+_AGREEMENT = AGREEMENT_WITH_ACCESS.where(agreements.c.id == sa.bindparam("b_aid"))
+_BY_ID = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_tid"), transfers.c.role == Role.PROVIDER.value)
+_BY_TOKEN = sa.select(transfers).where(transfers.c.token_hash == sa.bindparam("b_hash"),
+                                       transfers.c.role == Role.PROVIDER.value)
+# The tokens this node checks, a provider's pull token and a consumer's push token, are 32 bytes
+# of HMAC under the node key, base64url. node.db never holds one: it keeps a placeholder with the
+# nonce the token is derived from (in the outbox and, for a push, the consumer's transfer row) and,
+# for a pull, the token's SHA-256 to look it up by. The dispatcher derives the token on the wire.
+PULL_TOKEN_PLACEHOLDER = "__HKS_PULL_TOKEN__"
+PUSH_TOKEN_PLACEHOLDER = "__HKS_PUSH_TOKEN__"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+_PLACEHOLDER_RE = re.compile(rb"__HKS_(PULL|PUSH)_TOKEN__([A-Za-z0-9_-]{22})")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class AccessRefused(Exception):
@@ -74,10 +91,6 @@ def derive_key(key_path: Path, purpose: str) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class DataPlane:
@@ -128,38 +141,43 @@ class DataPlane:
                              "([dataplane] upstream_hosts)")
 
     # -------------------------------------------------------------- tokens
-    def issue_token(self, row: Json) -> str:
-        payload = orjson.dumps({"tid": row["id"], "aid": row["agreement_id"], "sub": row["counterparty_id"],
-                                "exp": int(time.time() + self.token_ttl)})
-        return f"{_b64(payload)}.{_b64(hmac.new(self._token_key, payload, hashlib.sha256).digest())}"
+    def _derived_token(self, kind: str, transfer_id: str, nonce: str) -> str:
+        """A pull (`kind` PULL) or push (PUSH) token of one transfer: derived from the node's key,
+        so that the database needs to keep only the nonce and every retry sends the same token."""
+        message = f"{kind}\x00{transfer_id}\x00{nonce}".encode()
+        return _b64(hmac.new(self._token_key, message, hashlib.sha256).digest())
 
-    def verify_token(self, authorization: str | None, transfer_id: str) -> Json:
+    @staticmethod
+    def token_hash(authorization: str | None) -> str:
+        """SHA-256 of the bearer token in `authorization`, the key it is looked up by."""
         if not authorization:
             raise AccessRefused(401, ["the Authorization header is missing"])
         token = authorization.strip()
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()
-        try:
-            payload_part, mac_part = token.split(".")
-            payload, mac = _unb64(payload_part), _unb64(mac_part)
-        except ValueError:
-            raise AccessRefused(401, ["the access token is malformed"]) from None
-        if not hmac.compare_digest(mac, hmac.new(self._token_key, payload, hashlib.sha256).digest()):
-            raise AccessRefused(401, ["the access token does not verify"])
-        claims = orjson.loads(payload)
-        if claims.get("tid") != transfer_id:
-            raise AccessRefused(401, ["the access token is for another transfer"])
-        if claims.get("exp", 0) < time.time():
-            raise AccessRefused(401, ["the access token has expired"])
-        return claims
+        if not _TOKEN_RE.fullmatch(token):
+            raise AccessRefused(401, ["the access token is malformed"])
+        return token_digest(token)
 
     def start_address(self, row: Json) -> Json:
-        """The pull DataAddress the provider gives in its TransferStartMessage."""
+        """The pull DataAddress the provider gives in its TransferStartMessage. A new token for
+        every start (a resumed transfer gets a new one); the row keeps only its hash and expiry."""
+        nonce = _b64(os.urandom(16))
+        row["token_hash"] = token_digest(self._derived_token("PULL", row["id"], nonce))
+        row["token_expires_at"] = time.time() + self.token_ttl
         endpoint = f"{self.node.settings.node.public_url.rstrip('/')}/data/{row['id']}"
         return {"@type": "DataAddress", "endpointType": HTTP_ENDPOINT_TYPE, "endpoint": endpoint,
                 "endpointProperties": [
-                    {"@type": "EndpointProperty", "name": "authorization", "value": self.issue_token(row)},
+                    {"@type": "EndpointProperty", "name": "authorization", "value": PULL_TOKEN_PLACEHOLDER + nonce},
                     {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]}
+
+    def reveal_tokens(self, entry: Json, payload: bytes) -> bytes:
+        """The dispatcher's last step before a transfer message goes on the wire: a placeholder
+        becomes the token, which is never written to the database."""
+        if b"__HKS_" not in payload:
+            return payload
+        return _PLACEHOLDER_RE.sub(lambda m: self._derived_token(
+            m.group(1).decode(), entry["process_id"], m.group(2).decode()).encode(), payload)
 
     # ------------------------------------------------------------ decisions
     def _context(self, agreement: Json, asset: Json, claims: Json, *, now: float, uses: int,
@@ -168,12 +186,27 @@ class DataPlane:
                               deferred=deferred, use_count=uses, agreement_time=agreement["created_at"],
                               purpose=purpose)
 
-    def transfer_refusal(self, conn: Connection, agreement: Json, claims: Json, now: float) -> list[str] | None:
-        """Before a transfer starts: may this consumer still use the data at all? (Purpose and
-        other declarations are decided at each access.)"""
+    def _access_refusal(self, agreement: Json, asset: Json, claims: Json, now: float) -> list[str] | None:
+        """The agreement's offer's current access policy, decided for the consumer's verified
+        claims. Fail closed: an agreement without a recorded offer, an offer withdrawn or no
+        longer covering the asset, or a deleted access policy refuses."""
+        body = agreement.get("access_policy")
+        if agreement.get("offer_id") is None or asset["id"] not in (agreement.get("offer_asset_ids") or []):
+            body = None
+        return access_refusal(self.policies, body, caller=Caller(agreement["consumer_id"], claims), target=asset["id"],
+                              now=now, asset_properties=asset["properties"], offer_id=agreement.get("offer_id"))
+
+    def transfer_refusal(self, conn: Connection, agreement: Json, claims: Json,
+                         now: float) -> tuple[str, list[str]] | None:
+        """Before a transfer starts: does the offer's access policy still admit the consumer, and
+        may it still use the data at all? (Purpose and other declarations are decided at each
+        access.) None, or (code, reasons)."""
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first()
         if asset is None:
-            return [f"the agreement's asset {agreement['asset_id']!r} no longer exists"]
+            return "PolicyDenied", [f"the agreement's asset {agreement['asset_id']!r} no longer exists"]
+        denied = self._access_refusal(agreement, dict(asset), claims, now)
+        if denied is not None:
+            return ACCESS_DENIED, denied
         uses = conn.execute(_USES_LOCKED, {"b_aid": agreement["id"]}).scalar() or 0
         try:
             decision = self.policies.compile(agreement["policy"]).evaluate(
@@ -182,26 +215,37 @@ class DataPlane:
                               deferred=DECIDED_AT_USE))
         except Exception as exc:  # noqa: BLE001 - a decision that cannot be made refuses (fail closed)
             log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
-            return [f"the agreement's policy could not be evaluated ({type(exc).__name__}): refused (fail closed)"]
+            return "PolicyDenied", [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
+                                    "refused (fail closed)"]
         if decision.permitted:
             return None
-        return [r.message for r in decision.reasons if r.code != "constraint-deferred"] or ["not permitted"]
+        return "PolicyDenied", [r.message for r in decision.reasons if r.code != "constraint-deferred"] or ["not permitted"]
 
     def _decide_access(self, conn: Connection, transfer_id: str, purpose: str | None,
-                       now: float) -> "Grant | AccessRefused":
-        """One transaction: decide, count the use, and record the access (permitted or not)."""
-        row = conn.execute(sa.select(transfers).where(transfers.c.id == transfer_id,
-                                                      transfers.c.role == Role.PROVIDER.value)).mappings().first()
-        if row is None:
-            raise AccessRefused(404, ["no such transfer"])
+                       now: float, token_hash: str | None = None) -> "Grant | AccessRefused":
+        """One transaction: decide, count the use, and record the access (permitted or not).
+        A pull presents a token, looked up by its hash (`token_hash`); a push is our own."""
+        if token_hash is None:
+            row = conn.execute(_BY_ID, {"b_tid": transfer_id}).mappings().first()
+            if row is None:
+                raise AccessRefused(404, ["no such transfer"])
+        else:
+            row = conn.execute(_BY_TOKEN, {"b_hash": token_hash}).mappings().first()
+            if row is None:
+                raise AccessRefused(401, ["the access token does not verify"])
+            if row["id"] != transfer_id:
+                raise AccessRefused(401, ["the access token is for another transfer"])
         if row["state"] != TransferState.STARTED.value:
             # Suspension and termination revoke the token at once.
             raise AccessRefused(401, [f"the access token was revoked: the transfer is {row['state']}"])
-        agreement = conn.execute(sa.select(agreements).where(agreements.c.id == row["agreement_id"])).mappings().first()
+        if token_hash is not None and (row["token_expires_at"] or 0) < now:
+            raise AccessRefused(401, ["the access token has expired"])
+        agreement = conn.execute(_AGREEMENT, {"b_aid": row["agreement_id"]}).mappings().first()
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first() \
             if agreement else None
         if agreement is None or asset is None:
             raise AccessRefused(403, ["the agreement or its asset no longer exists"])
+        agreement, asset = dict(agreement), dict(asset)
         if self.node.db.is_postgres:  # the counter row must exist to be locked
             conn.execute(sa.text("INSERT INTO usage_counters (agreement_id, uses, updated_at) VALUES (:a, 0, :t) "
                                  "ON CONFLICT (agreement_id) DO NOTHING"), {"a": agreement["id"], "t": now})
@@ -211,24 +255,29 @@ class DataPlane:
             if uses is None:
                 conn.execute(usage_counters.insert(), {"agreement_id": agreement["id"], "uses": 0, "updated_at": now})
                 uses = 0
-        try:
-            decision = self.policies.compile(agreement["policy"]).evaluate(
-                Request(action="use", target=asset["id"], assignee=agreement["consumer_id"]),
-                self._context(dict(agreement), dict(asset), row["claims"] or {}, now=now, uses=uses,
-                              purpose=purpose, deferred=frozenset()))
-        except Exception as exc:  # noqa: BLE001 - fail closed, and say so
-            log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
-            raise AccessRefused(403, [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
-                                      "access refused (fail closed)"]) from None
-        reasons = [r.message for r in decision.reasons]
-        duties = [d.to_dict() for d in decision.duties]
-        permitted = decision.permitted
-        if permitted:
-            blocking = self._unperformable(decision.duties, asset)
-            if blocking:
-                permitted, reasons = False, blocking
+        denied = self._access_refusal(agreement, asset, row["claims"] or {}, now)
+        if denied is not None:  # the offer's access policy no longer admits the consumer
+            decision, permitted, reasons, duties = None, False, [access_denied_text(denied)], []
+        else:
+            try:
+                decision = self.policies.compile(agreement["policy"]).evaluate(
+                    Request(action="use", target=asset["id"], assignee=agreement["consumer_id"]),
+                    self._context(agreement, asset, row["claims"] or {}, now=now, uses=uses,
+                                  purpose=purpose, deferred=frozenset()))
+            except Exception as exc:  # noqa: BLE001 - fail closed, and say so
+                log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
+                raise AccessRefused(403, [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
+                                          "access refused (fail closed)"]) from None
+            reasons = [r.message for r in decision.reasons]
+            duties = [d.to_dict() for d in decision.duties]
+            permitted = decision.permitted
+            if permitted:
+                blocking = self._unperformable(decision.duties, asset)
+                if blocking:
+                    permitted, reasons = False, blocking
         record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
-                  "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties}
+                  "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties,
+                  "stage": "access", "offer_id": agreement["offer_id"]}
         access_id = conn.execute(access_log.insert().returning(access_log.c.id), record).scalar_one()
         ch = self.node.clearinghouse
         must_log = permitted and any(d.kind == "log" and d.timing == "before-release" for d in decision.duties)
@@ -250,7 +299,7 @@ class DataPlane:
             return refusal
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == agreement["id"])
                      .values(uses=usage_counters.c.uses + 1, updated_at=now))
-        return Grant(dict(row), dict(asset), modification_from_duties(decision.duties, self._pseudonym_key),
+        return Grant(dict(row), asset, modification_from_duties(decision.duties, self._pseudonym_key),
                      list(decision.duties), access_id=access_id, log_jws=log_jws, pending=pending)
 
     async def _settle(self, grant: "Grant | AccessRefused") -> Grant:
@@ -300,11 +349,11 @@ class DataPlane:
         transfer_id = request.match_info["tid"]
         purpose = request.headers.get("X-Usage-Purpose") or None
         try:
-            self.verify_token(request.headers.get("Authorization"), transfer_id)
+            token_hash = self.token_hash(request.headers.get("Authorization"))
             if purpose is not None and len(purpose) > 512:
                 raise AccessRefused(400, ["X-Usage-Purpose is too long"])
             grant = await self._settle(
-                await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time()))
+                await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time(), token_hash))
         except AccessRefused as exc:
             return web.json_response({"error": "access refused", "status": exc.status, "reasons": exc.reasons},
                                      status=exc.status)
@@ -444,8 +493,9 @@ class DataPlane:
 
     # ----------------------------------------------------------- consumer
     def push_address(self, transfer_id: str, purpose: str | None) -> Json:
-        """Where the provider should push to: this node's receiver, with a one-transfer token."""
-        token = _b64(os.urandom(24))
+        """Where the provider should push to: this node's receiver, with a one-transfer token
+        (kept as a placeholder: see PUSH_TOKEN_PLACEHOLDER)."""
+        token = PUSH_TOKEN_PLACEHOLDER + _b64(os.urandom(16))
         props = [{"@type": "EndpointProperty", "name": "authorization", "value": token},
                  {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]
         if purpose:
@@ -458,6 +508,8 @@ class DataPlane:
         transfer_id = request.match_info["tid"]
         row = await self.node.transfers.get(transfer_id)
         expected = endpoint_property((row or {}).get("data_address"), "authorization") if row else None
+        if expected and expected.startswith(PUSH_TOKEN_PLACEHOLDER):
+            expected = self._derived_token("PUSH", transfer_id, expected[len(PUSH_TOKEN_PLACEHOLDER):])
         given = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if row is None or row["role"] != Role.CONSUMER.value or not expected \
                 or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -126,6 +126,7 @@ class ManagementApi:
             ("POST", "/policies", self.create_policy, True), ("GET", "/policies", self.list_policies, True),
             ("GET", "/policies/{id}", self.get_policy, True),
             ("POST", "/offers", self.create_offer, True), ("GET", "/offers", self.list_offers, True),
+            ("PUT", "/offers/{id}", self.update_offer, True), ("DELETE", "/offers/{id}", self.delete_offer, True),
             ("POST", "/catalog/request", self.catalog_request, True),
             ("POST", "/negotiations", self.start_negotiation, True), ("GET", "/negotiations", self.list_negotiations, True),
             ("GET", "/negotiations/{id}", self.get_negotiation, True),
@@ -238,6 +239,23 @@ class ManagementApi:
         except sa.exc.IntegrityError:
             raise ApiError(409, f"offer {doc['id']!r} already exists") from None
         return json_response(_offer_view(row), status=201)
+
+    async def update_offer(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "OfferInput")
+        if doc["id"] != request.match_info["id"]:
+            raise ApiError(400, "id: must be the offer's id in the path")
+        try:
+            row = await self.node.catalog.update_offer(doc)
+        except LookupError as exc:
+            raise ApiError(400, str(exc).strip("'\"")) from None
+        if row is None:
+            raise ApiError(404, f"no offer {doc['id']!r}")
+        return json_response(_offer_view(row))
+
+    async def delete_offer(self, request: web.Request) -> web.Response:
+        if not await self.node.catalog.delete_offer(request.match_info["id"]):
+            raise ApiError(404, f"no offer {request.match_info['id']!r}")
+        return web.Response(status=204)
 
     async def list_offers(self, request: web.Request) -> web.Response:
         return json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
@@ -395,7 +413,8 @@ class ManagementApi:
         if agreement:
             query = query.where(access_log.c.agreement_id == agreement)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
-        return json_response([{"id": r["id"], "transferId": r["transfer_id"], "agreementId": r["agreement_id"],
+        return json_response([{"id": r["id"], "stage": r["stage"], "transferId": r["transfer_id"],
+                                   "agreementId": r["agreement_id"], "offerId": r["offer_id"],
                                    "consumerId": r["consumer_id"], "at": r["at"], "permitted": r["permitted"],
                                    "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
                                   for r in rows])
@@ -506,7 +525,8 @@ def _offer_view(row: Json) -> Json:
 
 def _agreement_view(row: Any) -> Json:
     return {"id": row["id"], "negotiationId": row["negotiation_id"], "role": row["role"], "providerId": row["provider_id"],
-            "consumerId": row["consumer_id"], "assetId": row["asset_id"], "policy": row["policy"], "createdAt": row["created_at"]}
+            "consumerId": row["consumer_id"], "assetId": row["asset_id"], "offerId": row["offer_id"], "policy": row["policy"],
+            "createdAt": row["created_at"]}
 
 
 def openapi_document() -> Json:
@@ -530,6 +550,11 @@ def openapi_document() -> Json:
             "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies")},
             "/api/v1/policies/{id}": {"get": op("get a policy", params=("id",))},
             "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers")},
+            "/api/v1/offers/{id}": {
+                "put": op("change an offer's assets or policies; its access policy as it is now decides every "
+                          "later negotiation, transfer start and access, also under agreements already made",
+                          "OfferInput", ("id",)),
+                "delete": op("withdraw an offer; agreements made under it are refused from then on", params=("id",))},
             "/api/v1/catalog/request": {"post": op("request a peer's catalog", "CatalogQuery")},
             "/api/v1/negotiations": {"post": op("start negotiating an offer with a provider", "NegotiationInput"),
                                      "get": op("list negotiations (?state=&limit=&offset=)")},

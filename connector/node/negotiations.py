@@ -39,7 +39,8 @@ from ..protocol.policies import agreement_from_offer, message_offer, same_terms
 from ..store.tables import agreements, assets, negotiations, outbox
 from .automation import Action, DefaultStrategy, View
 from .catalog import CatalogService
-from .usage import decide, denial_reasons
+from .usage import (ACCESS_DENIED, AccessDenied, access_denied_text, access_refusal, decide, denial_reasons,
+                    record_decision)
 
 Json = dict[str, Any]
 PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
@@ -200,6 +201,11 @@ class NegotiationService:
                     self._initial_request_tx, version, msg, caller, digest, self.clock(), raw)
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won the insert: answer from its row
+            except AccessDenied as exc:  # no negotiation is created; the refusal is in the access log
+                await self.db.transaction(lambda conn: record_decision(
+                    conn, stage="negotiation", consumer_id=caller.participant_id, reasons=exc.reasons,
+                    now=self.clock(), offer_id=exc.offer_id))
+                raise
             if outgoing is not None:
                 self._committed(pid, outgoing, row)
             return status, body
@@ -221,10 +227,15 @@ class NegotiationService:
         found = self.catalog.find_offer(conn, offer_id)
         if found is None:
             raise Refused(f"offer {offer_id!r} is not offered by this provider", code="UnknownOffer")
-        dataset_id, policy = found
+        dataset_id, policy = found.dataset_id, found.policy
         target = msg.offer.get("target")
         if target is not None and target != dataset_id:
             raise Refused(f"offer {offer_id!r} is for dataset {dataset_id!r}, not {target!r}", code="TargetMismatch")
+        props = _ASSET_PROPERTIES.execute(conn, {"b_asset": dataset_id}).scalar()
+        denied = access_refusal(self.catalog.policies, found.access_policy, caller=who, target=dataset_id, now=ts,
+                                asset_properties=props, offer_id=offer_id)
+        if denied is not None:  # the offer's access policy does not admit this requester: nothing is created
+            raise AccessDenied(denied, offer_id=offer_id)
         pid = f"urn:uuid:{uuid.uuid4()}"
         own_offer = message_offer(offer_id, policy, dataset_id, self.participant_id)
         row = {
@@ -237,11 +248,11 @@ class NegotiationService:
             "created_at": ts, "updated_at": ts,
         }
         view_extra = {"proposal": msg.offer, "counter_requests": 0}
-        refusal = self._refusal(conn, row, policy, who, ts)
+        refusal = self._refusal(row, policy, who, ts, props)
         if refusal is not None:  # the contract policy does not permit this requester: say why, and end
             actions = [refusal]
         else:
-            # No _gate here: this transaction just found the offer and evaluated its policy.
+            # No _gate here: this transaction just found the offer and decided both its policies.
             actions = self.strategy.after_received(self._view(row, **view_extra), Event.REQUEST)
         outgoing = self._apply_actions(row, actions, ts)
         ack = ContractNegotiation(pid, msg.consumer_pid, State.REQUESTED).to_neutral()
@@ -249,7 +260,7 @@ class NegotiationService:
         row["last_in_response"] = {"status": 201, "body": ack}
         _INSERT_NEGOTIATION.execute(conn, row)
         logged = self._audit_received(conn, row, raw, ts)
-        self._write_side_effects(conn, row, outgoing, ts)
+        self._write_side_effects(conn, row, outgoing, ts, offer_id=found.offer_id)
         return 201, ack, pid, logged + outgoing, row
 
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
@@ -303,9 +314,12 @@ class NegotiationService:
             row["termination"] = {"by": peer_role.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
         row["state"] = new_state.value
         outgoing: list[Outgoing] = []
+        offer_id = None
         if new_state not in TERMINAL:
             actions = self.strategy.after_received(self._view(row, **extra), event)
-            actions = self._gate(conn, row, actions, who, ts)
+            # A counter-request names the offer again: its access policy is decided again.
+            actions, offer_id = self._gate(conn, row, actions, who, ts,
+                                           requested=isinstance(msg, ContractRequestMessage))
             outgoing = self._apply_actions(row, actions, ts)
         ack = ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
                                   new_state).to_neutral()
@@ -317,7 +331,7 @@ class NegotiationService:
         if isinstance(msg, ContractAgreementMessage):
             self._record_agreement(conn, row, ts)
         logged = self._audit_received(conn, row, raw, ts)
-        self._write_side_effects(conn, row, outgoing, ts)
+        self._write_side_effects(conn, row, outgoing, ts, offer_id=offer_id)
         return 200, ack, logged + outgoing, row
 
     def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
@@ -458,10 +472,9 @@ class NegotiationService:
         )
 
     # ----------------------------------------------------------- usage control
-    def _refusal(self, conn: Connection, row: Json, policy: Json, who: Caller, ts: float) -> Action | None:
+    def _refusal(self, row: Json, policy: Json, who: Caller, ts: float, props: Json | None) -> Action | None:
         """A termination naming every rule that refuses `who` under `policy`, or None when it is permitted.
         Evaluated on the provider's own stored policy and the caller's verified claims."""
-        props = _ASSET_PROPERTIES.execute(conn, {"b_asset": row["dataset_id"]}).scalar()
         try:
             decision = decide(self.catalog.policies, policy, caller=who, target=row["dataset_id"], now=ts,
                               asset_properties=props, at_negotiation=True)
@@ -475,20 +488,34 @@ class NegotiationService:
                       details={"effect": str(decision.effect.value if hasattr(decision.effect, "value") else decision.effect),
                                "reasons": reasons})
 
-    def _gate(self, conn: Connection, row: Json, actions: list[Action], who: Caller, ts: float) -> list[Action]:
-        """Before a provider sends an agreement: the offer must still be offered with the same
-        terms, and its policy must still permit the requester."""
-        if row["role"] != Role.PROVIDER.value or not any(a.event is Event.AGREE for a in actions):
-            return actions
+    def _gate(self, conn: Connection, row: Json, actions: list[Action], who: Caller, ts: float,
+              requested: bool = False) -> tuple[list[Action], str | None]:
+        """On a counter-request (`requested`) and before a provider sends an agreement: the offer
+        must still be offered, its access policy must still admit the requester (the claims or
+        the policy may have changed), and before an agreement its terms must be the same and its
+        contract policy must still permit the requester. Returns the actions to take and the
+        offer's own id (offers.id), which the agreement keeps."""
+        agreeing = any(a.event is Event.AGREE for a in actions)
+        if row["role"] != Role.PROVIDER.value or not (agreeing or requested):
+            return actions, None
         found = self.catalog.find_offer(conn, row["offer_id"]) if row["offer_id"] else None
         if found is None:
-            return [Action(Event.TERMINATE, f"offer {row['offer_id']!r} is no longer offered", code="OfferWithdrawn")]
-        dataset_id, current = found
-        if dataset_id != row["dataset_id"] or not same_terms(current, row["offer"]):
+            return [Action(Event.TERMINATE, f"offer {row['offer_id']!r} is no longer offered", code="OfferWithdrawn")], None
+        props = _ASSET_PROPERTIES.execute(conn, {"b_asset": found.dataset_id}).scalar()
+        denied = access_refusal(self.catalog.policies, found.access_policy, caller=who, target=found.dataset_id,
+                                now=ts, asset_properties=props, offer_id=row["offer_id"])
+        if denied is not None:
+            record_decision(conn, stage="negotiation", consumer_id=who.participant_id, reasons=denied, now=ts,
+                            offer_id=row["offer_id"])
+            return [Action(Event.TERMINATE, access_denied_text(denied), code=ACCESS_DENIED,
+                           details={"effect": "deny", "reasons": denied})], None
+        if not agreeing:
+            return actions, found.offer_id
+        if found.dataset_id != row["dataset_id"] or not same_terms(found.policy, row["offer"]):
             return [Action(Event.TERMINATE, "the offer changed since it was requested; request it again",
-                           code="OfferChanged")]
-        refusal = self._refusal(conn, row, current, who, ts)
-        return [refusal] if refusal is not None else actions
+                           code="OfferChanged")], None
+        refusal = self._refusal(row, found.policy, who, ts, props)
+        return ([refusal], None) if refusal is not None else (actions, found.offer_id)
 
     # ---------------------------------------------------------------- helpers
     def _view(self, row: Json, proposal: Json | None = None, counter_requests: int = 0) -> View:
@@ -585,7 +612,7 @@ class NegotiationService:
         if result.rowcount != 1:
             raise Conflict(row["id"])
 
-    def _record_agreement(self, conn: Connection, row: Json, ts: float) -> None:
+    def _record_agreement(self, conn: Connection, row: Json, ts: float, offer_id: str | None = None) -> None:
         agreement = row["agreement"]
         if not agreement:
             return
@@ -597,12 +624,13 @@ class NegotiationService:
             _INSERT_AGREEMENT.execute(conn, dict(
                 id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
                 consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
-                policy=agreement, created_at=ts,
+                policy=agreement, created_at=ts, offer_id=offer_id if role is Role.PROVIDER else row["offer_id"],
             ))
 
-    def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
+    def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float,
+                            offer_id: str | None = None) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
-            self._record_agreement(conn, row, ts)
+            self._record_agreement(conn, row, ts, offer_id)
         write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
                      recipient=row["counterparty_id"])
         if self.audit is not None:  # every message sent is logged at the clearing house

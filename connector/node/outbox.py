@@ -178,6 +178,8 @@ class Dispatcher:
                 self._advance(entry["process_id"])
                 return
             payload = orjson.dumps(body)
+            if entry["kind"].startswith("Transfer") and self.transfers is not None:
+                payload = self.transfers.reveal(entry, payload)  # tokens exist only on the wire
             recipient = entry.get("recipient") or await self._recipient_of(entry)
             response = await self._post_with_retries(url, payload, entry["message_id"], recipient)
             if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):

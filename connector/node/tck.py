@@ -124,9 +124,14 @@ def scripted_transfer_reaction(row: dict, event: TransferEvent) -> list:
     return []
 
 
-def _seed_agreement(conn: Any, agreement_id: str, *, role: str, me: str, peer: str, address: str, asset: str) -> None:
-    """A finalized negotiation holding `agreement_id`, as the TCK's transfer tests presume."""
+def _seed_agreement(conn: Any, agreement_id: str, *, role: str, me: str, peer: str, address: str, asset: str,
+                    offer_id: str | None = None) -> None:
+    """A finalized negotiation holding `agreement_id`, as the TCK's transfer tests presume; as
+    provider, made under the seeded offer `offer_id`, whose access policy is decided at each use."""
     if conn.execute(sa.select(agreements.c.id).where(agreements.c.id == agreement_id)).first() is not None:
+        if offer_id is not None:  # seeded before agreements kept their offer
+            conn.execute(sa.update(agreements).where(agreements.c.id == agreement_id, agreements.c.offer_id.is_(None))
+                         .values(offer_id=offer_id))
         return
     now = time.time()
     pid = f"urn:uuid:{uuid.uuid4()}"
@@ -135,19 +140,19 @@ def _seed_agreement(conn: Any, agreement_id: str, *, role: str, me: str, peer: s
     conn.execute(negotiations.insert(), {
         "id": pid, "role": role, "state": "FINALIZED", "version": 1, "dsp_version": "2025-1",
         "counterparty_id": peer, "counterparty_address": address, "consumer_pid": pid, "provider_pid": pid,
-        "dataset_id": asset, "offer_id": None, "offer": None, "agreement": policy, "last_in_digest": None,
+        "dataset_id": asset, "offer_id": offer_id, "offer": None, "agreement": policy, "last_in_digest": None,
         "last_in_response": None, "termination": None, "error": None, "created_at": now, "updated_at": now})
     conn.execute(agreements.insert(), {
         "id": agreement_id, "negotiation_id": pid, "role": role,
         "provider_id": me if role == "provider" else peer, "consumer_id": peer if role == "provider" else me,
-        "asset_id": asset, "policy": policy, "created_at": now})
+        "asset_id": asset, "policy": policy, "created_at": now, "offer_id": offer_id})
 
 
 async def seed_transfers(node: Any) -> None:
     def seed(conn: Any) -> None:
         for agreement_id in PROVIDER_TRANSFERS:
             _seed_agreement(conn, agreement_id, role="provider", me=node.participant_id, peer=TCK_PARTICIPANT,
-                            address="http://tck.invalid", asset="CAT0101")
+                            address="http://tck.invalid", asset="CAT0101", offer_id="offerCAT0101")
     await node.db.transaction(seed)
 
 

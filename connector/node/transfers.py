@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -28,8 +29,9 @@ from ..protocol.messages import (
 from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
-from ..store.tables import agreements, negotiations, transfers, usage_counters
+from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
 from .negotiations import PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, now_iso, wait_for_state, write_outbox
+from .usage import ACCESS_DENIED, AccessDenied, record_decision
 
 Json = dict[str, Any]
 E, S = TransferEvent, TransferState
@@ -43,10 +45,17 @@ _SELECT_BY_CONSUMER_PID = sa.select(transfers).where(
 _INSERT_TRANSFER = transfers.insert()
 _UPDATE_TRANSFER = transfers.update().where(
     transfers.c.id == sa.bindparam("b_id"), transfers.c.version == sa.bindparam("b_old_version"))
+_ACCESS = policies.alias("access_policy")
+# An agreement with its offer's current access policy (NULL when the offer or the policy is gone):
+# what decides access is read from the database, in the query that reads the agreement.
+_WITH_OFFER = agreements.outerjoin(offers, offers.c.id == agreements.c.offer_id).outerjoin(
+    _ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
+_OFFER_COLUMNS = (offers.c.asset_ids.label("offer_asset_ids"), _ACCESS.c.body.label("access_policy"))
+AGREEMENT_WITH_ACCESS = sa.select(agreements, *_OFFER_COLUMNS).select_from(_WITH_OFFER)
 _SELECT_AGREEMENT = (
     sa.select(agreements, negotiations.c.state.label("negotiation_state"), negotiations.c.dsp_version,
-              negotiations.c.counterparty_address, negotiations.c.counterparty_id)
-    .join(negotiations, negotiations.c.id == agreements.c.negotiation_id)
+              negotiations.c.counterparty_address, negotiations.c.counterparty_id, *_OFFER_COLUMNS)
+    .select_from(_WITH_OFFER.join(negotiations, negotiations.c.id == agreements.c.negotiation_id))
     .where(agreements.c.id == sa.bindparam("b_aid"), agreements.c.role == sa.bindparam("b_role"))
 )
 _SET_PROVIDER_PID = transfers.update().where(
@@ -78,8 +87,11 @@ class TransferService:
         self.db = db
         self.participant_id = participant_id
         self.dsp_base = dsp_base
-        self.access_check = access_check  # (conn, agreement row, claims, now) -> refusal reasons or None
+        # (conn, agreement row with its offer's access policy, claims, now) -> None or (code, reasons)
+        self.access_check = access_check
         self.start_address = start_address  # provider: the pull DataAddress for a transfer row
+        # (outbox entry, payload) -> payload as sent: fills in what the database must not hold
+        self.reveal: Callable[[Json, bytes], bytes] = lambda entry, payload: payload
         self.clock = clock
         self.on_commit = on_commit
         self.on_started: list[Callable[[Json], None]] = []  # e.g. the push sender
@@ -104,18 +116,25 @@ class TransferService:
                     self._request_tx, version, msg, fmt, who, digest, self.clock(), raw)
             except sa.exc.IntegrityError:
                 continue  # a concurrent duplicate won: answer from its row
-            except Refused:
-                await self._log_refusal(msg, who, raw)
+            except (Refused, AccessDenied) as exc:
+                await self._log_refusal(msg, who, raw, exc)
                 raise
             if outgoing is not None:
                 self._committed(row["id"], outgoing, row)
             return status, body
         raise Refused("could not record the transfer request, try again")
 
-    async def _log_refusal(self, msg: TransferRequestMessage, who: Caller, raw: bytes) -> None:
+    async def _log_refusal(self, msg: TransferRequestMessage, who: Caller, raw: bytes,
+                           exc: Refused | AccessDenied) -> None:
         """A refused request leaves no process behind, but the refusal is a protocol event:
         it is logged at the clearing house under the consumer's pid (the only id it has,
-        and the id of the consumer's own entries for the request)."""
+        and the id of the consumer's own entries for the request). A policy's refusal is
+        also in the access log."""
+        reasons = getattr(exc, "reasons", None)
+        if reasons is not None:
+            await self.db.transaction(lambda conn: record_decision(
+                conn, stage="transfer-start", consumer_id=who.participant_id, reasons=reasons, now=self.clock(),
+                agreement_id=msg.agreement_id, offer_id=getattr(exc, "offer_id", None)))
         if self.audit is None or not raw:
             return
         row = {"id": msg.consumer_pid, "role": Role.PROVIDER.value, "counterparty_id": who.participant_id}
@@ -147,7 +166,12 @@ class TransferService:
                           f"{agreement['negotiation_state']})", code="AgreementNotInForce")
         refusal = self.access_check(conn, dict(agreement), dict(who.claims), ts)
         if refusal:
-            raise Refused("Refused by the agreement's policy: " + " ".join(refusal), code="PolicyDenied")
+            code, reasons = refusal
+            if code == ACCESS_DENIED:
+                raise AccessDenied(reasons, offer_id=agreement["offer_id"])
+            denied = Refused("Refused by the agreement's policy: " + " ".join(reasons), code="PolicyDenied")
+            denied.reasons = reasons  # type: ignore[attr-defined]
+            raise denied
         pid = f"urn:uuid:{uuid.uuid4()}"
         row = {
             "id": pid, "role": Role.PROVIDER.value, "state": next_transfer_state(None, Role.CONSUMER, E.REQUEST).value,
@@ -383,8 +407,9 @@ class TransferService:
         write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
                      recipient=row["counterparty_id"])
         if self.audit is not None:  # every message sent is logged at the clearing house
-            for o in list(outgoing):
-                outgoing += self.audit(conn, row, o.body, ts)
+            for o in list(outgoing):  # by the digest of the bytes as they go on the wire, tokens included
+                wire_bytes = self.reveal({"process_id": row["id"]}, orjson.dumps(o.body))
+                outgoing += self.audit(conn, row, wire_bytes, ts)
 
     def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
         return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []

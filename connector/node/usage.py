@@ -1,20 +1,27 @@
 """Usage control at the node: the policy engine (pure) fed with the requester's
-verified claims and the node's own facts. Used for the catalog (access policy) and
-for negotiation (contract policy). Enforcement at each data access comes with the
-data plane, through the same engine."""
+verified claims and the node's own facts. An offer's access policy is decided wherever
+the offer is used (catalog, dataset lookup, negotiation request, before the agreement,
+transfer start, every data access); its contract policy at negotiation; the agreement's
+policy at transfer start and at every access (the data plane), all through the same engine."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from ..identity import Caller
+from ..protocol.errors import Forbidden
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
+from ..store.tables import access_log
 
 Json = dict[str, Any]
+log = logging.getLogger("connector.usage")
+ACCESS_DENIED = "AccessDenied"  # the DSP error / termination code of an access-policy refusal
 
 # Constraints on how the data will be used are commitments the consumer makes by
 # agreeing; they cannot be decided when the contract is made, only at each use
@@ -107,3 +114,44 @@ def denial_reasons(decision: Decision) -> list[str]:
     """The refusal in sentences a data-protection officer understands."""
     sentences = [r.message for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
     return sentences or ["no permission of the policy covers this request"]
+
+
+def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Caller, target: str, now: float,
+                   asset_properties: Mapping[str, Any] | None, offer_id: str | None = None) -> list[str] | None:
+    """None when the offer's access policy admits `caller` (its verified claims) to `target`;
+    otherwise the reasons, in the engine's words. `access_body` None means the offer (or its
+    policy) is gone: refused (fail closed). Decided exactly as the catalog decides."""
+    if access_body is None:
+        what = f"the offer {offer_id!r}" if offer_id else "the offer"
+        return [f"{what} is no longer offered for {target!r}: refused (fail closed)"]
+    try:
+        decision = decide(cache, access_body, caller=caller, target=target, now=now,
+                          asset_properties=asset_properties, at_negotiation=True)
+    except Exception:  # noqa: BLE001 - a policy that cannot be evaluated refuses (fail closed)
+        log.exception("the access policy of offer %s could not be evaluated", offer_id)
+        return ["the offer's access policy could not be evaluated: refused (fail closed)"]
+    return None if decision.permitted else denial_reasons(decision)
+
+
+def access_denied_text(reasons: list[str]) -> str:
+    return "Refused by the offer's access policy: " + " ".join(reasons)
+
+
+class AccessDenied(Forbidden):
+    """A DSP error (403, code AccessDenied) naming the rules of the access policy that refused."""
+
+    def __init__(self, reasons: list[str], *, offer_id: str | None = None) -> None:
+        super().__init__(access_denied_text(reasons), code=ACCESS_DENIED)
+        self.reasons = reasons
+        self.offer_id = offer_id
+
+
+def record_decision(conn: Connection, *, stage: str, consumer_id: str, reasons: list[str], now: float,
+                    permitted: bool = False, offer_id: str | None = None, agreement_id: str | None = None,
+                    transfer_id: str | None = None) -> None:
+    """One row of the access log (GET /api/v1/access-log) for a decision outside the data plane:
+    a refusal at negotiation or at transfer start."""
+    conn.execute(access_log.insert(), {
+        "transfer_id": transfer_id, "agreement_id": agreement_id, "consumer_id": consumer_id[:512], "at": now,
+        "permitted": permitted, "purpose": None, "reasons": reasons, "duties": [], "stage": stage,
+        "offer_id": offer_id[:512] if offer_id else None})

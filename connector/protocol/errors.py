@@ -46,3 +46,10 @@ class Refused(ProtocolError):
 
     status = 400
     code = "Refused"
+
+
+class Forbidden(ProtocolError):
+    """The requester is known but a policy does not admit it (e.g. an offer's access policy)."""
+
+    status = 403
+    code = "Forbidden"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +54,7 @@ class Database:
         if self.is_sqlite:
             self.sync_engine = sa.create_engine(url.replace("+aiosqlite", ""), pool_size=1, max_overflow=0,
                                                 json_serializer=_json_dumps, json_deserializer=orjson.loads)
+            private_sqlite_files(self.sync_engine.url.database)
             sa.event.listen(self.sync_engine, "connect", _sqlite_pragmas)
             self._conn: Connection | None = None
             self._checkpointer: Checkpointer | None = None
@@ -191,6 +194,28 @@ class Database:
                 self._writer.shutdown(wait=False)
         else:
             await self.async_engine.dispose()
+
+
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_files(path: str | None) -> None:
+    """Make the database file (and its -wal, -shm, -journal) readable by its owner only.
+
+    SQLite creates a database 0644 and gives its companion files the database's own mode, so
+    the database is created here first, 0600, before SQLite opens it; one created earlier
+    with a wider mode is narrowed. Not for in-memory or URI databases."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for name in (path, *(path + suffix for suffix in SQLITE_COMPANIONS)):
+        try:
+            mode = os.stat(name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(mode) & 0o077:
+            os.chmod(name, stat.S_IMODE(mode) & 0o700 | 0o600)
 
 
 def _json_dumps(value: Any) -> str:

@@ -67,6 +67,9 @@ agreements = sa.Table(
     sa.Column("asset_id", sa.String(255), nullable=False),
     sa.Column("policy", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # provider: the offer (offers.id) it was made under; its access policy is decided again at
+    # transfer start and at every access (NULL: unknown, refused)
+    sa.Column("offer_id", sa.String(255), nullable=True),
 )
 
 outbox = sa.Table(
@@ -112,7 +115,11 @@ transfers = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # provider, pull: SHA-256 (hex) of the live pull token, never the token itself
+    sa.Column("token_hash", sa.String(64), nullable=True),
+    sa.Column("token_expires_at", sa.Float, nullable=True),
     sa.UniqueConstraint("role", "counterparty_id", "consumer_pid", name="uq_transfer_peer_consumer_pid"),
+    sa.Index("ix_transfers_token_hash", "token_hash", unique=True),
 )
 
 usage_counters = sa.Table(
@@ -125,14 +132,16 @@ usage_counters = sa.Table(
 access_log = sa.Table(
     "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("transfer_id", sa.String(255), nullable=False),
-    sa.Column("agreement_id", sa.String(512), nullable=False),
+    sa.Column("transfer_id", sa.String(255), nullable=True),  # none for a refusal before a transfer exists
+    sa.Column("agreement_id", sa.String(512), nullable=True),  # none for a refusal at negotiation
     sa.Column("consumer_id", sa.String(512), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("permitted", sa.Boolean, nullable=False),
     sa.Column("purpose", sa.String(512), nullable=True),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("duties", sa.JSON, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False, server_default="access"),  # negotiation | transfer-start | access
+    sa.Column("offer_id", sa.String(512), nullable=True),
     sa.Index("ix_access_log_agreement", "agreement_id", "at"),
 )
 
