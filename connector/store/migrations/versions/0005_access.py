@@ -9,7 +9,7 @@
 - access_log: every access decision, also the refusals at negotiation and transfer start
   (stage), which have no transfer and, at negotiation, no agreement yet.
 
-Revision ID: 0004_access
+Revision ID: 0005
 Revises: 0003
 """
 from alembic import op
