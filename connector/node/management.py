@@ -186,6 +186,8 @@ class ManagementApi:
         if doc.get("dataAddress"):
             try:
                 doc["dataAddress"] = self.node.dataplane.check_data_address(doc["dataAddress"])
+                if doc["dataAddress"]["type"] == "http":
+                    await self.node.dataplane.check_upstream_address(doc["dataAddress"]["url"])
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from None
         try:
