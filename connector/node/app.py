@@ -42,7 +42,7 @@ class Node:
         # Where peers may make this node send requests (checked on arrival and again at connect time).
         self.destinations = DestinationGuard(
             parse_allow_list(settings.allowed_destinations), addresses_of=self.identity.addresses_of,
-            trusted=[settings.clearinghouse_url] if settings.clearinghouse_url else ())
+            trusted=[u for u in (settings.clearinghouse_url, settings.identity_station_url) if u])
         self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
         self.self_description = SelfDescriptionService(self)  # re-registers on catalog.on_change
         if strategy is None and settings.tck_enabled:

@@ -278,8 +278,11 @@ class DataPlane:
             try:
                 await self.node.clearinghouse.submit_now(grant.log_jws)
             except Exception as exc:  # noqa: BLE001 - unavailable, refused or unverifiable: no receipt, no data
+                # The consumer reads this reason: it says what failed, not where (our log has the detail).
+                log.warning("transfer %s: the clearing house did not accept the access entry: %s %s",
+                            grant.transfer["id"], type(exc).__name__, exc)
                 reason = ("The policy requires every access to be logged to the clearing house, and it did not "
-                          f"accept the entry ({type(exc).__name__}: {exc}): access refused (fail closed).")
+                          "accept the entry: access refused (fail closed).")
                 await self.node.db.transaction(self._undo_access, grant, reason)
                 raise AccessRefused(403, [reason]) from None
         return grant

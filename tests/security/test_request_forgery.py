@@ -42,6 +42,8 @@ class Listener:
         self.runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if request.path == "/.well-known/dspace-version":  # it poses as a provider's root, to be discovered
+            return web.json_response({"protocolVersions": [{"version": "2025-1", "path": "/dsp/2025-1"}]})
         self.requests.append((request.method, request.path, request.headers.get("Authorization"),
                               await request.read()))
         return web.Response(status=405 if request.path.startswith("/405") else 200)
@@ -341,3 +343,21 @@ def test_station_the_refusal_names_the_sender_and_the_rule(station):
     reason = assert_refused(resp, "2025-1", "callbackAddress", RULE_OWNER, str(internal.port))
     assert reason == (f"callbackAddress refused: it is not an address registered for participant "
                       f"{consumer.participant_id} at the station (rule: {RULE_OWNER})")
+
+
+def test_station_a_provider_dsp_address_not_registered_to_it_is_refused(station):
+    """A provider's /.well-known/dspace-version names the DSP base our consumer sends its token to:
+    one that is not the provider's registered address is refused before the negotiation starts."""
+    provider, consumer, internal, _ = station
+    internal.forget()
+    before = count(consumer, "negotiations")
+    offer = {"@id": "records-offer", "@type": "Offer", "target": "records", "assigner": provider.participant_id,
+             "permission": [{"action": "use"}]}
+    resp = httpx.post(f"{consumer.url}/api/v1/negotiations", headers=consumer.headers(), timeout=30, json={
+        "counterPartyAddress": internal.url, "datasetId": "records", "offer": offer})
+    assert internal.untouched(), internal.requests  # on main: the ContractRequestMessage with our DAT
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == (f"the provider's DSP address refused: it is not an address registered for "
+                                    f"participant {provider.participant_id} at the station (rule: {RULE_OWNER})")
+    assert count(consumer, "negotiations") == before
+
