@@ -283,10 +283,13 @@ class DestinationGuard:
                 addresses = await asyncio.wait_for(self.resolve(host.rstrip("."), port), self.resolve_timeout)
             except (OSError, asyncio.TimeoutError, UnicodeError) as exc:
                 log.info("%s: %s:%s does not resolve: %s", what, host, port, exc)
-                raise DestinationRefused(f"{what} refused: its host could not be checked (rule: {RULE_PRIVATE})") from None
+                addresses = []
         if not addresses or not all(self.allowed(host, port, a) for a in addresses):
-            log.warning("%s refused: %s:%s resolves to %s", what, host, port, ", ".join(map(str, addresses)))
-            raise DestinationRefused(f"{what} refused: it is not a public address (rule: {RULE_PRIVATE})")
+            log.warning("%s refused: %s:%s resolves to %s", what, host, port, ", ".join(map(str, addresses)) or "nothing")
+            # One reason whether the name resolved to a private address or not at all: a peer must not
+            # learn which names our resolver knows.
+            raise DestinationRefused(f"{what} refused: its host does not resolve to public addresses only "
+                                     f"(rule: {RULE_PRIVATE})")
 
     def allowed(self, host: str, port: int, address: str) -> bool:
         """The rule for a peer's URL: a public address or an allow-listed one."""
