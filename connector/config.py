@@ -42,6 +42,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     tck_enabled: bool = False
     outbox_attempts: int = 6
+    # private, loopback, link-local ... destinations this node may nevertheless send to (see node/destinations.py)
+    allowed_destinations: tuple[str, ...] = ()
     dataplane_data_root: Path | None = None  # files an asset may name live under it
     dataplane_upstream_hosts: tuple[str, ...] = ()  # hosts an HTTP asset may fetch from
     dataplane_token_ttl: int = 3600  # seconds a pull token is valid (suspension revokes at once)
@@ -70,7 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "identity": {"mode": (str, False), "shared_secret": (str, False), "station_url": (str, False),
                  "audience": (str, False), "max_token_lifetime": (int, False)},
     "tls": {"enabled": (bool, False)},
-    "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False)},
+    "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False), "allowed_destinations": (list, False)},
     "tck": {"enabled": (bool, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
@@ -220,6 +222,13 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
     max_body = dsp.get("max_body_bytes", 1024 * 1024)
     if not 1024 <= max_body <= 64 * 1024 * 1024:
         raise ConfigError(f"setting [dsp] max_body_bytes must be between 1024 and 67108864, got {max_body}")
+    allowed = tuple(dsp.get("allowed_destinations", ()))
+    from .node.destinations import parse_allow_list
+    try:
+        parse_allow_list(allowed)
+    except ValueError as exc:
+        raise ConfigError(f"setting [dsp] allowed_destinations: {exc} (entries such as 127.0.0.1, localhost:8282, "
+                          "10.0.0.0/8, [::1]:8282)") from None
     return Settings(
         directory=directory,
         node=node,
@@ -232,6 +241,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         tls_enabled=tls_enabled,
         max_body_bytes=max_body,
         outbox_attempts=dsp.get("outbox_attempts", 6),
+        allowed_destinations=allowed,
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
@@ -344,6 +354,9 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
         "",
         "[dsp]",
         "max_body_bytes = 1048576",
+        "# Peers' callback, push and data endpoints and HTTP upstream assets on loopback, private, link-local",
+        "# or multicast addresses are refused unless named here (addresses, networks, host names, optional port):",
+        '# allowed_destinations = "127.0.0.1, localhost:8282, 10.0.0.0/8"',
         "",
         "[tck]",
         f"enabled = {'true' if tck else 'false'}",

@@ -131,8 +131,12 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
     step(f"the clearing house is running at {ch_url}; its public key: {ch_key[:40]}...")
 
     nodes: dict[str, tuple[Node, str]] = {}
+    ports = {key: free_port() for key in ORGS}
+    # Everything runs on loopback, which nodes refuse as a destination unless allowed: each
+    # node allows exactly the three nodes' ports (the clearing house, configured, is trusted).
+    allowed = tuple(f"127.0.0.1:{p}" for p in ports.values())
     for key, (name, jurisdiction) in ORGS.items():
-        port = free_port()
+        port = ports[key]
         directory = base / key
         _, enrolment = await init_enrolled_node(directory, name=name, station_url=station_url,
                                                 enroller=AdminTokenEnroller(station_url, admin_token),
@@ -140,6 +144,7 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
         settings = config_mod.load(directory)
         settings.clearinghouse_url, settings.clearinghouse_verifier_key = ch_url, ch_key
         settings.clearinghouse_audience = ch_url
+        settings.allowed_destinations = allowed
         node = Node(settings)
         await _serve(node.make_app(), port, runners)
         nodes[key] = (node, settings.node.public_url)

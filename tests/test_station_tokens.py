@@ -23,11 +23,16 @@ from connector.identity import jose
 from connector.identity.dat import client_assertion, token_request_form
 from connector.identity.keys import load_any_private_key, load_private_key
 from connector.identity.pki import make_csr
-from support.nodes import NodeProcess, StationProcess
+from support.nodes import NodeProcess, StationProcess, free_port
 
 pytestmark = pytest.mark.slow
 CTX25 = ["https://w3id.org/dspace/2025/1/context.jsonld"]
 CTX24 = "https://w3id.org/dspace/2024/1/context.json"
+
+
+# The consumer's port is known in advance: a request's callbackAddress must be the consumer's own
+# (registered) address, or the provider refuses it (destinations must belong to the sender).
+CONSUMER_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def net(tmp_path_factory):
     provider = NodeProcess(base / "provider", "Pearl River Medical Centre", station=station,
                            jurisdiction="CN-GD-GZ").start()
     consumer = NodeProcess(base / "consumer", "Harbour University Research Lab", station=station,
-                           jurisdiction="HK").start()
+                           jurisdiction="HK", port=CONSUMER_PORT).start()
     station.recipient = provider.participant_id  # the tests' tokens are for the provider
     provider.publish("dataset-1", "offer-1")
     try:
@@ -83,7 +88,7 @@ def request_body(consumer_pid=None, assignee=None, version="2025-1"):
         offer["assignee"] = assignee
     body = {"@context": CTX25, "@type": "ContractRequestMessage",
             "consumerPid": consumer_pid or f"urn:uuid:{uuid.uuid4()}", "offer": offer,
-            "callbackAddress": "http://127.0.0.1:9/cb"}
+            "callbackAddress": f"http://127.0.0.1:{CONSUMER_PORT}/dsp/{version}"}
     if version == "2024-1":
         body = {"@context": CTX24, "@type": "dspace:ContractRequestMessage",
                 "dspace:consumerPid": body["consumerPid"], "dspace:callbackAddress": body["callbackAddress"],
@@ -207,16 +212,19 @@ def test_the_station_refuses_a_replayed_client_assertion(net):
     assert "replayed client assertion" in again.json()["error_description"]
 
 
-def enrol_raw(station, name, jurisdiction="HK"):
+def enrol_raw(station, name, jurisdiction="HK", connector_url=None):
     key = ec.generate_private_key(ec.SECP256R1())
-    record = station.admin("POST", "/admin/participants", {"name": name, "jurisdiction": jurisdiction,
-                                                            "csr": make_csr(key, name).decode()}, expect=201)
+    record = station.admin("POST", "/admin/participants", {
+        "name": name, "jurisdiction": jurisdiction, "csr": make_csr(key, name).decode(),
+        **({"connectorUrl": connector_url} if connector_url else {})}, expect=201)
     return key, record["participantId"]
 
 
 def test_a_revoked_participant_is_refused_from_its_next_token_on(net):
     station, provider, consumer = net
-    key, pid = enrol_raw(station, "Lion Rock Mobility Data Co.")
+    own_url = f"http://127.0.0.1:{free_port()}"  # its registered address, where its callbacks must be
+    key, pid = enrol_raw(station, "Lion Rock Mobility Data Co.", connector_url=own_url)
+    body = {**request_body(), "callbackAddress": f"{own_url}/dsp/2025-1"}
 
     def token():
         assertion = client_assertion(pid, key, station.url + "/token", now=time.time())
@@ -224,10 +232,10 @@ def test_a_revoked_participant_is_refused_from_its_next_token_on(net):
 
     held = token().json()["access_token"]
     unseen = token().json()["access_token"]
-    assert send(provider, f"Bearer {held}").status_code == 201
+    assert send(provider, f"Bearer {held}", body=body).status_code == 201
     station.admin("POST", f"/admin/participants/{pid}/revoke", {"reason": "membership ended"}, expect=200)
     before = negotiation_count(provider)
-    assert_refused(provider, send(provider, f"Bearer {unseen}"), "revoked participant")
+    assert_refused(provider, send(provider, f"Bearer {unseen}", body=body), "revoked participant")
     refused = token()
     assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
     assert negotiation_count(provider) == before

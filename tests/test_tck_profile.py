@@ -170,7 +170,7 @@ async def test_tp_c_02_01_consumer_terminates_after_start(tck_node, fake):
         cpid, callback = req["consumerPid"], req["callbackAddress"]
         await send(client, f"{callback}/transfers/{cpid}/start", msg("TransferStartMessage", fake.provider_pid, cpid,
                    dataAddress={"@type": "DataAddress", "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
-                                "endpoint": "http://example.com"}), V)
+                                "endpoint": f"{fake.url}/data"}), V)
         term = await fake.next("/termination")
         assert term["consumerPid"] == cpid
         resp = await client.get(f"{callback}/transfers/{cpid}", headers={"Authorization": token_to(f"{callback}/transfers/{cpid}")})

@@ -45,6 +45,11 @@ class Identity(Protocol):
 
     async def verify(self, authorization: str | None) -> Caller: ...
 
+    async def addresses_of(self, participant_id: str) -> frozenset[str] | None:
+        """The addresses registered for a participant at the station (where callbacks, push and
+        data endpoints of its messages must lie), or None where there is no registry (dev mode)."""
+        ...
+
 
 class DevSharedSecret:
     """Token = base64url(JSON claims with "sub" and "aud") "." base64url(HMAC-SHA256(secret, that JSON)).
@@ -84,6 +89,10 @@ class DevSharedSecret:
 
     async def verify(self, authorization: str | None) -> Caller:
         return self.verify_now(authorization)
+
+    async def addresses_of(self, participant_id: str) -> frozenset[str] | None:
+        """Dev mode has no registry of addresses: only the private-destination rule applies."""
+        return None
 
     def verify_now(self, authorization: str | None) -> Caller:
         if not authorization:

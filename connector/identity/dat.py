@@ -421,6 +421,28 @@ class StationTrust:
             return result
         return await asyncio.shield(flight)
 
+    #: seconds a participant's registered addresses are cached (short: a re-registration shows soon)
+    addresses_ttl: float = 30.0
+
+    async def addresses(self, participant_id: str) -> frozenset[str]:
+        """The addresses the station has registered for `participant_id` (its ``connectorUrl``),
+        cached for `addresses_ttl`. Empty for an unknown or revoked participant or one that
+        registered none; raises TrustUnavailable when the station cannot be read."""
+        cache: dict[str, tuple[float, frozenset[str]]] = self.__dict__.setdefault("_addresses", {})
+        now = self.clock()
+        hit = cache.get(participant_id)
+        if hit is not None and now - hit[0] < self.addresses_ttl:
+            return hit[1]
+        doc = await self._get(f"{self.station_url}/participants/{quote(participant_id, safe='')}")
+        found: frozenset[str] = frozenset()
+        if isinstance(doc, dict) and doc.get("status") == "active":
+            url = doc.get("connectorUrl")
+            found = frozenset([url]) if isinstance(url, str) and url else frozenset()
+        if len(cache) >= 10000:
+            cache.pop(next(iter(cache)))
+        cache[participant_id] = (now, found)
+        return found
+
 
 # ------------------------------------------------------------- replay store
 class ReplayStore(Protocol):
@@ -786,3 +808,7 @@ class StationIdentity:
             log.warning("refused a request's token: %s", exc.reason)
             raise
 
+    async def addresses_of(self, participant_id: str) -> frozenset[str]:
+        """Where `participant_id` may be sent anything: the addresses the station has registered
+        for it (empty: nowhere). Raises TrustUnavailable when the station cannot be read."""
+        return await self.client.trust.addresses(participant_id)

@@ -21,6 +21,7 @@ from .management import ManagementApi, json_response
 from .negotiations import NegotiationService
 from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
+from .destinations import DestinationGuard, GuardedConnector, parse_allow_list
 from .outbox import Dispatcher
 from .transfers import TransferService
 from .peers import PeerDirectory
@@ -38,6 +39,10 @@ class Node:
         # [identity] mode: "station" (DATs from the station authority) or the explicit dev shared secret
         self.identity = build_identity(settings)
         self.db = Database(settings.database_url)
+        # Where peers may make this node send requests (checked on arrival and again at connect time).
+        self.destinations = DestinationGuard(
+            parse_allow_list(settings.allowed_destinations), addresses_of=self.identity.addresses_of,
+            trusted=[u for u in (settings.clearinghouse_url, settings.identity_station_url) if u])
         self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
         self.self_description = SelfDescriptionService(self)  # re-registers on catalog.on_change
         if strategy is None and settings.tck_enabled:
@@ -79,8 +84,8 @@ class Node:
         for background in await start_identity(self.identity):
             self._tasks.append(asyncio.create_task(background, name="identity"))
         peer_tls = client_ssl_context(self.settings)  # mTLS to peers with the station certificate
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=200, limit_per_host=100, **({"ssl": peer_tls} if peer_tls else {})))
+        self.session = aiohttp.ClientSession(connector=GuardedConnector(
+            self.destinations, limit=200, limit_per_host=100, **({"ssl": peer_tls} if peer_tls else {})))
         self.peers = PeerDirectory(self.session, self.codec, self.identity)
         self.dispatcher = Dispatcher(
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,

@@ -33,6 +33,7 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import access_log, agreements, assets, received_data, transfers, usage_counters
 from .transform import Modification, TransformError, kind_of, modification_from_duties, transformer
+from .destinations import DestinationRefused, forbidden, parse_destination
 from .transfers import AGREEMENT_WITH_ACCESS, PULL, PUSH
 from .usage import ACCESS_DENIED, DECIDED_AT_USE, PolicyCache, access_denied_text, access_refusal, claims_context
 
@@ -139,6 +140,18 @@ class DataPlane:
         if parsed.hostname.lower() not in self.upstream_hosts:
             raise ValueError(f"dataAddress: host {parsed.hostname!r} is not on the allowed upstream list "
                              "([dataplane] upstream_hosts)")
+        try:
+            parse_destination(url)
+        except DestinationRefused as exc:
+            raise ValueError(f"dataAddress: the url is refused: {exc.reason}") from None
+
+    async def check_upstream_address(self, url: str) -> None:
+        """An HTTP upstream must also resolve to public addresses unless [dsp] allowed_destinations
+        names it (checked when the asset is created; the HTTP client checks again at every connect)."""
+        try:
+            await self.node.destinations.check_resolved(parse_destination(url), "the asset's url")
+        except DestinationRefused as exc:
+            raise ValueError(f"dataAddress: {exc.reason}") from None
 
     # -------------------------------------------------------------- tokens
     def _derived_token(self, kind: str, transfer_id: str, nonce: str) -> str:
@@ -314,8 +327,11 @@ class DataPlane:
             try:
                 await self.node.clearinghouse.submit_now(grant.log_jws)
             except Exception as exc:  # noqa: BLE001 - unavailable, refused or unverifiable: no receipt, no data
+                # The consumer reads this reason: it says what failed, not where (our log has the detail).
+                log.warning("transfer %s: the clearing house did not accept the access entry: %s %s",
+                            grant.transfer["id"], type(exc).__name__, exc)
                 reason = ("The policy requires every access to be logged to the clearing house, and it did not "
-                          f"accept the entry ({type(exc).__name__}: {exc}): access refused (fail closed).")
+                          "accept the entry: access refused (fail closed).")
                 await self.node.db.transaction(self._undo_access, grant, reason)
                 raise AccessRefused(403, [reason]) from None
         return grant
@@ -423,14 +439,19 @@ class DataPlane:
         """Connect and read the upstream's status before our own response starts."""
         silence = self.node.settings.dataplane_upstream_timeout
         timeout = aiohttp.ClientTimeout(total=None, connect=min(10, silence), sock_read=silence)
+        # The consumer learns that the source failed, never how: our network is not its business.
+        unavailable = AccessRefused(502, ["the asset's data source is unavailable"])
         try:
             resp = await self.node.session.get(url, timeout=timeout, allow_redirects=False)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise AccessRefused(502, [f"the upstream could not be reached: {type(exc).__name__}"]) from None
+            log.warning("the upstream of an asset could not be read%s: %s %s",
+                        " (refused: not a public address)" if forbidden(exc) else "", type(exc).__name__, exc)
+            raise unavailable from None
         if resp.status >= 300:
             resp.release()
-            raise AccessRefused(502, [f"the upstream answered {resp.status}"
-                                      + (" (redirects are not followed)" if 300 <= resp.status < 400 else "")])
+            log.warning("the upstream %s answered %s%s", url, resp.status,
+                        " (redirects are not followed)" if 300 <= resp.status < 400 else "")
+            raise unavailable
         return resp
 
     async def _upstream_chunks(self, url: str, resp: aiohttp.ClientResponse | None = None) -> AsyncIterator[bytes]:
@@ -477,8 +498,10 @@ class DataPlane:
                     raise UpstreamError(f"the consumer's endpoint answered {resp.status}")
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)
         except Exception as exc:  # noqa: BLE001 - recorded on the transfer, which ends
-            log.warning("push of transfer %s failed: %s", row["id"], exc)
-            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, f"the push failed: {exc}")
+            # The detail (a host, a port, a status) stays in our log: the termination goes to the peer.
+            log.warning("push of transfer %s failed: %s %s", row["id"], type(exc).__name__, exc)
+            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE,
+                                          "the push failed: the data could not be delivered to the push endpoint")
 
     async def _push_body(self, grant: Grant) -> AsyncIterator[bytes]:
         address = grant.asset["data_address"]
@@ -597,7 +620,14 @@ class DataPlane:
         if purpose:
             headers["X-Usage-Purpose"] = purpose
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
-        async with self.node.session.get(endpoint, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+        try:
+            resp = await self.node.session.get(endpoint, headers=headers, timeout=timeout, allow_redirects=False)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:  # our operator may see the detail
+            why = "refused: not a public address ([dsp] allowed_destinations)" if forbidden(exc) \
+                else f"{type(exc).__name__} {exc}"[:300]
+            return web.json_response({"error": f"the provider's data endpoint could not be reached: {why}"},
+                                     status=502)
+        async with resp:
             if resp.status != 200:
                 body = await resp.content.read(64 * 1024)
                 return web.Response(body=body, status=resp.status, content_type="application/json")

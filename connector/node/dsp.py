@@ -10,7 +10,11 @@ from ..identity import Caller
 from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess
 from ..protocol.messages import (
     CatalogRequestMessage,
+    ContractOfferMessage,
+    ContractRequestMessage,
     Message,
+    TransferRequestMessage,
+    TransferStartMessage,
     error_object,
     parse_message,
     parse_transfer_message,
@@ -18,6 +22,7 @@ from ..protocol.messages import (
 from ..protocol.negotiation import Role
 from .codec import VERSIONS, Codec
 from .negotiations import message_digest
+from .transfers import PUSH, transfer_format
 
 log = logging.getLogger("connector.dsp")
 Json = dict[str, Any]
@@ -40,6 +45,26 @@ TRANSFER_PATHS: dict[str, str] = {
     "suspension": "TransferSuspensionMessage",
     "termination": "TransferTerminationMessage",
 }
+
+
+def chosen_destinations(msg: Message) -> list[tuple[str, Any]]:
+    """The URLs in a peer's message that this node would send requests to (pure): the
+    callbackAddress that starts a process, the push endpoint of a push TransferRequest, the
+    data endpoint of a TransferStartMessage. Each is checked before the message is applied."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(msg, ContractRequestMessage) and msg.provider_pid is None and msg.callback_address:
+        found.append(("callbackAddress", msg.callback_address))
+    elif isinstance(msg, ContractOfferMessage) and msg.consumer_pid is None and msg.callback_address:
+        found.append(("callbackAddress", msg.callback_address))
+    elif isinstance(msg, TransferRequestMessage):
+        found.append(("callbackAddress", msg.callback_address))
+        if transfer_format(msg.format) == PUSH and isinstance(msg.data_address, dict) \
+                and msg.data_address.get("endpoint") is not None:
+            found.append(("the push endpoint (dataAddress endpoint)", msg.data_address["endpoint"]))
+    elif isinstance(msg, TransferStartMessage) and isinstance(msg.data_address, dict) \
+            and msg.data_address.get("endpoint") is not None:
+        found.append(("the data endpoint (dataAddress endpoint)", msg.data_address["endpoint"]))
+    return found
 
 
 def version_document(public_root: str) -> Json:
@@ -146,7 +171,10 @@ class DspApi:
             raw = await self.read_body(request)
             neutral = self.codec.decode(raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
-            status, body = await handle(parse(neutral), caller, raw)
+            msg = parse(neutral)
+            for what, url in chosen_destinations(msg):  # before anything is recorded or sent
+                await self.node.destinations.check(url, sender=caller.participant_id, what=what)
+            status, body = await handle(msg, caller, raw)
             return self.respond(body, version, status)
         except ProtocolError as exc:
             return self.error(exc, version, error_type, **pids)

@@ -190,6 +190,8 @@ class ManagementApi:
         if doc.get("dataAddress"):
             try:
                 doc["dataAddress"] = self.node.dataplane.check_data_address(doc["dataAddress"])
+                if doc["dataAddress"]["type"] == "http":
+                    await self.node.dataplane.check_upstream_address(doc["dataAddress"]["url"])
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from None
         try:
@@ -283,6 +285,8 @@ class ManagementApi:
         doc = await self.body(request, "NegotiationInput")
         recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
+        if doc.get("counterPartyId"):
+            await self._provider_address(base, doc["counterPartyId"])
         offer = doc.get("offer")
         if offer is None:
             offer_id = doc.get("offerId")
@@ -298,9 +302,18 @@ class ManagementApi:
             provider_id = provider_id.get("@id")
         if not isinstance(provider_id, str) or not provider_id:
             raise ApiError(400, "counterPartyId is needed: the offer does not name its assigner")
+        await self._provider_address(base, provider_id)
         row = await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
                                                  dataset_id=doc["datasetId"], offer=offer)
         return json_response(negotiation_view(row), status=201)
+
+    async def _provider_address(self, base: str, provider_id: str) -> None:
+        """The DSP base comes from the provider's own document: in station mode it must be an
+        address registered for the provider (our token goes there), and never a private one."""
+        try:
+            await self.node.destinations.check(base, sender=provider_id, what="the provider's DSP address")
+        except ProtocolError as exc:
+            raise ApiError(exc.status, exc.reason) from None
 
     async def list_negotiations(self, request: web.Request) -> web.Response:
         limit = _int_param(request, "limit", 100, 1, 1000)

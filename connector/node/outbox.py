@@ -19,6 +19,7 @@ from ..store.db import Database
 from ..store.prepared import Prepared
 
 from ..store.tables import negotiations, outbox, transfers
+from .destinations import forbidden
 from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
 
 log = logging.getLogger("connector.outbox")
@@ -29,6 +30,16 @@ Json = dict[str, Any]
 _MARK_SENT = Prepared(outbox.update().where(
     outbox.c.id == sa.bindparam("b_id"), outbox.c.lease_owner == sa.bindparam("b_owner"), outbox.c.status == "pending",
 ).values(status="sent", lease_owner=None, lease_until=None, last_error=None))
+
+
+def _peer_reason(body: bytes) -> str:
+    """The code and reason a peer gave for refusing, from its DSP error body (at most 200 characters each)."""
+    doc = response_json(body) or {}
+    code = doc.get("code") or doc.get("dspace:code")
+    reason = doc.get("reason") or doc.get("dspace:reason")
+    if isinstance(reason, list):
+        reason = " ".join(str(r) for r in reason)
+    return (f"{str(code)[:200]}: " if code else "") + (str(reason)[:200] if reason else "no reason given")
 
 
 class TransientSendError(Exception):
@@ -242,14 +253,22 @@ class Dispatcher:
                 body = await resp.content.read(1024 * 1024)
                 if 200 <= resp.status < 300:
                     return response_json(body)
+                # The texts below end up in process rows (termination reasons): they name what
+                # happened, never where (no host, port or connection error); our log has the detail.
                 if resp.status in (408, 425, 429) or resp.status >= 500:
-                    raise TransientSendError(f"{url} answered {resp.status}")
+                    log.info("outbox: %s answered %s", url, resp.status)
+                    raise TransientSendError(f"the peer answered {resp.status}")
                 if resp.status == 401 and self.on_unauthorized is not None:
                     self.on_unauthorized()
-                    raise TransientSendError(f"{url} refused our token (401); retrying with a new one")
-                raise PermanentSendError(f"{url} answered {resp.status}: {body[:300].decode(errors='replace')}")
+                    raise TransientSendError("the peer refused our token (401); retrying with a new one")
+                log.warning("outbox: %s refused a message with %s", url, resp.status)
+                raise PermanentSendError(f"the peer refused the message ({resp.status}) with {_peer_reason(body)}")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise TransientSendError(f"{url}: {type(exc).__name__} {exc}") from exc
+            log.info("outbox: %s could not be reached: %s %s", url, type(exc).__name__, exc)
+            if forbidden(exc):
+                raise PermanentSendError("the peer's address is refused (rule: no private destinations unless "
+                                         "[dsp] allowed_destinations names them)") from exc
+            raise TransientSendError("the peer could not be reached") from exc
 
     def _owner_of(self, entry: Json) -> Any:
         """The service whose process the message belongs to."""

@@ -16,6 +16,9 @@ import httpx
 from connector import config as config_mod
 
 SHARED_SECRET = "test-station-shared-secret-" + secrets.token_hex(8)
+# The tests run every node, peer and upstream on loopback, which a node refuses as a destination
+# unless its allow-list names it; a test that checks the refusal passes a narrower list.
+LOOPBACK_ALLOWED = "127.0.0.1, localhost, ::1"
 
 
 def postgres_admin_dsn() -> str | None:
@@ -111,7 +114,7 @@ class NodeProcess:
         self.url = self.settings.node.public_url
         # under mTLS the tests' own client trusts the station CA (and presents no certificate)
         self.verify: Any = str(directory / "keys" / "station-ca.crt") if self.settings.tls_enabled else True
-        self.env = env or {}
+        self.env = {"CONNECTOR_DSP_ALLOWED_DESTINATIONS": LOOPBACK_ALLOWED, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log_path = directory / "node.log"
 
