@@ -28,7 +28,7 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..serving import listen, run_process, serve_forever
+from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
 from .. import failpoints
 from ..identity import Caller, DevSharedSecret, Identity
 from ..protocol.errors import ProtocolError
@@ -250,6 +250,9 @@ class ClearingHouse:
     @web.middleware
     async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
         try:
+            bad = undecodable_header(request)
+            if bad is not None:
+                raise ApiError(400, "MalformedHeader", malformed_header_reason(bad))
             return await handler(request)
         except ApiError as exc:
             if exc.status >= 500 or exc.status == 401:

@@ -75,7 +75,7 @@ class PeerDirectory:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
         try:
-            body = self.codec.decode(raw, version)
+            body = await self.codec.decode(raw, version)
         except ProtocolError as exc:
             raise PeerError(f"{url} answered {status} with an unreadable body: {exc.reason}") from None
         if status >= 400:

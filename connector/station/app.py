@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from cryptography import x509
 
-from ..serving import listen, run_process, serve_forever
+from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
 from ..identity import Caller
 from ..identity.dat import DAT_SCOPE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
@@ -207,6 +207,9 @@ class Station:
     @web.middleware
     async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
         try:
+            bad = undecodable_header(request)
+            if bad is not None:
+                raise ApiError(400, malformed_header_reason(bad), "MalformedHeader")
             return await handler(request)
         except ApiError as exc:
             if exc.status >= 400:
