@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import stamina
 from sqlalchemy.engine import Connection
 
+from ..protocol.errors import echo
 from ..store.db import Database
 from ..store.prepared import Prepared
 
@@ -235,7 +236,7 @@ class Dispatcher:
                 if resp.status == 401 and self.on_unauthorized is not None:
                     self.on_unauthorized()
                     raise TransientSendError(f"{url} refused our token (401); retrying with a new one")
-                raise PermanentSendError(f"{url} answered {resp.status}: {body[:300].decode(errors='replace')}")
+                raise PermanentSendError(f"{url} answered {resp.status}: {echo(body)}")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransientSendError(f"{url}: {type(exc).__name__} {exc}") from exc
 

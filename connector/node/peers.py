@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ProtocolError, echo
 
 Json = dict[str, Any]
 VERSION_ALIASES = {"2025-1": "2025-1", "2025/1": "2025-1", "2024-1": "2024-1", "2024/1": "2024-1"}
@@ -80,5 +80,5 @@ class PeerDirectory:
             raise PeerError(f"{url} answered {status} with an unreadable body: {exc.reason}") from None
         if status >= 400:
             reason = body.get("reason") or body.get("code") or status
-            raise PeerError(f"{url} answered {status}: {reason}")
+            raise PeerError(f"{url} answered {status}: {echo(reason, quote=False)}")
         return body

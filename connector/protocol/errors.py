@@ -5,18 +5,20 @@ from __future__ import annotations
 ECHO_LIMIT = 200
 
 
-def echo(value: object, limit: int = ECHO_LIMIT) -> str:
-    """``repr`` of a peer-supplied value for an error message, with at most ``limit``
-    characters of it: a longer value is cut and says how long it was. Every error that
-    repeats input (the node's, the station's, the clearing house's) goes through this."""
+def echo(value: object, limit: int = ECHO_LIMIT, *, quote: bool = True) -> str:
+    """A peer-supplied value for an error message (its ``repr``, or as it is with
+    ``quote=False``), with at most ``limit`` characters of it: a longer value is cut and says
+    how long it was. Every error that repeats input (the node's, the station's, the clearing
+    house's) goes through this."""
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", "replace")
     if isinstance(value, str):
         if len(value) <= limit:
-            return repr(value)
-        return f"{value[:limit]!r}… ({len(value)} characters)"
+            return repr(value) if quote else value
+        cut = value[:limit]
+        return f"{cut!r}… ({len(value)} characters)" if quote else f"{cut}… ({len(value)} characters)"
     try:
-        text = repr(value)
+        text = repr(value) if quote else str(value)
     except Exception:  # noqa: BLE001 - a value without a usable repr is still named
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[:limit] + "…"
