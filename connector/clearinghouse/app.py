@@ -112,6 +112,10 @@ def _set_iso(batch: BatchResult) -> str:
     return batch.received_iso
 
 
+def _second_iso(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso(ts: float) -> str:
     when = datetime.fromtimestamp(ts, timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
@@ -199,6 +203,7 @@ class ClearingHouse:
         self.auditors = frozenset(settings.auditors)
         self.verifier = SignatureVerifier(settings.verify_workers)
         self._limit = (0, "")
+        self._earliest = (0, "")
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -286,8 +291,15 @@ class ClearingHouse:
         """``YYYY-MM-DDTHH:MM:SS`` of now + skew; entry timestamps (validated, UTC) compare as strings."""
         second = int(time.time()) + skew
         if second != self._limit[0]:
-            self._limit = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+            self._limit = (second, _second_iso(second))
         return self._limit[1]
+
+    def _earliest_acceptable(self, age: int) -> str:
+        """``YYYY-MM-DDTHH:MM:SS`` of now - age (compared as strings, like the latest)."""
+        second = int(time.time()) - age
+        if second != self._earliest[0]:
+            self._earliest = (second, _second_iso(second))
+        return self._earliest[1]
 
     def is_auditor(self, caller: Caller) -> bool:
         if caller.participant_id in self.auditors:
@@ -359,6 +371,11 @@ class ClearingHouse:
         if entry["timestamp"][:19] > self._latest_acceptable(skew):
             raise ApiError(400, "FutureTimestamp", f"the entry's timestamp {entry['timestamp']} is more than "
                                                    f"{skew} s in the future")
+        age = self.settings.max_entry_age_seconds
+        if entry["timestamp"][:19] < self._earliest_acceptable(age):
+            raise ApiError(400, "StaleTimestamp", f"the entry's timestamp {entry['timestamp']} is more than {age} s "
+                                                  "before the clearing house's clock (rule: [clearinghouse] "
+                                                  "max_entry_age_seconds); nothing was appended")
         try:
             key = await self.keys.key_for(signed.sender)
         except ParticipantKeyError as exc:

@@ -297,7 +297,10 @@ class Dispatcher:
                     self._owner_of(entry).on_sent(conn, entry, detail)
                 continue
             mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
-            if outcome == "failed" or attempts >= self.max_attempts:
+            # A clearing-house entry has no deadline: an unreachable log delays it, never drops it (the
+            # clearing house accepts it late within its [clearinghouse] max_entry_age_seconds window).
+            gives_up = attempts >= self.max_attempts and not entry["kind"].startswith("ClearingHouseEntry")
+            if outcome == "failed" or gives_up:
                 result = conn.execute(sa.update(outbox).where(mine).values(
                     status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
                 if result.rowcount == 1:
