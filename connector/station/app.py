@@ -36,7 +36,7 @@ from ..identity.keys import load_any_private_key, load_private_key
 from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_participant_id, load_certificate, load_csr,
                             participant_id as participant_id_of, public_key_sha256, sign_csr)
 from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
-from ..protocol.errors import ProtocolError, clip, echo
+from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
 from ..store.db import Database
 from . import registry as reg
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
@@ -450,7 +450,7 @@ class Station:
             raise ApiError(400, f"the self-description is not valid {request.content_type}: {report}", "MalformedDocument")
         if not report.conforms:
             raise ApiError(400, "the self-description does not conform to the station's shapes", "ShapesViolated",
-                           report=report.to_dict())
+                           report=_report_view(report))
         try:
             index = index_graph(graph)
             reg.check_against_record(index, record, caller, self.settings.issuer)
@@ -505,6 +505,16 @@ def _parse_and_validate(body: bytes, fmt: str):  # noqa: ANN202
     if len(graph) > MAX_TRIPLES:
         return None, f"over {MAX_TRIPLES} triples"
     return graph, validate(graph)
+
+
+MAX_REPORTED_RESULTS = 20
+
+
+def _report_view(report: Any) -> Json:
+    """The SHACL report for the error body: the first results, each value cut to ECHO_LIMIT
+    characters (focus nodes and messages come from the submitted document)."""
+    results = [{k: clip(str(v), ECHO_LIMIT) for k, v in r.items()} for r in report.results[:MAX_REPORTED_RESULTS]]
+    return {"conforms": report.conforms, "results": results, "resultCount": len(report.results)}
 
 
 def _index_from_dict(doc: Json) -> reg.Index:
