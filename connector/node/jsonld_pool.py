@@ -155,9 +155,11 @@ class JsonLdPool:
         self._all.add(worker)
         try:
             ready = await worker.call(None, START_TIMEOUT)
-        except BaseException:
+        except BaseException as exc:
             self._all.discard(worker)
             await worker.kill()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise PoolError("unavailable", "the JSON-LD worker did not start") from None
         if ready != _READY:
             self._all.discard(worker)
@@ -166,7 +168,7 @@ class JsonLdPool:
         return worker
 
     async def canonicalize(self, raw: bytes, version: str) -> Any:
-        """The canonical compact form of the JSON-LD document `raw` (a parsed JSON value).
+        """The canonical compact form (parsed) of the DSP message whose body is `raw`.
 
         Raises OverLimitError, UnknownContextError, CanonicalizeError (the document's fault) or
         PoolError."""
