@@ -211,7 +211,9 @@ class ManagementApi:
             raise ApiError(400, "policy: needs at least one permission, prohibition or obligation")
         problems = check_policy(policy)
         if problems:
-            raise ApiError(400, "policy is not valid ODRL: " + "; ".join(f"{path}: {msg}" for path, msg in problems))
+            shown = "; ".join(f"{clip(path, ECHO_LIMIT)}: {clip(msg, ECHO_LIMIT)}" for path, msg in problems[:3])
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ApiError(400, f"policy is not valid ODRL: {shown}{more}")
         try:
             row = await self.node.catalog.create_policy(doc["id"], policy)
         except sa.exc.IntegrityError:

@@ -105,6 +105,9 @@ def test_huge_input_is_not_echoed_by_the_management_api(node: NodeProcess) -> No
     assert_small_echo(api("POST", "/assets", {"id": filler() * HUGE}), status=400)
     assert_small_echo(api("POST", "/assets", {"id": "a", filler() * HUGE: 1}), status=400)
     assert_small_echo(api("POST", "/policies", {"id": "p", "policy": {"permission": filler() * HUGE}}), status=400)
+    rules = [{"action": filler() * 50_000, "constraint": [{"leftOperand": filler() * 50_000, "operator": "eq",
+                                                           "rightOperand": filler() * 50_000}]} for _ in range(4)]
+    assert_small_echo(api("POST", "/policies", {"id": "p", "policy": {"permission": rules}}), status=400)
     assert_small_echo(api("GET", f"/negotiations/{filler() * IN_PATH}"), status=404)
     assert_small_echo(api("GET", f"/negotiations/x?waitFor={filler() * IN_PATH}"), status=(400, 404))
 
