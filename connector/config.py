@@ -40,6 +40,12 @@ class Settings:
     identity_max_token_lifetime: int = 3600  # the longest token lifetime accepted (the station's default)
     tls_enabled: bool = False  # mTLS between nodes with station certificates (station mode only)
     max_body_bytes: int = 1024 * 1024
+    # a body that leaves the JSON-LD fast path: limits, and the worker processes that expand it
+    jsonld_max_bytes: int = 1024 * 1024
+    jsonld_max_depth: int = 32
+    jsonld_max_nodes: int = 50_000
+    jsonld_timeout_ms: int = 5000
+    jsonld_workers: int = 1
     tck_enabled: bool = False
     outbox_attempts: int = 6
     # private, loopback, link-local ... destinations this node may nevertheless send to (see node/destinations.py)
@@ -72,7 +78,9 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "identity": {"mode": (str, False), "shared_secret": (str, False), "station_url": (str, False),
                  "audience": (str, False), "max_token_lifetime": (int, False)},
     "tls": {"enabled": (bool, False)},
-    "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False), "allowed_destinations": (list, False)},
+    "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False), "allowed_destinations": (list, False),
+            "jsonld_max_bytes": (int, False), "jsonld_max_depth": (int, False), "jsonld_max_nodes": (int, False),
+            "jsonld_timeout_ms": (int, False), "jsonld_workers": (int, False)},
     "tck": {"enabled": (bool, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
@@ -242,10 +250,26 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         max_body_bytes=max_body,
         outbox_attempts=dsp.get("outbox_attempts", 6),
         allowed_destinations=allowed,
+        **_jsonld(dsp),
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
     )
+
+
+def _jsonld(dsp: dict[str, Any]) -> dict[str, Any]:
+    """[dsp] jsonld_*: what a body that needs JSON-LD processing may cost (each bounded)."""
+    out = {}
+    for key, default, low, high in (("jsonld_max_bytes", 1024 * 1024, 1024, 64 * 1024 * 1024),
+                                    ("jsonld_max_depth", 32, 4, 1000),
+                                    ("jsonld_max_nodes", 50_000, 100, 10_000_000),
+                                    ("jsonld_timeout_ms", 5000, 50, 600_000),
+                                    ("jsonld_workers", 1, 1, 32)):
+        value = dsp.get(key, default)
+        if not low <= value <= high:
+            raise ConfigError(f"setting [dsp] {key} must be between {low} and {high}, got {value}")
+        out[key] = value
+    return out
 
 
 def _clearinghouse(values: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,25 @@ from typing import Coroutine
 from aiohttp import web
 
 
+def undecodable_header(request: web.Request) -> str | None:
+    """The name of the first request header whose value is not valid UTF-8, or None.
+
+    aiohttp keeps such bytes as lone surrogates (surrogateescape); any later `.encode()` of
+    the value (a token or API key comparison) would fail with a 500. Every service's error
+    middleware asks this first and answers 400 in its own error format instead."""
+    for name, value in request.headers.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name.encode("ascii", "replace").decode()[:100]
+    return None
+
+
+def malformed_header_reason(name: str) -> str:
+    return f"the {name} header is not valid UTF-8 (malformed header)"
+
+
 async def listen(app: web.Application, host: str, port: int, *,
                  ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:
     """Start serving `app`; returns the runner (to clean up) and the URL actually bound."""

@@ -23,7 +23,8 @@ def station(tmp_path_factory):
     ch = ClearingHouseProcess(base / "ch", shared_secret=SHARED_SECRET, port=port)
     env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}",
            "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
-           "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience}
+           "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience,
+           "CONNECTOR_DSP_OUTBOX_ATTEMPTS": "2"}  # peers' messages; clearing-house entries are never given up
     provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ", env=env)
     consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK", env=env)
     for node in (provider, consumer):
@@ -117,6 +118,18 @@ def test_a_refused_transfer_request_is_logged_by_the_provider(station):
     assert wait_logged(provider, 1)["pending"] == 0  # the unloggable one left nothing queued
 
 
+def _entry_attempts(node) -> dict:
+    """The most attempts of a pending clearing-house entry in the node's outbox, and how many were given up."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{node.directory / 'node.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT status, attempts FROM outbox WHERE kind LIKE 'ClearingHouseEntry:%'").fetchall()
+    finally:
+        db.close()
+    return {"pending": max((a for s, a in rows if s == "pending"), default=0),
+            "failed": sum(1 for s, _ in rows if s == "failed")}
+
+
 def _token(node):
     from connector.identity import DevSharedSecret
     return "Bearer " + DevSharedSecret(node.participant_id, SHARED_SECRET).token_for(node.participant_id,
@@ -133,6 +146,12 @@ def test_an_unreachable_clearing_house_delays_the_log_and_holds_logged_data(stat
         assert refused.status_code == 403
         assert any("did not accept the entry" in r for r in refused.json()["reasons"]), refused.json()
         assert consumer.api("GET", "/clearinghouse")["pending"] > 0
+        # more attempts than [dsp] outbox_attempts allows a peer's message, and the entries still wait
+        deadline = time.monotonic() + 60
+        while (tries := _entry_attempts(consumer))["pending"] < 3:
+            assert not tries["failed"], "a clearing-house entry was given up"
+            assert time.monotonic() < deadline, tries
+            time.sleep(0.5)
     finally:
         ch.start()
     status = wait_logged(consumer, 1, timeout=90)

@@ -28,10 +28,10 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..serving import listen, run_process, serve_forever
+from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
 from .. import failpoints
 from ..identity import Caller, DevSharedSecret, Identity
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ProtocolError, clip, echo
 from ..store.db import Database
 from . import store
 from .config import ClearingHouseSettings, ConfigError
@@ -112,6 +112,10 @@ def make_participant_keys(settings: ClearingHouseSettings) -> ParticipantKeys:
 def _set_iso(batch: BatchResult) -> str:
     batch.received_iso = iso(batch.received_at)
     return batch.received_iso
+
+
+def _second_iso(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso(ts: float) -> str:
@@ -201,6 +205,7 @@ class ClearingHouse:
         self.auditors = frozenset(settings.auditors)
         self.verifier = SignatureVerifier(settings.verify_workers)
         self._limit = (0, "")
+        self._earliest = (0, "")
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -255,11 +260,14 @@ class ClearingHouse:
     @web.middleware
     async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
         try:
+            bad = undecodable_header(request)
+            if bad is not None:
+                raise ApiError(400, "MalformedHeader", malformed_header_reason(bad))
             return await handler(request)
         except ApiError as exc:
             if exc.status >= 500 or exc.status == 401:
                 log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.code)
-            return _json({"error": exc.message, "code": exc.code, "status": exc.status, **exc.extra}, exc.status)
+            return _json({"error": clip(exc.message), "code": exc.code, "status": exc.status, **exc.extra}, exc.status)
         except web.HTTPException as exc:
             if exc.status == 413:
                 return _json({"error": f"the request body is over the limit of {self.settings.max_entry_bytes + 1024} "
@@ -288,8 +296,15 @@ class ClearingHouse:
         """``YYYY-MM-DDTHH:MM:SS`` of now + skew; entry timestamps (validated, UTC) compare as strings."""
         second = int(time.time()) + skew
         if second != self._limit[0]:
-            self._limit = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+            self._limit = (second, _second_iso(second))
         return self._limit[1]
+
+    def _earliest_acceptable(self, age: int) -> str:
+        """``YYYY-MM-DDTHH:MM:SS`` of now - age (compared as strings, like the latest)."""
+        second = int(time.time()) - age
+        if second != self._earliest[0]:
+            self._earliest = (second, _second_iso(second))
+        return self._earliest[1]
 
     def is_auditor(self, caller: Caller) -> bool:
         if caller.participant_id in self.auditors:
@@ -342,7 +357,7 @@ class ClearingHouse:
             raise ApiError(400, "MalformedRequest", 'the request body must be {"jws": "<compact JWS>"}')
         if set(obj) != {"jws"}:
             extra = sorted(set(obj) - {"jws"})[0]
-            raise ApiError(400, "MalformedRequest", f"unknown member {extra!r} in the request body")
+            raise ApiError(400, "MalformedRequest", f"unknown member {echo(extra)} in the request body")
         try:
             signed = parse_signed_entry(obj["jws"], max_bytes=self.settings.max_entry_bytes)
         except EntryError as exc:
@@ -350,15 +365,22 @@ class ClearingHouse:
         entry = signed.entry
         who = caller.participant_id
         if who not in signed.parties:
-            raise ApiError(403, "NotAParty", f"the caller {who} is not a party named in the entry "
-                                             f"(provider {entry['provider']}, consumer {entry['consumer']})")
+            provider, consumer = (echo(entry[k], quote=False) for k in ("provider", "consumer"))
+            raise ApiError(403, "NotAParty", f"the caller {echo(who, quote=False)} is not a party named in the entry "
+                                             f"(provider {provider}, consumer {consumer})")
         if who != signed.sender:
-            raise ApiError(403, "NotTheSender", f"the entry's sender is {signed.sender} but the caller is {who}: "
+            raise ApiError(403, "NotTheSender", f"the entry's sender is {echo(signed.sender, quote=False)} but the "
+                                                f"caller is {echo(who, quote=False)}: "
                                                 "each party logs the events it sends")
         skew = self.settings.max_clock_skew_seconds
         if entry["timestamp"][:19] > self._latest_acceptable(skew):
             raise ApiError(400, "FutureTimestamp", f"the entry's timestamp {entry['timestamp']} is more than "
                                                    f"{skew} s in the future")
+        age = self.settings.max_entry_age_seconds
+        if entry["timestamp"][:19] < self._earliest_acceptable(age):
+            raise ApiError(400, "StaleTimestamp", f"the entry's timestamp {entry['timestamp']} is more than {age} s "
+                                                  "before the clearing house's clock (rule: [clearinghouse] "
+                                                  "max_entry_age_seconds); nothing was appended")
         try:
             key = await self.keys.key_for(signed.sender)
         except ParticipantKeyError as exc:
@@ -420,10 +442,11 @@ class ClearingHouse:
         parties = await self.db.read(store.process_parties, pid)
         auditor = self.is_auditor(caller)
         if not auditor and (parties is None or caller.participant_id not in parties):
-            raise ApiError(403, "NotAParty", f"{caller.participant_id} is not a party to process {pid} "
+            raise ApiError(403, "NotAParty", f"{echo(caller.participant_id, quote=False)} is not a party to process "
+                                             f"{echo(pid, quote=False)} "
                                              "(only its provider, its consumer and auditors may read it)")
         if parties is None:
-            raise ApiError(404, "UnknownProcess", f"the log has no entries for process {pid}")
+            raise ApiError(404, "UnknownProcess", f"the log has no entries for process {echo(pid, quote=False)}")
         try:
             tree, items = await self.db.read(store.list_process_entries, pid, after, limit, size)
         except ProofRangeError as exc:
@@ -446,7 +469,7 @@ class ClearingHouse:
         if item is not None and not self.is_auditor(caller):
             parties = await self.db.read(store.process_parties, process_id)
             if parties is None or caller.participant_id not in parties:
-                raise ApiError(403, "NotAParty", f"{caller.participant_id} may not read entry {index} "
+                raise ApiError(403, "NotAParty", f"{echo(caller.participant_id, quote=False)} may not read entry {index} "
                                                  "(only the parties of its process and auditors may)")
         if item is None:
             raise ApiError(404, "NoSuchEntry", f"the log has no entry {index} in its tree of size {tree.size}")
@@ -455,7 +478,8 @@ class ClearingHouse:
     async def get_entries(self, request: web.Request) -> web.Response:
         caller = await self._caller(request)
         if not self.is_auditor(caller):
-            raise ApiError(403, "NotAnAuditor", f"{caller.participant_id} is not an auditor of this clearing house; "
+            raise ApiError(403, "NotAnAuditor", f"{echo(caller.participant_id, quote=False)} is not an auditor of "
+                                                "this clearing house; "
                                                 "parties read their processes at /processes/{pid}/entries")
         proofs = _bool_param(request, "proofs")
         start = _int_param(request, "start", 0)
@@ -497,20 +521,20 @@ def _int_param(request: web.Request, name: str, default: Any, *, low: int = 0, h
     raw = request.query.get(name)
     if raw is None:
         if default is ...:
-            raise ApiError(400, "MalformedRequest", f"query parameter {name!r} is required")
+            raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} is required")
         return default
     if not (raw.isdigit() or (raw.startswith("-") and raw[1:].isdigit())) or len(raw) > 20:
-        raise ApiError(400, "MalformedRequest", f"query parameter {name!r} must be an integer")
+        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be an integer")
     value = int(raw)
     if not low <= value <= high:
-        raise ApiError(400, "MalformedRequest", f"query parameter {name!r} must be between {low} and {high}")
+        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be between {low} and {high}")
     return value
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "false").lower()
     if raw not in ("true", "false", "1", "0"):
-        raise ApiError(400, "MalformedRequest", f"query parameter {name!r} must be true or false")
+        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be true or false")
     return raw in ("true", "1")
 
 

@@ -49,7 +49,8 @@ class ClearingHouseSettings:
     max_entry_bytes: int = 4096
     max_batch: int = 512
     max_pending: int = 8192
-    max_clock_skew_seconds: int = 300
+    max_clock_skew_seconds: int = 300  # entries stamped further ahead of our clock are refused
+    max_entry_age_seconds: int = 7 * 86400  # ... and entries stamped longer ago (see README: late deliveries)
     verify_workers: int = 1  # a process that checks entry signatures (0: in the event loop)
     diagnostics: bool = False  # POST /diagnostics/discard: a bare handler, the benchmark's baseline
 
@@ -59,7 +60,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "clearinghouse": {
         "listen_host": (str, False), "listen_port": (int, False), "public_url": (str, False),
         "max_entry_bytes": (int, False), "max_batch": (int, False), "max_pending": (int, False),
-        "max_clock_skew_seconds": (int, False), "diagnostics": (bool, False),
+        "max_clock_skew_seconds": (int, False), "max_entry_age_seconds": (int, False), "diagnostics": (bool, False),
         "verify_workers": (int, False),
     },
     "database": {"url": (str, False)},
@@ -167,6 +168,8 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
         max_pending=_bounded("[clearinghouse] max_pending", ch.get("max_pending", 8192), 1, 1_000_000),
         max_clock_skew_seconds=_bounded("[clearinghouse] max_clock_skew_seconds",
                                         ch.get("max_clock_skew_seconds", 300), 0, 86400),
+        max_entry_age_seconds=_bounded("[clearinghouse] max_entry_age_seconds",
+                                       ch.get("max_entry_age_seconds", 7 * 86400), 60, 366 * 86400),
         diagnostics=ch.get("diagnostics", False),
         verify_workers=_bounded("[clearinghouse] verify_workers", ch.get("verify_workers", 1), 0, 1),
     )

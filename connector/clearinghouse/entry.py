@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ..ledger.entry import canonical_entry
 from ..ledger.merkle import leaf_hash as _leaf_hash
+from ..protocol.errors import echo
 
 __all__ = [
     "ENTRY_VERSION", "JWS_TYP", "JWS_ALG", "EVENTS", "FIELDS", "MAX_ID_LENGTH", "MAX_JWS_BYTES",
@@ -133,13 +134,13 @@ def parse_timestamp(text: object) -> datetime:
         return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                         int((frac or "0").ljust(6, "0")), tzinfo=timezone.utc)
     except ValueError:
-        raise EntryError(f"timestamp {text!r} is not a valid date and time") from None
+        raise EntryError(f"timestamp {echo(text)} is not a valid date and time") from None
 
 
 def _check_id(obj: Mapping, name: str) -> None:
     value = obj.get(name)
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
-        raise EntryError(f"entry field {name!r} must be 1-{MAX_ID_LENGTH} printable ASCII characters without spaces")
+        raise EntryError(f"entry field {echo(name)} must be 1-{MAX_ID_LENGTH} printable ASCII characters without spaces")
 
 
 def validate_entry(obj: object) -> dict:
@@ -148,10 +149,10 @@ def validate_entry(obj: object) -> dict:
         raise EntryError("an entry must be a JSON object")
     extra = sorted(set(obj) - set(FIELDS))
     if extra:
-        raise EntryError(f"entry has unknown field {extra[0]!r} (allowed: {', '.join(FIELDS)})")
+        raise EntryError(f"entry has unknown field {echo(extra[0])} (allowed: {', '.join(FIELDS)})")
     missing = [f for f in FIELDS if f not in obj]
     if missing:
-        raise EntryError(f"entry field {missing[0]!r} is missing")
+        raise EntryError(f"entry field {echo(missing[0])} is missing")
     if type(obj["v"]) is not int or obj["v"] != ENTRY_VERSION:
         raise EntryError(f"entry field 'v' must be {ENTRY_VERSION}")
     for name in ("processId", "provider", "consumer", "sender"):
@@ -297,12 +298,12 @@ def _parse_header(protected: str) -> Mapping[str, Any]:
     if alg is None or (isinstance(alg, str) and alg.lower() == "none"):
         raise EntryError("the entry is not signed: the JWS algorithm is 'none'", "Unsigned")
     if alg != JWS_ALG:
-        raise EntryError(f"the JWS algorithm must be {JWS_ALG}, not {alg!r}", "MalformedJws")
+        raise EntryError(f"the JWS algorithm must be {JWS_ALG}, not {echo(alg)}", "MalformedJws")
     if header.get("typ") != JWS_TYP:
         raise EntryError(f"the JWS header 'typ' must be {JWS_TYP!r}", "MalformedJws")
     extra = sorted(set(header) - _HEADER_KEYS)
     if extra:
-        raise EntryError(f"the JWS header member {extra[0]!r} is not allowed", "MalformedJws")
+        raise EntryError(f"the JWS header member {echo(extra[0])} is not allowed", "MalformedJws")
     if "kid" in header and (not isinstance(header["kid"], str) or not _ID_RE.fullmatch(header["kid"])):
         raise EntryError("the JWS header 'kid' must be 1-256 printable ASCII characters", "MalformedJws")
     return header

@@ -154,7 +154,7 @@ async def _check_claimed_sender(node: Any, request: web.Request) -> web.Response
         return None  # the DSP handler answers 413
     try:
         raw = await request.read()
-        neutral = node.codec.decode(raw, version)
+        neutral = await node.codec.decode_once(request, raw, version)
     except (ProtocolError, web.HTTPException):
         return None  # malformed: the DSP handler answers it
     claimed = claimed_sender(neutral)

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..protocol.errors import echo
+
 PARTICIPANT_ID_RE = re.compile(r"^(?:[0-9A-F]{2}:){19}[0-9A-F]{2}:keyid:(?:[0-9A-F]{2}:){19}[0-9A-F]{2}$")
 MAX_SANS = 10
 MAX_CSR_BYTES = 16 * 1024
@@ -157,7 +159,7 @@ def sign_csr(csr: x509.CertificateSigningRequest, ca_key: ec.EllipticCurvePrivat
         raise CertificateError(f"the CSR names more than {MAX_SANS} alternative names")
     for n in sans:
         if isinstance(n, x509.DNSName) and not re.fullmatch(r"[A-Za-z0-9*]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?", n.value):
-            raise CertificateError(f"the CSR's DNS name {n.value!r} is not a host name")
+            raise CertificateError(f"the CSR's DNS name {echo(n.value)} is not a host name")
     public = csr.public_key()
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (

@@ -10,12 +10,14 @@ import aiohttp
 from aiohttp import web
 
 from ..config import Settings
-from ..serving import listen, run_process, serve_forever
+from ..protocol.messages import error_object
+from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
 from ..identity.binding import (build_identity, client_ssl_context, identity_middleware, server_ssl_context,
                                 start_identity, stop_identity)
+from ..protocol.bounds import JsonLdLimits
 from ..store.db import Database
 from .catalog import CatalogService
-from .codec import Codec
+from .codec import VERSIONS, Codec
 from .dsp import DspApi
 from .management import ManagementApi, json_response
 from .negotiations import NegotiationService
@@ -35,7 +37,10 @@ class Node:
     def __init__(self, settings: Settings, *, strategy: Any = None) -> None:
         self.settings = settings
         self.participant_id = settings.node.participant_id
-        self.codec = Codec()
+        self.codec = Codec(JsonLdLimits(max_bytes=settings.jsonld_max_bytes, max_depth=settings.jsonld_max_depth,
+                                        max_nodes=settings.jsonld_max_nodes,
+                                        timeout=settings.jsonld_timeout_ms / 1000),
+                           workers=settings.jsonld_workers)
         # [identity] mode: "station" (DATs from the station authority) or the explicit dev shared secret
         self.identity = build_identity(settings)
         self.db = Database(settings.database_url)
@@ -120,6 +125,7 @@ class Node:
         if self.session is not None:
             await self.session.close()
         await stop_identity(self.identity)
+        await self.codec.close()
         await self.db.dispose()
 
     def make_app(self) -> web.Application:
@@ -150,6 +156,9 @@ class Node:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+        bad = undecodable_header(request)
+        if bad is not None:
+            return self._malformed_header(request, bad)
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -159,6 +168,18 @@ class Node:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return json_response({"error": "internal error"}, status=500)
+
+    def _malformed_header(self, request: web.Request, name: str) -> web.Response:
+        """400 in the error format of the API the request was for: a DSP error object under
+        /dsp/<version>, the management API's JSON everywhere else."""
+        reason = malformed_header_reason(name)
+        parts = request.path.split("/")
+        if len(parts) > 3 and parts[1] == "dsp" and parts[2] in VERSIONS:
+            error_type = {"catalog": "CatalogError", "transfers": "TransferError"}.get(parts[3],
+                                                                                      "ContractNegotiationError")
+            body = error_object(error_type, "MalformedHeader", reason)
+            return web.Response(body=self.codec.encode(body, parts[2]), status=400, content_type="application/json")
+        return json_response({"error": reason, "code": "MalformedHeader", "status": 400}, status=400)
 
     async def _health(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok", "participantId": self.participant_id,

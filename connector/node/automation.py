@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.errors import echo
 from ..protocol.negotiation import Event, Role, State
 from ..protocol.policies import same_terms
 
@@ -80,9 +81,9 @@ class DefaultStrategy:
 def agreement_problem(view: View) -> str | None:
     agreement = view.agreement or {}
     if view.dataset_id and agreement.get("target") != view.dataset_id:
-        return f"agreement target {agreement.get('target')!r} is not the requested dataset {view.dataset_id!r}"
+        return f"agreement target {echo(agreement.get('target'))} is not the requested dataset {echo(view.dataset_id)}"
     if agreement.get("assignee") != view.own_participant_id:
-        return f"agreement assignee {agreement.get('assignee')!r} is not this participant"
+        return f"agreement assignee {echo(agreement.get('assignee'))} is not this participant"
     expected = view.offer or view.requested_offer
     if expected is not None and not same_terms(agreement, expected):
         return "agreement terms differ from the offer"

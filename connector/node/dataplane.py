@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from ..identity import Caller
 from ..identity.keys import load_private_key
 from ..policy import Context, Request
+from ..protocol.errors import echo
 from ..protocol.messages import endpoint_property
 from ..protocol.negotiation import Role
 from ..protocol.transfer import TransferEvent, TransferState
@@ -130,7 +131,7 @@ class DataPlane:
     def _file_path(self, relative: str) -> Path:
         candidate = (self.data_root / relative).resolve()
         if candidate != self.data_root and self.data_root not in candidate.parents:
-            raise ValueError(f"dataAddress: path {relative!r} is outside the data root")
+            raise ValueError(f"dataAddress: path {echo(relative)} is outside the data root")
         return candidate
 
     def _check_upstream(self, url: str) -> None:
@@ -138,7 +139,7 @@ class DataPlane:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("dataAddress: the url must be http(s)")
         if parsed.hostname.lower() not in self.upstream_hosts:
-            raise ValueError(f"dataAddress: host {parsed.hostname!r} is not on the allowed upstream list "
+            raise ValueError(f"dataAddress: host {echo(parsed.hostname)} is not on the allowed upstream list "
                              "([dataplane] upstream_hosts)")
         try:
             parse_destination(url)
@@ -216,7 +217,7 @@ class DataPlane:
         access.) None, or (code, reasons)."""
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first()
         if asset is None:
-            return "PolicyDenied", [f"the agreement's asset {agreement['asset_id']!r} no longer exists"]
+            return "PolicyDenied", [f"the agreement's asset {echo(agreement['asset_id'])} no longer exists"]
         denied = self._access_refusal(agreement, dict(asset), claims, now)
         if denied is not None:
             return ACCESS_DENIED, denied
@@ -679,9 +680,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
             start = int(first)
             end = min(size, int(last) + 1) if last else size
     except ValueError:
-        raise RangeNotSatisfiable(f"malformed Range {header!r}") from None
+        raise RangeNotSatisfiable(f"malformed Range {echo(header)}") from None
     if start >= size or start >= end:
-        raise RangeNotSatisfiable(f"range {header!r} is outside the {size} bytes")
+        raise RangeNotSatisfiable(f"range {echo(header)} is outside the {size} bytes")
     return start, end
 
 

@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..identity import Caller
-from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess
+from ..protocol.errors import MalformedMessage, PayloadTooLarge, ProtocolError, UnknownProcess, echo
 from ..protocol.messages import (
     CatalogRequestMessage,
     ContractOfferMessage,
@@ -141,7 +141,7 @@ class DspApi:
         try:
             caller = await self.verified(request)
             raw = await self.read_body(request)
-            msg = parse_message(self.codec.decode(raw, version), expected=("CatalogRequestMessage",))
+            msg = parse_message(await self.codec.decode_once(request, raw, version), expected=("CatalogRequestMessage",))
             assert isinstance(msg, CatalogRequestMessage)
             if msg.filter:
                 raise MalformedMessage("catalog filters are not supported by this node", code="FilterNotSupported")
@@ -156,7 +156,7 @@ class DspApi:
             dataset_id = request.match_info["id"]
             dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id, caller)
             if dataset is None:
-                raise UnknownProcess(f"no dataset {dataset_id!r} in this catalog", code="UnknownDataset")
+                raise UnknownProcess(f"no dataset {echo(dataset_id)} in this catalog", code="UnknownDataset")
             return self.respond(dataset, version)
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")
@@ -169,7 +169,7 @@ class DspApi:
         try:
             caller = await self.verified(request)
             raw = await self.read_body(request)
-            neutral = self.codec.decode(raw, version)
+            neutral = await self.codec.decode_once(request, raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
             msg = parse(neutral)
             for what, url in chosen_destinations(msg):  # before anything is recorded or sent
@@ -186,7 +186,7 @@ class DspApi:
             caller = await self.caller(request)
             row = await service.get(pid)
             if row is None or row["counterparty_id"] != caller:
-                raise UnknownProcess(f"no {what} {pid!r}")  # nor someone else's: reveal nothing
+                raise UnknownProcess(f"no {what} {echo(pid)}")  # nor someone else's: reveal nothing
             return self.respond({"@type": body_type, "providerPid": row["provider_pid"] or "urn:unknown",
                                  "consumerPid": row["consumer_pid"] or "urn:unknown", "state": row["state"]}, version)
         except ProtocolError as exc:

@@ -12,7 +12,7 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
 from ..protocol.negotiation import Event, State
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import access_log, agreements, assets, negotiations, offers, outbox, policies, transfers
@@ -160,7 +160,7 @@ class ManagementApi:
                         raise ApiError(401, "missing or wrong X-Api-Key")
                 return await handler(request)
             except ApiError as exc:
-                return json_response({"error": exc.message}, status=exc.status)
+                return json_response({"error": clip(exc.message)}, status=exc.status)
             except web.HTTPRequestEntityTooLarge:
                 return json_response({"error": "request body over the limit"}, status=413)
             except ProtocolError as exc:
@@ -181,7 +181,8 @@ class ManagementApi:
         error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: e.path)), None)
         if error is not None:
             where = "/".join(str(x) for x in error.absolute_path) or "body"
-            raise ApiError(400, f"{where}: {error.message}")
+            # jsonschema's message repeats the offending value: at most ECHO_LIMIT characters of it
+            raise ApiError(400, f"{clip(where, ECHO_LIMIT)}: {clip(error.message, ECHO_LIMIT)}")
         return doc
 
     # -------------------------------------------------------------- catalog
@@ -197,7 +198,7 @@ class ManagementApi:
         try:
             row = await self.node.catalog.create_asset(doc)
         except sa.exc.IntegrityError:
-            raise ApiError(409, f"asset {doc['id']!r} already exists") from None
+            raise ApiError(409, f"asset {echo(doc['id'])} already exists") from None
         return json_response(_asset_view(row), status=201)
 
     async def list_assets(self, request: web.Request) -> web.Response:
@@ -206,7 +207,7 @@ class ManagementApi:
     async def get_asset(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(assets, request.match_info["id"])
         if row is None:
-            raise ApiError(404, f"no asset {request.match_info['id']!r}")
+            raise ApiError(404, f"no asset {echo(request.match_info['id'])}")
         return json_response(_asset_view(row))
 
     async def create_policy(self, request: web.Request) -> web.Response:
@@ -216,11 +217,13 @@ class ManagementApi:
             raise ApiError(400, "policy: needs at least one permission, prohibition or obligation")
         problems = check_policy(policy)
         if problems:
-            raise ApiError(400, "policy is not valid ODRL: " + "; ".join(f"{path}: {msg}" for path, msg in problems))
+            shown = "; ".join(f"{clip(path, ECHO_LIMIT)}: {clip(msg, ECHO_LIMIT)}" for path, msg in problems[:3])
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ApiError(400, f"policy is not valid ODRL: {shown}{more}")
         try:
             row = await self.node.catalog.create_policy(doc["id"], policy)
         except sa.exc.IntegrityError:
-            raise ApiError(409, f"policy {doc['id']!r} already exists") from None
+            raise ApiError(409, f"policy {echo(doc['id'])} already exists") from None
         return json_response({"id": row["id"], "policy": row["body"]}, status=201)
 
     async def list_policies(self, request: web.Request) -> web.Response:
@@ -229,7 +232,7 @@ class ManagementApi:
     async def get_policy(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(policies, request.match_info["id"])
         if row is None:
-            raise ApiError(404, f"no policy {request.match_info['id']!r}")
+            raise ApiError(404, f"no policy {echo(request.match_info['id'])}")
         return json_response({"id": row["id"], "policy": row["body"]})
 
     async def create_offer(self, request: web.Request) -> web.Response:
@@ -239,7 +242,7 @@ class ManagementApi:
         except LookupError as exc:
             raise ApiError(400, str(exc).strip("'\"")) from None
         except sa.exc.IntegrityError:
-            raise ApiError(409, f"offer {doc['id']!r} already exists") from None
+            raise ApiError(409, f"offer {echo(doc['id'])} already exists") from None
         return json_response(_offer_view(row), status=201)
 
     async def update_offer(self, request: web.Request) -> web.Response:
@@ -296,7 +299,7 @@ class ManagementApi:
                                                     recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
             offer = next((o for o in dataset.get("hasPolicy", []) if isinstance(o, dict) and o.get("@id") == offer_id), None)
             if offer is None:
-                raise ApiError(404, f"dataset {doc['datasetId']!r} of that provider has no offer {offer_id!r}")
+                raise ApiError(404, f"dataset {echo(doc['datasetId'])} of that provider has no offer {echo(offer_id)}")
         provider_id = doc.get("counterPartyId") or offer.get("assigner")
         if isinstance(provider_id, dict):
             provider_id = provider_id.get("@id")
@@ -331,13 +334,13 @@ class ManagementApi:
             states = set(wait_for.split(","))
             bad = states - set(State.__members__)
             if bad:
-                raise ApiError(400, f"waitFor: unknown state {sorted(bad)[0]!r}")
+                raise ApiError(400, f"waitFor: unknown state {echo(sorted(bad)[0])}")
             timeout = float(_int_param(request, "timeout", 10, 0, 60))
             row = await self.node.negotiations.wait_for(pid, states, timeout)
         else:
             row = await self.node.negotiations.get(pid)
         if row is None:
-            raise ApiError(404, f"no negotiation {pid!r}")
+            raise ApiError(404, f"no negotiation {echo(pid)}")
         return json_response(negotiation_view(row))
 
     async def terminate(self, request: web.Request) -> web.Response:
@@ -365,7 +368,7 @@ class ManagementApi:
         query = sa.select(agreements).where(agreements.c.id == request.match_info["id"])
         row = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
-            raise ApiError(404, f"no agreement {request.match_info['id']!r}")
+            raise ApiError(404, f"no agreement {echo(request.match_info['id'])}")
         return json_response(_agreement_view(row))
 
     # ------------------------------------------------------------ transfers
@@ -392,12 +395,12 @@ class ManagementApi:
             states = set(wait_for.split(","))
             bad = states - {s.value for s in TransferState}
             if bad:
-                raise ApiError(400, f"waitFor: unknown state {sorted(bad)[0]!r}")
+                raise ApiError(400, f"waitFor: unknown state {echo(sorted(bad)[0])}")
             row = await self.node.transfers.wait_for(pid, states, float(_int_param(request, "timeout", 10, 0, 60)))
         else:
             row = await self.node.transfers.get(pid)
         if row is None:
-            raise ApiError(404, f"no transfer {pid!r}")
+            raise ApiError(404, f"no transfer {echo(pid)}")
         return json_response(transfer_view(row))
 
     def _transfer_action(self, event: TransferEvent):  # noqa: ANN202
@@ -413,7 +416,7 @@ class ManagementApi:
     async def transfer_data(self, request: web.Request) -> web.StreamResponse:
         row = await self.node.transfers.get(request.match_info["id"])
         if row is None or row["role"] != "consumer":
-            raise ApiError(404, f"no transfer {request.match_info['id']!r} received by this participant")
+            raise ApiError(404, f"no transfer {echo(request.match_info['id'])} received by this participant")
         purpose = request.query.get("purpose")
         if purpose is not None and len(purpose) > 512:
             raise ApiError(400, "purpose is too long")

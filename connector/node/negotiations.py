@@ -21,7 +21,7 @@ from ..store.prepared import Prepared
 from .. import failpoints
 from ..protocol import wire
 from ..protocol.jsonld import CONTEXT_2024_1
-from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess
+from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess, echo
 from ..protocol.messages import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -226,11 +226,11 @@ class NegotiationService:
         offer_id = msg.offer["@id"]
         found = self.catalog.find_offer(conn, offer_id)
         if found is None:
-            raise Refused(f"offer {offer_id!r} is not offered by this provider", code="UnknownOffer")
+            raise Refused(f"offer {echo(offer_id)} is not offered by this provider", code="UnknownOffer")
         dataset_id, policy = found.dataset_id, found.policy
         target = msg.offer.get("target")
         if target is not None and target != dataset_id:
-            raise Refused(f"offer {offer_id!r} is for dataset {dataset_id!r}, not {target!r}", code="TargetMismatch")
+            raise Refused(f"offer {echo(offer_id)} is for dataset {echo(dataset_id)}, not {echo(target)}", code="TargetMismatch")
         props = _ASSET_PROPERTIES.execute(conn, {"b_asset": dataset_id}).scalar()
         denied = access_refusal(self.catalog.policies, found.access_policy, caller=who, target=dataset_id, now=ts,
                                 asset_properties=props, offer_id=offer_id)
@@ -283,7 +283,7 @@ class NegotiationService:
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
             # Unknown, or not this caller's: do not reveal that it exists.
-            raise UnknownProcess(f"no contract negotiation {path_pid!r}")
+            raise UnknownProcess(f"no contract negotiation {echo(path_pid)}")
         if row["last_in_digest"] == digest and row["last_in_response"]:
             resp = row["last_in_response"]
             return resp["status"], resp["body"], None, None
@@ -339,10 +339,10 @@ class NegotiationService:
         peer_field = "consumer_pid" if own_role is Role.PROVIDER else "provider_pid"
         own_value = getattr(msg, own_field, None)
         if own_value is not None and own_value != row["id"]:
-            raise MalformedMessage(f"{own_field.replace('_p', 'P')} {own_value!r} does not match the process in the path")
+            raise MalformedMessage(f"{own_field.replace('_p', 'P')} {echo(own_value)} does not match the process in the path")
         peer_value = getattr(msg, peer_field, None)
         if peer_value is not None and row[peer_field] and peer_value != row[peer_field]:
-            raise MalformedMessage(f"{peer_field.replace('_p', 'P')} {peer_value!r} does not belong to this process")
+            raise MalformedMessage(f"{peer_field.replace('_p', 'P')} {echo(peer_value)} does not belong to this process")
 
     async def receive_initial_offer(self, version: str, msg: Message, caller: str, digest: str) -> tuple[int, Json]:
         """Consumer: a provider-initiated negotiation. It waits in OFFERED for the user."""
@@ -418,7 +418,7 @@ class NegotiationService:
     def _act_tx(self, conn: Connection, pid: str, event: Event, reason: str | None, ts: float) -> Json:
         row = self._load(conn, pid, lock=True)
         if row is None:
-            raise UnknownProcess(f"no contract negotiation {pid!r}")
+            raise UnknownProcess(f"no contract negotiation {echo(pid)}")
         row = dict(row)
         old_version = row["version"]
         outgoing = self._apply_actions(row, [Action(event, reason)], ts)
@@ -500,7 +500,7 @@ class NegotiationService:
             return actions, None
         found = self.catalog.find_offer(conn, row["offer_id"]) if row["offer_id"] else None
         if found is None:
-            return [Action(Event.TERMINATE, f"offer {row['offer_id']!r} is no longer offered", code="OfferWithdrawn")], None
+            return [Action(Event.TERMINATE, f"offer {echo(row['offer_id'])} is no longer offered", code="OfferWithdrawn")], None
         props = _ASSET_PROPERTIES.execute(conn, {"b_asset": found.dataset_id}).scalar()
         denied = access_refusal(self.catalog.policies, found.access_policy, caller=who, target=found.dataset_id,
                                 now=ts, asset_properties=props, offer_id=row["offer_id"])

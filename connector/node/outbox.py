@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import stamina
 from sqlalchemy.engine import Connection
 
+from ..protocol.errors import echo
 from ..store.db import Database
 from ..store.prepared import Prepared
 
@@ -327,7 +328,10 @@ class Dispatcher:
                     self._owner_of(entry).on_sent(conn, entry, detail)
                 continue
             mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
-            if outcome == "failed" or attempts >= self.max_attempts:
+            # A clearing-house entry has no deadline: an unreachable log delays it, never drops it (the
+            # clearing house accepts it late within its [clearinghouse] max_entry_age_seconds window).
+            gives_up = attempts >= self.max_attempts and not entry["kind"].startswith("ClearingHouseEntry")
+            if outcome == "failed" or gives_up:
                 result = conn.execute(sa.update(outbox).where(mine).values(
                     status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
                 if result.rowcount == 1:

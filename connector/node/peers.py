@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ProtocolError, echo
 
 Json = dict[str, Any]
 VERSION_ALIASES = {"2025-1": "2025-1", "2025/1": "2025-1", "2024-1": "2024-1", "2024/1": "2024-1"}
@@ -78,10 +78,10 @@ class PeerDirectory:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
         try:
-            body = self.codec.decode(raw, version)
+            body = await self.codec.decode(raw, version)
         except ProtocolError as exc:
             raise PeerError(f"{url} answered {status} with an unreadable body: {exc.reason}") from None
         if status >= 400:
             reason = body.get("reason") or body.get("code") or status
-            raise PeerError(f"{url} answered {status}: {reason}")
+            raise PeerError(f"{url} answered {status}: {echo(reason, quote=False)}")
         return body

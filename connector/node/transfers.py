@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from .. import failpoints
 from ..identity import Caller
 from ..protocol import wire
-from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess
+from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess, echo
 from ..protocol.messages import (
     Message,
     TransferCompletionMessage,
@@ -107,7 +107,7 @@ class TransferService:
                               digest: str, raw: bytes = b"") -> tuple[int, Json]:
         fmt = transfer_format(msg.format)
         if fmt is None:
-            raise Refused(f"format {msg.format!r} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
+            raise Refused(f"format {echo(msg.format)} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
         if fmt == PUSH and not (msg.data_address and msg.data_address.get("endpoint")):
             raise MalformedMessage("a push transfer needs a dataAddress with the consumer's endpoint")
         for _ in range(5):
@@ -160,9 +160,9 @@ class TransferService:
                                  ).mappings().first()
         if agreement is None or agreement["consumer_id"] != caller:
             # The same answer for "no such agreement" and "someone else's": reveal nothing.
-            raise Refused(f"there is no agreement {msg.agreement_id!r} with this consumer", code="UnknownAgreement")
+            raise Refused(f"there is no agreement {echo(msg.agreement_id)} with this consumer", code="UnknownAgreement")
         if agreement["negotiation_state"] != "FINALIZED":
-            raise Refused(f"agreement {msg.agreement_id!r} is not in force (its negotiation is "
+            raise Refused(f"agreement {echo(msg.agreement_id)} is not in force (its negotiation is "
                           f"{agreement['negotiation_state']})", code="AgreementNotInForce")
         refusal = self.access_check(conn, dict(agreement), dict(who.claims), ts)
         if refusal:
@@ -216,7 +216,7 @@ class TransferService:
                     ts: float, raw: bytes = b"") -> tuple[int, Json, Json | None, list | None]:
         row = self._load(conn, path_pid, lock=True)
         if row is None or row["counterparty_id"] != caller:
-            raise UnknownProcess(f"no transfer process {path_pid!r}")
+            raise UnknownProcess(f"no transfer process {echo(path_pid)}")
         if row["last_in_digest"] == digest and row["last_in_response"]:
             resp = row["last_in_response"]
             return resp["status"], resp["body"], None, None
@@ -267,9 +267,9 @@ class TransferService:
             agreement = conn.execute(_SELECT_AGREEMENT, {"b_aid": agreement_id, "b_role": Role.CONSUMER.value}
                                      ).mappings().first()
             if agreement is None:
-                raise UnknownProcess(f"no agreement {agreement_id!r} held by this participant")
+                raise UnknownProcess(f"no agreement {echo(agreement_id)} held by this participant")
             if agreement["negotiation_state"] != "FINALIZED":
-                raise Refused(f"agreement {agreement_id!r} is not finalized")
+                raise Refused(f"agreement {echo(agreement_id)} is not finalized")
             row = {
                 "id": pid, "role": Role.CONSUMER.value,
                 "state": next_transfer_state(None, Role.CONSUMER, E.REQUEST).value, "version": 1,
@@ -306,7 +306,7 @@ class TransferService:
                 ts: float) -> tuple[Json, list[Outgoing]]:
         row = self._load(conn, pid, lock=True)
         if row is None:
-            raise UnknownProcess(f"no transfer process {pid!r}")
+            raise UnknownProcess(f"no transfer process {echo(pid)}")
         original, row = row, dict(row)
         outgoing = self._apply(row, [(event, reason)], ts)
         row["version"], row["updated_at"] = original["version"] + 1, ts

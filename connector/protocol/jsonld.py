@@ -46,6 +46,7 @@ from typing import Any, Iterable
 
 from pyld import jsonld as _pyld
 
+from .errors import echo
 from .wire import CONTEXT_2024_1, CONTEXT_2025_1, VERSIONS, normalize_lists
 
 try:  # PyLD >= 2.0: per-call resolver with a caller-supplied shared cache
@@ -97,7 +98,7 @@ class UnknownContext(ValueError):
     """
 
     def __init__(self, url: str):
-        super().__init__(f"unknown JSON-LD context {url!r} (remote contexts are not fetched)")
+        super().__init__(f"unknown JSON-LD context {echo(url)} (remote contexts are not fetched)")
         self.url = url
 
 
@@ -165,7 +166,7 @@ def inline_imports(documents: dict[str, dict]) -> dict[str, dict]:
             raise UnknownContext(url)
         ctx = documents[url].get("@context")
         if not isinstance(ctx, dict) or "@import" in ctx:
-            raise ValueError(f"@import of {url!r} must reference a single context without @import")
+            raise ValueError(f"@import of {echo(url)} must reference a single context without @import")
         return ctx
 
     def fix_context(ctx: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .errors import MalformedMessage
+from .errors import ECHO_LIMIT, MalformedMessage, clip, echo
 from .negotiation import Event, State
 
 Json = dict[str, Any]
@@ -62,7 +62,7 @@ def check_policy(policy: Any, where: str, *, kind: str, need_target: bool) -> Js
         raise MalformedMessage(f"{where}: {kind.lower()} '@id' is missing")
     ptype = policy.get("@type")
     if ptype is not None and ptype != kind:
-        raise MalformedMessage(f"{where}: {kind.lower()} '@type' must be '{kind}', got {ptype!r}")
+        raise MalformedMessage(f"{where}: {kind.lower()} '@type' must be '{kind}', got {echo(ptype)}")
     for rules in ("permission", "prohibition", "obligation"):
         value = policy.get(rules)
         if value is not None and not isinstance(value, list):
@@ -235,7 +235,7 @@ class ContractNegotiationEventMessage(_PidPair):
         event_type = _req_str(doc, "eventType", cls.TYPE)
         event_type = event_type.rsplit("/", 1)[-1].rsplit(":", 1)[-1]  # lenient: prefixed or full IRI
         if event_type not in ("ACCEPTED", "FINALIZED"):
-            raise MalformedMessage(f"{cls.TYPE}: eventType must be ACCEPTED or FINALIZED, got {event_type!r}")
+            raise MalformedMessage(f"{cls.TYPE}: eventType must be ACCEPTED or FINALIZED, got {echo(event_type)}")
         return cls(event_type=event_type, **cls._pids(doc))
 
     def to_neutral(self) -> Json:
@@ -284,7 +284,7 @@ class ContractNegotiation(Message):
         try:
             state = State(raw)
         except ValueError:
-            raise MalformedMessage(f"ContractNegotiation: unknown state {raw!r}") from None
+            raise MalformedMessage(f"ContractNegotiation: unknown state {echo(raw)}") from None
         return cls(
             provider_pid=_req_str(doc, "providerPid", cls.TYPE),
             consumer_pid=_req_str(doc, "consumerPid", cls.TYPE),
@@ -300,14 +300,19 @@ class ContractNegotiation(Message):
         }
 
 
+def _echo_id(value: str | None) -> str | None:
+    return None if value is None else clip(value, ECHO_LIMIT)
+
+
 def error_object(error_type: str, code: str, reason: str, *, provider_pid: str | None = None,
                  consumer_pid: str | None = None) -> Json:
     """A DSP error object in neutral form (CatalogError, ContractNegotiationError, ...)."""
     out: Json = {"@type": error_type, "code": code, "reason": [reason]}
     if error_type != "CatalogError":
-        # The schemas require both pids; when one is unknown we say so rather than omit it.
-        out["providerPid"] = provider_pid or "urn:unknown"
-        out["consumerPid"] = consumer_pid or "urn:unknown"
+        # The schemas require both pids; when one is unknown we say so rather than omit it. They
+        # may come from the peer's body or path: at most ECHO_LIMIT characters of each go back.
+        out["providerPid"] = _echo_id(provider_pid) or "urn:unknown"
+        out["consumerPid"] = _echo_id(consumer_pid) or "urn:unknown"
     return out
 
 
@@ -333,7 +338,7 @@ def _message_type(doc: Json, expected: tuple[str, ...]) -> str:
     if not isinstance(mtype, str):
         raise MalformedMessage("required field '@type' is missing or not a string")
     if mtype not in expected:
-        raise MalformedMessage(f"expected {' or '.join(expected)} here, got {mtype}")
+        raise MalformedMessage(f"expected {' or '.join(expected)} here, got {echo(mtype)}")
     return mtype
 
 
@@ -382,7 +387,7 @@ def _data_address(value: Any, where: str) -> Json | None:
         name = prop["name"].rsplit("/", 1)[-1]
         val = prop.get("value")
         if not isinstance(val, str):
-            raise MalformedMessage(f"{where}: endpointProperty {name!r} must have a string value")
+            raise MalformedMessage(f"{where}: endpointProperty {echo(name)} must have a string value")
         cleaned.append({"@type": "EndpointProperty", "name": name, "value": val})
     if cleaned:
         out["endpointProperties"] = cleaned

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from cryptography import x509
 
-from ..serving import listen, run_process, serve_forever
+from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
 from ..identity import Caller
 from ..identity.dat import DAT_SCOPE, GENERIC_AUDIENCE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
@@ -39,7 +39,7 @@ from ..identity.keys import load_any_private_key, load_private_key, private_data
 from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_participant_id, load_certificate, load_csr,
                             participant_id as participant_id_of, public_key_sha256, sign_csr)
 from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
 from ..store.db import Database
 from . import registry as reg
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
@@ -256,11 +256,14 @@ class Station:
     @web.middleware
     async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
         try:
+            bad = undecodable_header(request)
+            if bad is not None:
+                raise ApiError(400, malformed_header_reason(bad), "MalformedHeader")
             return await handler(request)
         except ApiError as exc:
             if exc.status >= 400:
                 log.warning("%s %s refused (%d): %s", request.method, request.path, exc.status, exc.message)
-            return web.json_response({"error": exc.message, "code": exc.code, **exc.extra}, status=exc.status,
+            return web.json_response({"error": clip(exc.message), "code": exc.code, **exc.extra}, status=exc.status,
                                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "the request body is over the limit", "code": "PayloadTooLarge"}, status=413)
@@ -315,16 +318,16 @@ class Station:
             form: dict[str, str] = {}
             for name, value in pairs:
                 if name in form:
-                    raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
+                    raise OAuthError("invalid_request", f"parameter {echo(name)} is repeated")
                 form[name] = value
             assertion = check_form(form)
             audience = self._requested_audience(form)
             sub = assertion_subject(assertion)
             record = self.participants.get(sub)
             if record is None:
-                raise OAuthError("invalid_client", f"unknown participant {sub}", 401)
+                raise OAuthError("invalid_client", f"unknown participant {echo(sub, quote=False)}", 401)
             if record["status"] != "active":
-                raise OAuthError("invalid_client", f"participant {sub} is {record['status']}", 401)
+                raise OAuthError("invalid_client", f"participant {echo(sub, quote=False)} is {record['status']}", 401)
             now = time.time()
             key = load_certificate(record["certificate_pem"]).public_key()
             iss = self.settings.issuer
@@ -340,7 +343,7 @@ class Station:
                                       "expires_in": self.settings.token_lifetime, "scope": DAT_SCOPE}, headers=headers)
         except OAuthError as exc:
             log.warning("token request refused (%s): %s", sub or "unidentified client", exc.description)
-            return web.json_response({"error": exc.error, "error_description": exc.description}, status=exc.status,
+            return web.json_response({"error": exc.error, "error_description": clip(exc.description)}, status=exc.status,
                                      headers=headers)
 
     def _requested_audience(self, form: dict[str, str]) -> str:
@@ -385,7 +388,7 @@ class Station:
         doc = await _json_body(request, 64 * 1024)
         unknown = sorted(set(doc) - ENROL_FIELDS)
         if unknown:
-            raise ApiError(400, f"unknown field {unknown[0]!r} (known: {', '.join(sorted(ENROL_FIELDS))})")
+            raise ApiError(400, f"unknown field {echo(unknown[0])} (known: {', '.join(sorted(ENROL_FIELDS))})")
         name = doc.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ApiError(400, "name: the organisation name is required (1-200 characters)")
@@ -460,7 +463,7 @@ class Station:
         pid = request.match_info["pid"]
         row = self.participants.get(pid) if is_participant_id(pid) else None
         if row is None:
-            raise ApiError(404, f"no participant {pid[:200]!r}", "NotFound")
+            raise ApiError(404, f"no participant {echo(pid[:200])}", "NotFound")
         return row
 
     async def get_participant(self, request: web.Request) -> web.Response:
@@ -530,11 +533,11 @@ class Station:
         caller = await self._caller(request)
         record = self.participants.get(caller.participant_id)
         if record is None or record["status"] != "active":
-            raise ApiError(401, f"participant {caller.participant_id} is not active", "Unauthenticated")
+            raise ApiError(401, f"participant {echo(caller.participant_id, quote=False)} is not active", "Unauthenticated")
         fmt = REGISTRY_MEDIA.get(request.content_type)
         if fmt is None:
             raise ApiError(415, f"register the self-description as {' or '.join(REGISTRY_MEDIA)}, "
-                                f"not {request.content_type!r}", "UnsupportedMediaType")
+                                f"not {echo(request.content_type)}", "UnsupportedMediaType")
         signature = request.headers.get("Hks-Signature", "")
         if not signature or len(signature) > 4096:
             raise ApiError(400, "bad signature: the Hks-Signature header (a detached JWS) is missing", "BadSignature")
@@ -552,7 +555,7 @@ class Station:
             raise ApiError(400, f"the self-description is not valid {request.content_type}: {report}", "MalformedDocument")
         if not report.conforms:
             raise ApiError(400, "the self-description does not conform to the station's shapes", "ShapesViolated",
-                           report=report.to_dict())
+                           report=_report_view(report))
         try:
             index = index_graph(graph)
             reg.check_against_record(index, record, caller, self.settings.issuer)
@@ -581,7 +584,7 @@ class Station:
         row = await self.db.read(lambda conn: conn.execute(
             sa.select(registry).where(registry.c.participant_id == pid)).mappings().first())
         if row is None:
-            raise ApiError(404, f"no self-description registered for {pid[:200]!r}", "NotFound")
+            raise ApiError(404, f"no self-description registered for {echo(pid[:200])}", "NotFound")
         return web.Response(text=row["document"], content_type=row["media_type"],
                             headers={"Hks-Signature": row["signature"], "ETag": f'"{row["etag"]}"'})
 
@@ -603,10 +606,20 @@ def _parse_and_validate(body: bytes, fmt: str):  # noqa: ANN202
     try:
         graph = Graph().parse(data=body.decode("utf-8"), format=fmt)
     except Exception as exc:  # noqa: BLE001 - any parser error is the document's
-        return None, f"{type(exc).__name__}: {str(exc)[:300]}"
+        return None, f"{type(exc).__name__}: {echo(str(exc))}"
     if len(graph) > MAX_TRIPLES:
         return None, f"over {MAX_TRIPLES} triples"
     return graph, validate(graph)
+
+
+MAX_REPORTED_RESULTS = 20
+
+
+def _report_view(report: Any) -> Json:
+    """The SHACL report for the error body: the first results, each value cut to ECHO_LIMIT
+    characters (focus nodes and messages come from the submitted document)."""
+    results = [{k: clip(str(v), ECHO_LIMIT) for k, v in r.items()} for r in report.results[:MAX_REPORTED_RESULTS]]
+    return {"conforms": report.conforms, "results": results, "resultCount": len(report.results)}
 
 
 def _index_from_dict(doc: Json) -> reg.Index:

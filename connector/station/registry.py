@@ -13,6 +13,7 @@ import orjson
 
 from ..identity import Caller
 from ..identity.sd import Index, IndexedOffer, connector_iri, theme_iri
+from ..protocol.errors import echo
 from ..policy import CompiledPolicy, Context, PolicyError, Request, compile_policy
 
 #: how the data will be used: not known when searching unless the query says (the node decides
@@ -35,26 +36,26 @@ def check_against_record(index: Index, record: Mapping[str, Any], caller: Caller
     token, same organisation, jurisdiction, membership and status as the record, same
     connector as the token's referringConnector, and this station as the authority."""
     if index.participant_id != caller.participant_id:
-        raise RegistrationRefused(f"the self-description is for participant {index.participant_id!r}, "
-                                  f"but the token is {caller.participant_id!r}'s")
+        raise RegistrationRefused(f"the self-description is for participant {echo(index.participant_id)}, "
+                                  f"but the token is {echo(caller.participant_id)}'s")
     if index.organisation != record["name"]:
-        raise RegistrationRefused(f"the self-description names the organisation {index.organisation!r}; "
-                                  f"the station's record says {record['name']!r}")
+        raise RegistrationRefused(f"the self-description names the organisation {echo(index.organisation)}; "
+                                  f"the station's record says {echo(record['name'])}")
     if index.jurisdiction != record["jurisdiction"]:
-        raise RegistrationRefused(f"the self-description claims jurisdiction {index.jurisdiction!r}; "
-                                  f"the station's record says {record['jurisdiction']!r}")
+        raise RegistrationRefused(f"the self-description claims jurisdiction {echo(index.jurisdiction)}; "
+                                  f"the station's record says {echo(record['jurisdiction'])}")
     if index.membership_status != record["status"]:
-        raise RegistrationRefused(f"the self-description claims membership status {index.membership_status!r}; "
-                                  f"the station's record says {record['status']!r}")
+        raise RegistrationRefused(f"the self-description claims membership status {echo(index.membership_status)}; "
+                                  f"the station's record says {echo(record['status'])}")
     extra = set(index.membership) - set(record["membership"])
     if extra:
         raise RegistrationRefused(f"the self-description claims memberships the station did not certify: {sorted(extra)}")
     if (index.station or "").rstrip("/") != issuer.rstrip("/"):
-        raise RegistrationRefused(f"the self-description names the station {index.station!r}, not {issuer!r}")
+        raise RegistrationRefused(f"the self-description names the station {echo(index.station)}, not {echo(issuer)}")
     referring = caller.claims.get("referringConnector") or record.get("connector_url")
     if referring and connector_iri(str(referring)) != index.connector:
-        raise RegistrationRefused(f"the self-description describes the connector {index.connector!r}, "
-                                  f"but the participant's connector is {connector_iri(str(referring))!r}")
+        raise RegistrationRefused(f"the self-description describes the connector {echo(index.connector)}, "
+                                  f"but the participant's connector is {echo(connector_iri(str(referring)))}")
 
 
 @dataclass
@@ -75,15 +76,15 @@ def parse_query(params: Mapping[str, str]) -> Query:
     known = {"q", "jurisdiction", "theme", "purpose", "usableBy", "limit"}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise QueryError(f"unknown search parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise QueryError(f"unknown search parameter {echo(unknown[0])} (known: {', '.join(sorted(known))})")
     for name, value in params.items():
         if len(value) > 500:
-            raise QueryError(f"search parameter {name!r} is over 500 characters")
+            raise QueryError(f"search parameter {echo(name)} is over 500 characters")
     themes = set()
     for raw in filter(None, (t.strip() for t in params.get("theme", "").split(","))):
         iri = theme_iri(raw)
         if iri is None:
-            raise QueryError(f"unknown theme {raw!r}: give an EU data-theme code (HEAL, TRAN, ...), a word "
+            raise QueryError(f"unknown theme {echo(raw)}: give an EU data-theme code (HEAL, TRAN, ...), a word "
                              f"such as health or transport, or a theme IRI")
         themes.add(iri)
     jurisdictions = frozenset(j.strip().upper() for j in params.get("jurisdiction", "").split(",") if j.strip())
