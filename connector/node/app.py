@@ -86,6 +86,8 @@ class Node:
             max_attempts=self.settings.outbox_attempts,
             on_unauthorized=getattr(self.identity, "invalidate", None),
         )
+        if self.settings.tck_enabled:
+            self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404, 409})
         self.dispatcher.transfers = self.transfers
         if self.clearinghouse is not None:
             await self.clearinghouse.start(self.session)
