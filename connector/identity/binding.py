@@ -25,6 +25,7 @@ from ..protocol.errors import ProtocolError, Unauthenticated
 from ..protocol.messages import error_object
 from . import DevSharedSecret
 from .dat import (PEER_CERT_SHA256, DatClient, DatVerifier, SqliteReplayStore, StationIdentity, StationTrust)
+from .edcmock import MODE as EDC_MOCK_MODE, EdcIamMock
 from .keys import load_private_key
 
 log = logging.getLogger("connector.identity")
@@ -47,6 +48,8 @@ def build_identity(settings: Any) -> Any:
         verifier = DatVerifier(trust, SqliteReplayStore(Path(settings.directory) / "identity.db"),
                                audience=settings.identity_audience, require_transport_cert=settings.tls_enabled)
         return StationIdentity(client, verifier)
+    if settings.identity_mode == EDC_MOCK_MODE:
+        return EdcIamMock(settings.node.participant_id)
     claims = {"organisation": settings.node.name}
     if settings.node.jurisdiction:
         claims["jurisdiction"] = settings.node.jurisdiction

@@ -167,6 +167,9 @@ async def serve(settings: Settings, *, ready_line: bool = True) -> None:
     node = Node(settings)
     if settings.identity_mode == "dev-shared-secret":
         log.warning("identity mode is dev-shared-secret: for development and tests only")
+    elif settings.identity_mode == "edc-iam-mock-test-only":
+        log.warning("identity mode is edc-iam-mock-test-only: EDC's unsigned mock tokens, any peer can claim "
+                    "any participant id; for interop TESTS only")
     runner, url = await listen(node.make_app(), settings.node.listen_host, settings.node.listen_port,
                                ssl_context=server_ssl_context(settings))
     if ready_line:

@@ -157,7 +157,8 @@ class DataPlane:
         """The pull DataAddress the provider gives in its TransferStartMessage."""
         endpoint = f"{self.node.settings.node.public_url.rstrip('/')}/data/{row['id']}"
         return {"@type": "DataAddress", "endpointType": HTTP_ENDPOINT_TYPE, "endpoint": endpoint,
-                "endpointProperties": [
+                "endpointProperties": [  # "endpoint" again: EDC (0.15) reads only endpointType and these
+                    {"@type": "EndpointProperty", "name": "endpoint", "value": endpoint},
                     {"@type": "EndpointProperty", "name": "authorization", "value": self.issue_token(row)},
                     {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]}
 

@@ -60,3 +60,14 @@ def classpath(pom_dir: Path, name: str, timeout: float = 900) -> tuple[Path, flo
                     pytrace=False)
     stamp.write_text(digest)
     return lib, time.monotonic() - started
+
+
+def edc_mode_node(directory: Path, name: str = "Ours"):
+    """A NodeProcess (not started) whose connector.toml names the test-only identity mode that
+    speaks EDC's iam-mock tokens."""
+    from .nodes import NodeProcess
+
+    node = NodeProcess(directory, name)
+    config = node.directory / "connector.toml"
+    config.write_text(config.read_text().replace('mode = "dev-shared-secret"', 'mode = "edc-iam-mock-test-only"'))
+    return node
