@@ -87,7 +87,7 @@ class Node:
             on_unauthorized=getattr(self.identity, "invalidate", None),
         )
         if self.settings.tck_enabled:
-            self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404, 409})
+            self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404})
         self.dispatcher.transfers = self.transfers
         if self.clearinghouse is not None:
             await self.clearinghouse.start(self.session)

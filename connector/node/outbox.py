@@ -32,7 +32,7 @@ _MARK_SENT = Prepared(outbox.update().where(
 
 
 class TransientSendError(Exception):
-    """Worth retrying: the peer was unreachable, timed out or answered 5xx/408/429."""
+    """Worth retrying: the peer was unreachable, timed out or answered 5xx/408/409/425/429."""
 
 
 class PermanentSendError(Exception):
@@ -56,9 +56,9 @@ class Dispatcher:
         # TCK profile only. The TCK moves its own state machine only after it has read our reply, and
         # its callback server answers 404 until its next step has registered a handler (one-shot
         # handlers, reference TCK.md §1.2): a scripted message sent at once after our reply meets a
-        # 404, a 409, or is accepted and then breaks the TCK's own late transition ("TERMINATED is a
-        # final state"). The profile waits `send_delay` seconds before each message and retries those
-        # statuses; EDC meets the same by its state machines' polling.
+        # 404, a 409 (retried for every peer, below), or is accepted and then breaks the TCK's own
+        # late transition ("TERMINATED is a final state"). The profile waits `send_delay` seconds
+        # before each message and retries a 404; EDC meets the same by its state machines' polling.
         self.send_delay = 0.0
         self.retry_races: frozenset[int] = frozenset()
         self.owner = uuid.uuid4().hex
@@ -240,7 +240,9 @@ class Dispatcher:
                 body = await resp.content.read(1024 * 1024)
                 if 200 <= resp.status < 300:
                     return response_json(body)
-                if resp.status in (408, 425, 429) or resp.status >= 500 or resp.status in self.retry_races:
+                # 409: Eclipse EDC answers it while its own state machine has not yet recorded the message
+                # it just sent us (e.g. our agreement verification arriving before EDC's AGREED): later it passes.
+                if resp.status in (408, 409, 425, 429) or resp.status >= 500 or resp.status in self.retry_races:
                     raise TransientSendError(f"{url} answered {resp.status}")
                 if resp.status == 401 and self.on_unauthorized is not None:
                     self.on_unauthorized()

@@ -10,6 +10,7 @@ EDC's claims cannot satisfy ends at TERMINATED on EDC's side."""
 from __future__ import annotations
 
 import json
+import time
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -146,3 +147,64 @@ def test_edc_consumer_refused_by_our_policy_ends_terminated(edc, provider):
     ours = [n for n in provider.api("GET", "/negotiations") if n.get("datasetId") == "members-data"]
     assert ours and all(n["state"] == "TERMINATED" for n in ours), ours
     assert "membership" in json.dumps(negotiation.get("errorDetail", "")) + json.dumps(ours[0]["termination"])
+
+
+class AssetServer:
+    """The HTTP origin an EDC HttpData asset points at."""
+
+    def __init__(self, payload: bytes) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/visits.csv"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_our_consumer_negotiates_and_pulls_from_edc_provider(edc, tmp_path):
+    origin = AssetServer(ASSET[::-1])
+    consumer = edc_mode_node(tmp_path / "consumer", "Consumer").start()
+    try:
+        edc.api("POST", "/v3/assets", {"@id": "edc-visits", "properties": {"name": "visits"},
+                                       "dataAddress": {"@type": "DataAddress", "type": "HttpData", "baseUrl": origin.url}})
+        edc.api("POST", "/v3/policydefinitions", {"@id": "edc-use", "policy": {
+            "@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Set", "permission": [{"action": "use"}]}})
+        edc.api("POST", "/v3/contractdefinitions", {"@id": "edc-cd", "accessPolicyId": "edc-use",
+                                                    "contractPolicyId": "edc-use", "assetsSelector": []})
+        found = consumer.api("POST", "/catalog/request", {"counterPartyAddress": edc.protocol}, expect=200)
+        assert found["dspVersion"] == "2025-1"
+        dataset = next(d for d in found["catalog"]["dataset"] if d["@id"] == "edc-visits")
+        offer = dataset["hasPolicy"][0]  # EDC's ODRL as EDC writes it; its offer ids change per request
+        neg = consumer.api("POST", "/negotiations", {"counterPartyAddress": edc.protocol, "counterPartyId": EDC_ID,
+                                                     "datasetId": "edc-visits", "offer": offer}, expect=201)
+        neg = consumer.wait_state(neg["id"], "FINALIZED,TERMINATED")
+        assert neg["state"] == "FINALIZED", neg
+        theirs = edc.api("POST", "/v3/contractnegotiations/request", {"@type": "QuerySpec"})
+        assert [n["state"] for n in theirs if n.get("correlationId") == neg["id"]] == ["FINALIZED"], theirs
+
+        agreement = next(a for a in consumer.api("GET", "/agreements") if a["negotiationId"] == neg["id"])
+        transfer = consumer.api("POST", "/transfers", {"agreementId": agreement["id"], "format": "HttpData-PULL"},
+                                expect=201)
+        deadline = time.monotonic() + 30
+        while transfer["state"] not in ("STARTED", "TERMINATED") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            transfer = consumer.api("GET", f"/transfers/{transfer['id']}")
+        assert transfer["state"] == "STARTED", transfer
+        resp = httpx.get(f"{consumer.url}/api/v1/transfers/{transfer['id']}/data", headers=consumer.headers(), timeout=30)
+        assert resp.status_code == 200 and resp.content == ASSET[::-1]
+
+        # termination path: our consumer ends the transfer, EDC's provider sees it
+        consumer.api("POST", f"/transfers/{transfer['id']}/terminate", {"reason": "done"}, expect=200)
+        ended = edc.wait(f"/v3/transferprocesses/{transfer['providerPid']}", "state", {"TERMINATED", "DEPROVISIONED"})
+        assert ended["state"] in ("TERMINATED", "DEPROVISIONED"), ended
+    finally:
+        consumer.stop()
+        origin.server.shutdown()
