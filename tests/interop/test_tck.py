@@ -9,6 +9,7 @@ import os
 import re
 import string
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_official_dsp_tck_against_our_node(tmp_path):
     lib, fetch_seconds = classpath(HERE, "tck")
     node = NodeProcess(tmp_path / "node", "TCK", tck=True).start()
     try:
-        token = subprocess.run([os.sys.executable, "-m", "connector", "dev-token", str(node.directory),
+        token = subprocess.run([sys.executable, "-m", "connector", "dev-token", str(node.directory),
                                 "--participant", "TCK_PARTICIPANT"], capture_output=True, text=True, check=True)
         conf = tmp_path / "conf"
         conf.mkdir()
