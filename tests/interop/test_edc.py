@@ -75,21 +75,23 @@ def edc(tmp_path_factory):
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory):
     node = edc_mode_node(tmp_path_factory.mktemp("ours"), "Ours").start()
-    data = node.directory / "data"
-    data.mkdir(exist_ok=True)
-    (data / "visits.csv").write_bytes(ASSET)
-    node.api("POST", "/assets", {"id": "visits", "contentType": "text/csv",
-                                 "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
-    node.api("POST", "/policies", {"id": "use", "policy": {"permission": [{"action": "use"}]}}, expect=201)
-    node.api("POST", "/policies", {"id": "members", "policy": MEMBERS_ONLY}, expect=201)
-    node.api("POST", "/offers", {"id": "offer-visits", "assetIds": ["visits"], "accessPolicyId": "use",
-                                 "contractPolicyId": "use"}, expect=201)
-    node.api("POST", "/assets", {"id": "members-data", "contentType": "text/csv",
-                                 "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
-    node.api("POST", "/offers", {"id": "offer-members", "assetIds": ["members-data"], "accessPolicyId": "use",
-                                 "contractPolicyId": "members"}, expect=201)
-    yield node
-    node.stop()
+    try:  # stopped even when the setup below fails
+        data = node.directory / "data"
+        data.mkdir(exist_ok=True)
+        (data / "visits.csv").write_bytes(ASSET)
+        node.api("POST", "/assets", {"id": "visits", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+        node.api("POST", "/policies", {"id": "use", "policy": {"permission": [{"action": "use"}]}}, expect=201)
+        node.api("POST", "/policies", {"id": "members", "policy": MEMBERS_ONLY}, expect=201)
+        node.api("POST", "/offers", {"id": "offer-visits", "assetIds": ["visits"], "accessPolicyId": "use",
+                                     "contractPolicyId": "use"}, expect=201)
+        node.api("POST", "/assets", {"id": "members-data", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+        node.api("POST", "/offers", {"id": "offer-members", "assetIds": ["members-data"], "accessPolicyId": "use",
+                                     "contractPolicyId": "members"}, expect=201)
+        yield node
+    finally:
+        node.stop()
 
 
 def edc_offer(catalog: dict, dataset_id: str) -> dict:
