@@ -88,7 +88,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
 }
 
 
-IDENTITY_MODES = ("station", "dev-shared-secret")
+IDENTITY_MODES = ("station", "dev-shared-secret", "edc-iam-mock-test-only")
 STATION_FILES = ("node.key", "node.crt", "station-ca.crt", "participant.json")
 
 
@@ -204,7 +204,8 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         raise ConfigError("setting [identity] mode is missing: 'station' (tokens from the station authority) "
                           "or 'dev-shared-secret' (development only)")
     if mode not in IDENTITY_MODES:
-        raise ConfigError(f"setting [identity] mode must be 'station' or 'dev-shared-secret' (development only), got {mode!r}")
+        raise ConfigError("setting [identity] mode must be 'station', 'dev-shared-secret' (development only) or "
+                          f"'edc-iam-mock-test-only' (interop tests only), got {mode!r}")
     secret = identity.get("shared_secret", "")
     station_url = identity.get("station_url", "").rstrip("/")
     if "audience" in identity:
@@ -217,6 +218,12 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
     if mode == "dev-shared-secret":
         if len(secret) < 16:
             raise ConfigError("setting [identity] shared_secret must be at least 16 characters in dev-shared-secret mode")
+        if tls_enabled:
+            raise ConfigError("setting [tls] enabled needs [identity] mode = 'station' (certificates come from the station)")
+    elif mode == "edc-iam-mock-test-only":  # interop tests with Eclipse EDC's iam-mock: proves nothing
+        if environ.get("CONNECTOR_IDENTITY_MODE") == mode:
+            raise ConfigError("setting [identity] mode = 'edc-iam-mock-test-only' (unsigned EDC test tokens) must be "
+                              "written in connector.toml, not set through CONNECTOR_IDENTITY_MODE")
         if tls_enabled:
             raise ConfigError("setting [tls] enabled needs [identity] mode = 'station' (certificates come from the station)")
     else:

@@ -26,6 +26,7 @@ from ..protocol.messages import error_object
 from . import DevSharedSecret
 from .dat import (DEFAULT_MAX_LIFETIME, PEER_CERT_SHA256, DatClient, DatVerifier, SqliteReplayStore, StationIdentity,
                   StationTrust)
+from .edcmock import MODE as EDC_MOCK_MODE, EdcIamMock
 from .keys import load_private_key
 
 log = logging.getLogger("connector.identity")
@@ -50,6 +51,8 @@ def build_identity(settings: Any) -> Any:
                                audience=settings.node.participant_id, require_transport_cert=settings.tls_enabled,
                                max_lifetime=settings.identity_max_token_lifetime)
         return StationIdentity(client, verifier)
+    if settings.identity_mode == EDC_MOCK_MODE:
+        return EdcIamMock(settings.node.participant_id)
     claims = {"organisation": settings.node.name}
     if settings.node.jurisdiction:
         claims["jurisdiction"] = settings.node.jurisdiction

@@ -97,6 +97,8 @@ class Node:
             max_attempts=self.settings.outbox_attempts,
             on_unauthorized=getattr(self.identity, "invalidate", None),
         )
+        if self.settings.tck_enabled:
+            self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404})
         self.dispatcher.transfers = self.transfers
         if self.clearinghouse is not None:
             await self.clearinghouse.start(self.session)
@@ -192,6 +194,9 @@ async def serve(settings: Settings, *, ready_line: bool = True) -> None:
     node = Node(settings)
     if settings.identity_mode == "dev-shared-secret":
         log.warning("identity mode is dev-shared-secret: for development and tests only")
+    elif settings.identity_mode == "edc-iam-mock-test-only":
+        log.warning("identity mode is edc-iam-mock-test-only: EDC's unsigned mock tokens, any peer can claim "
+                    "any participant id; for interop TESTS only")
     runner, url = await listen(node.make_app(), settings.node.listen_host, settings.node.listen_port,
                                ssl_context=server_ssl_context(settings))
     if ready_line:

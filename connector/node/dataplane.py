@@ -181,7 +181,8 @@ class DataPlane:
         row["token_expires_at"] = time.time() + self.token_ttl
         endpoint = f"{self.node.settings.node.public_url.rstrip('/')}/data/{row['id']}"
         return {"@type": "DataAddress", "endpointType": HTTP_ENDPOINT_TYPE, "endpoint": endpoint,
-                "endpointProperties": [
+                "endpointProperties": [  # "endpoint" again: EDC (0.15) reads only endpointType and these
+                    {"@type": "EndpointProperty", "name": "endpoint", "value": endpoint},
                     {"@type": "EndpointProperty", "name": "authorization", "value": PULL_TOKEN_PLACEHOLDER + nonce},
                     {"@type": "EndpointProperty", "name": "authType", "value": "bearer"}]}
 
@@ -613,10 +614,13 @@ class DataPlane:
         if row["state"] != TransferState.STARTED.value:
             return web.json_response({"error": f"the transfer is {row['state']}, not STARTED"}, status=409)
         address = row["data_address"] or {}
-        endpoint, token = address.get("endpoint"), endpoint_property(address, "authorization")
+        # Eclipse EDC gives the endpoint only as an endpointProperty (named .../edc/v0.0.1/ns/endpoint)
+        endpoint = address.get("endpoint") or endpoint_property(address, "endpoint")
+        token = endpoint_property(address, "authorization")
         if not endpoint or not token:
             return web.json_response({"error": "the provider gave no endpoint for this transfer"}, status=409)
-        headers = {"Authorization": f"Bearer {token}"}
+        # The token verbatim, as EDC's data plane expects it (it cannot decode "Bearer ..."); ours takes both.
+        headers = {"Authorization": token}
         purpose = request.query.get("purpose")
         if purpose:
             headers["X-Usage-Purpose"] = purpose

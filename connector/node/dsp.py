@@ -76,6 +76,29 @@ def version_document(public_root: str) -> Json:
     }
 
 
+_EDC_NS = "https://w3id.org/edc/v0.0.1/ns/"
+
+
+def edc_page_limit(filters: Any) -> int | None:
+    """The one catalog filter this node honours: Eclipse EDC sends every CatalogRequestMessage with
+    `filter: [QuerySpec{offset 0, limit N, filterExpression []}]`, i.e. "the first N datasets".
+    Returns N; anything else (a filter expression, an offset, a sort field) is refused."""
+    entries = filters if isinstance(filters, list) else [filters]
+    limit: int | None = None
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("@type") != _EDC_NS + "QuerySpec" or \
+                entry.get(_EDC_NS + "filterExpression") not in (None, []) or \
+                entry.get(_EDC_NS + "offset", 0) != 0 or entry.get(_EDC_NS + "sortField") is not None:
+            raise MalformedMessage("catalog filters are not supported by this node (only EDC's first-page "
+                                   "QuerySpec with no filter expression)", code="FilterNotSupported")
+        value = entry.get(_EDC_NS + "limit")
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise MalformedMessage("the QuerySpec limit must be a non-negative integer", code="FilterNotSupported")
+            limit = value if limit is None else min(limit, value)
+    return limit
+
+
 class DspApi:
     def __init__(self, node: Any) -> None:
         self.node = node
@@ -143,9 +166,10 @@ class DspApi:
             raw = await self.read_body(request)
             msg = parse_message(await self.codec.decode_once(request, raw, version), expected=("CatalogRequestMessage",))
             assert isinstance(msg, CatalogRequestMessage)
-            if msg.filter:
-                raise MalformedMessage("catalog filters are not supported by this node", code="FilterNotSupported")
+            limit = edc_page_limit(msg.filter) if msg.filter else None
             catalog = await self.node.catalog.catalog(self.node.settings.dsp_base(version), caller)
+            if limit is not None and isinstance(catalog.get("dataset"), list):
+                catalog = {**catalog, "dataset": catalog["dataset"][:limit]}
             return self.respond(catalog, version)
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")

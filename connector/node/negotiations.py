@@ -74,6 +74,9 @@ def now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_AGREED_OR_LATER = (State.AGREED, State.VERIFIED, State.FINALIZED)
+
+
 def message_digest(path_pid: str | None, body: bytes) -> str:
     return hashlib.sha256((path_pid or "").encode() + b"\x00" + body).hexdigest()
 
@@ -295,6 +298,12 @@ class NegotiationService:
             raise MalformedMessage(f"this process speaks DSP {row['dsp_version']}, not {version}")
         self._check_pids(row, msg, own_role)
         state = State(row["state"])
+        if isinstance(msg, ContractAgreementMessage) and row["agreement"] and state in _AGREED_OR_LATER \
+                and row["agreement"] == msg.agreement:
+            # The same agreement delivered again (Eclipse EDC can send it twice, with a new message
+            # id): acknowledged, nothing changes. A different agreement still meets the state machine.
+            return 200, ContractNegotiation(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
+                                            state).to_neutral(), None, None
         event = event_of(msg)
         new_state = next_state(state, peer_role, event)
         original, row = row, dict(row)

@@ -110,6 +110,8 @@ PROVIDER_TRANSFERS: dict[str, list[TransferEvent]] = {
 CONSUMER_TRANSFERS: dict[str, list[TransferEvent]] = {
     "ATPC0201": [_TE], "ATPC0202": [_CO], "ATPC0203": [_SU, _TE],
 }
+# agreement id -> what this node does as consumer right after its own request (TP_C:02-05)
+CONSUMER_TRANSFER_START: dict[str, list[TransferEvent]] = {"ATPC0205": [_TE]}
 TCK_PARTICIPANT = "TCK_PARTICIPANT"
 
 
@@ -182,6 +184,8 @@ def routes(node: Any) -> list[web.RouteDef]:
             conn, agreement_id, role="consumer", me=node.participant_id, peer=provider_id, address=address,
             asset=f"dataset-of-{agreement_id}"))
         row = await node.transfers.start(agreement_id=agreement_id, fmt=fmt)
+        for event in CONSUMER_TRANSFER_START.get(agreement_id, []):  # queued behind the request
+            row = await node.transfers.act(row["id"], event, "scripted by the TCK profile")
         return web.json_response({"id": row["id"]}, status=200)
 
     return [web.post("/tck/negotiations/requests", negotiation_request),
