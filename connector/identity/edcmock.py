@@ -28,8 +28,12 @@ class EdcIamMock:
         self.participant_id = participant_id
         self.region = region
 
-    async def outbound_authorization(self, audience: str) -> str:
-        return orjson.dumps({"region": self.region, "audience": audience, "clientId": self.participant_id}).decode()
+    async def outbound_authorization(self, recipient: str) -> str:
+        return orjson.dumps({"region": self.region, "audience": recipient, "clientId": self.participant_id}).decode()
+
+    async def addresses_of(self, participant_id: str) -> frozenset[str] | None:
+        """No registry of addresses in this test mode: only the private-range rule applies."""
+        return None
 
     async def verify(self, authorization: str | None) -> Caller:
         if not authorization:

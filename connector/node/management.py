@@ -278,6 +278,8 @@ class ManagementApi:
         doc = await self.body(request, "CatalogQuery")
         recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
+        if recipient is not None:
+            await self._provider_address(base, recipient)  # before our token for it goes there
         catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
                                                 {"@type": "CatalogRequestMessage"},
                                                 recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
@@ -288,8 +290,8 @@ class ManagementApi:
         doc = await self.body(request, "NegotiationInput")
         recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
-        if doc.get("counterPartyId"):
-            await self._provider_address(base, doc["counterPartyId"])
+        if recipient is not None:
+            await self._provider_address(base, recipient)  # before our token for it goes there
         offer = doc.get("offer")
         if offer is None:
             offer_id = doc.get("offerId")
@@ -300,12 +302,16 @@ class ManagementApi:
             offer = next((o for o in dataset.get("hasPolicy", []) if isinstance(o, dict) and o.get("@id") == offer_id), None)
             if offer is None:
                 raise ApiError(404, f"dataset {echo(doc['datasetId'])} of that provider has no offer {echo(offer_id)}")
-        provider_id = doc.get("counterPartyId") or offer.get("assigner")
-        if isinstance(provider_id, dict):
-            provider_id = provider_id.get("@id")
+        assigner = offer.get("assigner")
+        if isinstance(assigner, dict):
+            assigner = assigner.get("@id")
+        if recipient is not None and assigner is not None and assigner != recipient:
+            raise ApiError(400, f"the offer's assigner {echo(assigner)} is not counterPartyId {echo(recipient)}")
+        provider_id = recipient or assigner
         if not isinstance(provider_id, str) or not provider_id:
             raise ApiError(400, "counterPartyId is needed: the offer does not name its assigner")
-        await self._provider_address(base, provider_id)
+        if recipient is None:
+            await self._provider_address(base, provider_id)
         row = await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
                                                  dataset_id=doc["datasetId"], offer=offer)
         return json_response(negotiation_view(row), status=201)

@@ -73,9 +73,10 @@ def restrict(provider: NodeProcess, name: str, access: str) -> None:
                                                 "contractPolicyId": "open"}, expect=200)
 
 
-def token(node_or_id) -> str:
+def token(node_or_id, to) -> str:
+    """A dev-mode token naming the caller, for the node `to` only."""
     participant = node_or_id if isinstance(node_or_id, str) else node_or_id.participant_id
-    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant)
+    return "Bearer " + DevSharedSecret(participant, SHARED_SECRET).token_for(participant, audience=to.participant_id)
 
 
 def dsp_error(resp: httpx.Response, version: str) -> dict:
@@ -104,9 +105,9 @@ def test_hidden_offer_is_neither_listed_nor_found_by_id(space, version):
     assert dataset in listed(n1)
     assert dataset not in listed(m)  # (a) the catalog hides it
     base = f"{provider.url}/dsp/{version}/catalog/datasets"
-    assert httpx.get(f"{base}/{dataset}", headers={"Authorization": token(n1)}).status_code == 200
-    hidden = httpx.get(f"{base}/{dataset}", headers={"Authorization": token(m)})
-    unknown = httpx.get(f"{base}/no-such-dataset", headers={"Authorization": token(m)})
+    assert httpx.get(f"{base}/{dataset}", headers={"Authorization": token(n1, provider)}).status_code == 200
+    hidden = httpx.get(f"{base}/{dataset}", headers={"Authorization": token(m, provider)})
+    unknown = httpx.get(f"{base}/no-such-dataset", headers={"Authorization": token(m, provider)})
     assert hidden.status_code == unknown.status_code == 404  # (b) as if it did not exist
     assert hidden.text.replace(dataset, "ID") == unknown.text.replace("no-such-dataset", "ID")
 
@@ -117,7 +118,7 @@ def test_requesting_a_hidden_offer_by_its_id_is_refused(space, version):
     dataset, offer_id = publish(provider, f"x-request-{version}", "only-n1")
     offer = {"@id": offer_id, "@type": "Offer", "target": dataset, "permission": [{"action": "use"}]}
     # (c) straight at the provider with M's token: a DSP error naming the rule, nothing created
-    resp = httpx.post(f"{provider.url}/dsp/{version}/negotiations/request", headers={"Authorization": token(m)},
+    resp = httpx.post(f"{provider.url}/dsp/{version}/negotiations/request", headers={"Authorization": token(m, provider)},
                       content=json.dumps(wire.to_wire({
                           "@type": "ContractRequestMessage", "consumerPid": f"urn:uuid:{uuid.uuid4()}",
                           "callbackAddress": f"{m.url}/dsp/{version}", "offer": offer}, version)),

@@ -51,7 +51,7 @@ def node(tmp_path_factory: pytest.TempPathFactory):
 
 
 def dsp(node: NodeProcess, version: str, method: str, path: str, body: dict | None = None) -> httpx.Response:
-    token = "Bearer " + DevSharedSecret(CALLER, SHARED_SECRET).token_for(CALLER)
+    token = "Bearer " + DevSharedSecret(CALLER, SHARED_SECRET).token_for(CALLER, audience=node.participant_id)
     return httpx.request(method, f"{node.url}/dsp/{version}{path}", content=orjson.dumps(body) if body else None,
                          headers={"Authorization": token, "Content-Type": "application/json"}, timeout=60)
 

@@ -85,11 +85,12 @@ class Listener:
         raise AssertionError(f"nothing arrived at *{suffix}: {[r[:2] for r in self.requests]}")
 
 
-def dev_token(participant_id: str) -> str:
-    return "Bearer " + DevSharedSecret(participant_id, SHARED_SECRET).token_for(participant_id)
+def dev_token(participant_id: str, to: NodeProcess) -> str:
+    """A dev-mode token naming `participant_id`, for the node `to` only."""
+    return "Bearer " + DevSharedSecret(participant_id, SHARED_SECRET).token_for(participant_id, audience=to.participant_id)
 
 
-def station_token(node: NodeProcess) -> str:
+def station_token(node: NodeProcess, to: NodeProcess) -> str:
     """A real DAT for an enrolled node, fetched with its own key, as the node itself would."""
     from connector.identity.dat import client_assertion, token_request_form
     from connector.identity.keys import load_private_key
@@ -97,7 +98,7 @@ def station_token(node: NodeProcess) -> str:
     station_url = node.settings.identity_station_url
     assertion = client_assertion(node.participant_id, load_private_key(node.directory / "keys" / "node.key"),
                                  station_url + "/token", now=time.time())
-    answer = httpx.post(station_url + "/token", data=token_request_form(assertion), timeout=10)
+    answer = httpx.post(station_url + "/token", data=token_request_form(assertion, to.participant_id), timeout=10)
     return "Bearer " + answer.json()["access_token"]
 
 
@@ -231,7 +232,7 @@ def dev_agreements(dev):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_push_endpoint_on_an_internal_service_is_refused(dev, dev_agreements, version):
     provider, consumer, internal, *_ = dev
-    push_to_internal_service(provider, consumer, internal, version, dev_token(consumer.participant_id),
+    push_to_internal_service(provider, consumer, internal, version, dev_token(consumer.participant_id, provider),
                              dev_agreements[version], RULE_PRIVATE)
 
 
@@ -240,7 +241,7 @@ def test_a_push_endpoint_named_localhost_is_refused_after_resolution(dev, dev_ag
     """(e) the allow-list names 127.0.0.1 on the nodes' ports only: `localhost` is no public name,
     and what it resolves to (127.0.0.1 on the internal service's port) is not allowed."""
     provider, consumer, internal, *_ = dev
-    push_to_internal_service(provider, consumer, internal, version, dev_token(consumer.participant_id),
+    push_to_internal_service(provider, consumer, internal, version, dev_token(consumer.participant_id, provider),
                              dev_agreements[version], RULE_PRIVATE,
                              endpoint=f"http://localhost:{internal.port}/admin/reset")
 
@@ -252,7 +253,7 @@ def test_a_transfer_callback_on_an_internal_service_is_refused(dev, dev_agreemen
     before = count(provider, "transfers")
     msg = TransferRequestMessage(consumer_pid=f"urn:uuid:tcb-attack-{version}", agreement_id=dev_agreements[version],
                                  format="HttpData-PULL", callback_address=f"{internal.url}/dsp/{version}")
-    resp = post(provider, version, "/transfers/request", msg.to_neutral(), dev_token(consumer.participant_id))
+    resp = post(provider, version, "/transfers/request", msg.to_neutral(), dev_token(consumer.participant_id, provider))
     assert internal.untouched(), internal.requests  # on main: the TransferStartMessage, with our token
     assert_refused(resp, version, "callbackAddress", RULE_PRIVATE, str(internal.port))
     assert count(provider, "transfers") == before
@@ -262,13 +263,13 @@ def test_a_transfer_callback_on_an_internal_service_is_refused(dev, dev_agreemen
 def test_a_negotiation_callback_on_an_internal_service_is_refused(dev, version):
     provider, _, internal, *_ = dev
     mallory = "urn:hks:participant:mallory"
-    callback_to_internal_service(provider, internal, version, dev_token(mallory), mallory, RULE_PRIVATE)
+    callback_to_internal_service(provider, internal, version, dev_token(mallory, provider), mallory, RULE_PRIVATE)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_transfer_start_with_an_internal_endpoint_is_refused(dev, dev_agreements, version):
     provider, consumer, internal, *_ = dev
-    start_with_internal_endpoint(provider, consumer, internal, version, dev_token(provider.participant_id),
+    start_with_internal_endpoint(provider, consumer, internal, version, dev_token(provider.participant_id, consumer),
                                  dev_agreements[version], RULE_PRIVATE)
 
 
@@ -282,7 +283,7 @@ def test_a_failed_push_does_not_tell_the_peer_whether_a_port_is_open(dev, dev_ag
         cpid = f"urn:uuid:scan-{version}-{n}"
         msg = TransferRequestMessage(consumer_pid=cpid, agreement_id=dev_agreements[version], format="HttpData-PUSH",
                                      callback_address=f"{attacker.url}/dsp/{version}", data_address=push_address(endpoint))
-        resp = post(provider, version, "/transfers/request", msg.to_neutral(), dev_token(consumer.participant_id))
+        resp = post(provider, version, "/transfers/request", msg.to_neutral(), dev_token(consumer.participant_id, provider))
         assert resp.status_code == 201, resp.text
         text = attacker.wait_for(f"/transfers/{cpid}/termination").decode()
         assert "the push failed" in text, text
@@ -316,21 +317,21 @@ def station(tmp_path_factory):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_station_a_push_endpoint_not_registered_to_the_sender_is_refused(station, version):
     provider, consumer, internal, agreements = station
-    push_to_internal_service(provider, consumer, internal, version, station_token(consumer), agreements[version],
+    push_to_internal_service(provider, consumer, internal, version, station_token(consumer, provider), agreements[version],
                              RULE_OWNER)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_station_a_callback_not_registered_to_the_sender_is_refused(station, version):
     provider, consumer, internal, _ = station
-    callback_to_internal_service(provider, internal, version, station_token(consumer), consumer.participant_id,
+    callback_to_internal_service(provider, internal, version, station_token(consumer, provider), consumer.participant_id,
                                  RULE_OWNER)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_station_a_transfer_start_endpoint_not_registered_to_the_sender_is_refused(station, version):
     provider, consumer, internal, agreements = station
-    start_with_internal_endpoint(provider, consumer, internal, version, station_token(provider), agreements[version],
+    start_with_internal_endpoint(provider, consumer, internal, version, station_token(provider, consumer), agreements[version],
                                  RULE_OWNER)
 
 
@@ -339,7 +340,7 @@ def test_station_the_refusal_names_the_sender_and_the_rule(station):
     internal.forget()
     msg = TransferRequestMessage(consumer_pid="urn:uuid:named", agreement_id=agreements["2025-1"],
                                  format="HttpData-PULL", callback_address=f"{internal.url}/dsp/2025-1")
-    resp = post(provider, "2025-1", "/transfers/request", msg.to_neutral(), station_token(consumer))
+    resp = post(provider, "2025-1", "/transfers/request", msg.to_neutral(), station_token(consumer, provider))
     reason = assert_refused(resp, "2025-1", "callbackAddress", RULE_OWNER, str(internal.port))
     assert reason == (f"callbackAddress refused: it is not an address registered for participant "
                       f"{consumer.participant_id} at the station (rule: {RULE_OWNER})")
@@ -354,7 +355,8 @@ def test_station_a_provider_dsp_address_not_registered_to_it_is_refused(station)
     offer = {"@id": "records-offer", "@type": "Offer", "target": "records", "assigner": provider.participant_id,
              "permission": [{"action": "use"}]}
     resp = httpx.post(f"{consumer.url}/api/v1/negotiations", headers=consumer.headers(), timeout=30, json={
-        "counterPartyAddress": internal.url, "datasetId": "records", "offer": offer})
+        "counterPartyAddress": internal.url, "counterPartyId": provider.participant_id, "datasetId": "records",
+        "offer": offer})
     assert internal.untouched(), internal.requests  # on main: the ContractRequestMessage with our DAT
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"] == (f"the provider's DSP address refused: it is not an address registered for "

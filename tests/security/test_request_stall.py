@@ -31,8 +31,9 @@ HEALTH_BOUND_MS = 500
 CALLER = "urn:hks:participant:attacker"
 
 
-def token() -> str:
-    return "Bearer " + DevSharedSecret(CALLER, SHARED_SECRET).token_for(CALLER)
+def token(node: NodeProcess) -> str:
+    """A dev-mode token for `node` only."""
+    return "Bearer " + DevSharedSecret(CALLER, SHARED_SECRET).token_for(CALLER, audience=node.participant_id)
 
 
 def message(version: str, **extra: object) -> dict:
@@ -59,7 +60,7 @@ def at_limits(version: str, *, nodes: int = MAX_NODES, depth: int = MAX_DEPTH) -
 
 def post(node: NodeProcess, version: str, body: bytes, timeout: float = 60) -> httpx.Response:
     return httpx.post(f"{node.url}/dsp/{version}/catalog/request", content=body, timeout=timeout,
-                      headers={"Authorization": token(), "Content-Type": "application/json"})
+                      headers={"Authorization": token(node), "Content-Type": "application/json"})
 
 
 def reason_and_code(resp: httpx.Response) -> tuple[str, str]:
