@@ -71,6 +71,7 @@ import aiohttp
 import jwt
 import orjson
 
+from ..bodies import BodyTooLarge, read_limited
 from ..protocol.errors import ProtocolError, Unauthenticated
 from . import Caller
 from .jose import ASYMMETRIC_ALGORITHMS, PrivateKey, PublicKey, alg_for_key, key_from_jwk
@@ -120,18 +121,6 @@ class TrustUnavailable(Exception):
     """The station's metadata, keys or participant status could not be read."""
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole response body, refusing more than `limit` bytes (content.read(n) may stop early)."""
-    data = bytearray()
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise BodyTooLarge(f"{resp.url} answered with over {limit} bytes")
-    return bytes(data)
 
 
 # ------------------------------------------------------------------ pure parts
@@ -318,7 +307,7 @@ class StationTrust:
         assert self.session is not None
         try:
             async with self.session.get(url, allow_redirects=False) as resp:
-                body = await read_body(resp, MAX_DOC_BYTES)
+                body = await read_limited(resp, MAX_DOC_BYTES)
                 if resp.status == 404:
                     return None
                 if resp.status != 200:
@@ -718,7 +707,7 @@ class DatClient:
         try:
             async with self.trust.session.post(endpoint, data=token_request_form(assertion, audience),
                                                allow_redirects=False) as resp:
-                body = await read_body(resp, MAX_DOC_BYTES)
+                body = await read_limited(resp, MAX_DOC_BYTES)
                 status = resp.status
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, BodyTooLarge) as exc:
             raise TokenUnavailable(f"cannot reach the station's token endpoint: {type(exc).__name__}") from None

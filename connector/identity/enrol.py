@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-from .dat import BodyTooLarge, read_body
+from ..bodies import BodyTooLarge, read_limited
 from .keys import write_private_key, write_public_file
 from .pki import CertificateError, check_issued, load_certificate, make_csr, participant_id
 
@@ -61,7 +61,7 @@ class AdminTokenEnroller:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as http:
                 async with http.post(url, json=body, headers={"Authorization": f"Bearer {self._token}"},
                                      allow_redirects=False) as resp:
-                    raw = await read_body(resp, 256 * 1024)
+                    raw = await read_limited(resp, 256 * 1024)
                     status = resp.status
         except (aiohttp.ClientError, OSError, TimeoutError, BodyTooLarge) as exc:
             raise EnrolmentError(f"cannot reach the station at {self.station_url}: {type(exc).__name__}") from None

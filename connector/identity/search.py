@@ -8,7 +8,8 @@ from typing import Any, Mapping
 import aiohttp
 import orjson
 
-from .dat import BodyTooLarge, DatClient, StationTrust, TokenUnavailable, TrustUnavailable, read_body
+from ..bodies import BodyTooLarge, read_limited
+from .dat import DatClient, StationTrust, TokenUnavailable, TrustUnavailable
 from .keys import load_private_key
 
 
@@ -30,7 +31,7 @@ async def search_registry(settings: Any, params: Mapping[str, str]) -> dict[str,
         url = f"{settings.identity_station_url}/registry/search"
         try:
             async with trust.session.get(url, params=dict(params), headers={"Authorization": f"Bearer {token}"}) as resp:
-                raw = await read_body(resp, 16 * 1024 * 1024)
+                raw = await read_limited(resp, 16 * 1024 * 1024)
                 status = resp.status
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, BodyTooLarge) as exc:
             raise SearchError(f"cannot reach the station registry at {url}: {type(exc).__name__}") from None

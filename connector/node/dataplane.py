@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Connection
 
+from ..bodies import BodyTooLarge, read_limited
 from ..identity import Caller
 from ..identity.keys import load_private_key
 from ..policy import Context, Request
@@ -634,7 +635,10 @@ class DataPlane:
                                      status=502)
         async with resp:
             if resp.status != 200:
-                body = await resp.content.read(64 * 1024)
+                try:
+                    body = await read_limited(resp, 64 * 1024)
+                except BodyTooLarge:
+                    body = b'{"error": "the provider refused the access (its answer was too long to relay)"}'
                 return web.Response(body=body, status=resp.status, content_type="application/json")
             response = web.StreamResponse(headers={"Content-Type": resp.headers.get("Content-Type",
                                                                                     "application/octet-stream")})

@@ -16,6 +16,7 @@ import stamina
 from sqlalchemy.engine import Connection
 
 from ..protocol.errors import echo
+from ..bodies import BodyTooLarge, read_limited
 from ..store.db import Database
 from ..store.prepared import Prepared
 
@@ -261,7 +262,11 @@ class Dispatcher:
         try:
             async with self.session.post(url, data=payload, headers=headers, timeout=self.timeout,
                                          allow_redirects=False) as resp:
-                body = await resp.content.read(1024 * 1024)
+                try:
+                    body = await read_limited(resp, 1024 * 1024)
+                except BodyTooLarge:
+                    log.warning("outbox: %s answered %s with over 1 MiB", url, resp.status)
+                    raise PermanentSendError(f"the peer answered {resp.status} with over 1 MiB") from None
                 if 200 <= resp.status < 300:
                     return response_json(body)
                 # The texts below end up in process rows (termination reasons): they name what

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..bodies import BodyTooLarge, read_limited
 from ..protocol.errors import ProtocolError, echo
 
 Json = dict[str, Any]
@@ -36,8 +37,8 @@ class PeerDirectory:
             async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 if resp.status != 200:
                     raise PeerError(f"{url} answered {resp.status}")
-                doc = orjson.loads(await resp.content.read(256 * 1024))
-        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError) as exc:
+                doc = orjson.loads(await read_limited(resp, 256 * 1024))
+        except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError, BodyTooLarge) as exc:
             raise PeerError(f"cannot read {url}: {type(exc).__name__} {exc}") from None
         found: dict[str, str] = {}
         for entry in doc.get("protocolVersions", []) if isinstance(doc, dict) else []:
@@ -73,9 +74,9 @@ class PeerDirectory:
         try:
             async with self.session.request(method, url, data=data, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=15)) as resp:
-                raw = await resp.content.read(16 * 1024 * 1024)
+                raw = await read_limited(resp, 16 * 1024 * 1024)
                 status = resp.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, BodyTooLarge) as exc:
             raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
         try:
             body = await self.codec.decode(raw, version)

@@ -460,7 +460,7 @@ class SelfDescriptionService:
     async def _register(self, doc: Document) -> None:
         import aiohttp
 
-        from ..identity.dat import read_body
+        from ..bodies import read_limited
 
         body = doc.bodies["text/turtle"]
         issuer = await self.node.identity.client.trust.issuer()  # registry writes: a token for the station only
@@ -470,7 +470,7 @@ class SelfDescriptionService:
         assert session is not None
         async with session.post(f"{self.station_url}/registry/self-descriptions", data=body, headers=headers,
                                 allow_redirects=False) as resp:
-            answer = await read_body(resp, 256 * 1024)
+            answer = await read_limited(resp, 256 * 1024)
             if resp.status in (200, 201):
                 self.registered_etag = doc.etags["text/turtle"]
                 self.last_error = None
