@@ -43,7 +43,20 @@ def serve_unchecked(directory: str) -> None:
     from connector.identity.dat import StationIdentity
     from connector.node import app as node_app
 
+    class NoCheck:
+        """Stands in for the DatVerifier wherever the node asks it (the DSP handler and the
+        claimed-sender middleware alike): every token is the bench's consumer, unchecked."""
+
+        def __init__(self, real) -> None:  # noqa: ANN001
+            self.replay = real.replay
+
+        async def verify(self, authorization, **_kw):  # noqa: ANN001, ANN003, ANN201
+            return CALLER
+
     class Unchecked(StationIdentity):
+        def __init__(self, client, verifier) -> None:  # noqa: ANN001
+            super().__init__(client, NoCheck(verifier))
+
         async def verify(self, authorization):  # noqa: ANN001, ANN201
             return CALLER
 

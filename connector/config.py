@@ -387,7 +387,9 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
         "max_body_bytes = 1048576",
         "# Peers' callback, push and data endpoints and HTTP upstream assets on loopback, private, link-local",
         "# or multicast addresses are refused unless named here (addresses, networks, host names, optional port):",
-        '# allowed_destinations = "127.0.0.1, localhost:8282, 10.0.0.0/8"',
+        # The TCK calls back from this machine: a --tck node allows loopback (a production node allows nothing).
+        'allowed_destinations = "127.0.0.1, localhost, ::1"' if tck
+        else '# allowed_destinations = "127.0.0.1, localhost:8282, 10.0.0.0/8"',
         "",
         "[tck]",
         f"enabled = {'true' if tck else 'false'}",
