@@ -47,7 +47,13 @@ class Settings:
     jsonld_timeout_ms: int = 5000
     jsonld_workers: int = 1
     tck_enabled: bool = False
-    outbox_attempts: int = 6
+    # the outbox ([outbox]): retried with capped exponential backoff and jitter until delivered or
+    # the deadline of the message's kind passes (None: never); then a dead letter
+    outbox_message_deadline: float | None = 86400.0
+    outbox_clearinghouse_deadline: float | None = None
+    outbox_retry_initial: float = 0.5
+    outbox_retry_max: float = 300.0
+    outbox_lease_seconds: float = 30.0
     # private, loopback, link-local ... destinations this node may nevertheless send to (see node/destinations.py)
     allowed_destinations: tuple[str, ...] = ()
     dataplane_data_root: Path | None = None  # files an asset may name live under it
@@ -82,6 +88,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
             "jsonld_max_bytes": (int, False), "jsonld_max_depth": (int, False), "jsonld_max_nodes": (int, False),
             "jsonld_timeout_ms": (int, False), "jsonld_workers": (int, False)},
     "tck": {"enabled": (bool, False)},
+    "outbox": {"message_deadline_seconds": (int, False), "clearinghouse_deadline_seconds": (int, False),
+               "retry_initial_ms": (int, False), "retry_max_seconds": (int, False), "lease_seconds": (int, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
     "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False)},
@@ -255,7 +263,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         identity_max_token_lifetime=max_lifetime,
         tls_enabled=tls_enabled,
         max_body_bytes=max_body,
-        outbox_attempts=dsp.get("outbox_attempts", 6),
+        **_outbox(checked.get("outbox", {}), dsp),
         allowed_destinations=allowed,
         **_jsonld(dsp),
         tck_enabled=checked.get("tck", {}).get("enabled", False),
@@ -276,6 +284,32 @@ def _jsonld(dsp: dict[str, Any]) -> dict[str, Any]:
         if not low <= value <= high:
             raise ConfigError(f"setting [dsp] {key} must be between {low} and {high}, got {value}")
         out[key] = value
+    return out
+
+
+def _outbox(values: dict[str, Any], dsp: dict[str, Any]) -> dict[str, Any]:
+    """[outbox]: a message is retried until it is delivered or the deadline of its kind passes
+    (0: never). [dsp] outbox_attempts (an attempt cap that gave up silently) is refused."""
+    if "outbox_attempts" in dsp:
+        raise ConfigError("setting [dsp] outbox_attempts was removed: a message is now retried until it is delivered "
+                          "or [outbox] message_deadline_seconds passes (default 86400; clearing-house entries: "
+                          "[outbox] clearinghouse_deadline_seconds, default 0 = never); remove the setting")
+    out: dict[str, Any] = {}
+    for key, field_name, default, low, high in (
+            ("message_deadline_seconds", "outbox_message_deadline", 86400, 0, 366 * 86400),
+            ("clearinghouse_deadline_seconds", "outbox_clearinghouse_deadline", 0, 0, 366 * 86400),
+            ("retry_initial_ms", "outbox_retry_initial", 500, 10, 600_000),
+            ("retry_max_seconds", "outbox_retry_max", 300, 1, 86400),
+            ("lease_seconds", "outbox_lease_seconds", 30, 1, 3600)):
+        value = values.get(key, default)
+        if not low <= value <= high:
+            raise ConfigError(f"setting [outbox] {key} must be between {low} and {high}, got {value}")
+        out[field_name] = value
+    for name in ("outbox_message_deadline", "outbox_clearinghouse_deadline"):
+        out[name] = float(out[name]) if out[name] else None  # 0: never given up
+    out["outbox_retry_initial"] = out["outbox_retry_initial"] / 1000
+    out["outbox_retry_max"] = float(out["outbox_retry_max"])
+    out["outbox_lease_seconds"] = float(out["outbox_lease_seconds"])
     return out
 
 

@@ -45,6 +45,16 @@ class Sink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+async def insert_messages(engine, sink_url: str, processes: int = PROCESSES, per_process: int = PER_PROCESS) -> None:
+    now = time.time()
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO outbox (message_id, process_id, kind, url, recipient, body, status, attempts, next_attempt_at,"
+            " created_at) VALUES (:m, :p, 'test', :u, 'urn:hks:participant:sink', '{}', 'pending', 0, :t, :t)"),
+            [{"m": f"msg-{p}-{i}", "p": f"proc-{p}", "u": f"{sink_url}/sink/{p}/{i}", "t": now}
+             for i in range(per_process) for p in range(processes)])
+
+
 async def test_two_processes_never_send_the_same_message_twice(tmp_path, pg_url):
     sink = Sink()
     first = NodeProcess(tmp_path / "a", "Shared", database_url=pg_url)
@@ -52,16 +62,12 @@ async def test_two_processes_never_send_the_same_message_twice(tmp_path, pg_url)
     first.start()  # applies the migrations
     first.stop()
     engine = create_async_engine(pg_url)
-    now = time.time()
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "INSERT INTO outbox (message_id, process_id, kind, url, recipient, body, status, attempts, next_attempt_at,"
-            " created_at) VALUES (:m, :p, 'test', :u, 'urn:hks:participant:sink', '{}', 'pending', 0, :t, :t)"),
-            [{"m": f"msg-{p}-{i}", "p": f"proc-{p}", "u": f"{sink.url}/sink/{p}/{i}", "t": now}
-             for i in range(PER_PROCESS) for p in range(PROCESSES)])
     try:
+        # Both run before the messages arrive: a dispatcher keeps the processes it claimed (it leases
+        # each one's next message as it marks the one before sent), so both must be there to claim.
         first.start()
         second.start()
+        await insert_messages(engine, sink.url)
         total = PROCESSES * PER_PROCESS
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -94,7 +94,10 @@ class Node:
         self.peers = PeerDirectory(self.session, self.codec, self.identity)
         self.dispatcher = Dispatcher(
             self.db, self.negotiations, self.session, self.identity.outbound_authorization,
-            max_attempts=self.settings.outbox_attempts,
+            lease_seconds=self.settings.outbox_lease_seconds,
+            message_deadline=self.settings.outbox_message_deadline,
+            clearinghouse_deadline=self.settings.outbox_clearinghouse_deadline,
+            retry_initial=self.settings.outbox_retry_initial, retry_max=self.settings.outbox_retry_max,
             on_unauthorized=getattr(self.identity, "invalidate", None),
         )
         if self.settings.tck_enabled:

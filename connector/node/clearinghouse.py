@@ -139,6 +139,11 @@ class ClearingHouseLog:
     def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
         log.error("the clearing house refused a log entry for %s: %s", entry["process_id"], error)
 
+    def on_dead(self, conn: Connection, entry: Json, cause: str) -> None:
+        """Only with [outbox] clearinghouse_deadline_seconds set (by default an entry is never given
+        up): the entry stays in the outbox as a dead letter, which an operator can retry."""
+        return None
+
     def provider_pid_of(self, conn: Connection, pid: str) -> str | None:  # pragma: no cover - never a placeholder
         return None
 

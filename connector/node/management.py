@@ -99,6 +99,12 @@ class ApiError(Exception):
         self.message = message
 
 
+def dead_letter_view(row: Json) -> Json:
+    return {"id": row["id"], "messageId": row["message_id"], "processId": row["process_id"], "kind": row["kind"],
+            "recipient": row["recipient"], "url": row["url"], "status": row["status"], "attempts": row["attempts"],
+            "cause": row["last_error"], "createdAt": row["created_at"], "deadAt": row["dead_at"]}
+
+
 def negotiation_view(row: Json) -> Json:
     return {
         "id": row["id"], "role": row["role"], "state": row["state"], "dspVersion": row["dsp_version"],
@@ -143,6 +149,8 @@ class ManagementApi:
             ("GET", "/access-log", self.list_access_log, True),
             ("GET", "/clearinghouse", self.clearinghouse_status, True),
             ("GET", "/metrics", self.metrics, True),
+            ("GET", "/dead-letters", self.list_dead_letters, True),
+            ("POST", "/dead-letters/{id}/retry", self.retry_dead_letter, True),
             ("GET", "/negotiations/{id}/receipts", self.receipts, True),
             ("GET", "/transfers/{id}/receipts", self.receipts, True),
             ("POST", "/diagnostics/peer-roundtrips", self.peer_roundtrips, True),
@@ -441,6 +449,40 @@ class ManagementApi:
                                    "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
                                   for r in rows])
 
+    # ------------------------------------------------------- dead letters
+    async def list_dead_letters(self, request: web.Request) -> web.Response:
+        """Messages given up at their delivery deadline, newest first, each with its true cause."""
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        query = sa.select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
+        return json_response([dead_letter_view(r) for r in rows])
+
+    async def retry_dead_letter(self, request: web.Request) -> web.Response:
+        """Queue a dead letter again as it was, with a new deadline. Its process stays as it is: a
+        negotiation terminated for it stays terminated (the peer may refuse the message)."""
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise ApiError(404, f"no dead letter {echo(raw)}")
+        dispatcher = self.node.dispatcher
+        now = time.time()
+
+        def retry(conn):  # noqa: ANN001, ANN202
+            row = conn.execute(sa.select(outbox).where(outbox.c.id == int(raw), outbox.c.status == "dead")
+                               ).mappings().first()
+            if row is None:
+                return None
+            seconds = dispatcher.deadline_seconds(row["kind"]) if dispatcher is not None else None
+            conn.execute(sa.update(outbox).where(outbox.c.id == row["id"], outbox.c.status == "dead").values(
+                status="pending", attempts=0, next_attempt_at=now, lease_owner=None, lease_until=None, dead_at=None,
+                deadline_at=None if seconds is None else now + seconds))
+            return {**dict(row), "status": "pending", "attempts": 0, "dead_at": None}
+        row = await self.node.db.transaction(retry)
+        if row is None:
+            raise ApiError(404, f"no dead letter {echo(raw)}")
+        if dispatcher is not None:
+            dispatcher.wake()
+        return json_response(dead_letter_view(row))
+
     # ------------------------------------------------------ clearing house
     async def clearinghouse_status(self, request: web.Request) -> web.Response:
         ch = self.node.clearinghouse
@@ -456,7 +498,9 @@ class ManagementApi:
                 return conn.execute(sa.select(*[table.c[c] for c in cols], sa.func.count()).group_by(
                     *[table.c[c] for c in cols])).all()
             return {"negotiations": by(negotiations, "role", "state"), "transfers": by(transfers, "role", "state"),
-                    "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted")}
+                    "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted"),
+                    "dead": conn.execute(sa.select(outbox.c.kind, sa.func.count()).where(outbox.c.status == "dead")
+                                         .group_by(outbox.c.kind)).all()}
         data = await self.node.db.read(counts)
         lines: list[str] = []
 
@@ -473,6 +517,13 @@ class ManagementApi:
                [({"role": r, "state": st}, n) for r, st, n in data["transfers"]])
         metric("hks_outbox_messages", "gauge", "outbox messages by status",
                [({"status": st}, n) for st, n in data["outbox"]])
+        dead: dict[str, int] = {}
+        for kind, n in data["dead"]:
+            family = str(kind).split(":", 1)[0]
+            dead[family] = dead.get(family, 0) + n
+        metric("hks_outbox_dead_letters", "gauge",
+               "messages given up at their delivery deadline, by message type (GET /api/v1/dead-letters)",
+               [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
         metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
                [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
         ch = self.node.clearinghouse
@@ -595,6 +646,9 @@ def openapi_document() -> Json:
             "/api/v1/transfers/{id}/data": {"get": op("the data of a transfer (?purpose= declares the purpose)",
                                                       params=("id",))},
             "/api/v1/access-log": {"get": op("every data access with its decision (?agreementId=&limit=)")},
+            "/api/v1/dead-letters": {"get": op("messages given up at their delivery deadline, with the cause (?limit=)")},
+            "/api/v1/dead-letters/{id}/retry": {"post": op("queue a dead letter again, with a new deadline",
+                                                           params=("id",))},
             "/api/v1/metrics": {"get": op("Prometheus metrics (the key may also come as Authorization: Bearer)")},
             "/api/v1/clearinghouse": {"get": op("the clearing house: receipts kept, entries pending, newest checkpoint, "
                                                 "and whether the log has stayed consistent")},

@@ -62,6 +62,8 @@ _ASSET_PROPERTIES = Prepared(sa.select(assets.c.properties).where(assets.c.id ==
 _SELECT_AGREEMENT = Prepared(sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid")))
 _INSERT_AGREEMENT = Prepared(agreements.insert())
 _INSERT_OUTBOX = Prepared(outbox.insert().returning(outbox.c.id))
+_PENDING_OF_PROCESS = Prepared(sa.select(outbox.c.id).where(
+    outbox.c.process_id == sa.bindparam("b_pid"), outbox.c.status == "pending").limit(1))
 _SET_PROVIDER_PID = Prepared(negotiations.update().where(
     negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None)))
 
@@ -157,20 +159,53 @@ class Outgoing:
 
 def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts: float, owner: str | None,
                  lease_seconds: float, recipient: str | None = None) -> None:
-    """Queue messages in the transition's transaction. They are leased to this process's
-    dispatcher and handed to it after the commit, so a message needs no claim query;
-    after a crash the lease expires and any process sends them. `recipient` is the peer's
-    participant id: the token sent with the messages is issued for it only."""
+    """Queue messages in the transition's transaction, in order. Only the head of the process's
+    queue (no earlier message of the process still pending) is leased to this process's
+    dispatcher and handed to it after the commit, so it needs no claim query; a later one is
+    leased by the dispatcher in the transaction that marks its predecessor sent (strict order
+    per process, by construction). After a crash the lease expires and any process sends them.
+    `recipient` is the peer's participant id: the token sent with the messages is issued for it only."""
+    head = owner is not None and _PENDING_OF_PROCESS.execute(conn, {"b_pid": process_id}).first() is None
     for o in outgoing:
+        leased = head
         entry = {
             "message_id": uuid.uuid4().hex, "process_id": process_id, "kind": o.kind, "url": o.url,
             "recipient": recipient,
             "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
-            "lease_owner": owner, "lease_until": ts + lease_seconds if owner else None,
+            "lease_owner": owner if leased else None, "lease_until": ts + lease_seconds if leased else None,
+            "lease_gen": 1 if leased else 0, "deadline_at": None, "dead_at": None,
             "last_error": None, "created_at": ts, "sent_at": None,
         }
         entry["id"] = _INSERT_OUTBOX.execute(conn, entry).scalar_one()
-        o.entry = entry if owner else None
+        o.entry = entry if leased else None
+        head = False  # the messages after the first wait for it
+
+
+DEADLINE_CODE = "DeliveryDeadline"
+_CANCEL_FOLLOWERS = Prepared(outbox.update().where(
+    outbox.c.process_id == sa.bindparam("b_pid"), outbox.c.status == "pending",
+).values(status="cancelled", lease_owner=None, lease_until=None, last_error=sa.bindparam("b_why")))
+
+
+def deadline_reason(entry: Json, cause: str) -> str:
+    """Why a process ends when one of its messages missed its delivery deadline (stored and sent)."""
+    kind = str(entry["kind"]).split(":", 1)[0]
+    return f"our {kind} could not be delivered before its deadline: {cause}"[:1000]
+
+
+def dead_letter_ending(conn: Connection, row: Any, entry: Json, cause: str, terminal: set[str],
+                       termination_kind: str) -> tuple[str, bool] | None:
+    """A message of the process `row` (negotiation or transfer) missed its deadline: None when the
+    process has ended already; else what was queued after the message is cancelled (never sent)
+    and the result is (the reason to record, whether the termination can be sent to the peer:
+    not for a termination that itself died, nor without the peer's process id to address it)."""
+    if row is None or row["state"] in terminal:
+        return None
+    _CANCEL_FOLLOWERS.execute(conn, {"b_pid": row["id"],
+                                     "b_why": "cancelled: an earlier message of the process missed its deadline"})
+    tell_peer = not str(entry["kind"]).startswith(termination_kind) and bool(
+        row["role"] == Role.PROVIDER.value or row["provider_pid"])
+    return deadline_reason(entry, cause), tell_peer
 
 
 class NegotiationService:
@@ -479,6 +514,33 @@ class NegotiationService:
                     version=negotiations.c.version + 1,
                     termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
         )
+
+    def on_dead(self, conn: Connection, entry: Json, cause: str) -> tuple[Json, list[Outgoing]] | None:
+        """A message missed its delivery deadline (a dead letter), in the dispatcher's transaction:
+        what was queued after it is cancelled, our side is terminated with the reason, and the
+        termination is queued towards the peer (itself durable) so both sides end alike. Not when
+        the process has already ended, when the dead message was itself a termination, or when
+        the peer's process id was never learnt (nothing can address it)."""
+        original = self._load(conn, entry["process_id"], lock=True)
+        ending = dead_letter_ending(conn, original, entry, cause, {s.value for s in TERMINAL},
+                                    "ContractNegotiationTerminationMessage")
+        if ending is None:
+            return None
+        reason, tell_peer = ending
+        ts = self.clock()
+        row = dict(original)
+        if tell_peer:
+            outgoing = self._apply_actions(row, [Action(Event.TERMINATE, reason, code=DEADLINE_CODE)], ts)
+        else:
+            outgoing = []
+            row["state"] = State.TERMINATED.value
+            row["termination"] = {"by": row["role"], "code": DEADLINE_CODE, "reason": [reason], "at": now_iso(ts)}
+        row["error"] = reason
+        row["version"] = original["version"] + 1
+        row["updated_at"] = ts
+        self._update(conn, row, original["version"], original)
+        self._write_side_effects(conn, row, outgoing, ts)
+        return row, outgoing
 
     # ----------------------------------------------------------- usage control
     def _refusal(self, row: Json, policy: Json, who: Caller, ts: float, props: Json | None) -> Action | None:

@@ -1,13 +1,26 @@
-"""The outbox dispatcher: sends what transitions committed, in order per process,
-with retries and backoff, under a lease so that several node processes sharing one
-PostgreSQL database never send the same message twice."""
+"""The outbox dispatcher: sends what transitions committed, strictly in order per process,
+retrying with capped exponential backoff and jitter until a message is delivered or the
+deadline of its kind passes (then it is a dead letter and its process ends on both sides).
+
+Order, by construction: a row is sent only while it is the head of its process's queue (no
+earlier row of the process pending). A transition leases a new row to this dispatcher only
+when it is the head; the next row is leased in the transaction that marks its predecessor
+sent, and the claim query picks heads only, so first sends, retries, restarts and other
+replicas all keep the order.
+
+Exactly once across replicas, as far as the peer can tell: a lease is renewed while its send
+is in flight, and every claim increments the row's lease generation (the fencing token). A
+dispatcher marks, renews or sends a row only while (owner, generation) are still its own;
+one that lost its lease (could not renew it in time) cancels the send."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -29,9 +42,19 @@ Json = dict[str, Any]
 
 
 # Built once: rebuilding statements per call dominated the hot path (see store/db.py).
-_MARK_SENT = Prepared(outbox.update().where(
-    outbox.c.id == sa.bindparam("b_id"), outbox.c.lease_owner == sa.bindparam("b_owner"), outbox.c.status == "pending",
-).values(status="sent", lease_owner=None, lease_until=None, last_error=None))
+_MINE = sa.and_(outbox.c.id == sa.bindparam("b_id"), outbox.c.lease_owner == sa.bindparam("b_owner"),
+                outbox.c.lease_gen == sa.bindparam("b_gen"), outbox.c.status == "pending")
+_MARK_SENT = Prepared(outbox.update().where(_MINE).values(status="sent", lease_owner=None, lease_until=None,
+                                                          last_error=None))
+_RENEW = Prepared(outbox.update().where(_MINE).values(lease_until=sa.bindparam("b_until")))
+# the next message of a process, leased in the transaction that marks its predecessor sent
+_HEAD_OF = Prepared(sa.select(outbox.c.id, outbox.c.next_attempt_at, outbox.c.lease_until).where(
+    outbox.c.process_id == sa.bindparam("b_pid"), outbox.c.status == "pending").order_by(outbox.c.id).limit(1))
+_LEASE_FREE = sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < sa.bindparam("b_now"))
+_TAKE = outbox.update().where(outbox.c.id == sa.bindparam("b_id"), outbox.c.status == "pending", _LEASE_FREE).values(
+    lease_owner=sa.bindparam("b_owner"), lease_until=sa.bindparam("b_until"), lease_gen=outbox.c.lease_gen + 1,
+).returning(*outbox.c)
+CLEARING_HOUSE_KIND = "ClearingHouseEntry"
 
 
 def _peer_reason(body: bytes) -> str:
@@ -52,11 +75,37 @@ class PermanentSendError(Exception):
     """The peer refused the message (4xx): sending it again will not help."""
 
 
+class LeaseLost(Exception):
+    """Another dispatcher may hold the row now: this one must neither send nor mark it."""
+
+
+def fill_provider_pid(url: str, body: Any, provider_pid: str) -> tuple[str, Any]:
+    """The message with the provider's process id in place of the placeholder: by field (every
+    string value that is exactly the placeholder), never by text, so a peer-chosen id cannot add
+    keys to the JSON; in the URL as one percent-encoded path segment, so it cannot add path
+    segments or a query."""
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return provider_pid if value == PROVIDER_PID_PLACEHOLDER else value
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+    return url.replace(PROVIDER_PID_PLACEHOLDER, quote(provider_pid, safe=":@!$&'()*+,;=-._~")), fill(body)
+
+
+def backoff(attempts: int, initial: float, cap: float) -> float:
+    """Capped exponential backoff with full jitter: a random delay up to min(cap, initial * 2^attempts)."""
+    return random.uniform(initial / 2, min(cap, initial * 2 ** min(attempts, 40)))
+
+
 class Dispatcher:
     def __init__(self, db: Database, service: NegotiationService, session: aiohttp.ClientSession,
-                 authorization: Any, *, lease_seconds: float = 30.0, max_attempts: int = 6,
+                 authorization: Any, *, lease_seconds: float = 30.0, message_deadline: float | None = 86400.0,
+                 clearinghouse_deadline: float | None = None, retry_initial: float = 0.5, retry_max: float = 300.0,
                  max_in_flight: int = 64, request_timeout: float = 10.0,
-                 on_unauthorized: Any = None) -> None:
+                 on_unauthorized: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.service = service
         self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
@@ -76,14 +125,16 @@ class Dispatcher:
         self.retry_races: frozenset[int] = frozenset()
         self.owner = uuid.uuid4().hex
         self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
+        self.message_deadline = message_deadline  # seconds; None: never given up
+        self.clearinghouse_deadline = clearinghouse_deadline
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
         self.max_in_flight = max_in_flight
+        self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._wake = asyncio.Event()
-        self._in_flight: set[int] = set()
-        self._busy: set[str] = set()  # processes with a message on the wire
-        self._queued: dict[str, list[Json]] = {}  # their next messages, in order
-        self._provider_pids: dict[str, str] = {}  # learnt from initial ACKs not yet flushed
+        self._held: dict[int, Json] = {}  # rows leased to this dispatcher and being sent, by id
+        self._tasks: dict[int, asyncio.Task] = {}
         self._done: list[tuple[Json, str, Any]] = []
         self._done_event = asyncio.Event()
         self._stopping = False
@@ -92,31 +143,26 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def deadline_seconds(self, kind: str) -> float | None:
+        """How long a message of `kind` is retried before it becomes a dead letter (None: forever)."""
+        return self.clearinghouse_deadline if kind.startswith(CLEARING_HOUSE_KIND) else self.message_deadline
+
+    def deadline_of(self, entry: Json) -> float | None:
+        if entry.get("deadline_at") is not None:
+            return entry["deadline_at"]
+        seconds = self.deadline_seconds(entry["kind"])
+        return None if seconds is None else entry["created_at"] + seconds
+
     def submit(self, entries: list[Json]) -> None:
-        """Rows a transition just committed, already leased to this dispatcher."""
+        """Rows a transition just committed, each the head of its process and leased to this dispatcher."""
         for entry in entries:
-            pid = entry["process_id"]
-            if pid in self._busy:
-                self._queued.setdefault(pid, []).append(entry)
-            else:
-                self._start(entry)
+            self._start(entry)
 
     def _start(self, entry: Json) -> None:
-        self._busy.add(entry["process_id"])
-        self._in_flight.add(entry["id"])
-        asyncio.create_task(self._send(entry))
-
-    def _advance(self, pid: str) -> None:
-        """The previous message of `pid` was delivered: send its next one at once."""
-        queue = self._queued.get(pid)
-        if queue:
-            entry = queue.pop(0)
-            if not queue:
-                del self._queued[pid]
-            self._in_flight.add(entry["id"])
-            asyncio.create_task(self._send(entry))
-        else:
-            self._busy.discard(pid)
+        if entry["id"] in self._held:  # cannot happen: a row is leased to one holder at a time
+            return
+        self._held[entry["id"]] = entry
+        self._tasks[entry["id"]] = asyncio.create_task(self._send(entry))
 
     async def release_stale_leases(self) -> None:
         """SQLite is one process: at start every lease belongs to a process that died."""
@@ -127,10 +173,11 @@ class Dispatcher:
     async def run(self) -> None:
         await self.release_stale_leases()
         flusher = asyncio.create_task(self._flush_loop())
+        renewer = asyncio.create_task(self._renew_loop())
         try:
             while not self._stopping:
                 claimed = []
-                room = self.max_in_flight - len(self._in_flight)
+                room = self.max_in_flight - len(self._held)
                 if room > 0:
                     try:
                         claimed = await self._claim(room)
@@ -138,10 +185,7 @@ class Dispatcher:
                         log.exception("outbox claim failed")
                         await asyncio.sleep(0.5)
                 for entry in claimed:
-                    if entry["process_id"] in self._busy:  # cannot happen with the ordering rule; be safe
-                        self._queued.setdefault(entry["process_id"], []).insert(0, entry)
-                    else:
-                        self._start(entry)
+                    self._start(entry)
                 if claimed and len(claimed) == room:
                     continue
                 self._wake.clear()
@@ -151,13 +195,15 @@ class Dispatcher:
                     pass
         finally:
             flusher.cancel()
+            renewer.cancel()
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     async def _claim(self, limit: int) -> list[Json]:
-        now = time.time()
+        """Due heads of their processes whose lease is free; each claim increments the fencing token."""
+        now = self.clock()
         earlier = outbox.alias("earlier")
         due = (
             sa.select(outbox.c.id)
@@ -176,19 +222,65 @@ class Dispatcher:
         )
         if self.is_postgres:
             due = due.with_for_update(skip_locked=True, of=outbox)
-        if self._in_flight:
-            due = due.where(outbox.c.id.notin_(list(self._in_flight)))
+        if self._held:
+            due = due.where(outbox.c.id.notin_(list(self._held)))
         claim = (
             sa.update(outbox)
             .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
+            .values(lease_owner=self.owner, lease_until=now + self.lease_seconds, lease_gen=outbox.c.lease_gen + 1)
             .returning(*outbox.c)
         )
         rows = await self.db.transaction(lambda conn: [dict(r) for r in conn.execute(claim).mappings()])
         return sorted(rows, key=lambda r: r["id"])
 
+    # ------------------------------------------------------------ leases
+    def _guard(self, entry: Json) -> None:
+        """Before each attempt on the wire: the lease must still be ours with time to spare."""
+        if entry["id"] not in self._held or entry["lease_until"] - self.clock() < self.lease_seconds / 4:
+            raise LeaseLost(entry["message_id"])
+
+    async def _renew_loop(self) -> None:
+        """Renew the lease of every row on the wire; cancel the send of a row whose lease is lost."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            held = [e for e in self._held.values() if e.get("lease_gen") is not None]
+            if not held:
+                continue
+            until = self.clock() + self.lease_seconds
+            try:
+                lost = await self.db.transaction(self._renew_tx, held, until)
+            except Exception:  # noqa: BLE001 - the database is away: the leases run out below
+                log.warning("outbox: could not renew the leases of %d messages", len(held))
+                lost = [e for e in held if e["lease_until"] <= self.clock()]
+            for entry in lost:
+                log.warning("outbox: lost the lease of message %s; another dispatcher may send it",
+                            entry["message_id"])
+                self._drop(entry)
+
+    def _renew_tx(self, conn: Connection, held: list[Json], until: float) -> list[Json]:
+        lost = []
+        for entry in held:
+            if entry["id"] not in self._held:
+                continue
+            result = _RENEW.execute(conn, {"b_id": entry["id"], "b_owner": self.owner, "b_gen": entry["lease_gen"],
+                                           "b_until": until})
+            if result.rowcount == 1:
+                entry["lease_until"] = until
+            else:
+                lost.append(entry)
+        return lost
+
+    def _drop(self, entry: Json) -> None:
+        """Forget a row whose lease is no longer ours: no send, no mark."""
+        self._held.pop(entry["id"], None)
+        task = self._tasks.pop(entry["id"], None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    # ------------------------------------------------------------ sending
     async def _send(self, entry: Json) -> None:
         try:
+            self._guard(entry)
             url, body = entry["url"], entry["body"]
             if PROVIDER_PID_PLACEHOLDER in url:
                 url, body = await self._fill_provider_pid(entry)
@@ -196,37 +288,35 @@ class Dispatcher:
             if deliver is not None:  # e.g. clearing-house entries: their client verifies the receipt
                 response = await deliver(entry)
                 self._complete(entry, "sent", response)
-                self._advance(entry["process_id"])
                 return
             payload = orjson.dumps(body)
             if entry["kind"].startswith("Transfer") and self.transfers is not None:
                 payload = self.transfers.reveal(entry, payload)  # tokens exist only on the wire
             recipient = entry.get("recipient") or await self._recipient_of(entry)
-            response = await self._post_with_retries(url, payload, entry["message_id"], recipient)
-            if entry["kind"].endswith("RequestMessage:initial") and isinstance(response, dict):
-                learnt = response.get("providerPid") or response.get("dspace:providerPid")
-                if isinstance(learnt, str):
-                    self._provider_pids[entry["process_id"]] = learnt
+            response = await self._post_with_retries(url, payload, entry["message_id"], recipient, entry)
             self._complete(entry, "sent", response)
-            self._advance(entry["process_id"])
+        except LeaseLost:
+            self._drop(entry)
+        except asyncio.CancelledError:
+            self._held.pop(entry["id"], None)
+            raise
         except PermanentSendError as exc:
             self._complete(entry, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - any other failure is retried later
             self._complete(entry, "retry", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._tasks.pop(entry["id"], None)
 
     async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
-        provider_pid = self._provider_pids.get(entry["process_id"])
-        if provider_pid is None:
-            owner = self._owner_of(entry)
-            if owner is self.service:
-                query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
-                provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
-            else:
-                provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
+        owner = self._owner_of(entry)
+        if owner is self.service:
+            query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
+            provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
+        else:
+            provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
         if not provider_pid:
             raise TransientSendError("the provider's process id is not known yet")
-        text = orjson.dumps(entry["body"]).decode().replace(PROVIDER_PID_PLACEHOLDER, provider_pid)
-        return entry["url"].replace(PROVIDER_PID_PLACEHOLDER, provider_pid), orjson.loads(text)
+        return fill_provider_pid(entry["url"], entry["body"], provider_pid)
 
     async def _recipient_of(self, entry: Json) -> str:
         """The peer of a row queued before rows named their recipient: the process's counterparty."""
@@ -237,11 +327,14 @@ class Dispatcher:
             raise PermanentSendError("the message's recipient is not known")
         return found
 
-    async def _post_with_retries(self, url: str, payload: bytes, message_id: str, recipient: str) -> Json | None:
+    async def _post_with_retries(self, url: str, payload: bytes, message_id: str, recipient: str,
+                                 entry: Json | None = None) -> Json | None:
         # The first attempt goes straight out: stamina's machinery cost ~15% of the event
         # loop when set up for every message, and almost every message succeeds at once.
         if self.send_delay:
             await asyncio.sleep(self.send_delay)
+        if entry is not None:
+            self._guard(entry)
         try:
             return await self._post(url, payload, message_id, recipient)
         except TransientSendError:
@@ -249,6 +342,8 @@ class Dispatcher:
         async for attempt in stamina.retry_context(on=TransientSendError, attempts=2, wait_initial=0.05,
                                                    wait_max=1.0, timeout=15.0):
             with attempt:
+                if entry is not None:
+                    self._guard(entry)
                 return await self._post(url, payload, message_id, recipient)
         return None  # pragma: no cover
 
@@ -314,50 +409,81 @@ class Dispatcher:
             except Exception:
                 log.exception("outbox flush failed; leases will expire and the rows be re-sent")
             finally:
-                for entry, outcome, _ in batch:
-                    self._in_flight.discard(entry["id"])
-                    if outcome != "sent":
-                        # Its followers go back to the claim query, which keeps the order.
-                        self._queued.pop(entry["process_id"], None)
-                        self._busy.discard(entry["process_id"])
-                    if entry["kind"].endswith("RequestMessage:initial"):
-                        self._provider_pids.pop(entry["process_id"], None)
-                if any(outcome != "sent" for _, outcome, _ in batch):
-                    self._wake.set()  # released rows are the claim query's again
+                for entry, _, _ in batch:
+                    self._held.pop(entry["id"], None)
+                self._wake.set()  # released rows are the claim query's again
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
-        ended = await self.db.transaction(self._flush_tx, batch, time.time())
+        ended, following, dead = await self.db.transaction(self._flush_tx, batch, self.clock())
+        for entry, _, _ in batch:
+            self._held.pop(entry["id"], None)
+        for entry in following:  # each the new head of its process, leased to us with its predecessor's mark
+            self._start(entry)
         if self.clearinghouse is not None:
             await self.clearinghouse.after_flush()
         for pid in ended:  # refused for good: the negotiation was terminated
             self.service.notifier.notify(pid)
             if self.transfers is not None:
                 self.transfers.notifier.notify(pid)
+        for owner, pid, row, outgoing in dead:  # terminated by a dead letter: as after any transition
+            owner._committed(pid, outgoing, row)
 
-    def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float) -> list[str]:
-        ended = []
+    def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float):  # noqa: ANN202
+        ended: list[str] = []
+        following: list[Json] = []
+        dead: list[tuple[Any, str, Json, list]] = []
         for entry, outcome, detail in batch:
             attempts = entry["attempts"] + 1
+            fence = {"b_id": entry["id"], "b_owner": self.owner, "b_gen": entry.get("lease_gen", 0)}
             if outcome == "sent":
-                result = _MARK_SENT.execute(conn, {"b_id": entry["id"], "b_owner": self.owner, "sent_at": now,
-                                                   "attempts": attempts})
+                result = _MARK_SENT.execute(conn, {**fence, "sent_at": now, "attempts": attempts})
                 if result.rowcount == 1:
                     self._owner_of(entry).on_sent(conn, entry, detail)
+                    nxt = self._lease_next(conn, entry["process_id"], now)
+                    if nxt is not None:
+                        following.append(nxt)
+                else:
+                    log.warning("outbox: message %s was delivered after its lease was taken over", entry["message_id"])
                 continue
-            mine = sa.and_(outbox.c.id == entry["id"], outbox.c.lease_owner == self.owner, outbox.c.status == "pending")
-            # A clearing-house entry has no deadline: an unreachable log delays it, never drops it (the
-            # clearing house accepts it late within its [clearinghouse] max_entry_age_seconds window).
-            gives_up = attempts >= self.max_attempts and not entry["kind"].startswith("ClearingHouseEntry")
-            if outcome == "failed" or gives_up:
+            mine = _MINE
+            deadline = self.deadline_of(entry)
+            if outcome == "failed":
                 result = conn.execute(sa.update(outbox).where(mine).values(
-                    status="failed", attempts=attempts, lease_owner=None, lease_until=None, last_error=str(detail)[:2000]))
+                    status="failed", attempts=attempts, lease_owner=None, lease_until=None,
+                    last_error=str(detail)[:2000]), fence)
                 if result.rowcount == 1:
                     log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
                     self._owner_of(entry).on_refused(conn, entry, str(detail))
                     ended.append(entry["process_id"])
+            elif deadline is not None and now >= deadline:
+                result = conn.execute(sa.update(outbox).where(mine).values(
+                    status="dead", attempts=attempts, lease_owner=None, lease_until=None, dead_at=now,
+                    last_error=str(detail)[:2000]), fence)
+                if result.rowcount == 1:
+                    log.error("outbox: DEAD LETTER: message %s (%s) of process %s to %s was not delivered in %d "
+                              "attempts before its deadline; the last cause: %s", entry["message_id"], entry["kind"],
+                              entry["process_id"], entry.get("recipient") or "the clearing house", attempts, detail)
+                    owner = self._owner_of(entry)
+                    ending = owner.on_dead(conn, entry, str(detail)[:500])
+                    if ending is not None:
+                        dead.append((owner, entry["process_id"], *ending))
             else:
-                delay = min(300.0, 0.5 * 2 ** attempts)
+                delay = backoff(attempts, self.retry_initial, self.retry_max)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - now))  # one last attempt at the deadline
                 conn.execute(sa.update(outbox).where(mine).values(
                     attempts=attempts, next_attempt_at=now + delay, lease_owner=None, lease_until=None,
-                    last_error=str(detail)[:2000]))
-        return ended
+                    last_error=str(detail)[:2000]), fence)
+        return ended, following, dead
+
+    def _lease_next(self, conn: Connection, process_id: str, now: float) -> Json | None:
+        """The queue advances in the transaction that marks its head sent: the next row, if due and free."""
+        head = _HEAD_OF.execute(conn, {"b_pid": process_id}).first()
+        if head is None:
+            return None
+        head_id, due_at, lease_until = head
+        if due_at > now or (lease_until is not None and lease_until >= now):
+            return None
+        row = conn.execute(_TAKE, {"b_id": head_id, "b_now": now, "b_owner": self.owner,
+                                   "b_until": now + self.lease_seconds}).mappings().first()
+        return dict(row) if row is not None else None

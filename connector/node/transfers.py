@@ -30,7 +30,8 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
-from .negotiations import PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, now_iso, wait_for_state, write_outbox
+from .negotiations import (PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, dead_letter_ending, now_iso, wait_for_state,
+                           write_outbox)
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
 
 Json = dict[str, Any]
@@ -348,6 +349,26 @@ class TransferService:
             .values(state=S.TERMINATED.value, error=error[:2000], updated_at=ts, version=transfers.c.version + 1,
                     termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
         )
+
+    def on_dead(self, conn: Connection, entry: Json, cause: str) -> tuple[Json, list[Outgoing]] | None:
+        """A message missed its delivery deadline: as NegotiationService.on_dead, for a transfer."""
+        original = self._load(conn, entry["process_id"], lock=True)
+        ending = dead_letter_ending(conn, original, entry, cause, {s.value for s in TRANSFER_TERMINAL},
+                                    "TransferTerminationMessage")
+        if ending is None:
+            return None
+        reason, tell_peer = ending
+        ts = self.clock()
+        row = dict(original)
+        outgoing = self._apply(row, [(E.TERMINATE, reason)], ts) if tell_peer else []
+        row["state"] = S.TERMINATED.value
+        row["termination"] = {"by": row["role"], "code": "DeliveryDeadline", "reason": [reason], "at": now_iso(ts)}
+        row["error"] = reason
+        row["version"] = original["version"] + 1
+        row["updated_at"] = ts
+        self._update(conn, row, original)
+        self._write_outbox(conn, row, outgoing, ts)
+        return row, outgoing
 
     def provider_pid_of(self, conn: Connection, pid: str) -> str | None:
         return conn.execute(sa.select(transfers.c.provider_pid).where(transfers.c.id == pid)).scalar()

@@ -82,7 +82,7 @@ outbox = sa.Table(
     # the peer's participant id: the message's token is issued for it only (NULL: the clearing house's lane)
     sa.Column("recipient", sa.String(512), nullable=True),
     sa.Column("body", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed | dead | cancelled
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Float, nullable=False),
     sa.Column("lease_owner", sa.String(64), nullable=True),
@@ -90,6 +90,10 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("sent_at", sa.Float, nullable=True),
+    # the fencing token: incremented at every claim; only its holder may renew, mark or send the row
+    sa.Column("lease_gen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deadline_at", sa.Float, nullable=True),  # NULL: created_at + the deadline of its kind
+    sa.Column("dead_at", sa.Float, nullable=True),  # when it became a dead letter (last_error: why)
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_process", "process_id", "status"),
 )
