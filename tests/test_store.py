@@ -1,6 +1,7 @@
 """The same store tests against SQLite and PostgreSQL: migrations, catalog, atomic
 transitions with the outbox, idempotency, optimistic concurrency and outbox leases."""
 import asyncio
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -156,12 +157,23 @@ async def test_outbox_claims_keep_order_per_process_and_leases_are_exclusive(ser
     assert len(claimed) == 3  # the termination waits for the request of its process
     assert all(r["kind"] == "ContractRequestMessage:initial" for r in claimed)
     assert await a._claim(10) == [] and await b._claim(10) == []  # all leased
-    # finishing the first process's request frees its termination for the next claim
+    # marking the first process's request sent leases its termination to the same dispatcher, in the
+    # same transaction (the queue never advances before the sent mark is committed)
     owner = a if any(r["process_id"] == first for r in claimed_a) else b
+    other = b if owner is a else a
     entry = next(r for r in claimed if r["process_id"] == first)
-    await owner._flush([(entry, "sent", None)])
-    [nxt] = await (b if owner is a else a)._claim(10)
+    ended, following, dead = await service.db.transaction(owner._flush_tx, [(entry, "sent", None)], time.time())
+    [nxt] = following
     assert nxt["process_id"] == first and nxt["kind"] == "ContractNegotiationTerminationMessage"
+    assert nxt["lease_owner"] == owner.owner and nxt["lease_gen"] == 1
+    assert await other._claim(10) == []
+    # a dispatcher that lost the lease (an older generation) can neither mark it sent nor renew it
+    stale = {**nxt, "lease_gen": 0}
+    owner._held[stale["id"]] = stale
+    assert await service.db.transaction(owner._renew_tx, [stale], time.time() + 30) == [stale]
+    await service.db.transaction(owner._flush_tx, [({**stale}, "sent", None)], time.time())
+    [row] = [r for r in await rows(service.db, outbox) if r["id"] == nxt["id"]]
+    assert row["status"] == "pending" and row["lease_gen"] == 1
 
 
 async def test_waiters_do_not_miss_a_commit_that_lands_before_they_resume(service):
