@@ -1,5 +1,6 @@
 """Two node processes on one PostgreSQL database share the outbox: every message is
-sent exactly once, and messages of one process go out in order."""
+sent exactly once, and messages of one process go out in order, also when the peer answers
+more slowly than a lease lasts (the lease is renewed while the send is in flight)."""
 import threading
 import time
 from collections import Counter, defaultdict
@@ -16,7 +17,7 @@ PROCESSES, PER_PROCESS = 80, 8
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.002) -> None:
         self.received: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         sink = self
@@ -24,7 +25,7 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(0.002)  # widen the window in which two dispatchers could collide
+                time.sleep(delay)  # widen the window in which two dispatchers could collide
                 with sink.lock:
                     sink.received.append((self.headers["Idempotency-Key"], self.path,
                                           self.headers.get("X-Connector-Dispatcher", "")))
@@ -98,3 +99,44 @@ async def test_two_processes_never_send_the_same_message_twice(tmp_path, pg_url)
     assert all(seqs == sorted(seqs) for seqs in order.values()), "a process's messages went out of order"
     senders = Counter(sender for _, _, sender in sink.received)
     assert len(senders) == 2, f"both processes should have dispatched: {senders}"
+
+
+async def wait_all_sent(engine, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with engine.connect() as conn:
+            pending = (await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE status <> 'sent'"))).scalar()
+        if pending == 0 or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.2)
+
+
+async def test_a_peer_slower_than_the_lease_gets_each_message_once(tmp_path, pg_url):
+    """Every answer takes 2.5 s, the lease 1 s: without renewal the other replica would take the
+    message over mid-send and deliver it again."""
+    sink = Sink(delay=2.5)
+    short_lease = {"CONNECTOR_OUTBOX_LEASE_SECONDS": "1"}
+    first = NodeProcess(tmp_path / "a", "Shared", database_url=pg_url, env=short_lease)
+    second = NodeProcess(tmp_path / "b", "Shared", database_url=pg_url, participant_id=first.participant_id,
+                         env=short_lease)
+    engine = create_async_engine(pg_url)
+    processes, per_process = 12, 2
+    try:
+        first.start()
+        second.start()
+        await insert_messages(engine, sink.url, processes, per_process)
+        assert await wait_all_sent(engine, 120) == 0
+    finally:
+        first.stop()
+        second.stop()
+        await engine.dispose()
+        sink.server.shutdown()
+    keys = Counter(key for key, _, _ in sink.received)
+    duplicates = {k: n for k, n in keys.items() if n > 1}
+    assert not duplicates, f"delivered more than once: {duplicates}"
+    assert len(keys) == processes * per_process
+    order = defaultdict(list)
+    for _, path, _ in sink.received:
+        _, _, proc, seq = path.split("/")
+        order[proc].append(int(seq))
+    assert all(seqs == sorted(seqs) for seqs in order.values()), "a process's messages went out of order"
