@@ -57,6 +57,8 @@ def test_environment_overrides_every_section(tmp_path):
     ({"CONNECTOR_TCK_ENABLED": "maybe"}, "[tck] enabled"),
     ({"CONNECTOR_IDENTITY_AUDIENCE": "idsc:IDS_CONNECTORS_ALL"}, "[identity] audience is no longer supported"),
     ({"CONNECTOR_IDENTITY_MAX_TOKEN_LIFETIME": "315360000"}, "[identity] max_token_lifetime"),
+    ({"CONNECTOR_DSP_OUTBOX_ATTEMPTS": "6"}, "[dsp] outbox_attempts was removed"),
+    ({"CONNECTOR_OUTBOX_LEASE_SECONDS": "0"}, "[outbox] lease_seconds must be between 1 and 3600"),
 ])
 def test_config_errors_are_one_line_exit_2(tmp_path, env, needle):
     config_mod.init_directory(tmp_path, name="Org")

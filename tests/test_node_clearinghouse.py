@@ -146,7 +146,7 @@ def test_an_unreachable_clearing_house_delays_the_log_and_holds_logged_data(stat
         assert refused.status_code == 403
         assert any("did not accept the entry" in r for r in refused.json()["reasons"]), refused.json()
         assert consumer.api("GET", "/clearinghouse")["pending"] > 0
-        # more attempts than [dsp] outbox_attempts allows a peer's message, and the entries still wait
+        # several attempts, and the entries still wait: they have no deadline ([outbox] clearinghouse_deadline_seconds = 0)
         deadline = time.monotonic() + 60
         while (tries := _entry_attempts(consumer))["pending"] < 3:
             assert not tries["failed"], "a clearing-house entry was given up"
