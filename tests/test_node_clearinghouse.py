@@ -24,7 +24,8 @@ def station(tmp_path_factory):
     env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}",
            "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
            "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience,
-           "CONNECTOR_DSP_OUTBOX_ATTEMPTS": "2"}  # peers' messages; clearing-house entries are never given up
+           # peers' messages are given up after 5 s; clearing-house entries never
+           "CONNECTOR_OUTBOX_MESSAGE_DEADLINE_SECONDS": "5", "CONNECTOR_OUTBOX_RETRY_MAX_SECONDS": "2"}
     provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ", env=env)
     consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK", env=env)
     for node in (provider, consumer):
@@ -127,7 +128,7 @@ def _entry_attempts(node) -> dict:
     finally:
         db.close()
     return {"pending": max((a for s, a in rows if s == "pending"), default=0),
-            "failed": sum(1 for s, _ in rows if s == "failed")}
+            "failed": sum(1 for s, _ in rows if s in ("failed", "dead"))}
 
 
 def _token(node):
