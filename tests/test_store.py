@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from connector.identity import Caller
 from connector.node.automation import DefaultStrategy
 from connector.node.catalog import CatalogService
-from connector.node.negotiations import Conflict, NegotiationService
+from connector.node.negotiations import Conflict, NegotiationService, Outgoing, write_outbox
 from connector.node.outbox import Dispatcher
 from connector.protocol.errors import InvalidTransition, Refused, UnknownProcess
 from connector.protocol.messages import ContractNegotiationEventMessage, ContractRequestMessage
@@ -209,3 +209,43 @@ async def test_group_commit_isolates_a_failing_transaction(tmp_path):
         assert stored == {f"p{i}" for i in range(9) if i % 3 != 1}
     finally:
         await db.dispose()
+
+
+async def test_a_message_past_its_deadline_is_a_dead_letter_by_the_injected_clock(service):
+    """The deadline is judged by the dispatcher's clock (injected here: no waiting for it)."""
+    row = await service.start(version="2025-1", provider_base="http://peer/dsp/2025-1", provider_id=PEER,
+                              dataset_id="ds-1", offer={"@id": "o", "permission": [{"action": "use"}]})
+    await service.db.transaction(lambda conn: write_outbox(  # a later message of the process, queued behind it
+        conn, row["id"], [Outgoing("ContractRequestMessage", "http://peer/later", {})], time.time(), None, 30))
+    now = [time.time()]
+    d = Dispatcher(service.db, service, session=None, authorization=None, message_deadline=60.0,
+                   clock=lambda: now[0])
+    [entry] = await d._claim(10)
+    assert entry["kind"] == "ContractRequestMessage:initial" and d.deadline_of(entry) == entry["created_at"] + 60
+    # before the deadline: backoff, never past the deadline
+    await service.db.transaction(d._flush_tx, [(entry, "retry", "TransientSendError: the peer answered 503")], now[0])
+    [kept] = [r for r in await rows(service.db, outbox) if r["id"] == entry["id"]]
+    assert kept["status"] == "pending" and kept["next_attempt_at"] <= entry["created_at"] + 60
+    # after it: a dead letter with its cause; the negotiation ends with it, the later message is
+    # cancelled, and no termination is queued (the provider's pid was never learnt: nothing can address it)
+    now[0] = entry["created_at"] + 61
+    [entry] = await d._claim(10)
+    ended, following, dead = await service.db.transaction(
+        d._flush_tx, [(entry, "retry", "TransientSendError: the peer answered 503")], now[0])
+    by_id = {r["id"]: r for r in await rows(service.db, outbox)}
+    assert by_id[entry["id"]]["status"] == "dead" and "503" in by_id[entry["id"]]["last_error"]
+    assert by_id[entry["id"]]["dead_at"] == now[0]
+    assert [r["status"] for r in by_id.values() if r["id"] != entry["id"]] == ["cancelled"]
+    [(owner, pid, ended_row, outgoing)] = dead
+    assert owner is service and pid == row["id"] and outgoing == []
+    neg = await service.get(row["id"])
+    assert neg["state"] == "TERMINATED" and neg["termination"]["code"] == "DeliveryDeadline"
+    assert "503" in neg["termination"]["reason"][0]
+
+
+def test_backoff_is_capped_and_jittered():
+    from connector.node.outbox import backoff
+    delays = [backoff(n, 0.5, 300.0) for n in range(1, 60) for _ in range(20)]
+    assert all(0.25 <= x <= 300.0 for x in delays)
+    assert len({round(x, 3) for x in delays}) > 100  # jittered, not one fixed schedule
+    assert max(backoff(n, 0.5, 300.0) for n in range(30, 40)) > 100  # grows to the cap

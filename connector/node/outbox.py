@@ -96,8 +96,10 @@ def fill_provider_pid(url: str, body: Any, provider_pid: str) -> tuple[str, Any]
 
 
 def backoff(attempts: int, initial: float, cap: float) -> float:
-    """Capped exponential backoff with full jitter: a random delay up to min(cap, initial * 2^attempts)."""
-    return random.uniform(initial / 2, min(cap, initial * 2 ** min(attempts, 40)))
+    """Capped exponential backoff with jitter: a random delay between half the initial step and
+    min(cap, initial * 2^attempts), so that many messages refused at once do not return at once."""
+    high = min(cap, initial * 2 ** min(attempts, 40))
+    return random.uniform(min(initial / 2, high), high)
 
 
 class Dispatcher:
