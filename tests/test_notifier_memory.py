@@ -2,6 +2,9 @@
 by the polls in flight, not by the processes ever polled (it used to keep ~4.8 KB per negotiation)."""
 import asyncio
 
+import httpx
+import pytest
+
 from connector.node.negotiations import Notifier, wait_for_state
 
 STATES = ["REQUESTED", "OFFERED", "AGREED", "VERIFIED", "FINALIZED"]
@@ -69,3 +72,29 @@ async def test_a_poll_that_times_out_or_is_cancelled_leaves_nothing():
     poll.cancel()
     await asyncio.gather(poll, return_exceptions=True)
     assert len(notifier) == 0
+
+
+@pytest.mark.slow
+def test_long_polled_negotiations_leave_nothing_in_a_real_consumer(tmp_path):
+    """Real processes: 40 negotiations and a transfer, each awaited with ?waitFor= long polls; afterwards the
+    consumer's notifiers hold nothing (the metric counts what they hold)."""
+    from support.nodes import NodeProcess
+
+    provider = NodeProcess(tmp_path / "provider", "Provider").start()
+    consumer = NodeProcess(tmp_path / "consumer", "Consumer").start()
+    try:
+        provider.publish()
+        agreement = None
+        for _ in range(40):
+            neg = consumer.wait_state(consumer.negotiate(provider)["id"])
+            assert neg["state"] == "FINALIZED"
+            agreement = neg["agreement"]["@id"]
+        started = consumer.api("POST", "/transfers", {"agreementId": agreement}, expect=201)
+        row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=20", expect=200)
+        assert row["state"] == "STARTED"
+        text = httpx.get(consumer.url + "/api/v1/metrics", headers=consumer.headers(), timeout=30).text
+        assert 'hks_longpoll_tracked_processes{kind="negotiation"} 0' in text, text
+        assert 'hks_longpoll_tracked_processes{kind="transfer"} 0' in text, text
+    finally:
+        consumer.stop()
+        provider.stop()

@@ -487,6 +487,10 @@ class ManagementApi:
                [({"status": st}, n) for st, n in data["outbox"]])
         metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
                [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
+        metric("hks_longpoll_tracked_processes", "gauge",
+               "processes the long-poll notifiers hold state for (only while someone waits on them)",
+               [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),
+                ({"kind": "transfer"}, len(self.node.transfers.notifier))])
         ch = self.node.clearinghouse
         if ch is not None:
             status = await ch.status()
