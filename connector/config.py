@@ -63,6 +63,8 @@ class Settings:
     clearinghouse_url: str = ""  # where every protocol event and data access is logged (none: not logged)
     clearinghouse_verifier_key: str = ""  # the log's public key, pinned: receipts must verify against it
     clearinghouse_audience: str = ""  # the clearing house's id, our tokens' audience there (default: its url)
+    clearinghouse_audit_interval: int = 600  # seconds between audits of the kept receipts (0: only on demand)
+    clearinghouse_audit_batch: int = 1000  # receipts re-checked per scheduled audit (the next run goes on from there)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -92,7 +94,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                "retry_initial_ms": (int, False), "retry_max_seconds": (int, False), "lease_seconds": (int, False)},
     "dataplane": {"data_root": (str, False), "upstream_hosts": (str, False), "token_ttl": (int, False),
                   "upstream_timeout": (int, False)},
-    "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False)},
+    "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False),
+                      "audit_interval": (int, False), "audit_batch": (int, False)},
 }
 
 
@@ -330,7 +333,15 @@ def _clearinghouse(values: dict[str, Any]) -> dict[str, Any]:
     audience = values.get("audience", "").strip() or url
     if len(audience) > 2000 or audience == "idsc:IDS_CONNECTORS_ALL":
         raise ConfigError("setting [clearinghouse] audience must be the clearing house's own id (default: its url)")
-    return {"clearinghouse_url": url, "clearinghouse_verifier_key": key, "clearinghouse_audience": audience}
+    interval = values.get("audit_interval", 600)
+    if not (interval == 0 or 1 <= interval <= 7 * 86400):
+        raise ConfigError(f"setting [clearinghouse] audit_interval must be 0 (on demand only) or 1 to 604800 seconds, "
+                          f"got {interval}")
+    batch = values.get("audit_batch", 1000)
+    if not 1 <= batch <= 100_000:
+        raise ConfigError(f"setting [clearinghouse] audit_batch must be between 1 and 100000, got {batch}")
+    return {"clearinghouse_url": url, "clearinghouse_verifier_key": key, "clearinghouse_audience": audience,
+            "clearinghouse_audit_interval": interval, "clearinghouse_audit_batch": batch}
 
 
 def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:

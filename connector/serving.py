@@ -1,10 +1,12 @@
 """What the node, the station and the clearing house share to run as a process: bind an
 aiohttp application, print the "listening on URL" line the CLI and tests wait for, and
-turn Ctrl-C and start-up errors into an exit code."""
+turn Ctrl-C, SIGTERM and start-up errors into an exit code (both signals stop cleanly: the
+application's cleanup runs, so a node's SQLite WAL is checkpointed and emptied)."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import ssl
 import sys
 from typing import Coroutine
@@ -60,10 +62,39 @@ def run_process(main: Coroutine, *, startup_errors: tuple[type[BaseException], .
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        asyncio.run(main)
+        asyncio.run(_until_terminated(main))
     except KeyboardInterrupt:
         return 0
     except startup_errors as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+async def _until_terminated(main: Coroutine) -> None:
+    """Run `main`; SIGTERM (a service manager's stop, NodeProcess.stop) cancels it like Ctrl-C, so
+    its `finally` blocks and the application's cleanup run instead of the process dying at once."""
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        pass
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGTERM)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass

@@ -209,7 +209,7 @@ class ClearingHouseClient:
         new, _ = await self.checkpoint()
         ordered = sorted(receipts, key=lambda r: r.leaf_index)
         for receipt in ordered:
-            await self._check_kept(receipt, new)
+            await self.check_kept(receipt, new)
         olds = [self._open(r.checkpoint) for r in ordered]
         if remembered is not None:
             olds.append(self._open(remembered))
@@ -217,7 +217,9 @@ class ClearingHouseClient:
             await self.check_consistency(old, new)
         return new
 
-    async def _check_kept(self, receipt: Receipt, new: Checkpoint) -> None:
+    async def check_kept(self, receipt: Receipt, new: Checkpoint) -> None:
+        """One kept receipt against the verified checkpoint ``new``: the log still serves that very entry
+        at that index, in the tree ``new`` signs.  Raises :class:`LogVerificationError` (``index`` set)."""
         i = receipt.leaf_index
         if i >= new.size:
             raise LogVerificationError(f"entry {i} is gone: the log now has only {new.size} entries", i)

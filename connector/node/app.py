@@ -112,6 +112,7 @@ class Node:
                 return self.clearinghouse.record(conn, row, message, ts, owner=owner, lease_seconds=lease, event=event)
 
             self.negotiations.audit = self.transfers.audit = audit
+            self._tasks.append(asyncio.create_task(self.clearinghouse.audit_loop(), name="receipt-audit"))
         for service in (self.negotiations, self.transfers):
             service.outbox_owner = self.dispatcher.owner
             service.lease_seconds = self.dispatcher.lease_seconds

@@ -4,12 +4,20 @@ through the outbox, in a lane of their own per process ("ch:<pid>"), so an
 unreachable clearing house delays the log, loses nothing, and never holds up a
 negotiation. Each receipt is verified (the checkpoint's signature, the inclusion
 proof) before it is kept, and every newer checkpoint must be consistent with the
-newest one seen: a rewritten or forked log raises the alarm (log line, management API)."""
+newest one seen: a rewritten or forked log raises the alarm (log line, management API).
+
+The node also audits the receipts it keeps (`audit`): on a schedule (`[clearinghouse]
+audit_interval`, first run jittered; `audit_batch` receipts a run, going on where the last
+run stopped) and on demand (`POST /api/v1/clearinghouse/audit`, every receipt), it fetches a
+fresh checkpoint, which must extend the newest one seen, and for each kept receipt, in leaf
+order, asks the log for that entry with its inclusion proof in the fresh tree. An entry that
+was edited, deleted or moved raises the alarm naming the first bad entry."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -18,9 +26,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..clearinghouse.client import ClearingHouseClient, ClearingHouseError, LogVerificationError
+from ..clearinghouse.client import ClearingHouseClient, ClearingHouseError, EntryRefused, LogVerificationError
 from ..clearinghouse.entry import make_entry, sign_entry
-from ..clearinghouse.verify import Receipt, encode_hash, open_checkpoint, verify_receipt
+from ..clearinghouse.verify import Receipt, decode_hash, encode_hash, open_checkpoint, verify_receipt
 from ..identity.keys import load_private_key
 from ..ledger.entry import entry_leaf_hash
 from ..store.tables import ch_receipts, ch_state
@@ -62,6 +70,8 @@ class ClearingHouseLog:
         self.alarm: str | None = None
         self._checking = asyncio.Lock()
         self._seen: list[str] = []  # checkpoints from receipts kept, to check for consistency
+        self._auditing = asyncio.Lock()
+        self.last_audit: Json | None = None  # the outcome of the newest audit run (status, metrics)
 
     async def start(self, session: Any) -> None:
         self.client = ClearingHouseClient(self.url, self.verifier_key, session=session,
@@ -70,6 +80,7 @@ class ClearingHouseLog:
         state = await self.node.db.read(lambda conn: {r.key: r.value for r in conn.execute(sa.select(ch_state))})
         self.checkpoint = (state.get("checkpoint") or {}).get("note")
         self.alarm = (state.get("alarm") or {}).get("message")
+        self.last_audit = (state.get("audit") or {}).get("last")
         if self.alarm:
             log.error("CLEARING HOUSE ALARM (recorded earlier): %s", self.alarm)
 
@@ -186,6 +197,109 @@ class ClearingHouseLog:
         log.error("CLEARING HOUSE ALARM: %s", message)
         _put_state(conn, "alarm", {"message": message, "at": time.time()})
 
+    # ------------------------------------------------------------ audit
+    async def audit_loop(self) -> None:
+        """Audit `audit_batch` receipts every `audit_interval` seconds; the first run is jittered
+        (somewhere in the first interval), so nodes started together do not audit together."""
+        interval = self.node.settings.clearinghouse_audit_interval
+        if not interval:
+            return
+        await asyncio.sleep(random.uniform(0.1, 1.0) * interval)
+        while True:
+            try:
+                await self.audit(limit=self.node.settings.clearinghouse_audit_batch)
+            except Exception:  # noqa: BLE001 - the next run tries again; this one is in the log
+                log.exception("the scheduled audit of the clearing-house receipts failed")
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+
+    async def audit(self, *, limit: int | None = None) -> Json:
+        """Re-check kept receipts against a fresh checkpoint (which must extend the newest seen).
+
+        ``limit=None`` (on demand): every receipt, from the lowest leaf index. Otherwise at most
+        ``limit`` receipts, after the leaf index where the previous run stopped (from the start
+        again once a pass is complete). Raises the alarm, naming the first bad entry, on any
+        entry that was edited, deleted or moved; returns the run's outcome (also in `status`).
+        A run that cannot be completed (the log unreachable) verifies nothing and says so."""
+        if self.client is None:
+            raise ClearingHouseError("the clearing-house client is not started")
+        async with self._auditing:
+            state = await self.node.db.read(
+                lambda conn: conn.execute(sa.select(ch_state.c.value).where(ch_state.c.key == "audit")).scalar())
+            state = state or {}
+            after = -1 if limit is None else int(state.get("after", -1))
+            started = time.time()
+            outcome: Json = {"at": started, "scope": "all" if limit is None else "batch", "from": after + 1,
+                             "checked": 0, "ok": False, "complete": False, "firstBadEntry": None, "error": None}
+            try:
+                new_cp, note = await self.client.checkpoint()
+                if self.checkpoint is not None:
+                    await self.client.check_consistency(self.checkpoint, new_cp)
+                outcome["treeSize"] = new_cp.size
+                page = min(limit or 500, 500)
+                while True:
+                    rows = await self.node.db.read(_receipts_after, after, page)
+                    if not rows:
+                        after = -1  # a pass is complete: the next scheduled run starts again
+                        break
+                    await self._check_page(rows, new_cp)
+                    outcome["checked"] += len(rows)
+                    after = rows[-1]["leaf_index"]
+                    if limit is not None and outcome["checked"] >= limit:
+                        break
+            except LogVerificationError as exc:
+                bad = await self.node.db.read(_receipt_at, exc.index) if exc.index is not None else None
+                outcome["firstBadEntry"] = {"leafIndex": exc.index, "reason": str(exc)[:300],
+                                            **({"processId": bad["process_id"], "event": bad["event"]} if bad else {})}
+                where = f"#{exc.index}" if exc.index is not None else "unknown (the log as a whole)"
+                what = f" ({bad['event']} of process {bad['process_id']})" if bad else ""
+                await self.node.db.transaction(
+                    self._raise_alarm, f"the audit of this node's receipts failed: first bad entry {where}{what}: {exc}")
+                after = -1  # the next run starts over, from the lowest index
+            except ClearingHouseError as exc:
+                log.warning("the audit of the clearing-house receipts could not be completed: %s", exc)
+                outcome["error"] = ("the clearing house could not be reached or did not answer; "
+                                    "nothing was verified in this run")
+            else:
+                outcome["ok"] = outcome["complete"] = True
+                if self.checkpoint is None or open_checkpoint(self.checkpoint, self.verifier_key).size < new_cp.size:
+                    self.checkpoint = note
+                    await self.node.db.transaction(lambda conn: _put_state(conn, "checkpoint", {"note": note}))
+                log.info("audit of %d clearing-house receipts against the tree of size %d: OK",
+                         outcome["checked"], new_cp.size)
+            outcome["seconds"] = round(time.time() - started, 3)
+            self.last_audit = outcome
+            await self.node.db.transaction(lambda conn: _put_state(conn, "audit", {"after": after, "last": outcome}))
+            return outcome
+
+    async def _check_page(self, rows: list[Json], new_cp: Any) -> None:
+        """Check a page of receipts (a few at a time); raise for the lowest bad leaf index."""
+        assert self.client is not None
+        client = self.client
+        gate = asyncio.Semaphore(8)
+
+        async def one(row: Json) -> LogVerificationError | None:
+            receipt = Receipt(leaf_index=row["leaf_index"], leaf_hash=decode_hash(row["leaf_hash"], "kept leaf hash"),
+                              tree_size=0, checkpoint="", inclusion_proof=())  # only index and leaf are asked
+            async with gate:
+                try:
+                    await client.check_kept(receipt, new_cp)
+                except LogVerificationError as exc:
+                    return exc
+                except EntryRefused as exc:
+                    if exc.status in (401, 429):
+                        raise
+                    return LogVerificationError(f"entry {receipt.leaf_index}: the log refuses to serve it to this "
+                                                f"node, which logged it ({exc.status} {exc.code})", receipt.leaf_index)
+            return None
+
+        results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+        for result in results:  # the log unreachable, our token refused ...: the run is incomplete
+            if isinstance(result, BaseException):
+                raise result
+        problems = [p for p in results if p is not None]
+        if problems:
+            raise min(problems, key=lambda p: p.index if p.index is not None else -1)
+
     async def status(self) -> Json:
         def counts(conn: Connection) -> tuple[int, int]:
             kept = conn.execute(sa.select(sa.func.count()).select_from(ch_receipts)).scalar() or 0
@@ -195,7 +309,8 @@ class ClearingHouseLog:
         kept, pending = await self.node.db.read(counts)
         size = open_checkpoint(self.checkpoint, self.verifier_key).size if self.checkpoint else 0
         return {"url": self.url, "receipts": kept, "pending": pending, "checkpointSize": size,
-                "checkpoint": self.checkpoint, "consistent": self.alarm is None, "alarm": self.alarm}
+                "checkpoint": self.checkpoint, "consistent": self.alarm is None, "alarm": self.alarm,
+                "audit": self.last_audit}
 
     async def receipts(self, process_id: str) -> list[Json]:
         query = sa.select(ch_receipts).where(ch_receipts.c.process_id == process_id).order_by(ch_receipts.c.id)
@@ -209,6 +324,21 @@ def parties(row: Json, me: str) -> tuple[str, str]:
     if row["role"] == "provider":
         return me, row["counterparty_id"]
     return row["counterparty_id"], me
+
+
+def _receipts_after(conn: Connection, after: int, limit: int) -> list[Json]:
+    """Kept (leaf index, leaf hash) pairs above `after`, lowest index first (a replayed entry's
+    receipts share one pair; two hashes at one index would both be checked, and one fails)."""
+    query = (sa.select(ch_receipts.c.leaf_index, ch_receipts.c.leaf_hash).distinct()
+             .where(ch_receipts.c.leaf_index > after)
+             .order_by(ch_receipts.c.leaf_index, ch_receipts.c.leaf_hash).limit(limit))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _receipt_at(conn: Connection, index: int) -> Json | None:
+    row = conn.execute(sa.select(ch_receipts.c.process_id, ch_receipts.c.event)
+                       .where(ch_receipts.c.leaf_index == index).limit(1)).mappings().first()
+    return dict(row) if row is not None else None
 
 
 def _payload(jws: str) -> bytes:

@@ -148,6 +148,7 @@ class ManagementApi:
             ("GET", "/transfers/{id}/data", self.transfer_data, True),
             ("GET", "/access-log", self.list_access_log, True),
             ("GET", "/clearinghouse", self.clearinghouse_status, True),
+            ("POST", "/clearinghouse/audit", self.clearinghouse_audit, True),
             ("GET", "/metrics", self.metrics, True),
             ("GET", "/dead-letters", self.list_dead_letters, True),
             ("POST", "/dead-letters/{id}/retry", self.retry_dead_letter, True),
@@ -490,6 +491,17 @@ class ManagementApi:
             return json_response({"configured": False})
         return json_response({"configured": True, **await ch.status()})
 
+    async def clearinghouse_audit(self, request: web.Request) -> web.Response:
+        """Audit every kept receipt now: 200 with the outcome (`ok` false and `firstBadEntry` when the
+        log fails it: the alarm is raised too); 503 when the audit could not be completed."""
+        ch = self.node.clearinghouse
+        if ch is None:
+            raise ApiError(404, "no clearing house is configured ([clearinghouse] url)")
+        outcome = await ch.audit()
+        if not outcome["complete"] and outcome["firstBadEntry"] is None:
+            return json_response({"error": outcome["error"], "status": 503, "audit": outcome}, status=503)
+        return json_response(outcome)
+
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text format (0.0.4): process counts by state, the outbox, data accesses, and
         the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
@@ -526,6 +538,10 @@ class ManagementApi:
                [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
         metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
                [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
+        metric("hks_longpoll_tracked_processes", "gauge",
+               "processes the long-poll notifiers hold state for (only while someone waits on them)",
+               [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),
+                ({"kind": "transfer"}, len(self.node.transfers.notifier))])
         ch = self.node.clearinghouse
         if ch is not None:
             status = await ch.status()
@@ -535,6 +551,16 @@ class ManagementApi:
             metric("hks_clearinghouse_entries_pending", "gauge", "log entries not yet accepted", [({}, status["pending"])])
             metric("hks_clearinghouse_checkpoint_size", "gauge", "size of the newest checkpoint seen",
                    [({}, status["checkpointSize"])])
+            audit = status.get("audit") or {}
+            bad = audit.get("firstBadEntry") or {}
+            metric("hks_clearinghouse_audit_ok", "gauge",
+                   "1 if the newest audit of the kept receipts passed, 0 if it failed or could not be completed",
+                   [({}, int(bool(audit.get("ok"))))] if audit else [])
+            metric("hks_clearinghouse_audit_first_bad_entry", "gauge",
+                   "leaf index of the first bad entry the newest audit found (-1: none)",
+                   [({}, bad["leafIndex"] if bad.get("leafIndex") is not None else -1)])
+            metric("hks_clearinghouse_audit_last_run_timestamp_seconds", "gauge", "when the newest audit ran",
+                   [({}, audit["at"])] if audit else [])
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
                             headers={"X-Content-Type-Options": "nosniff"})
 
@@ -652,6 +678,9 @@ def openapi_document() -> Json:
             "/api/v1/metrics": {"get": op("Prometheus metrics (the key may also come as Authorization: Bearer)")},
             "/api/v1/clearinghouse": {"get": op("the clearing house: receipts kept, entries pending, newest checkpoint, "
                                                 "and whether the log has stayed consistent")},
+            "/api/v1/clearinghouse/audit": {"post": op("audit every kept receipt now: the log must still serve each "
+                                                       "entry at its index in a tree that extends the newest checkpoint "
+                                                       "seen; names the first bad entry and raises the alarm")},
             "/api/v1/negotiations/{id}/receipts": {"get": op("verified receipts of a negotiation's log entries",
                                                              params=("id",))},
             "/api/v1/transfers/{id}/receipts": {"get": op("verified receipts of a transfer's log entries",

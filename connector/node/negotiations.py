@@ -87,11 +87,18 @@ class Notifier:
     """Wakes management-API waiters when a negotiation changes in this process.
 
     While anyone waits on a negotiation, the newest committed row is kept here, so a
-    waiter that wakes up reads it from memory; `None` means "changed, read it again"."""
+    waiter that wakes up reads it from memory; `None` means "changed, read it again".
+    Both maps hold only processes someone is waiting on right now: the last waiter of a
+    process to leave (`discard`) drops its entry, so memory is bounded by the number of
+    concurrent long polls, not by the number of processes ever polled."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._latest: dict[str, Json | None] = {}
+
+    def __len__(self) -> int:
+        """Processes with an entry here (for tests and diagnostics)."""
+        return len(self._waiters.keys() | self._latest.keys())
 
     def waiter(self, pid: str) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -111,7 +118,8 @@ class Notifier:
                 waiting.remove(fut)
             if not waiting:
                 del self._waiters[pid]
-                self._latest.pop(pid, None)
+        if pid not in self._waiters:
+            self._latest.pop(pid, None)
 
     def notify(self, pid: str, row: Json | None = None) -> None:
         waiting = self._waiters.get(pid)
@@ -141,7 +149,11 @@ async def wait_for_state(notifier: Notifier, get: Callable[[str], Any], pid: str
                 await asyncio.wait_for(asyncio.shield(fut), remaining)
             except asyncio.TimeoutError:
                 break
-            fut = notifier.waiter(pid)  # before looking, so the next commit wakes us
+            # the next waiter before the woken one leaves (so the newest row stays known), and
+            # before looking, so the next commit wakes us; the woken one must leave, or every
+            # wake-up would leave a future (and the row with it) behind for good
+            woken, fut = fut, notifier.waiter(pid)
+            notifier.discard(pid, woken)
             known, newest = notifier.latest(pid)
             row = newest if known and newest is not None else await get(pid)
     finally:
