@@ -234,3 +234,44 @@ def test_a_provider_initiated_offer_is_logged_at_the_clearing_house(tmp_path):
     finally:
         consumer.stop()
         ch.stop()
+
+
+@pytest.mark.postgres
+def test_a_suspension_at_one_replica_stops_a_pull_streaming_from_the_other(tmp_path, pg_url):
+    """What decides an access is in the database: replica B suspends, replica A's stream stops."""
+    import asyncio
+
+    first = NodeProcess(tmp_path / "a", "Replicated", database_url=pg_url)
+    second = NodeProcess(tmp_path / "b", "Replicated", database_url=pg_url, participant_id=first.participant_id)
+    consumer = NodeProcess(tmp_path / "c", "Consumer")
+    for replica in (first, second):
+        (replica.directory / "data").mkdir(exist_ok=True)
+        (replica.directory / "data" / "big.bin").write_bytes(bytes(range(256)) * 4096 * 40)  # 40 MiB
+    first.start()  # applies the migrations
+    second.start()
+    consumer.start()
+    try:
+        first.api("POST", "/policies", {"id": "open", "policy": OPEN}, expect=201)
+        first.api("POST", "/assets", {"id": "big", "dataAddress": {"type": "file", "path": "big.bin"}}, expect=201)
+        first.api("POST", "/offers", {"id": "offer-big", "assetIds": ["big"], "accessPolicyId": "open",
+                                      "contractPolicyId": "open"}, expect=201)
+        row = transfer(consumer, agree(consumer, first, "big"), "STARTED")
+
+        async def slow_pull() -> int:
+            async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
+                async with client.stream("GET", f"{consumer.url}/api/v1/transfers/{row['id']}/data") as resp:
+                    assert resp.status_code == 200
+                    received = 0
+                    async for chunk in resp.aiter_bytes():
+                        received += len(chunk)
+                        if received > 1_000_000 and received - len(chunk) <= 1_000_000:
+                            await asyncio.to_thread(second.api, "POST", f"/transfers/{row['providerPid']}/suspend",
+                                                    {"reason": "maintenance"}, 200)
+                        await asyncio.sleep(0.01)  # a slow reader
+                    return received
+
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            asyncio.run(slow_pull())
+    finally:
+        for node in (consumer, second, first):
+            node.stop()

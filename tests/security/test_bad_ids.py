@@ -97,6 +97,8 @@ def test_bad_ids_in_the_management_api_are_refused(node: NodeProcess) -> None:
     assert_refused(post("/transfers", {"agreementId": NUL}), "agreementId", "control characters")
     assert_refused(post("/negotiations", {"counterPartyAddress": "http://127.0.0.1:9", "counterPartyId": "urn:x",
                                           "datasetId": "d", "offerId": LONG}), "offerId", "too long")
+    assert_refused(post("/negotiations", {"counterPartyAddress": "http://127.0.0.1:9", "datasetId": "d",
+                                          "offer": {"@id": {"@value": 3}}}), "offer/@id", "not of type 'string'")
     for path in ("/negotiations/a%00b", "/assets/a%00b", "/transfers/a%00b", "/agreements/a%00b", "/policies/a%00b",
                  "/negotiations/" + LONG):
         resp = httpx.get(node.url + "/api/v1" + path, headers=node.headers(), timeout=30)
