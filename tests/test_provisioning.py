@@ -275,3 +275,39 @@ def test_a_suspension_at_one_replica_stops_a_pull_streaming_from_the_other(tmp_p
     finally:
         for node in (consumer, second, first):
             node.stop()
+
+
+DELETE_SOON = {"permission": [{"action": "use", "duty": [{"action": [{"rdf:value": {"@id": "odrl:delete"}, "refinement": [
+    {"leftOperand": "elapsedTime", "operator": "lteq", "rightOperand": {"@value": "PT3S", "@type": "xsd:duration"}}]}]}]}]}
+
+
+def test_a_push_receiver_killed_mid_write_leaves_no_data_without_a_delete_deadline(tmp_path):
+    """The retention duty is evaluated and its deadline recorded before the first pushed byte is
+    written: a receiver killed while writing still deletes what it wrote when the deadline comes."""
+    provider = NodeProcess(tmp_path / "provider", "Provider", env={"CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1"})
+    consumer = NodeProcess(tmp_path / "consumer", "Consumer")
+    upstream = SlowUpstream()
+    provider.start()
+    consumer.start()
+    try:
+        provider.api("POST", "/policies", {"id": "delete-soon", "policy": DELETE_SOON}, expect=201)
+        provider.api("POST", "/assets", {"id": "slow", "dataAddress": {"type": "http", "url": upstream.url}}, expect=201)
+        provider.api("POST", "/offers", {"id": "offer-slow", "assetIds": ["slow"], "accessPolicyId": "delete-soon",
+                                         "contractPolicyId": "delete-soon"}, expect=201)
+        transfer(consumer, agree(consumer, provider, "slow"), "STARTED", fmt="HttpData-PUSH")
+        received = consumer.directory / "received"
+        deadline = time.monotonic() + 10
+        while not (received.is_dir() and any(received.iterdir())):
+            assert time.monotonic() < deadline, "the push never started writing"
+            time.sleep(0.05)
+        consumer.kill()  # mid-write: the source takes about 4 s
+        assert any(received.iterdir())
+        consumer.start()
+        deadline = time.monotonic() + 20
+        while any(received.iterdir()):
+            assert time.monotonic() < deadline, f"data kept with no delete deadline: {list(received.iterdir())}"
+            time.sleep(0.2)
+    finally:
+        consumer.stop()
+        provider.stop()
+        upstream.server.shutdown()

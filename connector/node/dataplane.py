@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Connection
 
-from .. import failpoints
 from ..bodies import BodyTooLarge, read_limited
 from ..identity import Caller
 from ..identity.keys import load_private_key
@@ -646,7 +645,6 @@ class DataPlane:
                 async for chunk in request.content.iter_chunked(CHUNK):
                     fh.write(chunk)
                     size += len(chunk)
-                    failpoints.hit("push-received:writing")
             os.replace(part, target)
         except BaseException:
             part.unlink(missing_ok=True)
