@@ -27,12 +27,3 @@ def id_problem(value: object) -> str | None:
         return f"contains the control character U+{ord(bad.group()):04X} at position {bad.start()}"
     return None
 
-
-def text_problem(value: str, limit: int) -> str | None:
-    """Why a free-text value a peer sent cannot be kept (None: it can): over `limit` characters or
-    a NUL character (which PostgreSQL cannot store in text)."""
-    if len(value) > limit:
-        return f"is {len(value)} characters long; at most {limit} are allowed"
-    if "\x00" in value:
-        return "contains a NUL character"
-    return None
