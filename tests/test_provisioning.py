@@ -28,9 +28,9 @@ CTX = ["https://w3id.org/dspace/2025/1/context.jsonld"]
 
 
 class SlowUpstream:
-    """An HTTP source in the test process that sends `size` bytes slowly (about 4 s)."""
+    """An HTTP source in the test process that sends `size` bytes in 80 steps `pause` s apart."""
 
-    def __init__(self, size: int = 4_000_000) -> None:
+    def __init__(self, size: int = 4_000_000, port: int = 0, pause: float = 0.05) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 self.send_response(200)
@@ -42,14 +42,14 @@ class SlowUpstream:
                     for _ in range(80):
                         self.wfile.write(b"x" * step)
                         self.wfile.flush()
-                        time.sleep(0.05)
+                        time.sleep(pause)
                 except OSError:
                     pass
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -116,6 +116,26 @@ def test_a_delivery_that_fails_before_its_first_byte_consumes_no_use(nodes):
     assert [data(consumer, row["id"]).status_code for _ in range(3)] == [200, 200, 403]  # both uses delivered
     log = (provider.directory / "node.log").read_text()
     assert "failed before any byte was sent (404)" in log
+
+
+def test_a_pull_from_an_upstream_that_is_down_consumes_no_use(nodes):
+    provider, consumer = nodes
+    port = free_port()  # nothing listens there yet
+    provider.api("POST", "/assets", {"id": "down", "dataAddress": {"type": "http", "url": f"http://127.0.0.1:{port}/d"}},
+                 expect=201)
+    provider.api("POST", "/offers", {"id": "offer-down", "assetIds": ["down"], "accessPolicyId": "open",
+                                     "contractPolicyId": "twice"}, expect=201)
+    row = transfer(consumer, agree(consumer, provider, "down"), "STARTED")
+    down = data(consumer, row["id"])
+    assert down.status_code == 502 and "unavailable" in down.json()["reasons"][0]
+    assert str(port) not in down.text  # our network is not the consumer's business
+    upstream = SlowUpstream(size=800, port=port, pause=0)
+    try:
+        assert [data(consumer, row["id"]).status_code for _ in range(3)] == [200, 200, 403]
+    finally:
+        upstream.server.shutdown()
+    accesses = [a for a in provider.api("GET", "/access-log?limit=1000") if a.get("transferId") == row["providerPid"]]
+    assert sum(1 for a in accesses if a["permitted"]) == 2, accesses
 
 
 def test_data_plane_refusals_leave_a_line_in_the_log_without_the_token(nodes):
