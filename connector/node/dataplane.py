@@ -397,9 +397,6 @@ class DataPlane:
                         "; ".join(exc.reasons)[:500])
             return web.json_response({"error": "access refused", "status": exc.status, "reasons": exc.reasons},
                                      status=exc.status)
-        except Exception:
-            log.exception("transfer %s: the access could not be decided", echo(transfer_id, 100, quote=False))
-            raise
         return await self._stream(request, grant)
 
     async def _stream(self, request: web.Request, grant: Grant) -> web.StreamResponse:
@@ -616,8 +613,11 @@ class DataPlane:
         given = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if row is None or row["role"] != Role.CONSUMER.value or not expected \
                 or not hmac.compare_digest(given.encode(), expected.encode()):
+            log.warning("push to transfer %s refused (401): unknown transfer or wrong token",
+                        echo(transfer_id, 100, quote=False))
             return web.json_response({"error": "unknown transfer or wrong token"}, status=401)
         if row["state"] not in (TransferState.REQUESTED.value, TransferState.STARTED.value):
+            log.warning("push to transfer %s refused (409): the transfer is %s", transfer_id, row["state"])
             return web.json_response({"error": f"the transfer is {row['state']}"}, status=409)
         # The retention duty first: no byte is written before its delete deadline is known and recorded,
         # so neither an exception here nor a crash while writing leaves data with no deadline.
