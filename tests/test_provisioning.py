@@ -144,7 +144,7 @@ def test_data_plane_refusals_leave_a_line_in_the_log_without_the_token(nodes):
     resp = httpx.get(f"{provider.url}/data/urn:uuid:no-such-transfer", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 401
     deadline = time.monotonic() + 5
-    while "urn:uuid:no-such-transfer: access refused (401)" not in (provider.directory / "node.log").read_text():
+    while "'urn:uuid:no-such-transfer': access refused (401)" not in (provider.directory / "node.log").read_text():
         assert time.monotonic() < deadline, "no log line for the refusal"
         time.sleep(0.1)
     assert token not in (provider.directory / "node.log").read_text()

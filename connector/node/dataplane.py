@@ -393,7 +393,7 @@ class DataPlane:
                 await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time(), token_hash))
         except AccessRefused as exc:
             # the node's own log says why (never the token: only the transfer id from the path)
-            log.warning("transfer %s: access refused (%s): %s", echo(transfer_id, 100, quote=False), exc.status,
+            log.warning("transfer %s: access refused (%s): %s", echo(transfer_id, 100), exc.status,
                         "; ".join(exc.reasons)[:500])
             return web.json_response({"error": "access refused", "status": exc.status, "reasons": exc.reasons},
                                      status=exc.status)
@@ -614,7 +614,7 @@ class DataPlane:
         if row is None or row["role"] != Role.CONSUMER.value or not expected \
                 or not hmac.compare_digest(given.encode(), expected.encode()):
             log.warning("push to transfer %s refused (401): unknown transfer or wrong token",
-                        echo(transfer_id, 100, quote=False))
+                        echo(transfer_id, 100))
             return web.json_response({"error": "unknown transfer or wrong token"}, status=401)
         if row["state"] not in (TransferState.REQUESTED.value, TransferState.STARTED.value):
             log.warning("push to transfer %s refused (409): the transfer is %s", transfer_id, row["state"])
