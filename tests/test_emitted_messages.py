@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not schemas.schemas_available
 @pytest.fixture(scope="module")
 def provider_node(tmp_path_factory):
     node = NodeProcess(tmp_path_factory.mktemp("prov"), "Provider").start()
-    node.publish("dataset-1", "offer-1")
+    node.publish("dataset-1", "offer-1", data_address={"type": "file", "path": "dataset-1.csv"})
     yield node
     node.stop()
 

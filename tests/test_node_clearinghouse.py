@@ -102,14 +102,15 @@ def test_a_refused_transfer_request_is_logged_by_the_provider(station):
     _, provider, consumer = station
     token = "Bearer " + DevSharedSecret(consumer.participant_id, SHARED_SECRET).token_for(
         consumer.participant_id, audience=provider.participant_id)
-    for consumer_pid in ("urn:uuid:refused-transfer-1", "urn:uuid:" + "x" * 300):
+    for consumer_pid, code in (("urn:uuid:refused-transfer-1", "UnknownAgreement"),
+                               ("urn:uuid:" + "x" * 300, "InvalidId")):  # over the id rule: refused at parsing
         body = json.dumps({
             "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "TransferRequestMessage",
             "consumerPid": consumer_pid, "agreementId": "urn:uuid:no-such-agreement", "format": "HttpData-PULL",
             "callbackAddress": consumer.url + "/dsp/2025-1"}).encode()
         resp = httpx.post(f"{provider.url}/dsp/2025-1/transfers/request", content=body,
                           headers={"Authorization": token, "Content-Type": "application/json"})
-        assert resp.status_code == 400 and resp.json()["code"] == "UnknownAgreement", resp.text
+        assert resp.status_code == 400 and resp.json()["code"] == code, resp.text
     deadline = time.monotonic() + 30
     while not (receipts := provider.api("GET", "/transfers/urn:uuid:refused-transfer-1/receipts")):
         assert time.monotonic() < deadline, "the refusal was not logged"

@@ -47,6 +47,9 @@ HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
 # before-release duty cannot be performed, so the access is refused (fail closed).
 PERFORMED_HERE = frozenset({"drop-fields", "pseudonymise-fields", "inform", "notify", "attribute", "attribution"})
 
+#: how often a stream in flight reads its transfer's state again (seconds)
+REVOCATION_CHECK = 0.25
+_STATE = sa.select(transfers.c.state).where(transfers.c.id == sa.bindparam("b_tid"))
 _USES_LOCKED = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
 _AGREEMENT = AGREEMENT_WITH_ACCESS.where(agreements.c.id == sa.bindparam("b_aid"))
 _BY_ID = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_tid"), transfers.c.role == Role.PROVIDER.value)
@@ -60,6 +63,13 @@ PULL_TOKEN_PLACEHOLDER = "__HKS_PULL_TOKEN__"
 PUSH_TOKEN_PLACEHOLDER = "__HKS_PUSH_TOKEN__"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 _PLACEHOLDER_RE = re.compile(rb"__HKS_(PULL|PUSH)_TOKEN__([A-Za-z0-9_-]{22})")
+
+
+NO_DATA_ADDRESS = "the asset has no data address: there is nothing this node could deliver"
+
+
+def _has_source(asset: Json) -> bool:
+    return (asset.get("data_address") or {}).get("type") in ("file", "http")
 
 
 def token_digest(token: str) -> str:
@@ -109,7 +119,11 @@ class DataPlane:
         self.received_dir = settings.directory / "received"
         self.policies: PolicyCache = node.catalog.policies
         self._tasks: set[asyncio.Task] = set()
-        self.revoked: set[str] = set()  # transfers stopped since their streams began
+        # Streams in flight (pull and push), by transfer: set when this process commits a state other
+        # than STARTED. Bounded by the streams in flight; what decides is the transfer's state in the
+        # database, read again during a stream at most every REVOCATION_CHECK seconds, so a suspension
+        # committed by another replica stops the stream too.
+        self._streams: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------- sources
     def check_data_address(self, address: Json) -> Json:
@@ -220,6 +234,8 @@ class DataPlane:
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first()
         if asset is None:
             return "PolicyDenied", [f"the agreement's asset {echo(agreement['asset_id'])} no longer exists"]
+        if not _has_source(dict(asset)):
+            return "AssetUnavailable", [NO_DATA_ADDRESS]
         denied = self._access_refusal(agreement, dict(asset), claims, now)
         if denied is not None:
             return ACCESS_DENIED, denied
@@ -309,6 +325,8 @@ class DataPlane:
                                     {"@type": "DataAccess"}, now, owner=self.node.dispatcher.owner,
                                     lease_seconds=self.node.dispatcher.lease_seconds, event="data.accessed",
                                     digest=digest)
+        if permitted and not _has_source(asset):
+            permitted, reasons = False, [NO_DATA_ADDRESS]
         if not permitted:  # returned, not raised: the refusal's log entry must be committed
             refusal = AccessRefused(403, reasons or ["no permission of the agreement covers this access"])
             refusal.pending = pending
@@ -374,6 +392,9 @@ class DataPlane:
             grant = await self._settle(
                 await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time(), token_hash))
         except AccessRefused as exc:
+            # the node's own log says why (never the token: only the transfer id from the path)
+            log.warning("transfer %s: access refused (%s): %s", echo(transfer_id, 100), exc.status,
+                        "; ".join(exc.reasons)[:500])
             return web.json_response({"error": "access refused", "status": exc.status, "reasons": exc.reasons},
                                      status=exc.status)
         return await self._stream(request, grant)
@@ -401,13 +422,19 @@ class DataPlane:
             elif address.get("type") == "http":
                 self._check_upstream(address["url"])  # checked again at access
                 chunks = self._upstream_chunks(address["url"], await self._open_upstream(address["url"]))
-            else:
-                raise AccessRefused(500, ["the asset has no usable data address"])
+            else:  # refused at transfer start since; an older transfer still ends here, never in a 500
+                raise AccessRefused(409, [NO_DATA_ADDRESS])
         except RangeNotSatisfiable as exc:
+            await self._give_back(grant, [str(exc)])
+            log.warning("transfer %s: access refused (416): %s", grant.transfer["id"], exc)
             return web.json_response({"error": str(exc)}, status=416)
         except (AccessRefused, ValueError) as exc:
             status = exc.status if isinstance(exc, AccessRefused) else 403
             reasons = exc.reasons if isinstance(exc, AccessRefused) else [str(exc)]
+            # nothing was delivered: the use is given back and the access is not recorded as permitted
+            await self._give_back(grant, reasons)
+            log.warning("transfer %s: the delivery failed before any byte was sent (%s): %s",
+                        grant.transfer["id"], status, "; ".join(reasons))
             return web.json_response({"error": "access refused", "reasons": reasons}, status=status)
         response = web.StreamResponse(status=status, headers=headers)
         if "Content-Length" not in headers:
@@ -417,26 +444,55 @@ class DataPlane:
         transfer_id = grant.transfer["id"]
         # A failure after this point aborts the connection: the consumer sees an error,
         # never a truncated success. So does a suspension or termination mid-stream.
+        sent = 0
         try:
-            async for chunk in chunks:
-                if transfer_id in self.revoked:
-                    raise TransferStopped(f"transfer {transfer_id} was stopped while its data streamed")
-                await response.write(tx.feed(chunk) if tx else chunk)
+            async for chunk in self._guarded(transfer_id, chunks):
+                out = tx.feed(chunk) if tx else chunk
+                await response.write(out)
+                sent += len(out)
             if tx:
                 await response.write(tx.finish())
             await response.write_eof()
         except (TransferStopped, TransformError, UpstreamError, aiohttp.ClientError, asyncio.TimeoutError,
                 OSError) as exc:
-            log.warning("transfer %s: the data stream was cut: %s", transfer_id, exc)
+            log.warning("transfer %s: the data stream was cut after %d bytes: %s", transfer_id, sent, exc)
+            if sent == 0:
+                await self._give_back(grant, [f"the delivery failed before any byte was sent: {type(exc).__name__}"])
             abort(request)
         return response
 
+    async def _give_back(self, grant: Grant, reasons: list[str]) -> None:
+        """A delivery that failed before its first byte consumed nothing: the use counted in the
+        access's transaction is returned and the access is recorded as not permitted, with why."""
+        try:
+            await self.node.db.transaction(self._undo_access, grant, "; ".join(reasons)[:1000])
+        except Exception:  # noqa: BLE001 - the failure of the delivery is what the caller reports
+            log.exception("transfer %s: the use of a failed delivery could not be given back", grant.transfer["id"])
+
     def on_state(self, row: Json) -> None:
-        """Any state but STARTED revokes streams in flight at once."""
-        if row["state"] == TransferState.STARTED.value:
-            self.revoked.discard(row["id"])
-        else:
-            self.revoked.add(row["id"])
+        """Any state but STARTED, committed here, stops this process's streams of it at once."""
+        stopped = self._streams.get(row["id"])
+        if stopped is not None and row["state"] != TransferState.STARTED.value:
+            stopped.set()
+
+    async def _guarded(self, transfer_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """`chunks`, stopped (TransferStopped) as soon as the transfer is no longer STARTED: told by
+        on_state in this process, or read from the database (another replica's suspension)."""
+        stopped = self._streams.setdefault(transfer_id, asyncio.Event())
+        next_check = time.monotonic() + REVOCATION_CHECK
+        try:
+            async for chunk in chunks:
+                if not stopped.is_set() and time.monotonic() >= next_check:
+                    state = await self.node.db.read(lambda conn: conn.execute(_STATE, {"b_tid": transfer_id}).scalar())
+                    if state != TransferState.STARTED.value:
+                        stopped.set()
+                    next_check = time.monotonic() + REVOCATION_CHECK
+                if stopped.is_set():
+                    raise TransferStopped(f"transfer {transfer_id} was stopped while its data streamed")
+                yield chunk
+        finally:
+            if self._streams.get(transfer_id) is stopped:
+                del self._streams[transfer_id]
 
     async def _open_upstream(self, url: str) -> aiohttp.ClientResponse:
         """Connect and read the upstream's status before our own response starts."""
@@ -493,29 +549,47 @@ class DataPlane:
         if auth:
             auth_type = (endpoint_property(address, "authType") or "bearer").lower()
             headers["Authorization"] = f"Bearer {auth}" if auth_type == "bearer" else auth
+        sent = [0]
         try:
-            body = self._push_body(grant)
+            body = self._guarded(row["id"], self._push_body(grant, sent))
             async with self.node.session.put(address["endpoint"], data=body, headers=headers, allow_redirects=False,
                                              timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
                 if resp.status >= 300:
                     raise UpstreamError(f"the consumer's endpoint answered {resp.status}")
+            if await self._stopped(row["id"]):  # suspended or terminated as the last bytes went
+                raise TransferStopped(f"transfer {row['id']} was stopped while its data was pushed")
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)
         except Exception as exc:  # noqa: BLE001 - recorded on the transfer, which ends
+            if sent[0] == 0:
+                await self._give_back(grant, [f"the push failed before any byte was sent: {type(exc).__name__}"])
+            if isinstance(exc, TransferStopped) or isinstance(exc.__cause__, TransferStopped) \
+                    or await self._stopped(row["id"]):
+                # suspended (a resume pushes again) or terminated: the state says so already
+                log.warning("push of transfer %s stopped after %d bytes: the transfer is no longer STARTED",
+                            row["id"], sent[0])
+                return
             # The detail (a host, a port, a status) stays in our log: the termination goes to the peer.
             log.warning("push of transfer %s failed: %s %s", row["id"], type(exc).__name__, exc)
             await self.node.transfers.act(row["id"], TransferEvent.TERMINATE,
                                           "the push failed: the data could not be delivered to the push endpoint")
 
-    async def _push_body(self, grant: Grant) -> AsyncIterator[bytes]:
+    async def _push_body(self, grant: Grant, sent: list[int]) -> AsyncIterator[bytes]:
+        """The pushed data; `sent[0]` counts the bytes handed to the HTTP client."""
         address = grant.asset["data_address"]
         kind = kind_of(grant.asset["content_type"], str(address.get("path", "")))
         tx = transformer(kind, grant.modification) if grant.modification.active and kind else None
         chunks = _file_chunks(self._file_path(address["path"])) if address.get("type") == "file" \
             else self._upstream_chunks(address["url"])
         async for chunk in chunks:
-            yield tx.feed(chunk) if tx else chunk
+            out = tx.feed(chunk) if tx else chunk
+            sent[0] += len(out)
+            yield out
         if tx:
             yield tx.finish()
+
+    async def _stopped(self, transfer_id: str) -> bool:
+        state = await self.node.db.read(lambda conn: conn.execute(_STATE, {"b_tid": transfer_id}).scalar())
+        return state != TransferState.STARTED.value
 
     # ----------------------------------------------------------- consumer
     def push_address(self, transfer_id: str, purpose: str | None) -> Json:
@@ -539,25 +613,43 @@ class DataPlane:
         given = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if row is None or row["role"] != Role.CONSUMER.value or not expected \
                 or not hmac.compare_digest(given.encode(), expected.encode()):
+            log.warning("push to transfer %s refused (401): unknown transfer or wrong token",
+                        echo(transfer_id, 100))
             return web.json_response({"error": "unknown transfer or wrong token"}, status=401)
         if row["state"] not in (TransferState.REQUESTED.value, TransferState.STARTED.value):
+            log.warning("push to transfer %s refused (409): the transfer is %s", transfer_id, row["state"])
             return web.json_response({"error": f"the transfer is {row['state']}"}, status=409)
+        # The retention duty first: no byte is written before its delete deadline is known and recorded,
+        # so neither an exception here nor a crash while writing leaves data with no deadline.
+        try:
+            delete_by = await self._delete_deadline(row["agreement_id"])
+        except Exception as exc:  # noqa: BLE001 - fail closed: nothing is kept
+            log.exception("transfer %s: the agreement's retention duty could not be evaluated", transfer_id)
+            return web.json_response({"error": "the agreement's retention duty could not be evaluated "
+                                      f"({type(exc).__name__}): nothing was stored"}, status=503)
         self.received_dir.mkdir(mode=0o700, exist_ok=True)
         target = self.received_dir / hashlib.sha256(transfer_id.encode()).hexdigest()
         part = target.with_suffix(".part")
-        size = 0
-        with open(part, "wb") as fh:
-            async for chunk in request.content.iter_chunked(CHUNK):
-                fh.write(chunk)
-                size += len(chunk)
-        os.replace(part, target)
-        delete_by = await self._delete_deadline(row["agreement_id"])
-        await self.node.db.transaction(lambda conn: (
-            conn.execute(sa.delete(received_data).where(received_data.c.transfer_id == transfer_id)),
+
+        def record(conn: Connection, size: int | None) -> None:
+            conn.execute(sa.delete(received_data).where(received_data.c.transfer_id == transfer_id))
             conn.execute(received_data.insert(), {
-                "transfer_id": transfer_id, "agreement_id": row["agreement_id"], "path": str(target), "bytes": size,
-                "content_type": request.headers.get("Content-Type"), "received_at": time.time(),
-                "delete_by": delete_by, "deleted_at": None})))
+                "transfer_id": transfer_id, "agreement_id": row["agreement_id"], "path": str(target),
+                "bytes": size or 0, "content_type": request.headers.get("Content-Type"), "received_at": time.time(),
+                "delete_by": delete_by, "deleted_at": None})
+
+        await self.node.db.transaction(record, None)  # the deadline is on record before the first byte
+        size = 0
+        try:
+            with open(part, "wb") as fh:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    fh.write(chunk)
+                    size += len(chunk)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        await self.node.db.transaction(record, size)
         return web.json_response({"received": size}, status=201)
 
     async def _delete_deadline(self, agreement_id: str) -> float | None:
@@ -584,6 +676,7 @@ class DataPlane:
         for item in due:
             try:
                 Path(item["path"]).unlink(missing_ok=True)
+                Path(item["path"]).with_suffix(".part").unlink(missing_ok=True)  # a write cut by a crash
             except OSError as exc:
                 log.error("could not delete %s for transfer %s: %s", item["path"], item["transfer_id"], exc)
                 continue

@@ -18,6 +18,7 @@ from ..protocol.messages import (
     error_object,
     parse_message,
     parse_transfer_message,
+    check_id,
 )
 from ..protocol.negotiation import Role
 from .codec import VERSIONS, Codec
@@ -177,7 +178,7 @@ class DspApi:
     async def dataset(self, request: web.Request, version: str) -> web.Response:
         try:
             caller = await self.verified(request)
-            dataset_id = request.match_info["id"]
+            dataset_id = check_id(request.match_info["id"], "id", "the path")
             dataset = await self.node.catalog.dataset(self.node.settings.dsp_base(version), dataset_id, caller)
             if dataset is None:
                 raise UnknownProcess(f"no dataset {echo(dataset_id)} in this catalog", code="UnknownDataset")
@@ -192,6 +193,8 @@ class DspApi:
         pids: dict[str, str | None] = {}
         try:
             caller = await self.verified(request)
+            if "pid" in request.match_info:
+                check_id(request.match_info["pid"], "pid", "the path")
             raw = await self.read_body(request)
             neutral = await self.codec.decode_once(request, raw, version)
             pids = {"provider_pid": _pid(neutral, "providerPid"), "consumer_pid": _pid(neutral, "consumerPid")}
@@ -212,6 +215,7 @@ class DspApi:
         pid = request.match_info["pid"]
         try:
             caller = await self.caller(request)
+            check_id(pid, "pid", "the path")
             row = await service.get(pid)
             if row is None or row["counterparty_id"] != caller:
                 raise UnknownProcess(f"no {what} {echo(pid)}")  # nor someone else's: reveal nothing
@@ -233,7 +237,7 @@ class DspApi:
             request, version, "ContractNegotiationError",
             lambda doc: parse_message(doc, expected=("ContractOfferMessage",)),
             lambda msg, caller, raw: self.node.negotiations.receive_initial_offer(
-                version, msg, caller.participant_id, message_digest(None, raw)))
+                version, msg, caller.participant_id, message_digest(None, raw), raw))
 
     async def get_negotiation(self, request: web.Request, version: str) -> web.Response:
         return await self._get_process(request, version, self.node.negotiations, "ContractNegotiation",

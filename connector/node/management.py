@@ -2,6 +2,7 @@
 Every route but /api/v1/openapi.json needs the node's API key (X-Api-Key)."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from typing import Any
@@ -13,9 +14,12 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
+from ..protocol.ids import MAX_ID_LENGTH, RULE, id_problem
 from ..protocol.negotiation import Event, State
+from ..protocol.policies import typed_literals
 from ..protocol.transfer import TransferEvent, TransferState
-from ..store.tables import access_log, agreements, assets, negotiations, offers, outbox, policies, transfers
+from ..store.tables import (access_log, agreements, assets, idempotency_keys, negotiations, offers, outbox, policies,
+                            transfers)
 from .peers import PeerError
 from .usage import check_policy
 
@@ -29,7 +33,14 @@ def json_response(data: Any, *, status: int = 200, **kwargs: Any) -> web.Respons
     return web.json_response(data, status=status, dumps=_dumps, **kwargs)
 
 Json = dict[str, Any]
-ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\s/?#]+$"}
+# the id rule (connector/protocol/ids.py), plus no whitespace, '/', '?' or '#' for the ids we create
+# (they are path segments of this API)
+ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"^[^\s/?#\x00-\x1f\x7f-\x9f]+$"}
+#: an id someone else made (a provider's offer, an agreement): the id rule only
+PEER_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}
+PARTICIPANT_ID = {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}
+PATTERN_RULES = {ID["pattern"]: "must not contain whitespace, control characters, '/', '?' or '#'",
+                 PEER_ID["pattern"]: "must not contain control characters"}
 URL = {"type": "string", "pattern": r"^https?://", "maxLength": 2048}
 
 SCHEMAS: dict[str, Json] = {
@@ -58,24 +69,24 @@ SCHEMAS: dict[str, Json] = {
     "CatalogQuery": {
         "type": "object", "required": ["counterPartyAddress"], "additionalProperties": False,
         "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]},
-                       "counterPartyId": {"type": "string", "minLength": 1, "maxLength": 512,
+                       "counterPartyId": {**PARTICIPANT_ID,
                                           "description": "the provider's participant id (required in station mode)"}},
     },
     "NegotiationInput": {
         "type": "object", "required": ["counterPartyAddress", "datasetId"], "additionalProperties": False,
         "properties": {
             "counterPartyAddress": {**URL, "description": "the provider's root URL (where /.well-known/dspace-version is)"},
-            "counterPartyId": {"type": "string", "minLength": 1, "maxLength": 512,
+            "counterPartyId": {**PARTICIPANT_ID,
                                "description": "the provider's participant id (required in station mode)"},
-            "datasetId": ID, "offerId": {"type": "string", "maxLength": 512},
-            "offer": {"type": "object", "required": ["@id"], "description": "the offer as listed in the provider's catalog"},
+            "datasetId": ID, "offerId": PEER_ID,
+            "offer": {"type": "object", "required": ["@id"], "properties": {"@id": PEER_ID}, "description": "the offer as listed in the provider's catalog"},
             "dspVersion": {"enum": ["2025-1", "2024-1"]},
         },
     },
     "TransferInput": {
         "type": "object", "required": ["agreementId"], "additionalProperties": False,
         "properties": {
-            "agreementId": {"type": "string", "minLength": 1, "maxLength": 512},
+            "agreementId": PEER_ID,
             "format": {"enum": ["HttpData-PULL", "HttpData-PUSH"]},
             "purpose": {"type": "string", "maxLength": 512,
                         "description": "push only: the purpose declared for the access (pull: ?purpose= on /data)"},
@@ -167,6 +178,10 @@ class ManagementApi:
                         given = request.headers["Authorization"][7:]  # e.g. a Prometheus scrape
                     if not given or not hmac.compare_digest(given.encode(), self._key):
                         raise ApiError(401, "missing or wrong X-Api-Key")
+                for name, value in request.match_info.items():
+                    problem = id_problem(value)
+                    if problem is not None:
+                        raise ApiError(400, f"the {name} in the path {problem} ({RULE})")
                 return await handler(request)
             except ApiError as exc:
                 return json_response({"error": clip(exc.message)}, status=exc.status)
@@ -190,6 +205,11 @@ class ManagementApi:
         error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: e.path)), None)
         if error is not None:
             where = "/".join(str(x) for x in error.absolute_path) or "body"
+            if error.validator == "pattern" and error.validator_value in PATTERN_RULES:
+                raise ApiError(400, f"{clip(where, ECHO_LIMIT)}: {PATTERN_RULES[error.validator_value]}")
+            if error.validator == "maxLength" and isinstance(error.instance, str):
+                raise ApiError(400, f"{clip(where, ECHO_LIMIT)}: is too long ({len(error.instance)} characters; "
+                                    f"at most {error.validator_value} are allowed)")
             # jsonschema's message repeats the offending value: at most ECHO_LIMIT characters of it
             raise ApiError(400, f"{clip(where, ECHO_LIMIT)}: {clip(error.message, ECHO_LIMIT)}")
         return doc
@@ -221,7 +241,8 @@ class ManagementApi:
 
     async def create_policy(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "PolicyInput")
-        policy = doc["policy"]
+        # a JSON number as a rightOperand is kept as the typed literal it means (see typed_literals)
+        policy = typed_literals(doc["policy"])
         if not any(policy.get(k) for k in ("permission", "prohibition", "obligation")):
             raise ApiError(400, "policy: needs at least one permission, prohibition or obligation")
         problems = check_policy(policy)
@@ -295,7 +316,51 @@ class ManagementApi:
         return json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
 
     # --------------------------------------------------------- negotiations
+    async def _idempotent(self, request: web.Request, scope: str, create, view) -> web.Response:  # noqa: ANN001
+        """POST with an optional Idempotency-Key header: the first request with a key creates the
+        process and records the key in the same transaction; a retry with the same key and body gets
+        the first answer (201, the process as it was created) and creates nothing; the same key with
+        another body is refused (422). `create(on_insert)` makes the process."""
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return json_response(view(await create(None)), status=201)
+        problem = id_problem(key)
+        if problem is not None:
+            raise ApiError(400, f"the Idempotency-Key header {problem} ({RULE})")
+        digest = hashlib.sha256(await request.read()).hexdigest()
+        query = sa.select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+
+        async def earlier() -> web.Response | None:
+            found = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
+            if found is None:
+                return None
+            if found["request_sha256"] != digest:
+                raise ApiError(422, "this Idempotency-Key was used for a different request body: "
+                                    "use a new key for a new request")
+            return json_response(found["response"], status=201, headers={"Idempotent-Replayed": "true"})
+
+        replay = await earlier()
+        if replay is not None:
+            return replay
+
+        def on_insert(conn: Any, row: Json) -> None:
+            conn.execute(idempotency_keys.insert().values(scope=scope, key=key, request_sha256=digest,
+                                                          process_id=row["id"], response=view(row),
+                                                          created_at=time.time()))
+        try:
+            row = await create(on_insert)
+        except sa.exc.IntegrityError:  # a concurrent request with the same key won: its answer, nothing new
+            replay = await earlier()
+            if replay is None:
+                raise
+            return replay
+        return json_response(view(row), status=201)
+
     async def start_negotiation(self, request: web.Request) -> web.Response:
+        return await self._idempotent(request, "negotiations",
+                                      lambda on_insert: self._start_negotiation(request, on_insert), negotiation_view)
+
+    async def _start_negotiation(self, request: web.Request, on_insert: Any) -> Json:
         doc = await self.body(request, "NegotiationInput")
         recipient = self._counterparty(doc)
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
@@ -321,9 +386,8 @@ class ManagementApi:
             raise ApiError(400, "counterPartyId is needed: the offer does not name its assigner")
         if recipient is None:
             await self._provider_address(base, provider_id)
-        row = await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
-                                                 dataset_id=doc["datasetId"], offer=offer)
-        return json_response(negotiation_view(row), status=201)
+        return await self.node.negotiations.start(version=version, provider_base=base, provider_id=provider_id,
+                                                  dataset_id=doc["datasetId"], offer=offer, on_insert=on_insert)
 
     async def _provider_address(self, base: str, provider_id: str) -> None:
         """The DSP base comes from the provider's own document: in station mode it must be an
@@ -375,12 +439,12 @@ class ManagementApi:
             raise ApiError(status, exc.reason) from None
 
     async def list_agreements(self, request: web.Request) -> web.Response:
-        query = sa.select(agreements).order_by(agreements.c.created_at)
+        query = _AGREEMENTS.order_by(agreements.c.created_at)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
         return json_response([_agreement_view(r) for r in rows])
 
     async def get_agreement(self, request: web.Request) -> web.Response:
-        query = sa.select(agreements).where(agreements.c.id == request.match_info["id"])
+        query = _AGREEMENTS.where(agreements.c.id == request.match_info["id"])
         row = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise ApiError(404, f"no agreement {echo(request.match_info['id'])}")
@@ -388,15 +452,19 @@ class ManagementApi:
 
     # ------------------------------------------------------------ transfers
     async def start_transfer(self, request: web.Request) -> web.Response:
+        return await self._idempotent(request, "transfers",
+                                      lambda on_insert: self._start_transfer(request, on_insert), transfer_view)
+
+    async def _start_transfer(self, request: web.Request, on_insert: Any) -> Json:
         doc = await self.body(request, "TransferInput")
         fmt = doc.get("format", "HttpData-PULL")
         dataplane = self.node.dataplane
         push = (lambda pid: dataplane.push_address(pid, doc.get("purpose"))) if fmt == "HttpData-PUSH" else None
         try:
-            row = await self.node.transfers.start(agreement_id=doc["agreementId"], fmt=fmt, push_address=push)
+            return await self.node.transfers.start(agreement_id=doc["agreementId"], fmt=fmt, push_address=push,
+                                                   on_insert=on_insert)
         except ProtocolError as exc:
             raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
-        return json_response(transfer_view(row), status=201)
 
     async def list_transfers(self, request: web.Request) -> web.Response:
         rows = await self.node.transfers.list(limit=_int_param(request, "limit", 100, 1, 1000),
@@ -622,10 +690,15 @@ def _offer_view(row: Json) -> Json:
             "contractPolicyId": row["contract_policy_id"]}
 
 
+#: an agreement with the state of the negotiation that made it (FINALIZED: in force)
+_AGREEMENTS = sa.select(agreements, negotiations.c.state.label("negotiation_state")).select_from(
+    agreements.outerjoin(negotiations, negotiations.c.id == agreements.c.negotiation_id))
+
+
 def _agreement_view(row: Any) -> Json:
     return {"id": row["id"], "negotiationId": row["negotiation_id"], "role": row["role"], "providerId": row["provider_id"],
             "consumerId": row["consumer_id"], "assetId": row["asset_id"], "offerId": row["offer_id"], "policy": row["policy"],
-            "createdAt": row["created_at"]}
+            "createdAt": row["created_at"], "state": row["negotiation_state"]}
 
 
 def openapi_document() -> Json:
@@ -638,6 +711,13 @@ def openapi_document() -> Json:
         if params:
             out["parameters"] = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in params]
         return out
+
+    def idempotent(operation: Json) -> Json:
+        operation["parameters"] = [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": PEER_ID, "description": "a retry with the same key and body gets the "
+                                    "first answer and creates nothing; another body with the key is refused (422)"}]
+        operation["responses"]["422"] = {"description": "the Idempotency-Key was used for another body"}
+        return operation
 
     return {
         "openapi": "3.1.0",
@@ -655,14 +735,15 @@ def openapi_document() -> Json:
                           "OfferInput", ("id",)),
                 "delete": op("withdraw an offer; agreements made under it are refused from then on", params=("id",))},
             "/api/v1/catalog/request": {"post": op("request a peer's catalog", "CatalogQuery")},
-            "/api/v1/negotiations": {"post": op("start negotiating an offer with a provider", "NegotiationInput"),
+            "/api/v1/negotiations": {"post": idempotent(op("start negotiating an offer with a provider",
+                                                            "NegotiationInput")),
                                      "get": op("list negotiations (?state=&limit=&offset=)")},
             "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
             "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
             "/api/v1/agreements": {"get": op("list agreements")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
-            "/api/v1/transfers": {"post": op("start a transfer under an agreement", "TransferInput"),
+            "/api/v1/transfers": {"post": idempotent(op("start a transfer under an agreement", "TransferInput")),
                                   "get": op("list transfers")},
             "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits)", params=("id",))},
             "/api/v1/transfers/{id}/suspend": {"post": op("suspend a transfer", "TerminateInput", ("id",))},

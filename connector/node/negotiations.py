@@ -384,8 +384,8 @@ class NegotiationService:
         row["version"] = old_version + 1
         row["updated_at"] = ts
         self._update(conn, row, old_version, original)
-        if isinstance(msg, ContractAgreementMessage):
-            self._record_agreement(conn, row, ts)
+        if isinstance(msg, ContractAgreementMessage) and row["state"] != State.TERMINATED.value:
+            self._record_agreement(conn, row, ts)  # an agreement we have just rejected is no agreement
         logged = self._audit_received(conn, row, raw, ts)
         self._write_side_effects(conn, row, outgoing, ts, offer_id=offer_id)
         return 200, ack, logged + outgoing, row
@@ -400,7 +400,8 @@ class NegotiationService:
         if peer_value is not None and row[peer_field] and peer_value != row[peer_field]:
             raise MalformedMessage(f"{peer_field.replace('_p', 'P')} {echo(peer_value)} does not belong to this process")
 
-    async def receive_initial_offer(self, version: str, msg: Message, caller: str, digest: str) -> tuple[int, Json]:
+    async def receive_initial_offer(self, version: str, msg: Message, caller: str, digest: str,
+                                    raw: bytes = b"") -> tuple[int, Json]:
         """Consumer: a provider-initiated negotiation. It waits in OFFERED for the user."""
         assert isinstance(msg, ContractOfferMessage)
         if msg.consumer_pid:
@@ -412,32 +413,36 @@ class NegotiationService:
             raise MalformedMessage("ContractOfferMessage: the offer must name its target dataset")
         ts = self.clock()
         pid = f"urn:uuid:{uuid.uuid4()}"
-        status, ack = await self.db.transaction(self._initial_offer_tx, version, msg, caller, digest, ts, pid)
-        self._committed(pid)
+        status, ack, logged = await self.db.transaction(self._initial_offer_tx, version, msg, caller, digest, ts, pid,
+                                                        raw)
+        self._committed(pid, logged)
         return status, ack
 
     def _initial_offer_tx(self, conn: Connection, version: str, msg: ContractOfferMessage, caller: str, digest: str,
-                          ts: float, pid: str) -> tuple[int, Json]:
+                          ts: float, pid: str, raw: bytes = b"") -> tuple[int, Json, list[Outgoing]]:
         existing = (conn.execute(sa.select(negotiations).where(
             negotiations.c.role == Role.CONSUMER.value, negotiations.c.counterparty_id == caller,
             negotiations.c.provider_pid == msg.provider_pid))).mappings().first()
         if existing is not None:
             ack = ContractNegotiation(msg.provider_pid, existing["id"], State(existing["state"]))
-            return 201, ack.to_neutral()
+            return 201, ack.to_neutral(), []
         state = next_state(None, Role.PROVIDER, Event.OFFER)
         ack = ContractNegotiation(msg.provider_pid, pid, state).to_neutral()
-        conn.execute(sa.insert(negotiations).values(
+        row = dict(
             id=pid, role=Role.CONSUMER.value, state=state.value, version=1, dsp_version=version,
             counterparty_id=caller, counterparty_address=msg.callback_address.rstrip("/"), consumer_pid=pid,
             provider_pid=msg.provider_pid, dataset_id=msg.offer["target"], offer_id=msg.offer["@id"], offer=msg.offer,
             agreement=None, last_in_digest=digest, last_in_response={"status": 201, "body": ack},
-            termination=None, error=None, created_at=ts, updated_at=ts))
-        return 201, ack
+            termination=None, error=None, created_at=ts, updated_at=ts)
+        conn.execute(sa.insert(negotiations).values(**row))
+        # the offer that starts the process is logged at the clearing house like every other message
+        return 201, ack, self._audit_received(conn, row, raw, ts)
 
     # ------------------------------------------------------------- management
     async def start(self, *, version: str, provider_base: str, provider_id: str, dataset_id: str,
-                    offer: Json) -> Json:
-        """Consumer: create a negotiation and queue the initial ContractRequestMessage."""
+                    offer: Json, on_insert: Callable[[Connection, Json], None] | None = None) -> Json:
+        """Consumer: create a negotiation and queue the initial ContractRequestMessage.
+        `on_insert(conn, row)` runs in the same transaction (e.g. to record an idempotency key)."""
         ts = self.clock()
         pid = f"urn:uuid:{uuid.uuid4()}"
         offer = dict(offer)
@@ -455,6 +460,8 @@ class NegotiationService:
         def insert(conn: Connection) -> None:
             _INSERT_NEGOTIATION.execute(conn, row)
             self._write_side_effects(conn, row, outgoing, ts)
+            if on_insert is not None:
+                on_insert(conn, row)
 
         await self.db.transaction(insert)
         self._committed(pid, outgoing, row)

@@ -92,7 +92,9 @@ async def seed(node: Any) -> None:
     for dataset in CATALOG_DATASETS + PROVIDER_DATASETS:
         if dataset in have:
             continue
-        await node.catalog.create_asset({"id": dataset, "title": f"TCK dataset {dataset}"})
+        # a source, so that a transfer of it can start (an asset without one is refused at transfer start)
+        await node.catalog.create_asset({"id": dataset, "title": f"TCK dataset {dataset}", "contentType": "application/json",
+                                         "dataAddress": {"type": "file", "path": f"tck/{dataset}.json"}})
         offer_id = f"CD123:{dataset}:456" if dataset.startswith("ACN") else f"offer{dataset}"
         await node.catalog.create_offer({"id": offer_id, "assetIds": [dataset], "accessPolicyId": "tck-use",
                                          "contractPolicyId": "tck-use"})

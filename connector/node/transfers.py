@@ -170,7 +170,8 @@ class TransferService:
             code, reasons = refusal
             if code == ACCESS_DENIED:
                 raise AccessDenied(reasons, offer_id=agreement["offer_id"])
-            denied = Refused("Refused by the agreement's policy: " + " ".join(reasons), code="PolicyDenied")
+            prefix = "Refused by the agreement's policy: " if code == "PolicyDenied" else "Refused: "
+            denied = Refused(prefix + " ".join(reasons), code=code)
             denied.reasons = reasons  # type: ignore[attr-defined]
             raise denied
         pid = f"urn:uuid:{uuid.uuid4()}"
@@ -256,10 +257,11 @@ class TransferService:
         return 200, ack, row, logged + outgoing
 
     # ------------------------------------------------------------- management
-    async def start(self, *, agreement_id: str, fmt: str,
-                    push_address: Callable[[str], Json] | None = None) -> Json:
+    async def start(self, *, agreement_id: str, fmt: str, push_address: Callable[[str], Json] | None = None,
+                    on_insert: Callable[[Connection, Json], None] | None = None) -> Json:
         """Consumer: ask the provider of `agreement_id` for a transfer. For a push,
-        `push_address(pid)` gives the DataAddress the provider should push to."""
+        `push_address(pid)` gives the DataAddress the provider should push to. `on_insert(conn, row)`
+        runs in the same transaction (e.g. to record an idempotency key)."""
         ts = self.clock()
         pid = f"urn:uuid:{uuid.uuid4()}"
         destination = push_address(pid) if push_address is not None else None
@@ -286,6 +288,8 @@ class TransferService:
                                  wire.to_wire(msg.to_neutral(), row["dsp_version"]))]
             conn.execute(_INSERT_TRANSFER, row)
             self._write_outbox(conn, row, outgoing, ts)
+            if on_insert is not None:
+                on_insert(conn, row)
             return row, outgoing
 
         row, outgoing = await self.db.transaction(create)

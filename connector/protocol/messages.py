@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ECHO_LIMIT, MalformedMessage, clip, echo
+from .ids import RULE, id_problem
 from .negotiation import Event, State
 
 Json = dict[str, Any]
@@ -26,10 +27,36 @@ def _req_str(doc: Json, key: str, where: str) -> str:
     return value
 
 
+def check_id(value: object, key: str, where: str) -> str:
+    """`value` if it is an id by the one id rule, else MalformedMessage naming the field and the rule."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise MalformedMessage(f"{where}: '{key}' {problem} ({RULE})", code="InvalidId")
+    assert isinstance(value, str)
+    return value
+
+
+def _req_id(doc: Json, key: str, where: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        raise MalformedMessage(f"{where}: required field '{key}' is missing")
+    if isinstance(value, dict) and "@id" in value:
+        value = value["@id"]
+    return check_id(value, key, where)
+
+
+def _opt_id(doc: Json, key: str, where: str) -> str | None:
+    return None if doc.get(key) is None else _req_id(doc, key, where)
+
+
 def _opt_str(doc: Json, key: str, where: str) -> str | None:
     if doc.get(key) is None:
         return None
     return _req_str(doc, key, where)
+
+
+MAX_REASONS = 20
+MAX_REASON_LENGTH = 1000
 
 
 def _reasons(doc: Json) -> list[str]:
@@ -39,7 +66,7 @@ def _reasons(doc: Json) -> list[str]:
     if not isinstance(raw, list):
         raw = [raw]
     out = []
-    for item in raw:
+    for item in raw[:MAX_REASONS]:
         if isinstance(item, str):
             out.append(item)
         elif isinstance(item, dict):
@@ -48,7 +75,8 @@ def _reasons(doc: Json) -> list[str]:
             out.append(text if isinstance(text, str) else str(item))
         else:
             out.append(str(item))
-    return out
+    # kept in the process row: bounded, and without the NUL character PostgreSQL cannot store
+    return [clip(text, MAX_REASON_LENGTH).replace("\x00", "\ufffd") for text in out]
 
 
 def check_policy(policy: Any, where: str, *, kind: str, need_target: bool) -> Json:
@@ -57,9 +85,9 @@ def check_policy(policy: Any, where: str, *, kind: str, need_target: bool) -> Js
         raise MalformedMessage(f"{where}: '{kind.lower()}' must be an object with '@id', not a bare id")
     if not isinstance(policy, dict):
         raise MalformedMessage(f"{where}: '{kind.lower()}' must be an object")
-    pid = policy.get("@id")
-    if not isinstance(pid, str) or not pid:
+    if policy.get("@id") is None:
         raise MalformedMessage(f"{where}: {kind.lower()} '@id' is missing")
+    check_id(policy["@id"], "@id", f"{where} {kind.lower()}")
     ptype = policy.get("@type")
     if ptype is not None and ptype != kind:
         raise MalformedMessage(f"{where}: {kind.lower()} '@type' must be '{kind}', got {echo(ptype)}")
@@ -68,7 +96,9 @@ def check_policy(policy: Any, where: str, *, kind: str, need_target: bool) -> Js
         if value is not None and not isinstance(value, list):
             raise MalformedMessage(f"{where}: {kind.lower()} '{rules}' must be a list")
     if need_target:
-        _req_str(policy, "target", f"{where} {kind.lower()}")
+        _req_id(policy, "target", f"{where} {kind.lower()}")
+    elif policy.get("target") is not None:
+        _req_id(policy, "target", f"{where} {kind.lower()}")
     return policy
 
 
@@ -114,10 +144,10 @@ class ContractRequestMessage(Message):
     def parse(cls, doc: Json) -> "ContractRequestMessage":
         w = cls.TYPE
         return cls(
-            consumer_pid=_req_str(doc, "consumerPid", w),
+            consumer_pid=_req_id(doc, "consumerPid", w),
             offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
             callback_address=_opt_str(doc, "callbackAddress", w),
-            provider_pid=_opt_str(doc, "providerPid", w),
+            provider_pid=_opt_id(doc, "providerPid", w),
         )
 
     def to_neutral(self) -> Json:
@@ -143,9 +173,9 @@ class ContractOfferMessage(Message):
     def parse(cls, doc: Json) -> "ContractOfferMessage":
         w = cls.TYPE
         return cls(
-            provider_pid=_req_str(doc, "providerPid", w),
+            provider_pid=_req_id(doc, "providerPid", w),
             offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
-            consumer_pid=_opt_str(doc, "consumerPid", w),
+            consumer_pid=_opt_id(doc, "consumerPid", w),
             callback_address=_opt_str(doc, "callbackAddress", w),
         )
 
@@ -174,8 +204,8 @@ class ContractAgreementMessage(Message):
         for key in ("assigner", "assignee"):
             _req_str(agreement, key, f"{w} agreement")
         return cls(
-            provider_pid=_req_str(doc, "providerPid", w),
-            consumer_pid=_req_str(doc, "consumerPid", w),
+            provider_pid=_req_id(doc, "providerPid", w),
+            consumer_pid=_req_id(doc, "consumerPid", w),
             agreement=agreement,
             callback_address=_opt_str(doc, "callbackAddress", w),
         )
@@ -200,8 +230,8 @@ class _PidPair(Message):
     @classmethod
     def _pids(cls, doc: Json) -> dict[str, str]:
         return {
-            "provider_pid": _req_str(doc, "providerPid", cls.TYPE),
-            "consumer_pid": _req_str(doc, "consumerPid", cls.TYPE),
+            "provider_pid": _req_id(doc, "providerPid", cls.TYPE),
+            "consumer_pid": _req_id(doc, "consumerPid", cls.TYPE),
         }
 
     def _base(self) -> Json:
@@ -252,7 +282,8 @@ class _CodeReason(_PidPair):
     @classmethod
     def parse(cls, doc: Json):  # noqa: ANN206
         code = doc.get("code")
-        return cls(code=str(code) if code is not None else None, reason=_reasons(doc), **cls._pids(doc))
+        code = clip(str(code), 200).replace("\x00", "\ufffd") if code is not None else None
+        return cls(code=code, reason=_reasons(doc), **cls._pids(doc))
 
     def to_neutral(self) -> Json:
         out = self._base()
@@ -286,8 +317,8 @@ class ContractNegotiation(Message):
         except ValueError:
             raise MalformedMessage(f"ContractNegotiation: unknown state {echo(raw)}") from None
         return cls(
-            provider_pid=_req_str(doc, "providerPid", cls.TYPE),
-            consumer_pid=_req_str(doc, "consumerPid", cls.TYPE),
+            provider_pid=_req_id(doc, "providerPid", cls.TYPE),
+            consumer_pid=_req_id(doc, "consumerPid", cls.TYPE),
             state=state,
         )
 
@@ -419,8 +450,8 @@ class TransferRequestMessage(Message):
         if not isinstance(fmt, str) or not fmt:
             raise MalformedMessage(f"{w}: required field 'format' is missing")
         return cls(
-            consumer_pid=_req_str(doc, "consumerPid", w),
-            agreement_id=_req_str(doc, "agreementId", w),
+            consumer_pid=_req_id(doc, "consumerPid", w),
+            agreement_id=_req_id(doc, "agreementId", w),
             format=fmt,
             callback_address=_req_str(doc, "callbackAddress", w),
             data_address=_data_address(doc.get("dataAddress"), w),
@@ -484,8 +515,8 @@ class TransferProcess(Message):
     @classmethod
     def parse(cls, doc: Json) -> "TransferProcess":
         raw = _req_str(doc, "state", cls.TYPE).rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        return cls(provider_pid=_req_str(doc, "providerPid", cls.TYPE),
-                   consumer_pid=_req_str(doc, "consumerPid", cls.TYPE), state=raw)
+        return cls(provider_pid=_req_id(doc, "providerPid", cls.TYPE),
+                   consumer_pid=_req_id(doc, "consumerPid", cls.TYPE), state=raw)
 
     def to_neutral(self) -> Json:
         return {"@type": self.TYPE, "providerPid": self.provider_pid, "consumerPid": self.consumer_pid,

@@ -34,10 +34,38 @@ def _strip_empty(value: Any) -> Any:
     return value
 
 
+_RIGHT_OPERANDS = ("rightOperand", "odrl:rightOperand")
+
+
+def _literal(value: Any) -> Any:
+    """A JSON number or boolean as the typed literal it means (the DSP schemas allow a
+    rightOperand to be a string, an object or an array only)."""
+    if isinstance(value, bool):
+        return {"@value": "true" if value else "false", "@type": "xsd:boolean"}
+    if isinstance(value, int):
+        return {"@value": str(value), "@type": "xsd:integer"}
+    if isinstance(value, float):
+        return {"@value": repr(value), "@type": "xsd:decimal"}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
+
+
+def typed_literals(value: Any) -> Any:
+    """`value` (a policy or part of one) with every JSON number or boolean rightOperand written
+    as a typed literal ({"@value": "10", "@type": "xsd:integer"}): what a consumer's DSP 2025-1
+    schema validation accepts, and what the policy engine reads the same way."""
+    if isinstance(value, dict):
+        return {k: _literal(v) if k in _RIGHT_OPERANDS else typed_literals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed_literals(v) for v in value]
+    return value
+
+
 def rules_of(policy: Json) -> Json:
     """The terms of a policy without its envelope, empty lists removed, rule lists sorted."""
     body = {k: v for k, v in policy.items() if k not in _ENVELOPE}
-    body = _strip_empty(body)
+    body = _strip_empty(typed_literals(body))
     for key in ("permission", "prohibition", "obligation"):
         if key in body:
             body[key] = sorted(body[key], key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
@@ -60,7 +88,7 @@ def fingerprint(policy: Json) -> str:
 def catalog_offer(offer_id: str, policy: Json, assigner: str) -> Json:
     """An offer as listed in a catalog dataset: no target (DSP: implied by the dataset)."""
     body = {k: copy.deepcopy(v) for k, v in policy.items() if k not in _ENVELOPE}
-    body = _strip_empty(body)
+    body = _strip_empty(typed_literals(body))
     if not any(k in body for k in ("permission", "prohibition")):
         body["permission"] = []  # the schemas want one of them; an empty policy permits nothing
     return {"@id": offer_id, "@type": "Offer", "assigner": assigner, **body}

@@ -161,6 +161,18 @@ received_data = sa.Table(
     sa.Column("deleted_at", sa.Float, nullable=True),
 )
 
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    # a management client's Idempotency-Key for POST /api/v1/negotiations or /transfers (scope): a
+    # retry with the same key and body gets the first answer, and creates nothing
+    sa.Column("scope", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("process_id", sa.String(255), nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 ch_receipts = sa.Table(
     "ch_receipts", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -180,8 +180,11 @@ class NodeProcess:
         return resp.json()
 
     def publish(self, asset_id: str = "dataset-1", offer_id: str = "offer-1",
-                policy: dict | None = None) -> None:
-        self.api("POST", "/assets", {"id": asset_id, "title": asset_id}, expect=201)
+                policy: dict | None = None, data_address: dict | None = None) -> None:
+        """An asset, a policy and an offer. Without `data_address` the asset can be negotiated but not
+        transferred (a transfer of it is refused at start)."""
+        asset = {"id": asset_id, "title": asset_id} | ({"dataAddress": data_address} if data_address else {})
+        self.api("POST", "/assets", asset, expect=201)
         pid = f"policy-{asset_id}"
         self.api("POST", "/policies", {"id": pid, "policy": policy or {"permission": [{"action": "use"}]}}, expect=201)
         self.api("POST", "/offers", {"id": offer_id, "assetIds": [asset_id], "accessPolicyId": pid,
