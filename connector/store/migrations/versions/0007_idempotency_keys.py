@@ -2,14 +2,14 @@
 a client that retries after a dropped connection sends the same Idempotency-Key and gets the first
 answer instead of a second process.
 
-Revision ID: 0006_idempotency_keys
+Revision ID: 0007
 Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0006_idempotency_keys"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
