@@ -3,7 +3,7 @@ a client that retries after a dropped connection sends the same Idempotency-Key 
 answer instead of a second process.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
