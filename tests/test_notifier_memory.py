@@ -83,7 +83,7 @@ def test_long_polled_negotiations_leave_nothing_in_a_real_consumer(tmp_path):
     provider = NodeProcess(tmp_path / "provider", "Provider").start()
     consumer = NodeProcess(tmp_path / "consumer", "Consumer").start()
     try:
-        provider.publish()
+        provider.publish(data_address={"type": "file", "path": "dataset-1.csv"})
         agreement = None
         for _ in range(40):
             neg = consumer.wait_state(consumer.negotiate(provider)["id"])
