@@ -18,7 +18,7 @@ import pytest
 from connector.clearinghouse.testing import ClearingHouseProcess
 from connector.identity import DevSharedSecret
 from support import schemas
-from support.nodes import SHARED_SECRET, NodeProcess, free_port
+from support.nodes import SHARED_SECRET, NodeProcess, free_port, pull_suspended_midway
 
 pytestmark = pytest.mark.slow
 OPEN = {"permission": [{"action": "use"}]}
@@ -277,21 +277,8 @@ def test_a_suspension_at_one_replica_stops_a_pull_streaming_from_the_other(tmp_p
                                       "contractPolicyId": "open"}, expect=201)
         row = transfer(consumer, agree(consumer, first, "big"), "STARTED")
 
-        async def slow_pull() -> int:
-            async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
-                async with client.stream("GET", f"{consumer.url}/api/v1/transfers/{row['id']}/data") as resp:
-                    assert resp.status_code == 200
-                    received = 0
-                    async for chunk in resp.aiter_bytes():
-                        received += len(chunk)
-                        if received > 1_000_000 and received - len(chunk) <= 1_000_000:
-                            await asyncio.to_thread(second.api, "POST", f"/transfers/{row['providerPid']}/suspend",
-                                                    {"reason": "maintenance"}, 200)
-                        await asyncio.sleep(0.01)  # a slow reader
-                    return received
-
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-            asyncio.run(slow_pull())
+            pull_suspended_midway(consumer, row['id'], second, row['providerPid'])
     finally:
         for node in (consumer, second, first):
             node.stop()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from connector.identity import DevSharedSecret
-from support.nodes import SHARED_SECRET, NodeProcess
+from support.nodes import SHARED_SECRET, NodeProcess, pull_suspended_midway
 
 pytestmark = pytest.mark.slow
 HEADER = ["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"]
@@ -218,21 +218,8 @@ def test_suspension_stops_an_in_flight_pull_and_revokes_the_token(nodes):
     row = transfer(consumer, agree(consumer, provider, "big", dataset="big"))
     provider_pid = row["providerPid"]
 
-    async def slow_pull():
-        async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
-            async with client.stream("GET", f"{consumer.url}/api/v1/transfers/{row['id']}/data") as resp:
-                assert resp.status_code == 200
-                received = 0
-                async for chunk in resp.aiter_bytes():
-                    received += len(chunk)
-                    if received > 1_000_000 and received - len(chunk) <= 1_000_000:
-                        await asyncio.to_thread(provider.api, "POST", f"/transfers/{provider_pid}/suspend",
-                                                {"reason": "maintenance"}, 200)
-                    await asyncio.sleep(0.01)  # a slow reader
-                return received
-
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        asyncio.run(slow_pull())
+        pull_suspended_midway(consumer, row['id'], provider, provider_pid)
     suspended = consumer.api("GET", f"/transfers/{row['id']}?waitFor=SUSPENDED&timeout=10")
     assert suspended["state"] == "SUSPENDED"
     assert data(consumer, row["id"]).status_code == 409  # the consumer knows it is suspended

@@ -211,3 +211,25 @@ class NodeProcess:
             neg = self.api("GET", f"/negotiations/{pid}?waitFor={states}&timeout=10", expect=200)
             if neg["state"] in states.split(",") or time.monotonic() > deadline:
                 return neg
+
+
+def pull_suspended_midway(consumer: NodeProcess, transfer_id: str, suspender: NodeProcess, provider_pid: str,
+                          at: int = 1_000_000) -> int:
+    """Read a transfer's data through the consumer slowly and, once `at` bytes have arrived, suspend the
+    transfer at `suspender` (a provider process); returns the bytes received if the stream is not cut."""
+    import asyncio
+
+    async def slow_pull() -> int:
+        async with httpx.AsyncClient(timeout=60, headers=consumer.headers()) as client:
+            async with client.stream("GET", f"{consumer.url}/api/v1/transfers/{transfer_id}/data") as resp:
+                assert resp.status_code == 200
+                received = 0
+                async for chunk in resp.aiter_bytes():
+                    received += len(chunk)
+                    if received > at and received - len(chunk) <= at:
+                        await asyncio.to_thread(suspender.api, "POST", f"/transfers/{provider_pid}/suspend",
+                                                {"reason": "maintenance"}, 200)
+                    await asyncio.sleep(0.01)  # a slow reader
+                return received
+
+    return asyncio.run(slow_pull())
