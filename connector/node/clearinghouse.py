@@ -32,7 +32,7 @@ from ..clearinghouse.verify import Receipt, decode_hash, encode_hash, open_check
 from ..identity.keys import load_private_key
 from ..ledger.entry import entry_leaf_hash
 from ..store.tables import ch_receipts, ch_state
-from .negotiations import Outgoing, write_outbox
+from .durable import Outgoing, write_outbox
 
 log = logging.getLogger("connector.clearinghouse")
 Json = dict[str, Any]

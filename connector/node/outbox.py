@@ -35,7 +35,8 @@ from ..store.prepared import Prepared
 
 from ..store.tables import negotiations, outbox, transfers
 from .destinations import forbidden
-from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
+from .durable import PROVIDER_PID_PLACEHOLDER, response_json
+from .negotiations import NegotiationService
 
 log = logging.getLogger("connector.outbox")
 Json = dict[str, Any]

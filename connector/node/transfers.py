@@ -30,8 +30,8 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
-from .negotiations import (PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, dead_letter_ending, now_iso, wait_for_state,
-                           write_outbox)
+from .durable import (PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, dead_letter_ending, now_iso, wait_for_state,
+                      write_outbox)
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
 
 Json = dict[str, Any]
