@@ -102,10 +102,10 @@ class Node:
         )
         if self.settings.tck_enabled:
             self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404})
-        self.dispatcher.transfers = self.transfers
+        self.dispatcher.register(self.transfers)
         if self.clearinghouse is not None:
             await self.clearinghouse.start(self.session)
-            self.dispatcher.clearinghouse = self.clearinghouse
+            self.dispatcher.register(self.clearinghouse)
             owner, lease = self.dispatcher.owner, self.dispatcher.lease_seconds
 
             def audit(conn, row, message, ts, event=None):  # noqa: ANN001, ANN202

@@ -14,7 +14,6 @@ from sqlalchemy.engine import Connection
 from ..store.db import Database
 from ..store.prepared import Prepared
 
-from .. import failpoints
 from ..protocol import wire
 from ..protocol.jsonld import CONTEXT_2024_1
 from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess, echo
@@ -37,8 +36,8 @@ from .automation import Action, DefaultStrategy, View
 from .catalog import CatalogService
 # The durable machinery lives in durable.py; these names are re-exported here for the modules and
 # tests that import them from negotiations (kept for now, to be dropped once they import durable).
-from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, dead_letter_ending,  # noqa: F401
-                      deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
+from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing,  # noqa: F401
+                      dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
 from .usage import (ACCESS_DENIED, AccessDenied, access_denied_text, access_refusal, decide, denial_reasons,
                     record_decision)
 
@@ -47,21 +46,15 @@ Json = dict[str, Any]
 
 # Statements built and compiled once: building them per call (values(**row)) cost most
 # of a transition, and on SQLite they skip SQLAlchemy's execution path (store/prepared.py).
-_SELECT_NEGOTIATION = Prepared(sa.select(negotiations).where(negotiations.c.id == sa.bindparam("b_pid")))
-_SELECT_NEGOTIATION_LOCKED = Prepared(_SELECT_NEGOTIATION.statement.with_for_update())
 _SELECT_BY_CONSUMER_PID = Prepared(sa.select(negotiations).where(
     negotiations.c.role == sa.bindparam("b_role"),
     negotiations.c.counterparty_id == sa.bindparam("b_peer"),
     negotiations.c.consumer_pid == sa.bindparam("b_cpid"),
 ))
 _INSERT_NEGOTIATION = Prepared(negotiations.insert())
-_UPDATE_NEGOTIATION = Prepared(negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version")))
 _ASSET_PROPERTIES = Prepared(sa.select(assets.c.properties).where(assets.c.id == sa.bindparam("b_asset")))
 _SELECT_AGREEMENT = Prepared(sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid")))
 _INSERT_AGREEMENT = Prepared(agreements.insert())
-_SET_PROVIDER_PID = Prepared(negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None)))
 
 
 class Conflict(Exception):
@@ -75,7 +68,17 @@ def message_digest(path_pid: str | None, body: bytes) -> str:
     return hashlib.sha256((path_pid or "").encode() + b"\x00" + body).hexdigest()
 
 
-class NegotiationService:
+class NegotiationService(DurableProcesses):
+    name = "negotiation"
+    kinds = frozenset({"ContractRequestMessage", "ContractOfferMessage", "ContractAgreementMessage",
+                       "ContractAgreementVerificationMessage", "ContractNegotiationEventMessage",
+                       "ContractNegotiationTerminationMessage"})
+    table = negotiations
+    terminal = frozenset(s.value for s in TERMINAL)
+    termination_kind = "ContractNegotiationTerminationMessage"
+    initial_kind = "ContractRequestMessage:initial"
+    conflict = Conflict
+
     def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
                  on_commit: Callable[[list[Json]], None] = lambda entries: None) -> None:
@@ -346,75 +349,23 @@ class NegotiationService:
         self._write_side_effects(conn, row, outgoing, ts)
         return row, outgoing
 
-    async def get(self, pid: str) -> Json | None:
-        def load(conn: Connection) -> Json | None:
-            row = self._load(conn, pid)
-            return dict(row) if row is not None else None
-        return await self.db.read(load)
-
     async def list(self, limit: int = 100, offset: int = 0, state: str | None = None) -> list[Json]:
         query = sa.select(negotiations).order_by(negotiations.c.created_at.desc()).limit(limit).offset(offset)
         if state:
             query = query.where(negotiations.c.state == state)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
-    async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
-        """The negotiation once it is in one of `states` (or terminal), or as it is at the timeout."""
-        return await wait_for_state(self.notifier, self.get, pid, states | {s.value for s in TERMINAL}, timeout)
-
     # ---------------------------------------------------- outbox ack handling
-    def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
-        """Called by the dispatcher in the transaction that marks an outbox row sent."""
-        if entry["kind"] != "ContractRequestMessage:initial" or not isinstance(response, dict):
-            return
+    def _provider_pid_in_ack(self, response: Json) -> Any:
         version = "2024-1" if response.get("@context") == CONTEXT_2024_1 or "dspace:providerPid" in response else "2025-1"
         try:
             response = wire.from_wire(response, version)
         except Exception:  # noqa: BLE001 - an unreadable ACK leaves the pid to the next message
-            return
-        provider_pid = response.get("providerPid")
-        if isinstance(provider_pid, dict):
-            provider_pid = provider_pid.get("@id")
-        if isinstance(provider_pid, str) and provider_pid:
-            _SET_PROVIDER_PID.execute(conn, {"b_id": entry["process_id"], "provider_pid": provider_pid})
-
-    def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
-        """The peer refused a message for good: the two sides disagree, so our side ends."""
-        ts = self.clock()
-        conn.execute(
-            sa.update(negotiations)
-            .where(negotiations.c.id == entry["process_id"], negotiations.c.state.notin_([s.value for s in TERMINAL]))
-            .values(state=State.TERMINATED.value, error=error[:2000], updated_at=ts,
-                    version=negotiations.c.version + 1,
-                    termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
-        )
-
-    def on_dead(self, conn: Connection, entry: Json, cause: str) -> tuple[Json, list[Outgoing]] | None:
-        """A message missed its delivery deadline (a dead letter), in the dispatcher's transaction:
-        what was queued after it is cancelled, our side is terminated with the reason, and the
-        termination is queued towards the peer (itself durable) so both sides end alike. Not when
-        the process has already ended, when the dead message was itself a termination, or when
-        the peer's process id was never learnt (nothing can address it)."""
-        original = self._load(conn, entry["process_id"], lock=True)
-        ending = dead_letter_ending(conn, original, entry, cause, {s.value for s in TERMINAL},
-                                    "ContractNegotiationTerminationMessage")
-        if ending is None:
             return None
-        reason, tell_peer = ending
-        ts = self.clock()
-        row = dict(original)
-        if tell_peer:
-            outgoing = self._apply_actions(row, [Action(Event.TERMINATE, reason, code=DEADLINE_CODE)], ts)
-        else:
-            outgoing = []
-            row["state"] = State.TERMINATED.value
-            row["termination"] = {"by": row["role"], "code": DEADLINE_CODE, "reason": [reason], "at": now_iso(ts)}
-        row["error"] = reason
-        row["version"] = original["version"] + 1
-        row["updated_at"] = ts
-        self._update(conn, row, original["version"], original)
-        self._write_side_effects(conn, row, outgoing, ts)
-        return row, outgoing
+        return response.get("providerPid")
+
+    def _terminate(self, row: Json, reason: str, ts: float) -> list[Outgoing]:
+        return self._apply_actions(row, [Action(Event.TERMINATE, reason, code=DEADLINE_CODE)], ts)
 
     # ----------------------------------------------------------- usage control
     def _refusal(self, row: Json, policy: Json, who: Caller, ts: float, props: Json | None) -> Action | None:
@@ -545,18 +496,6 @@ class NegotiationService:
             neutral["callbackAddress"] = own_base  # the 2024-1 schemas require it on these
         return Outgoing(kind, url, wire.to_wire(neutral, version))
 
-    def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
-        query = _SELECT_NEGOTIATION_LOCKED if lock and self.is_postgres else _SELECT_NEGOTIATION
-        return query.execute(conn, {"b_pid": pid}).mappings().first()
-
-    def _update(self, conn: Connection, row: Json, old_version: int, original: Any = None) -> None:
-        """Write the changed columns (all when `original` is not given), if the version is still `old_version`."""
-        values = {k: v for k, v in row.items()
-                  if k in negotiations.c and k != "id" and (original is None or original[k] != v)}
-        result = _UPDATE_NEGOTIATION.execute(conn, {**values, "b_id": row["id"], "b_old_version": old_version})
-        if result.rowcount != 1:
-            raise Conflict(row["id"])
-
     def _record_agreement(self, conn: Connection, row: Json, ts: float, offer_id: str | None = None) -> None:
         agreement = row["agreement"]
         if not agreement:
@@ -576,22 +515,7 @@ class NegotiationService:
                             offer_id: str | None = None) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts, offer_id)
-        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
-                     recipient=row["counterparty_id"])
-        if self.audit is not None:  # every message sent is logged at the clearing house
-            for o in list(outgoing):
-                outgoing += self.audit(conn, row, o.body, ts)
-
-    def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
-        return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
-
-    def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]
-        for o in outgoing:
-            failpoints.hit(f"committed:{o.kind}")
-        self.notifier.notify(pid, row)
-        entries = [o.entry for o in outgoing if o.entry is not None]
-        if entries:
-            self.on_commit(entries)
+        self._write_outbox(conn, row, outgoing, ts)
 
 
 __all__ = ["NegotiationService", "ProtocolError", "message_digest", "PROVIDER_PID_PLACEHOLDER", "response_json"]
