@@ -1,7 +1,7 @@
 """Durable DSP transfer processes, both roles: like negotiations, every transition is
 one transaction that updates the row and queues the outbound message; inbound
 messages are idempotent. The provider checks the agreement and runs the policy
-decision before it starts; the data itself moves through dataplane.py."""
+decision before it starts; the data itself moves through the dataplane package."""
 from __future__ import annotations
 
 import logging
