@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import quote
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 import stamina
 from sqlalchemy.engine import Connection
 
+from ..clock import SYSTEM_CLOCK
 from ..protocol.errors import echo
 from ..bodies import BodyTooLarge, read_limited
 from ..store.db import Database
@@ -111,7 +111,7 @@ class Dispatcher:
                  authorization: Any, *, lease_seconds: float = 30.0, message_deadline: float | None = 86400.0,
                  clearinghouse_deadline: float | None = None, retry_initial: float = 0.5, retry_max: float = 300.0,
                  max_in_flight: int = 64, request_timeout: float = 10.0,
-                 on_unauthorized: Any = None, clock: Callable[[], float] = time.time) -> None:
+                 on_unauthorized: Any = None, clock: Callable[[], float] = SYSTEM_CLOCK) -> None:
         self.db = db
         # The owners of the messages, by name, and by the kinds they own. `service` (the negotiation
         # service) is registered first and also owns any kind no owner declares.
@@ -140,7 +140,7 @@ class Dispatcher:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.max_in_flight = max_in_flight
-        self.clock = clock
+        self.clock = clock  # the node's Clock (or any callable giving the time now): deadlines, leases, backoff
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._wake = asyncio.Event()
         self._held: dict[int, Json] = {}  # rows leased to this dispatcher and being sent, by id

@@ -5,6 +5,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ...clock import SYSTEM_CLOCK, Clock
 from ..usage import PolicyCache
 
 from .access import Access
@@ -18,6 +19,8 @@ from .tokens import Tokens, derive_key
 class DataPlane(Sources, Tokens, Access, Pull, Push, Receiver):
     def __init__(self, node: Any) -> None:
         self.node = node
+        # the node's one clock (tests drive it): token expiry, decisions, revocation checks, delete duties
+        self.clock: Clock = getattr(node, "clock", SYSTEM_CLOCK)
         settings = node.settings
         self.data_root = Path(settings.dataplane_data_root).resolve()
         self.upstream_hosts = {h.lower() for h in settings.dataplane_upstream_hosts}

@@ -3,7 +3,6 @@ bounded memory, stopped as soon as the transfer is suspended or terminated."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import AsyncIterator
 
 import aiohttp
@@ -29,7 +28,7 @@ class Pull:
             if purpose is not None and len(purpose) > 512:
                 raise AccessRefused(400, ["X-Usage-Purpose is too long"])
             grant = await self._settle(
-                await self.node.db.transaction(self._decide_access, transfer_id, purpose, time.time(), token_hash))
+                await self.node.db.transaction(self._decide_access, transfer_id, purpose, self.clock.now(), token_hash))
         except AccessRefused as exc:
             # the node's own log says why (never the token: only the transfer id from the path)
             log.warning("transfer %s: access refused (%s): %s", echo(transfer_id, 100), exc.status,
@@ -110,14 +109,14 @@ class Pull:
         """`chunks`, stopped (TransferStopped) as soon as the transfer is no longer STARTED: told by
         on_state in this process, or read from the database (another replica's suspension)."""
         stopped = self._streams.setdefault(transfer_id, asyncio.Event())
-        next_check = time.monotonic() + REVOCATION_CHECK
+        next_check = self.clock.monotonic() + REVOCATION_CHECK
         try:
             async for chunk in chunks:
-                if not stopped.is_set() and time.monotonic() >= next_check:
+                if not stopped.is_set() and self.clock.monotonic() >= next_check:
                     state = await self.node.db.read(lambda conn: conn.execute(_STATE, {"b_tid": transfer_id}).scalar())
                     if state != TransferState.STARTED.value:
                         stopped.set()
-                    next_check = time.monotonic() + REVOCATION_CHECK
+                    next_check = self.clock.monotonic() + REVOCATION_CHECK
                 if stopped.is_set():
                     raise TransferStopped(f"transfer {transfer_id} was stopped while its data streamed")
                 yield chunk

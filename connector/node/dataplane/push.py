@@ -3,7 +3,6 @@ after a restart), decided like a pull and stopped like one."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import AsyncIterator
 
 import aiohttp
@@ -39,7 +38,7 @@ class Push:
         purpose = endpoint_property(address, "purpose")
         try:
             grant = await self._settle(
-                await self.node.db.transaction(self._decide_access, row["id"], purpose, time.time()))
+                await self.node.db.transaction(self._decide_access, row["id"], purpose, self.clock.now()))
         except AccessRefused as exc:
             await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, " ".join(exc.reasons))
             return

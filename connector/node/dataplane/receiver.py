@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import os
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,7 +72,7 @@ class Receiver:
             conn.execute(sa.delete(received_data).where(received_data.c.transfer_id == transfer_id))
             conn.execute(received_data.insert(), {
                 "transfer_id": transfer_id, "agreement_id": row["agreement_id"], "path": str(target),
-                "bytes": size or 0, "content_type": request.headers.get("Content-Type"), "received_at": time.time(),
+                "bytes": size or 0, "content_type": request.headers.get("Content-Type"), "received_at": self.clock.now(),
                 "delete_by": delete_by, "deleted_at": None})
 
         await self.node.db.transaction(record, None)  # the deadline is on record before the first byte
@@ -100,14 +99,14 @@ class Receiver:
         at = datetime.fromtimestamp(agreement["created_at"], timezone.utc)
         decision = policy.evaluate(Request(action="use", target=agreement["asset_id"],
                                            assignee=agreement["consumer_id"]),
-                                   Context(now=datetime.now(timezone.utc), agreement_time=at, use_count=0,
+                                   Context(now=datetime.fromtimestamp(self.clock.now(), timezone.utc), agreement_time=at, use_count=0,
                                            deferred=frozenset(Context.__dataclass_fields__) - {"now", "agreement_time"}))
         deadlines = [d.deadline.timestamp() for d in decision.duties if d.kind == "delete" and d.deadline]
         return min(deadlines) if deadlines else None
 
     async def delete_overdue(self) -> int:
         """Carry out delete duties that are due; returns how many datasets were removed."""
-        now = time.time()
+        now = self.clock.now()
         due = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(
             sa.select(received_data).where(received_data.c.deleted_at.is_(None), received_data.c.delete_by <= now)
         ).mappings()])
@@ -119,7 +118,7 @@ class Receiver:
                 log.error("could not delete %s for transfer %s: %s", item["path"], item["transfer_id"], exc)
                 continue
             await self.node.db.transaction(lambda conn, tid=item["transfer_id"]: conn.execute(
-                sa.update(received_data).where(received_data.c.transfer_id == tid).values(deleted_at=time.time())))
+                sa.update(received_data).where(received_data.c.transfer_id == tid).values(deleted_at=self.clock.now())))
             log.info("deleted the data of transfer %s as its agreement requires", item["transfer_id"])
         return len(due)
 

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -65,7 +64,7 @@ class Tokens:
         every start (a resumed transfer gets a new one); the row keeps only its hash and expiry."""
         nonce = _b64(os.urandom(16))
         row["token_hash"] = token_digest(self._derived_token("PULL", row["id"], nonce))
-        row["token_expires_at"] = time.time() + self.token_ttl
+        row["token_expires_at"] = self.clock.now() + self.token_ttl
         endpoint = f"{self.node.settings.node.public_url.rstrip('/')}/data/{row['id']}"
         return {"@type": "DataAddress", "endpointType": HTTP_ENDPOINT_TYPE, "endpoint": endpoint,
                 "endpointProperties": [  # "endpoint" again: EDC (0.15) reads only endpointType and these
