@@ -16,18 +16,20 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import failpoints
+from ..protocol.errors import Refused
 from ..protocol.negotiation import Role
 from ..store.prepared import Prepared
 from ..store.tables import outbox
 
 Json = dict[str, Any]
+T = TypeVar("T")
 # Stands for the provider's process id in a consumer's message queued before the id is known;
 # the dispatcher fills it in (outbox.fill_provider_pid) once the provider's ACK has told it.
 PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
@@ -299,6 +301,16 @@ class DurableProcesses(DurableOwner):
     async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
         """The process once it is in one of `states` (or terminal), or as it is at the timeout."""
         return await wait_for_state(self.notifier, self.get, pid, states | self.terminal, timeout)
+
+    async def _transition(self, run: Callable[[float], Awaitable[T]]) -> T:
+        """Run a transition (`run(now)`: one transaction), again with the time read anew while its
+        row keeps changing under it (at most 5 times)."""
+        for _ in range(5):
+            try:
+                return await run(self.clock())
+            except self.conflict:
+                continue
+        raise Refused(f"the {self.name} is busy, try again")
 
     # ------------------------------------------------- queue, audit, commit
     def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:

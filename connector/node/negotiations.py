@@ -174,16 +174,11 @@ class NegotiationService(DurableProcesses):
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
                       digest: str, raw: bytes = b"") -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
-        for _ in range(5):
-            try:
-                status, body, outgoing, row = await self.db.transaction(
-                    self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock(), raw)
-            except Conflict:
-                continue
-            if outgoing is not None:
-                self._committed(path_pid, outgoing, row)
-            return status, body
-        raise Refused("the negotiation is busy, try again")
+        status, body, outgoing, row = await self._transition(lambda ts: self.db.transaction(
+            self._receive_tx, version, path_pid, path_role, msg, caller, digest, ts, raw))
+        if outgoing is not None:
+            self._committed(path_pid, outgoing, row)
+        return status, body
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
                     who: Caller, digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, list | None, Json | None]:
@@ -327,14 +322,9 @@ class NegotiationService(DurableProcesses):
 
     async def act(self, pid: str, event: Event, reason: str | None = None) -> Json:
         """A user's decision through the management API (terminate, accept a counter-offer)."""
-        for _ in range(5):
-            try:
-                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
-            except Conflict:
-                continue
-            self._committed(pid, outgoing, row)
-            return row
-        raise Refused("the negotiation is busy, try again")
+        row, outgoing = await self._transition(lambda ts: self.db.transaction(self._act_tx, pid, event, reason, ts))
+        self._committed(pid, outgoing, row)
+        return row
 
     def _act_tx(self, conn: Connection, pid: str, event: Event, reason: str | None, ts: float) -> Json:
         row = self._load(conn, pid, lock=True)

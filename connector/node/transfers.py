@@ -204,16 +204,11 @@ class TransferService(DurableProcesses):
     # ------------------------------------------------------------ both roles
     async def receive(self, version: str, path_pid: str, msg: Message, who: Caller, digest: str,
                       raw: bytes = b"") -> tuple[int, Json]:
-        for _ in range(5):
-            try:
-                status, body, row, outgoing = await self.db.transaction(
-                    self._receive_tx, version, path_pid, msg, who.participant_id, digest, self.clock(), raw)
-            except TransferConflict:
-                continue
-            if outgoing is not None:
-                self._committed(path_pid, outgoing, row)
-            return status, body
-        raise Refused("the transfer is busy, try again")
+        status, body, row, outgoing = await self._transition(lambda ts: self.db.transaction(
+            self._receive_tx, version, path_pid, msg, who.participant_id, digest, ts, raw))
+        if outgoing is not None:
+            self._committed(path_pid, outgoing, row)
+        return status, body
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, msg: Message, caller: str, digest: str,
                     ts: float, raw: bytes = b"") -> tuple[int, Json, Json | None, list | None]:
@@ -299,14 +294,9 @@ class TransferService(DurableProcesses):
 
     async def act(self, pid: str, event: TransferEvent, reason: str | None = None) -> Json:
         """A user's decision (suspend, resume, complete, terminate), through the same table."""
-        for _ in range(5):
-            try:
-                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
-            except TransferConflict:
-                continue
-            self._committed(pid, outgoing, row)
-            return row
-        raise Refused("the transfer is busy, try again")
+        row, outgoing = await self._transition(lambda ts: self.db.transaction(self._act_tx, pid, event, reason, ts))
+        self._committed(pid, outgoing, row)
+        return row
 
     def _act_tx(self, conn: Connection, pid: str, event: TransferEvent, reason: str | None,
                 ts: float) -> tuple[Json, list[Outgoing]]:
