@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Settings
 from ..protocol.messages import error_object
 from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
@@ -34,8 +35,9 @@ NODE_KEY: web.AppKey["Node"] = web.AppKey("node", object)  # type: ignore[arg-ty
 
 
 class Node:
-    def __init__(self, settings: Settings, *, strategy: Any = None) -> None:
+    def __init__(self, settings: Settings, *, strategy: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock  # the one clock of the outbox, the data plane and the process services
         self.participant_id = settings.node.participant_id
         self.codec = Codec(JsonLdLimits(max_bytes=settings.jsonld_max_bytes, max_depth=settings.jsonld_max_depth,
                                         max_nodes=settings.jsonld_max_nodes,
@@ -55,14 +57,14 @@ class Node:
             strategy = TckStrategy()
         self.negotiations = NegotiationService(
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
-            catalog=self.catalog, strategy=strategy, on_commit=self._wake_dispatcher,
+            catalog=self.catalog, strategy=strategy, clock=clock, on_commit=self._wake_dispatcher,
         )
         self.clearinghouse = ClearingHouseLog(self) if settings.clearinghouse_url else None
         self.dataplane = DataPlane(self)
         self.transfers = TransferService(
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
             access_check=self.dataplane.transfer_refusal, start_address=self.dataplane.start_address,
-            on_commit=self._wake_dispatcher,
+            clock=clock, on_commit=self._wake_dispatcher,
         )
         self.transfers.reveal = self.dataplane.reveal_tokens
         self.transfers.on_started.append(self.dataplane.on_started)
@@ -98,14 +100,14 @@ class Node:
             message_deadline=self.settings.outbox_message_deadline,
             clearinghouse_deadline=self.settings.outbox_clearinghouse_deadline,
             retry_initial=self.settings.outbox_retry_initial, retry_max=self.settings.outbox_retry_max,
-            on_unauthorized=getattr(self.identity, "invalidate", None),
+            on_unauthorized=getattr(self.identity, "invalidate", None), clock=self.clock,
         )
         if self.settings.tck_enabled:
             self.dispatcher.send_delay, self.dispatcher.retry_races = 0.5, frozenset({404})
-        self.dispatcher.transfers = self.transfers
+        self.dispatcher.register(self.transfers)
         if self.clearinghouse is not None:
             await self.clearinghouse.start(self.session)
-            self.dispatcher.clearinghouse = self.clearinghouse
+            self.dispatcher.register(self.clearinghouse)
             owner, lease = self.dispatcher.owner, self.dispatcher.lease_seconds
 
             def audit(conn, row, message, ts, event=None):  # noqa: ANN001, ANN202

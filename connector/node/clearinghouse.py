@@ -32,7 +32,7 @@ from ..clearinghouse.verify import Receipt, decode_hash, encode_hash, open_check
 from ..identity.keys import load_private_key
 from ..ledger.entry import entry_leaf_hash
 from ..store.tables import ch_receipts, ch_state
-from .negotiations import Outgoing, write_outbox
+from .durable import DurableOwner, Outgoing, write_outbox
 
 log = logging.getLogger("connector.clearinghouse")
 Json = dict[str, Any]
@@ -57,7 +57,11 @@ def event_of(message: Json) -> str | None:
     return EVENTS.get(mtype)
 
 
-class ClearingHouseLog:
+class ClearingHouseLog(DurableOwner):
+    name = "clearinghouse"
+    kinds = frozenset({KIND})
+    delivers_itself = True  # through the client, which verifies the receipt
+
     def __init__(self, node: Any) -> None:
         settings = node.settings
         self.node = node
@@ -153,9 +157,6 @@ class ClearingHouseLog:
     def on_dead(self, conn: Connection, entry: Json, cause: str) -> None:
         """Only with [outbox] clearinghouse_deadline_seconds set (by default an entry is never given
         up): the entry stays in the outbox as a dead letter, which an operator can retry."""
-        return None
-
-    def provider_pid_of(self, conn: Connection, pid: str) -> str | None:  # pragma: no cover - never a placeholder
         return None
 
     def _keep(self, conn: Connection, receipt: Receipt, jws: str, ts: float) -> None:

@@ -3,22 +3,17 @@ the negotiation row (optimistic version check, row lock on PostgreSQL) and puts
 what must be sent into the outbox. Inbound messages are idempotent."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..store.db import Database
 from ..store.prepared import Prepared
 
-from .. import failpoints
 from ..protocol import wire
 from ..protocol.jsonld import CONTEXT_2024_1
 from ..protocol.errors import InvalidTransition, MalformedMessage, ProtocolError, Refused, UnknownProcess, echo
@@ -36,44 +31,34 @@ from ..protocol.messages import (
 from ..protocol.negotiation import TERMINAL, Event, Role, State, next_state
 from ..identity import Caller
 from ..protocol.policies import agreement_from_offer, message_offer, same_terms
-from ..store.tables import agreements, assets, negotiations, outbox
+from ..store.tables import agreements, assets, negotiations
 from .automation import Action, DefaultStrategy, View
 from .catalog import CatalogService
+# The durable machinery lives in durable.py; these names are re-exported here for the modules and
+# tests that import them from negotiations (kept for now, to be dropped once they import durable).
+from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing,  # noqa: F401
+                      dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
 from .usage import (ACCESS_DENIED, AccessDenied, access_denied_text, access_refusal, decide, denial_reasons,
                     record_decision)
 
 Json = dict[str, Any]
-PROVIDER_PID_PLACEHOLDER = "__PROVIDER_PID__"
 
 
 # Statements built and compiled once: building them per call (values(**row)) cost most
 # of a transition, and on SQLite they skip SQLAlchemy's execution path (store/prepared.py).
-_SELECT_NEGOTIATION = Prepared(sa.select(negotiations).where(negotiations.c.id == sa.bindparam("b_pid")))
-_SELECT_NEGOTIATION_LOCKED = Prepared(_SELECT_NEGOTIATION.statement.with_for_update())
 _SELECT_BY_CONSUMER_PID = Prepared(sa.select(negotiations).where(
     negotiations.c.role == sa.bindparam("b_role"),
     negotiations.c.counterparty_id == sa.bindparam("b_peer"),
     negotiations.c.consumer_pid == sa.bindparam("b_cpid"),
 ))
 _INSERT_NEGOTIATION = Prepared(negotiations.insert())
-_UPDATE_NEGOTIATION = Prepared(negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.version == sa.bindparam("b_old_version")))
 _ASSET_PROPERTIES = Prepared(sa.select(assets.c.properties).where(assets.c.id == sa.bindparam("b_asset")))
 _SELECT_AGREEMENT = Prepared(sa.select(agreements.c.id).where(agreements.c.id == sa.bindparam("b_aid")))
 _INSERT_AGREEMENT = Prepared(agreements.insert())
-_INSERT_OUTBOX = Prepared(outbox.insert().returning(outbox.c.id))
-_PENDING_OF_PROCESS = Prepared(sa.select(outbox.c.id).where(
-    outbox.c.process_id == sa.bindparam("b_pid"), outbox.c.status == "pending").limit(1))
-_SET_PROVIDER_PID = Prepared(negotiations.update().where(
-    negotiations.c.id == sa.bindparam("b_id"), negotiations.c.provider_pid.is_(None)))
 
 
 class Conflict(Exception):
     """The row changed under us; the whole transition is retried."""
-
-
-def now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _AGREED_OR_LATER = (State.AGREED, State.VERIFIED, State.FINALIZED)
@@ -83,144 +68,17 @@ def message_digest(path_pid: str | None, body: bytes) -> str:
     return hashlib.sha256((path_pid or "").encode() + b"\x00" + body).hexdigest()
 
 
-class Notifier:
-    """Wakes management-API waiters when a negotiation changes in this process.
+class NegotiationService(DurableProcesses):
+    name = "negotiation"
+    kinds = frozenset({"ContractRequestMessage", "ContractOfferMessage", "ContractAgreementMessage",
+                       "ContractAgreementVerificationMessage", "ContractNegotiationEventMessage",
+                       "ContractNegotiationTerminationMessage"})
+    table = negotiations
+    terminal = frozenset(s.value for s in TERMINAL)
+    termination_kind = "ContractNegotiationTerminationMessage"
+    initial_kind = "ContractRequestMessage:initial"
+    conflict = Conflict
 
-    While anyone waits on a negotiation, the newest committed row is kept here, so a
-    waiter that wakes up reads it from memory; `None` means "changed, read it again".
-    Both maps hold only processes someone is waiting on right now: the last waiter of a
-    process to leave (`discard`) drops its entry, so memory is bounded by the number of
-    concurrent long polls, not by the number of processes ever polled."""
-
-    def __init__(self) -> None:
-        self._waiters: dict[str, list[asyncio.Future]] = {}
-        self._latest: dict[str, Json | None] = {}
-
-    def __len__(self) -> int:
-        """Processes with an entry here (for tests and diagnostics)."""
-        return len(self._waiters.keys() | self._latest.keys())
-
-    def waiter(self, pid: str) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(pid, []).append(fut)
-        return fut
-
-    def latest(self, pid: str) -> tuple[bool, Json | None]:
-        """(known, row): the newest row notified since the waiters of `pid` registered."""
-        if pid in self._latest:
-            return True, self._latest[pid]
-        return False, None
-
-    def discard(self, pid: str, fut: asyncio.Future) -> None:
-        waiting = self._waiters.get(pid)
-        if waiting is not None:
-            if fut in waiting:
-                waiting.remove(fut)
-            if not waiting:
-                del self._waiters[pid]
-        if pid not in self._waiters:
-            self._latest.pop(pid, None)
-
-    def notify(self, pid: str, row: Json | None = None) -> None:
-        waiting = self._waiters.get(pid)
-        if waiting is None:
-            return
-        current = self._latest.get(pid)
-        if row is None or current is None or row["version"] >= current["version"]:
-            self._latest[pid] = dict(row) if row is not None else None
-        for fut in waiting:
-            if not fut.done():
-                fut.set_result(None)
-
-
-async def wait_for_state(notifier: Notifier, get: Callable[[str], Any], pid: str, done: set[str],
-                         timeout: float) -> Json | None:
-    """The process row once its state is in `done`, or as it is at the timeout (a long poll)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    fut = notifier.waiter(pid)  # registered before the read, so no commit is missed
-    try:
-        row = await get(pid)
-        while row is not None and row["state"] not in done:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(asyncio.shield(fut), remaining)
-            except asyncio.TimeoutError:
-                break
-            # the next waiter before the woken one leaves (so the newest row stays known), and
-            # before looking, so the next commit wakes us; the woken one must leave, or every
-            # wake-up would leave a future (and the row with it) behind for good
-            woken, fut = fut, notifier.waiter(pid)
-            notifier.discard(pid, woken)
-            known, newest = notifier.latest(pid)
-            row = newest if known and newest is not None else await get(pid)
-    finally:
-        notifier.discard(pid, fut)
-    return row
-
-
-@dataclass
-class Outgoing:
-    kind: str
-    url: str
-    body: Json
-    entry: Json | None = None  # the outbox row, once written
-
-
-def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts: float, owner: str | None,
-                 lease_seconds: float, recipient: str | None = None) -> None:
-    """Queue messages in the transition's transaction, in order. Only the head of the process's
-    queue (no earlier message of the process still pending) is leased to this process's
-    dispatcher and handed to it after the commit, so it needs no claim query; a later one is
-    leased by the dispatcher in the transaction that marks its predecessor sent (strict order
-    per process, by construction). After a crash the lease expires and any process sends them.
-    `recipient` is the peer's participant id: the token sent with the messages is issued for it only."""
-    head = owner is not None and _PENDING_OF_PROCESS.execute(conn, {"b_pid": process_id}).first() is None
-    for o in outgoing:
-        leased = head
-        entry = {
-            "message_id": uuid.uuid4().hex, "process_id": process_id, "kind": o.kind, "url": o.url,
-            "recipient": recipient,
-            "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
-            "lease_owner": owner if leased else None, "lease_until": ts + lease_seconds if leased else None,
-            "lease_gen": 1 if leased else 0, "deadline_at": None, "dead_at": None,
-            "last_error": None, "created_at": ts, "sent_at": None,
-        }
-        entry["id"] = _INSERT_OUTBOX.execute(conn, entry).scalar_one()
-        o.entry = entry if leased else None
-        head = False  # the messages after the first wait for it
-
-
-DEADLINE_CODE = "DeliveryDeadline"
-_CANCEL_FOLLOWERS = Prepared(outbox.update().where(
-    outbox.c.process_id == sa.bindparam("b_pid"), outbox.c.status == "pending",
-).values(status="cancelled", lease_owner=None, lease_until=None, last_error=sa.bindparam("b_why")))
-
-
-def deadline_reason(entry: Json, cause: str) -> str:
-    """Why a process ends when one of its messages missed its delivery deadline (stored and sent)."""
-    kind = str(entry["kind"]).split(":", 1)[0]
-    return f"our {kind} could not be delivered before its deadline: {cause}"[:1000]
-
-
-def dead_letter_ending(conn: Connection, row: Any, entry: Json, cause: str, terminal: set[str],
-                       termination_kind: str) -> tuple[str, bool] | None:
-    """A message of the process `row` (negotiation or transfer) missed its deadline: None when the
-    process has ended already; else what was queued after the message is cancelled (never sent)
-    and the result is (the reason to record, whether the termination can be sent to the peer:
-    not for a termination that itself died, nor without the peer's process id to address it)."""
-    if row is None or row["state"] in terminal:
-        return None
-    _CANCEL_FOLLOWERS.execute(conn, {"b_pid": row["id"],
-                                     "b_why": "cancelled: an earlier message of the process missed its deadline"})
-    tell_peer = not str(entry["kind"]).startswith(termination_kind) and bool(
-        row["role"] == Role.PROVIDER.value or row["provider_pid"])
-    return deadline_reason(entry, cause), tell_peer
-
-
-class NegotiationService:
     def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  catalog: CatalogService, strategy: Any = None, clock: Callable[[], float] = time.time,
                  on_commit: Callable[[list[Json]], None] = lambda entries: None) -> None:
@@ -316,16 +174,11 @@ class NegotiationService:
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
                       digest: str, raw: bytes = b"") -> tuple[int, Json]:
         """A message for an existing process. `path_role` is the role the path is for (None: either)."""
-        for _ in range(5):
-            try:
-                status, body, outgoing, row = await self.db.transaction(
-                    self._receive_tx, version, path_pid, path_role, msg, caller, digest, self.clock(), raw)
-            except Conflict:
-                continue
-            if outgoing is not None:
-                self._committed(path_pid, outgoing, row)
-            return status, body
-        raise Refused("the negotiation is busy, try again")
+        status, body, outgoing, row = await self._transition(lambda ts: self.db.transaction(
+            self._receive_tx, version, path_pid, path_role, msg, caller, digest, ts, raw))
+        if outgoing is not None:
+            self._committed(path_pid, outgoing, row)
+        return status, body
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, path_role: Role | None, msg: Message,
                     who: Caller, digest: str, ts: float, raw: bytes = b"") -> tuple[int, Json, list | None, Json | None]:
@@ -469,14 +322,9 @@ class NegotiationService:
 
     async def act(self, pid: str, event: Event, reason: str | None = None) -> Json:
         """A user's decision through the management API (terminate, accept a counter-offer)."""
-        for _ in range(5):
-            try:
-                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
-            except Conflict:
-                continue
-            self._committed(pid, outgoing, row)
-            return row
-        raise Refused("the negotiation is busy, try again")
+        row, outgoing = await self._transition(lambda ts: self.db.transaction(self._act_tx, pid, event, reason, ts))
+        self._committed(pid, outgoing, row)
+        return row
 
     def _act_tx(self, conn: Connection, pid: str, event: Event, reason: str | None, ts: float) -> Json:
         row = self._load(conn, pid, lock=True)
@@ -491,75 +339,23 @@ class NegotiationService:
         self._write_side_effects(conn, row, outgoing, ts)
         return row, outgoing
 
-    async def get(self, pid: str) -> Json | None:
-        def load(conn: Connection) -> Json | None:
-            row = self._load(conn, pid)
-            return dict(row) if row is not None else None
-        return await self.db.read(load)
-
     async def list(self, limit: int = 100, offset: int = 0, state: str | None = None) -> list[Json]:
         query = sa.select(negotiations).order_by(negotiations.c.created_at.desc()).limit(limit).offset(offset)
         if state:
             query = query.where(negotiations.c.state == state)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
-    async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
-        """The negotiation once it is in one of `states` (or terminal), or as it is at the timeout."""
-        return await wait_for_state(self.notifier, self.get, pid, states | {s.value for s in TERMINAL}, timeout)
-
     # ---------------------------------------------------- outbox ack handling
-    def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
-        """Called by the dispatcher in the transaction that marks an outbox row sent."""
-        if entry["kind"] != "ContractRequestMessage:initial" or not isinstance(response, dict):
-            return
+    def _provider_pid_in_ack(self, response: Json) -> Any:
         version = "2024-1" if response.get("@context") == CONTEXT_2024_1 or "dspace:providerPid" in response else "2025-1"
         try:
             response = wire.from_wire(response, version)
         except Exception:  # noqa: BLE001 - an unreadable ACK leaves the pid to the next message
-            return
-        provider_pid = response.get("providerPid")
-        if isinstance(provider_pid, dict):
-            provider_pid = provider_pid.get("@id")
-        if isinstance(provider_pid, str) and provider_pid:
-            _SET_PROVIDER_PID.execute(conn, {"b_id": entry["process_id"], "provider_pid": provider_pid})
-
-    def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
-        """The peer refused a message for good: the two sides disagree, so our side ends."""
-        ts = self.clock()
-        conn.execute(
-            sa.update(negotiations)
-            .where(negotiations.c.id == entry["process_id"], negotiations.c.state.notin_([s.value for s in TERMINAL]))
-            .values(state=State.TERMINATED.value, error=error[:2000], updated_at=ts,
-                    version=negotiations.c.version + 1,
-                    termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
-        )
-
-    def on_dead(self, conn: Connection, entry: Json, cause: str) -> tuple[Json, list[Outgoing]] | None:
-        """A message missed its delivery deadline (a dead letter), in the dispatcher's transaction:
-        what was queued after it is cancelled, our side is terminated with the reason, and the
-        termination is queued towards the peer (itself durable) so both sides end alike. Not when
-        the process has already ended, when the dead message was itself a termination, or when
-        the peer's process id was never learnt (nothing can address it)."""
-        original = self._load(conn, entry["process_id"], lock=True)
-        ending = dead_letter_ending(conn, original, entry, cause, {s.value for s in TERMINAL},
-                                    "ContractNegotiationTerminationMessage")
-        if ending is None:
             return None
-        reason, tell_peer = ending
-        ts = self.clock()
-        row = dict(original)
-        if tell_peer:
-            outgoing = self._apply_actions(row, [Action(Event.TERMINATE, reason, code=DEADLINE_CODE)], ts)
-        else:
-            outgoing = []
-            row["state"] = State.TERMINATED.value
-            row["termination"] = {"by": row["role"], "code": DEADLINE_CODE, "reason": [reason], "at": now_iso(ts)}
-        row["error"] = reason
-        row["version"] = original["version"] + 1
-        row["updated_at"] = ts
-        self._update(conn, row, original["version"], original)
-        self._write_side_effects(conn, row, outgoing, ts)
-        return row, outgoing
+        return response.get("providerPid")
+
+    def _terminate(self, row: Json, reason: str, ts: float) -> list[Outgoing]:
+        return self._apply_actions(row, [Action(Event.TERMINATE, reason, code=DEADLINE_CODE)], ts)
 
     # ----------------------------------------------------------- usage control
     def _refusal(self, row: Json, policy: Json, who: Caller, ts: float, props: Json | None) -> Action | None:
@@ -690,18 +486,6 @@ class NegotiationService:
             neutral["callbackAddress"] = own_base  # the 2024-1 schemas require it on these
         return Outgoing(kind, url, wire.to_wire(neutral, version))
 
-    def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
-        query = _SELECT_NEGOTIATION_LOCKED if lock and self.is_postgres else _SELECT_NEGOTIATION
-        return query.execute(conn, {"b_pid": pid}).mappings().first()
-
-    def _update(self, conn: Connection, row: Json, old_version: int, original: Any = None) -> None:
-        """Write the changed columns (all when `original` is not given), if the version is still `old_version`."""
-        values = {k: v for k, v in row.items()
-                  if k in negotiations.c and k != "id" and (original is None or original[k] != v)}
-        result = _UPDATE_NEGOTIATION.execute(conn, {**values, "b_id": row["id"], "b_old_version": old_version})
-        if result.rowcount != 1:
-            raise Conflict(row["id"])
-
     def _record_agreement(self, conn: Connection, row: Json, ts: float, offer_id: str | None = None) -> None:
         agreement = row["agreement"]
         if not agreement:
@@ -721,30 +505,7 @@ class NegotiationService:
                             offer_id: str | None = None) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
             self._record_agreement(conn, row, ts, offer_id)
-        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
-                     recipient=row["counterparty_id"])
-        if self.audit is not None:  # every message sent is logged at the clearing house
-            for o in list(outgoing):
-                outgoing += self.audit(conn, row, o.body, ts)
-
-    def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
-        return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
-
-    def _committed(self, pid: str, outgoing: list[Outgoing] = (), row: Json | None = None) -> None:  # type: ignore[assignment]
-        for o in outgoing:
-            failpoints.hit(f"committed:{o.kind}")
-        self.notifier.notify(pid, row)
-        entries = [o.entry for o in outgoing if o.entry is not None]
-        if entries:
-            self.on_commit(entries)
-
-
-def response_json(body: bytes) -> Json | None:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+        self._write_outbox(conn, row, outgoing, ts)
 
 
 __all__ = ["NegotiationService", "ProtocolError", "message_digest", "PROVIDER_PID_PLACEHOLDER", "response_json"]

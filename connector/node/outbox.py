@@ -11,13 +11,16 @@ replicas all keep the order.
 Exactly once across replicas, as far as the peer can tell: a lease is renewed while its send
 is in flight, and every claim increments the row's lease generation (the fencing token). A
 dispatcher marks, renews or sends a row only while (owner, generation) are still its own;
-one that lost its lease (could not renew it in time) cancels the send."""
+one that lost its lease (could not renew it in time) cancels the send.
+
+Owners: what a message's outcome means for its process is decided by the owner of its kind, a
+`durable.DurableOwner` registered with the dispatcher (`register`): the negotiation service,
+the transfer service and the clearing-house log."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import quote
@@ -28,14 +31,15 @@ import sqlalchemy as sa
 import stamina
 from sqlalchemy.engine import Connection
 
+from ..clock import SYSTEM_CLOCK
 from ..protocol.errors import echo
 from ..bodies import BodyTooLarge, read_limited
 from ..store.db import Database
 from ..store.prepared import Prepared
 
-from ..store.tables import negotiations, outbox, transfers
+from ..store.tables import outbox
 from .destinations import forbidden
-from .negotiations import PROVIDER_PID_PLACEHOLDER, NegotiationService, response_json
+from .durable import PROVIDER_PID_PLACEHOLDER, DurableOwner, response_json
 
 log = logging.getLogger("connector.outbox")
 Json = dict[str, Any]
@@ -103,15 +107,19 @@ def backoff(attempts: int, initial: float, cap: float) -> float:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, service: NegotiationService, session: aiohttp.ClientSession,
+    def __init__(self, db: Database, service: DurableOwner | None, session: aiohttp.ClientSession,
                  authorization: Any, *, lease_seconds: float = 30.0, message_deadline: float | None = 86400.0,
                  clearinghouse_deadline: float | None = None, retry_initial: float = 0.5, retry_max: float = 300.0,
                  max_in_flight: int = 64, request_timeout: float = 10.0,
-                 on_unauthorized: Any = None, clock: Callable[[], float] = time.time) -> None:
+                 on_unauthorized: Any = None, clock: Callable[[], float] = SYSTEM_CLOCK) -> None:
         self.db = db
+        # The owners of the messages, by name, and by the kinds they own. `service` (the negotiation
+        # service) is registered first and also owns any kind no owner declares.
+        self.owners: dict[str, DurableOwner] = {}
+        self._by_kind: dict[str, DurableOwner] = {}
         self.service = service
-        self.transfers: Any = None  # the transfer service, for Transfer* messages (set by the node)
-        self.clearinghouse: Any = None  # the clearing-house log, for its entries (set by the node)
+        if service is not None:
+            self.register(service)
         self.session = session
         self.authorization = authorization  # async callable(recipient id) -> header value for that recipient
         # Called when a peer answers 401; when set, our token can be renewed, so a 401 is
@@ -132,7 +140,7 @@ class Dispatcher:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.max_in_flight = max_in_flight
-        self.clock = clock
+        self.clock = clock  # the node's Clock (or any callable giving the time now): deadlines, leases, backoff
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._wake = asyncio.Event()
         self._held: dict[int, Json] = {}  # rows leased to this dispatcher and being sent, by id
@@ -141,6 +149,28 @@ class Dispatcher:
         self._done_event = asyncio.Event()
         self._stopping = False
         self.is_postgres = db.is_postgres
+
+    def register(self, owner: DurableOwner) -> None:
+        """Make `owner` the owner of the message kinds it declares (a later owner of a kind replaces the former)."""
+        self.owners[owner.name] = owner
+        for kind in owner.kinds:
+            self._by_kind[kind] = owner
+
+    @property
+    def transfers(self) -> DurableOwner | None:
+        return self.owners.get("transfer")
+
+    @transfers.setter
+    def transfers(self, owner: DurableOwner) -> None:
+        self.register(owner)
+
+    @property
+    def clearinghouse(self) -> DurableOwner | None:
+        return self.owners.get("clearinghouse")
+
+    @clearinghouse.setter
+    def clearinghouse(self, owner: DurableOwner) -> None:
+        self.register(owner)
 
     def wake(self) -> None:
         self._wake.set()
@@ -286,14 +316,12 @@ class Dispatcher:
             url, body = entry["url"], entry["body"]
             if PROVIDER_PID_PLACEHOLDER in url:
                 url, body = await self._fill_provider_pid(entry)
-            deliver = getattr(self._owner_of(entry), "deliver", None)
-            if deliver is not None:  # e.g. clearing-house entries: their client verifies the receipt
-                response = await deliver(entry)
+            owner = self._owner_of(entry)
+            if owner.delivers_itself:  # e.g. clearing-house entries: their client verifies the receipt
+                response = await owner.deliver(entry)
                 self._complete(entry, "sent", response)
                 return
-            payload = orjson.dumps(body)
-            if entry["kind"].startswith("Transfer") and self.transfers is not None:
-                payload = self.transfers.reveal(entry, payload)  # tokens exist only on the wire
+            payload = owner.wire_payload(entry, orjson.dumps(body))
             recipient = entry.get("recipient") or await self._recipient_of(entry)
             response = await self._post_with_retries(url, payload, entry["message_id"], recipient, entry)
             self._complete(entry, "sent", response)
@@ -311,20 +339,15 @@ class Dispatcher:
 
     async def _fill_provider_pid(self, entry: Json) -> tuple[str, Json]:
         owner = self._owner_of(entry)
-        if owner is self.service:
-            query = sa.select(negotiations.c.provider_pid).where(negotiations.c.id == entry["process_id"])
-            provider_pid = await self.db.read(lambda conn: conn.execute(query).scalar())
-        else:
-            provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
+        provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
         if not provider_pid:
             raise TransientSendError("the provider's process id is not known yet")
         return fill_provider_pid(entry["url"], entry["body"], provider_pid)
 
     async def _recipient_of(self, entry: Json) -> str:
         """The peer of a row queued before rows named their recipient: the process's counterparty."""
-        table = transfers if entry["kind"].startswith("Transfer") else negotiations
-        query = sa.select(table.c.counterparty_id).where(table.c.id == entry["process_id"])
-        found = await self.db.read(lambda conn: conn.execute(query).scalar())
+        owner = self._owner_of(entry)
+        found = await self.db.read(lambda conn: owner.recipient_of(conn, entry["process_id"]))
         if not found:
             raise PermanentSendError("the message's recipient is not known")
         return found
@@ -385,13 +408,10 @@ class Dispatcher:
                                          "[dsp] allowed_destinations names them)") from exc
             raise TransientSendError("the peer could not be reached") from exc
 
-    def _owner_of(self, entry: Json) -> Any:
-        """The service whose process the message belongs to."""
-        if entry["kind"].startswith("Transfer") and self.transfers is not None:
-            return self.transfers
-        if entry["kind"].startswith("ClearingHouseEntry") and self.clearinghouse is not None:
-            return self.clearinghouse
-        return self.service
+    def _owner_of(self, entry: Json) -> DurableOwner:
+        """The registered owner of the message's kind (the part before any ':')."""
+        owner = self._by_kind.get(entry["kind"].split(":", 1)[0])
+        return owner if owner is not None else self.service  # type: ignore[return-value]
 
     def _complete(self, entry: Json, outcome: str, detail: Any) -> None:
         self._done.append((entry, outcome, detail))
@@ -421,19 +441,17 @@ class Dispatcher:
             self._held.pop(entry["id"], None)
         for entry in following:  # each the new head of its process, leased to us with its predecessor's mark
             self._start(entry)
-        if self.clearinghouse is not None:
-            await self.clearinghouse.after_flush()
-        for pid in ended:  # refused for good: the negotiation was terminated
-            self.service.notifier.notify(pid)
-            if self.transfers is not None:
-                self.transfers.notifier.notify(pid)
+        for owner in list(self.owners.values()):
+            await owner.after_flush()
+        for owner, pid in ended:  # refused for good: the process was terminated
+            owner.ended(pid)
         for owner, pid, row, outgoing in dead:  # terminated by a dead letter: as after any transition
-            owner._committed(pid, outgoing, row)
+            owner.committed(pid, outgoing, row)
 
     def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float):  # noqa: ANN202
-        ended: list[str] = []
+        ended: list[tuple[DurableOwner, str]] = []
         following: list[Json] = []
-        dead: list[tuple[Any, str, Json, list]] = []
+        dead: list[tuple[DurableOwner, str, Json, list]] = []
         for entry, outcome, detail in batch:
             attempts = entry["attempts"] + 1
             fence = {"b_id": entry["id"], "b_owner": self.owner, "b_gen": entry.get("lease_gen", 0)}
@@ -455,8 +473,9 @@ class Dispatcher:
                     last_error=str(detail)[:2000]), fence)
                 if result.rowcount == 1:
                     log.warning("outbox message %s to %s failed for good: %s", entry["message_id"], entry["url"], detail)
-                    self._owner_of(entry).on_refused(conn, entry, str(detail))
-                    ended.append(entry["process_id"])
+                    owner = self._owner_of(entry)
+                    owner.on_refused(conn, entry, str(detail))
+                    ended.append((owner, entry["process_id"]))
             elif deadline is not None and now >= deadline:
                 result = conn.execute(sa.update(outbox).where(mine).values(
                     status="dead", attempts=attempts, lease_owner=None, lease_until=None, dead_at=now,

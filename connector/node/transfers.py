@@ -1,7 +1,7 @@
 """Durable DSP transfer processes, both roles: like negotiations, every transition is
 one transaction that updates the row and queues the outbound message; inbound
 messages are idempotent. The provider checks the agreement and runs the policy
-decision before it starts; the data itself moves through dataplane.py."""
+decision before it starts; the data itself moves through the dataplane package."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,6 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .. import failpoints
 from ..identity import Caller
 from ..protocol import wire
 from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess, echo
@@ -30,22 +29,17 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
-from .negotiations import (PROVIDER_PID_PLACEHOLDER, Notifier, Outgoing, dead_letter_ending, now_iso, wait_for_state,
-                           write_outbox)
+from .durable import PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing, now_iso
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
 
 Json = dict[str, Any]
 E, S = TransferEvent, TransferState
 PULL, PUSH = "HttpData-PULL", "HttpData-PUSH"
 
-_SELECT_TRANSFER = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_pid"))
-_SELECT_TRANSFER_LOCKED = _SELECT_TRANSFER.with_for_update()
 _SELECT_BY_CONSUMER_PID = sa.select(transfers).where(
     transfers.c.role == sa.bindparam("b_role"), transfers.c.counterparty_id == sa.bindparam("b_peer"),
     transfers.c.consumer_pid == sa.bindparam("b_cpid"))
 _INSERT_TRANSFER = transfers.insert()
-_UPDATE_TRANSFER = transfers.update().where(
-    transfers.c.id == sa.bindparam("b_id"), transfers.c.version == sa.bindparam("b_old_version"))
 _ACCESS = policies.alias("access_policy")
 # An agreement with its offer's current access policy (NULL when the offer or the policy is gone):
 # what decides access is read from the database, in the query that reads the agreement.
@@ -59,8 +53,6 @@ _SELECT_AGREEMENT = (
     .select_from(_WITH_OFFER.join(negotiations, negotiations.c.id == agreements.c.negotiation_id))
     .where(agreements.c.id == sa.bindparam("b_aid"), agreements.c.role == sa.bindparam("b_role"))
 )
-_SET_PROVIDER_PID = transfers.update().where(
-    transfers.c.id == sa.bindparam("b_id"), transfers.c.provider_pid.is_(None))
 _USES = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
 
 log = logging.getLogger("connector.transfers")
@@ -80,7 +72,16 @@ def transfer_format(fmt: str) -> str | None:
     return None
 
 
-class TransferService:
+class TransferService(DurableProcesses):
+    name = "transfer"
+    kinds = frozenset({"TransferRequestMessage", "TransferStartMessage", "TransferSuspensionMessage",
+                       "TransferCompletionMessage", "TransferTerminationMessage"})
+    table = transfers
+    terminal = frozenset(s.value for s in TRANSFER_TERMINAL)
+    termination_kind = "TransferTerminationMessage"
+    initial_kind = "TransferRequestMessage:initial"
+    conflict = TransferConflict
+
     def __init__(self, db: Database, *, participant_id: str, dsp_base: Callable[[str], str],
                  access_check: Callable[..., Any], start_address: Callable[[Json], Json],
                  clock: Callable[[], float] = time.time,
@@ -203,16 +204,11 @@ class TransferService:
     # ------------------------------------------------------------ both roles
     async def receive(self, version: str, path_pid: str, msg: Message, who: Caller, digest: str,
                       raw: bytes = b"") -> tuple[int, Json]:
-        for _ in range(5):
-            try:
-                status, body, row, outgoing = await self.db.transaction(
-                    self._receive_tx, version, path_pid, msg, who.participant_id, digest, self.clock(), raw)
-            except TransferConflict:
-                continue
-            if outgoing is not None:
-                self._committed(path_pid, outgoing, row)
-            return status, body
-        raise Refused("the transfer is busy, try again")
+        status, body, row, outgoing = await self._transition(lambda ts: self.db.transaction(
+            self._receive_tx, version, path_pid, msg, who.participant_id, digest, ts, raw))
+        if outgoing is not None:
+            self._committed(path_pid, outgoing, row)
+        return status, body
 
     def _receive_tx(self, conn: Connection, version: str, path_pid: str, msg: Message, caller: str, digest: str,
                     ts: float, raw: bytes = b"") -> tuple[int, Json, Json | None, list | None]:
@@ -251,7 +247,7 @@ class TransferService:
             outgoing = self._apply(row, self.strategy_after_received(row, event), ts)
         row["last_in_digest"], row["last_in_response"] = digest, {"status": 200, "body": ack}
         row["version"], row["updated_at"] = original["version"] + 1, ts
-        self._update(conn, row, original)
+        self._update(conn, row, original["version"], original)
         logged = self._audit_received(conn, row, raw, ts)
         self._write_outbox(conn, row, outgoing, ts)
         return 200, ack, row, logged + outgoing
@@ -298,14 +294,9 @@ class TransferService:
 
     async def act(self, pid: str, event: TransferEvent, reason: str | None = None) -> Json:
         """A user's decision (suspend, resume, complete, terminate), through the same table."""
-        for _ in range(5):
-            try:
-                row, outgoing = await self.db.transaction(self._act_tx, pid, event, reason, self.clock())
-            except TransferConflict:
-                continue
-            self._committed(pid, outgoing, row)
-            return row
-        raise Refused("the transfer is busy, try again")
+        row, outgoing = await self._transition(lambda ts: self.db.transaction(self._act_tx, pid, event, reason, ts))
+        self._committed(pid, outgoing, row)
+        return row
 
     def _act_tx(self, conn: Connection, pid: str, event: TransferEvent, reason: str | None,
                 ts: float) -> tuple[Json, list[Outgoing]]:
@@ -315,67 +306,23 @@ class TransferService:
         original, row = row, dict(row)
         outgoing = self._apply(row, [(event, reason)], ts)
         row["version"], row["updated_at"] = original["version"] + 1, ts
-        self._update(conn, row, original)
+        self._update(conn, row, original["version"], original)
         self._write_outbox(conn, row, outgoing, ts)
         return row, outgoing
-
-    async def get(self, pid: str) -> Json | None:
-        def load(conn: Connection) -> Json | None:
-            row = self._load(conn, pid)
-            return dict(row) if row is not None else None
-        return await self.db.read(load)
 
     async def list(self, limit: int = 100, offset: int = 0) -> list[Json]:
         query = sa.select(transfers).order_by(transfers.c.created_at.desc()).limit(limit).offset(offset)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
-    async def wait_for(self, pid: str, states: set[str], timeout: float) -> Json | None:
-        return await wait_for_state(self.notifier, self.get, pid, states | {s.value for s in TRANSFER_TERMINAL}, timeout)
-
     async def uses(self, agreement_id: str) -> int:
         return await self.db.read(lambda conn: conn.execute(_USES, {"b_aid": agreement_id}).scalar() or 0)
 
-    # ---------------------------------------------------- outbox ack handling
-    def on_sent(self, conn: Connection, entry: Json, response: Json | None) -> None:
-        if entry["kind"] != "TransferRequestMessage:initial" or not isinstance(response, dict):
-            return
-        provider_pid = response.get("providerPid") or response.get("dspace:providerPid")
-        if isinstance(provider_pid, dict):
-            provider_pid = provider_pid.get("@id")
-        if isinstance(provider_pid, str) and provider_pid:
-            conn.execute(_SET_PROVIDER_PID, {"b_id": entry["process_id"], "provider_pid": provider_pid})
+    # ------------------------------------------------ the dispatcher's callbacks
+    def wire_payload(self, entry: Json, payload: bytes) -> bytes:
+        return self.reveal(entry, payload)  # tokens exist only on the wire
 
-    def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
-        ts = self.clock()
-        conn.execute(
-            sa.update(transfers)
-            .where(transfers.c.id == entry["process_id"], transfers.c.state.notin_([s.value for s in TRANSFER_TERMINAL]))
-            .values(state=S.TERMINATED.value, error=error[:2000], updated_at=ts, version=transfers.c.version + 1,
-                    termination={"by": "peer-refused", "code": "MessageRefused", "reason": [error[:500]], "at": now_iso(ts)})
-        )
-
-    def on_dead(self, conn: Connection, entry: Json, cause: str) -> tuple[Json, list[Outgoing]] | None:
-        """A message missed its delivery deadline: as NegotiationService.on_dead, for a transfer."""
-        original = self._load(conn, entry["process_id"], lock=True)
-        ending = dead_letter_ending(conn, original, entry, cause, {s.value for s in TRANSFER_TERMINAL},
-                                    "TransferTerminationMessage")
-        if ending is None:
-            return None
-        reason, tell_peer = ending
-        ts = self.clock()
-        row = dict(original)
-        outgoing = self._apply(row, [(E.TERMINATE, reason)], ts) if tell_peer else []
-        row["state"] = S.TERMINATED.value
-        row["termination"] = {"by": row["role"], "code": "DeliveryDeadline", "reason": [reason], "at": now_iso(ts)}
-        row["error"] = reason
-        row["version"] = original["version"] + 1
-        row["updated_at"] = ts
-        self._update(conn, row, original)
-        self._write_outbox(conn, row, outgoing, ts)
-        return row, outgoing
-
-    def provider_pid_of(self, conn: Connection, pid: str) -> str | None:
-        return conn.execute(sa.select(transfers.c.provider_pid).where(transfers.c.id == pid)).scalar()
+    def _terminate(self, row: Json, reason: str, ts: float) -> list[Outgoing]:
+        return self._apply(row, [(E.TERMINATE, reason)], ts)
 
     # ---------------------------------------------------------------- helpers
     def _apply(self, row: Json, actions: list[tuple[TransferEvent, str | None]], ts: float) -> list[Outgoing]:
@@ -418,37 +365,13 @@ class TransferService:
             raise InvalidTransition(f"{event.value} is not sent on an existing transfer")
         return Outgoing(msg.TYPE, f"{base}/{path}", wire.to_wire(msg.to_neutral(), version))
 
-    def _load(self, conn: Connection, pid: str, lock: bool = False):  # noqa: ANN202
-        query = _SELECT_TRANSFER_LOCKED if lock and self.is_postgres else _SELECT_TRANSFER
-        return conn.execute(query, {"b_pid": pid}).mappings().first()
+    def _as_sent(self, row: Json, outgoing: Outgoing) -> bytes:
+        # by the digest of the bytes as they go on the wire, tokens included
+        return self.reveal({"process_id": row["id"]}, orjson.dumps(outgoing.body))
 
-    def _update(self, conn: Connection, row: Json, original: Any) -> None:
-        values = {k: v for k, v in row.items() if k in transfers.c and k != "id" and original[k] != v}
-        result = conn.execute(_UPDATE_TRANSFER, {**values, "b_id": row["id"], "b_old_version": original["version"]})
-        if result.rowcount != 1:
-            raise TransferConflict(row["id"])
-
-    def _write_outbox(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float) -> None:
-        write_outbox(conn, row["id"], outgoing, ts, self.outbox_owner, self.lease_seconds,
-                     recipient=row["counterparty_id"])
-        if self.audit is not None:  # every message sent is logged at the clearing house
-            for o in list(outgoing):  # by the digest of the bytes as they go on the wire, tokens included
-                wire_bytes = self.reveal({"process_id": row["id"]}, orjson.dumps(o.body))
-                outgoing += self.audit(conn, row, wire_bytes, ts)
-
-    def _audit_received(self, conn: Connection, row: Json, raw: bytes, ts: float) -> list[Outgoing]:
-        return self.audit(conn, row, raw, ts) if self.audit is not None and raw else []
-
-    def _committed(self, pid: str, outgoing: list[Outgoing], row: Json | None) -> None:
-        for o in outgoing:
-            failpoints.hit(f"committed:{o.kind}")
-        self.notifier.notify(pid, row)
-        entries = [o.entry for o in outgoing if o.entry is not None]
-        if entries:
-            self.on_commit(entries)
-        if row is not None:
-            for callback in self.on_state:
+    def _after_commit(self, row: Json) -> None:
+        for callback in self.on_state:
+            callback(row)
+        if row["state"] == S.STARTED.value:
+            for callback in self.on_started:
                 callback(row)
-            if row["state"] == S.STARTED.value:
-                for callback in self.on_started:
-                    callback(row)
