@@ -1,6 +1,6 @@
 """Two node processes on one PostgreSQL database share the outbox: every message is
 sent exactly once, and messages of one process go out in order, also when the peer answers
-more slowly than a lease lasts (the lease is renewed while the send is in flight)."""
+more slowly than the configured lease lasts (a lease always outlives the requests sent under it)."""
 import threading
 import time
 from collections import Counter, defaultdict

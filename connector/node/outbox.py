@@ -11,7 +11,11 @@ replicas all keep the order.
 Exactly once across replicas, as far as the peer can tell: a lease is renewed while its send
 is in flight, and every claim increments the row's lease generation (the fencing token). A
 dispatcher marks, renews or sends a row only while (owner, generation) are still its own;
-one that lost its lease (could not renew it in time) cancels the send.
+one that lost its lease (could not renew it in time) cancels the send. Fencing cannot unsend
+bytes already on the wire, so an attempt starts only while the lease has longer to run than the
+attempt can last (`request_span`): a lease is at least two request timeouts long, and renewed,
+fenced, before an attempt when less is left. Replicas compare leases on their own clocks: keep
+them in NTP sync (a skew shortens the guarantee by as much).
 
 Owners: what a message's outcome means for its process is decided by the owner of its kind, a
 `durable.DurableOwner` registered with the dispatcher (`register`): the negotiation service,
@@ -106,6 +110,9 @@ def backoff(attempts: int, initial: float, cap: float) -> float:
     return random.uniform(min(initial / 2, high), high)
 
 
+LEASE_MARGIN = 2.0  # seconds: what a lease must have left beyond a request's timeout
+
+
 class Dispatcher:
     def __init__(self, db: Database, service: DurableOwner | None, session: aiohttp.ClientSession,
                  authorization: Any, *, lease_seconds: float = 30.0, message_deadline: float | None = 86400.0,
@@ -134,7 +141,13 @@ class Dispatcher:
         self.send_delay = 0.0
         self.retry_races: frozenset[int] = frozenset()
         self.owner = uuid.uuid4().hex
-        self.lease_seconds = lease_seconds
+        # A lease must outlive every request sent under it: once the bytes are on the wire, losing
+        # the lease cannot unsend them, and another replica would send the same message again. So a
+        # row is put on the wire only while its lease has a request's timeout (plus a margin for a
+        # stalled event loop) still to run, and a lease is never shorter than two such spans, so the
+        # renewal before an attempt is rare.
+        self.request_span = request_timeout + LEASE_MARGIN
+        self.lease_seconds = max(lease_seconds, 2 * self.request_span)
         self.message_deadline = message_deadline  # seconds; None: never given up
         self.clearinghouse_deadline = clearinghouse_deadline
         self.retry_initial = retry_initial
@@ -266,9 +279,18 @@ class Dispatcher:
         return sorted(rows, key=lambda r: r["id"])
 
     # ------------------------------------------------------------ leases
-    def _guard(self, entry: Json) -> None:
-        """Before each attempt on the wire: the lease must still be ours with time to spare."""
-        if entry["id"] not in self._held or entry["lease_until"] - self.clock() < self.lease_seconds / 4:
+    async def _guard(self, entry: Json) -> None:
+        """Before each attempt on the wire: the lease must still be ours for longer than the attempt
+        can last (renewed here, fenced, when it has less left), else the attempt is not made."""
+        if entry["id"] not in self._held:
+            raise LeaseLost(entry["message_id"])
+        if entry["lease_until"] - self.clock() >= self.request_span:
+            return
+        try:
+            lost = await self.db.transaction(self._renew_tx, [entry], self.clock() + self.lease_seconds)
+        except Exception:  # noqa: BLE001 - cannot prove the lease is ours: do not send
+            lost = [entry]
+        if lost or entry["lease_until"] - self.clock() < self.request_span:
             raise LeaseLost(entry["message_id"])
 
     async def _renew_loop(self) -> None:
@@ -312,7 +334,7 @@ class Dispatcher:
     # ------------------------------------------------------------ sending
     async def _send(self, entry: Json) -> None:
         try:
-            self._guard(entry)
+            await self._guard(entry)
             url, body = entry["url"], entry["body"]
             if PROVIDER_PID_PLACEHOLDER in url:
                 url, body = await self._fill_provider_pid(entry)
@@ -359,7 +381,7 @@ class Dispatcher:
         if self.send_delay:
             await asyncio.sleep(self.send_delay)
         if entry is not None:
-            self._guard(entry)
+            await self._guard(entry)
         try:
             return await self._post(url, payload, message_id, recipient)
         except TransientSendError:
@@ -368,7 +390,7 @@ class Dispatcher:
                                                    wait_max=1.0, timeout=15.0):
             with attempt:
                 if entry is not None:
-                    self._guard(entry)
+                    await self._guard(entry)
                 return await self._post(url, payload, message_id, recipient)
         return None  # pragma: no cover
 
