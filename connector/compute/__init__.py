@@ -6,3 +6,9 @@ provider over the asset with DuckDB; only checked, suppressed (and optionally no
 * `engine` - the sandboxed DuckDB run with memory and time limits, OpenDP noise
 * `service` - the node's side: budget and count per agreement, the data-plane and management endpoints
 """
+
+#: the DSP transfer format of a computation: the provider answers with a pull endpoint to which
+#: the consumer POSTs queries under the transfer's token (see connector/compute/README.md)
+FORMAT = "HKS-Compute"
+#: the ODRL action of a computation-only permission
+ACTION = "https://w3id.org/hks/ns#compute"

@@ -150,6 +150,8 @@ class ManagementApi:
             ("POST", "/negotiations/{id}/terminate", self.terminate, True),
             ("POST", "/negotiations/{id}/accept", self.accept, True),
             ("GET", "/agreements", self.list_agreements, True), ("GET", "/agreements/{id}", self.get_agreement, True),
+            ("POST", "/agreements/{id}/computations", self.node.compute.computations, True),
+            ("GET", "/agreements/{id}/computations", self.node.compute.list_computations, True),
             ("POST", "/transfers", self.start_transfer, True), ("GET", "/transfers", self.list_transfers, True),
             ("GET", "/transfers/{id}", self.get_transfer, True),
             ("POST", "/transfers/{id}/suspend", self._transfer_action(TransferEvent.SUSPEND), True),

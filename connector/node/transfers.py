@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import failpoints
+from ..compute import FORMAT as COMPUTE
 from ..identity import Caller
 from ..protocol import wire
 from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess, echo
@@ -73,6 +74,8 @@ class TransferConflict(Exception):
 def transfer_format(fmt: str) -> str | None:
     """HttpData-PULL / HttpData-PUSH, read leniently (EDC and the TCK write variants)."""
     upper = fmt.rsplit("/", 1)[-1].upper()
+    if upper == COMPUTE.upper():
+        return COMPUTE
     if upper.endswith("PULL"):
         return PULL
     if upper.endswith("PUSH"):
@@ -102,13 +105,14 @@ class TransferService:
         self.outbox_owner: str | None = None
         self.lease_seconds = 30.0
         self.audit: Callable[..., list[Outgoing]] | None = None  # see NegotiationService.audit
+        self.compute_check: Callable[..., Any] | None = None  # HKS-Compute transfers: connector.compute
 
     # ---------------------------------------------------------------- provider
     async def receive_request(self, version: str, msg: TransferRequestMessage, who: Caller,
                               digest: str, raw: bytes = b"") -> tuple[int, Json]:
         fmt = transfer_format(msg.format)
         if fmt is None:
-            raise Refused(f"format {echo(msg.format)} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
+            raise Refused(f"format {echo(msg.format)} is not offered; use {PULL}, {PUSH} or {COMPUTE}", code="UnsupportedFormat")
         if fmt == PUSH and not (msg.data_address and msg.data_address.get("endpoint")):
             raise MalformedMessage("a push transfer needs a dataAddress with the consumer's endpoint")
         for _ in range(5):
@@ -165,7 +169,8 @@ class TransferService:
         if agreement["negotiation_state"] != "FINALIZED":
             raise Refused(f"agreement {echo(msg.agreement_id)} is not in force (its negotiation is "
                           f"{agreement['negotiation_state']})", code="AgreementNotInForce")
-        refusal = self.access_check(conn, dict(agreement), dict(who.claims), ts)
+        check = self.compute_check if fmt == COMPUTE and self.compute_check is not None else self.access_check
+        refusal = check(conn, dict(agreement), dict(who.claims), ts)
         if refusal:
             code, reasons = refusal
             if code == ACCESS_DENIED:
@@ -400,7 +405,7 @@ class TransferService:
         base = f"{row['counterparty_address']}/transfers/{cpid if role is Role.PROVIDER else ppid}"
         msg: Message
         if event is E.START:
-            address = self.start_address(row) if role is Role.PROVIDER and row["format"] == PULL else None
+            address = self.start_address(row) if role is Role.PROVIDER and row["format"] in (PULL, COMPUTE) else None
             msg = TransferStartMessage(provider_pid=ppid, consumer_pid=cpid, data_address=address)
             path = "start"
         elif event is E.SUSPEND:
