@@ -10,6 +10,7 @@ leaves out only one person, yields a suppressed group.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .query import OPS, Query
 
@@ -27,6 +28,13 @@ def kind_of(path: str, content_type: str | None = None) -> str | None:
     if name.endswith(".csv") or ct.startswith("text/csv"):
         return "csv"
     return None
+
+
+def computable(asset: Any) -> bool:
+    """Whether an asset (a row of the assets table) can be computed on: a CSV, Parquet or NDJSON file."""
+    address = getattr(asset, "data_address", None) or {}
+    return address.get("type") == "file" and kind_of(str(address.get("path", "")),
+                                                     getattr(asset, "content_type", None)) is not None
 
 
 def q(name: str) -> str:

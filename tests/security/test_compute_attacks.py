@@ -104,6 +104,12 @@ def compute(space, name: str, query, fmt: str = "json") -> httpx.Response:
     return resp
 
 
+def harbour_catalog(space) -> dict:
+    _, pearl, harbour, _, _ = space
+    return harbour.api("POST", "/catalog/request", {"counterPartyAddress": pearl.url,
+                                                   "counterPartyId": pearl.participant_id}, expect=200)
+
+
 def refusal(resp: httpx.Response, status: int, rule: str) -> str:
     assert resp.status_code == status, resp.text
     body = resp.json()
@@ -128,6 +134,8 @@ def test_mean_hba1c_by_district_is_computed_and_logged(space):
     assert served[0]["recordSha256"] == body["recordSha256"] and served[0]["groupsSuppressed"] == 1
     receipts = pearl.api("GET", f"/transfers/{served[0]['transferId']}/receipts")
     assert "data.computed" in [r["event"] for r in receipts]
+    catalog = json.dumps(harbour_catalog(space))
+    assert "HKS-Compute" in catalog and "HttpData-PULL" in catalog
 
 
 def test_select_star_is_refused(space):
