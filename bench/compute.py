@@ -95,7 +95,10 @@ def main() -> None:
                 assert first.status_code == 200, first.text
                 expected = bare(data / "records.parquet")[1]
                 got = first.json()["rows"]
-                assert [tuple(r) for r in got] == [tuple(r) for r in expected if r[3] >= 10], "results differ"
+                want = [r for r in expected if r[3] >= 10]  # (summation order differs with threads: compare closely)
+                assert len(got) == len(want) and all(
+                    g[0] == w[0] and g[1] == w[1] and g[3] == w[3] and abs(g[2] - w[2]) < 1e-9 * max(1.0, abs(w[2]))
+                    for g, w in zip(got, want)), "results differ"
                 path_times, bare_times = [], []
                 print(f"{runs} runs each ...", file=sys.stderr, flush=True)
                 for _ in range(runs):  # alternate, so both see the same machine
