@@ -406,9 +406,13 @@ class ComputeService:
             result = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _error(502, "the provider's answer is not JSON")
-        if status != 200:
-            return web.Response(body=body, status=status if 400 <= status < 600 else 502,
-                                content_type="application/json")
+        if status != 200:  # the provider's refusal, relayed in our shape and clipped (a peer's words)
+            reasons = result.get("reasons") if isinstance(result, dict) else None
+            reasons = [str(r)[:500] for r in reasons[:10]] if isinstance(reasons, list) else []
+            rule = result.get("rule") if isinstance(result, dict) else None
+            return web.json_response({"error": "the provider refused the computation",
+                                      "rule": str(rule)[:64] if rule is not None else None, "reasons": reasons},
+                                     status=status if 400 <= status < 600 else 502)
         if not _valid_result(result):
             return _error(502, "the provider's result is not a table with its record")
         result["transferId"] = row["id"]
@@ -436,10 +440,13 @@ class ComputeService:
             return _error(409, getattr(exc, "reason", None) or str(exc)[:200])
         row = await self.node.transfers.wait_for(started["id"], {TransferState.STARTED.value}, 20.0)
         if row is None or row["state"] != TransferState.STARTED.value:
-            why = (row or {}).get("termination") or (row or {}).get("error") or "the provider did not start it in time"
+            ended = (row or {}).get("termination") or {}
+            why = ended.get("reason") if isinstance(ended, dict) else None
+            if not isinstance(why, list) or not why:
+                why = [str((row or {}).get("error") or "the provider did not start the computation transfer in time")]
             return web.json_response({"error": "the provider refused the computation transfer",
-                                      "reasons": why if isinstance(why, list) else [str(why)[:1000]],
-                                      "transferId": started["id"]}, status=403)
+                                      "reasons": [str(r)[:500] for r in why[:10]], "transferId": started["id"]},
+                                     status=403)
         return row
 
 
