@@ -1103,7 +1103,6 @@ HKS_CONTEXT: dict[str, Any] = {
     "drop": "hks:drop",
     "pseudonymise": "hks:pseudonymise",
     "compute": "hks:compute",
-    "aggregate": "hks:aggregate",
     "groupByColumn": "hks:groupByColumn",
     "aggregateColumn": "hks:aggregateColumn",
     "aggregateFunction": "hks:aggregateFunction",
