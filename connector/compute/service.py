@@ -180,8 +180,8 @@ class ComputeService:
                          lease_seconds=self.node.dispatcher.lease_seconds, event="data.computed",
                          digest=bytes.fromhex(_digest(record)))
 
-    def _reserve(self, conn: Connection, transfer_id: str, token_hash: str, query: Query, purpose: str | None,
-                 now: float) -> "Reservation | Refusal":
+    def _reserve(self, conn: Connection, transfer_id: str, token_hash: str, query: "Query | QueryRefused",
+                 purpose: str | None, now: float) -> "Reservation | Refusal":
         row = conn.execute(_BY_TOKEN, {"b_hash": token_hash}).mappings().first()
         if row is None:
             raise AccessRefused(401, ["the access token does not verify"])
@@ -211,7 +211,7 @@ class ComputeService:
                 conn.execute(compute_budgets.insert(), {"agreement_id": aid, "computations": 0, "epsilon_spent": 0.0,
                                                         "updated_at": now})
                 budget = {"computations": 0, "epsilon_spent": 0.0}
-        qd = query.digest()
+        qd = query.digest() if isinstance(query, Query) else None
 
         def refuse(status: int, rule: str, reasons: list[str]) -> Refusal:
             self._record(conn, row, aid, consumer, now, permitted=False, rule=rule, reasons=reasons, query_digest=qd)
@@ -220,6 +220,8 @@ class ComputeService:
                 "agreement": aid, "transfer": row["id"], "queryDigest": qd, "refused": rule}, now)
             return refusal
 
+        if isinstance(query, QueryRefused):  # not in the query language: refused, and on record
+            return refuse(query.status, query.rule, [query.message])
         source = self._source(asset)
         if source is None:
             return refuse(409, "asset", ["the asset is no longer a CSV, Parquet or NDJSON file under the data root"])
@@ -283,11 +285,10 @@ class ComputeService:
             purpose = request.headers.get("X-Usage-Purpose") or None
             if purpose is not None and len(purpose) > 512:
                 raise AccessRefused(400, ["X-Usage-Purpose is too long"])
-            if request.content_length is not None and request.content_length > MAX_QUERY_BODY:
-                raise AccessRefused(413, [f"a computation request is at most {MAX_QUERY_BODY} bytes"])
-            raw = await request.content.read(MAX_QUERY_BODY + 1)
-            if len(raw) > MAX_QUERY_BODY:
-                raise AccessRefused(413, [f"a computation request is at most {MAX_QUERY_BODY} bytes"])
+            try:
+                raw = await read_limited(request, MAX_QUERY_BODY)  # type: ignore[arg-type] - same reading API
+            except BodyTooLarge:
+                raise AccessRefused(413, [f"a computation request is at most {MAX_QUERY_BODY} bytes"]) from None
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -295,9 +296,9 @@ class ComputeService:
             if not isinstance(doc, dict) or "query" not in doc:
                 raise AccessRefused(400, ["the body must be JSON: {\"query\": <SQL text or query object>}"])
             try:
-                query = parse(doc["query"])
-            except QueryRefused as exc:
-                return Refusal(exc.status, exc.rule, [exc.message]).response()
+                query: Query | QueryRefused = parse(doc["query"])
+            except QueryRefused as exc:  # answered only after the token is checked
+                query = exc
             outcome = await self.node.db.transaction(self._reserve, transfer_id, token_hash, query, purpose,
                                                      time.time())
         except AccessRefused as exc:
@@ -363,8 +364,9 @@ class ComputeService:
     # ------------------------------------------------ consumer: POST /api/v1/agreements/{id}/computations
     async def computations(self, request: web.Request) -> web.StreamResponse:
         aid = request.match_info["id"]
-        raw = await request.content.read(MAX_QUERY_BODY + 1)
-        if len(raw) > MAX_QUERY_BODY:
+        try:
+            raw = await read_limited(request, MAX_QUERY_BODY)  # type: ignore[arg-type] - same reading API
+        except BodyTooLarge:
             return _error(413, f"the body is at most {MAX_QUERY_BODY} bytes")
         try:
             doc = orjson.loads(raw)
