@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from connector.clearinghouse.testing import ClearingHouseProcess
+from support.access import held_token
 from support.nodes import SHARED_SECRET, NodeProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -223,6 +224,26 @@ def test_sql_injection_through_names_and_literals_is_refused(space):
     resp = compute(space, "records", {"select": [{"aggregate": "count"}],
                                       "where": [{"column": "district", "op": "=", "value": "' OR 1=1 --"}]})
     assert resp.status_code == 200 and resp.json()["rows"] == []
+
+
+def test_probing_the_query_checker_without_the_token_is_refused(space):
+    _, pearl, _, _, _ = space
+    opened = compute(space, "records", "SELECT count(*) FROM data")
+    provider_tid = opened.json()["record"]["transfer"]
+    forged = "Bearer " + "A" * 43
+    for body in ({"query": "SELECT * FROM data"}, {"query": "SELECT count(*) FROM data"}):
+        resp = httpx.post(f"{pearl.url}/data/{provider_tid}", json=body, headers={"Authorization": forged}, timeout=30)
+        assert resp.status_code == 401 and "does not verify" in resp.text, resp.text
+
+
+def test_the_computation_token_cannot_pull_raw_records(space):
+    _, pearl, harbour, _, _ = space
+    opened = compute(space, "records", "SELECT count(*) FROM data")
+    token = held_token(harbour, opened.json()["transferId"])
+    resp = httpx.get(f"{pearl.url}/data/{opened.json()['record']['transfer']}", headers={"Authorization": token},
+                     timeout=30)
+    assert resp.status_code == 403 and MARK not in resp.text, resp.text
+    assert "No permission of the policy covers odrl:use" in resp.text
 
 
 def test_too_long_or_too_large_computation_is_stopped_and_the_node_stays_responsive(space):
