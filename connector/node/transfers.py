@@ -74,7 +74,7 @@ class TransferConflict(Exception):
 def transfer_format(fmt: str) -> str | None:
     """HttpData-PULL / HttpData-PUSH, read leniently (EDC and the TCK write variants)."""
     upper = fmt.rsplit("/", 1)[-1].upper()
-    if upper == COMPUTE.upper():
+    if upper.endswith(COMPUTE.upper()):
         return COMPUTE
     if upper.endswith("PULL"):
         return PULL

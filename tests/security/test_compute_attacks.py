@@ -129,12 +129,18 @@ def test_mean_hba1c_by_district_is_computed_and_logged(space):
     csv_resp = compute(space, "records", {"select": [{"column": "age_band"}, {"aggregate": "count", "as": "n"}],
                                           "groupBy": ["age_band"], "orderBy": ["age_band"]}, fmt="csv")
     assert csv_resp.status_code == 200 and csv_resp.text.splitlines()[0] == "age_band,n"
-    _, pearl, _, agreements, _ = space
+    _, pearl, harbour, agreements, _ = space
     served = [c for c in pearl.api("GET", f"/agreements/{agreements['records']}/computations") if c["permitted"]]
     assert served and served[0]["querySha256"] == body["record"]["queryDigest"]
     assert served[0]["recordSha256"] == body["recordSha256"] and served[0]["groupsSuppressed"] == 1
     receipts = pearl.api("GET", f"/transfers/{served[0]['transferId']}/receipts")
     assert "data.computed" in [r["event"] for r in receipts]
+    # the same over DSP 2024-1
+    neg = harbour.wait_state(harbour.negotiate(pearl, "records", "o-records", version="2024-1")["id"])
+    assert neg["state"] == "FINALIZED" and neg["dspVersion"] == "2024-1"
+    old = httpx.post(f"{harbour.url}/api/v1/agreements/{neg['agreement']['@id']}/computations",
+                     json={"query": "SELECT count(*) FROM data"}, headers=harbour.headers(), timeout=60)
+    assert old.status_code == 200 and old.json()["rows"] == [[600]], old.text
     catalog = json.dumps(harbour_catalog(space))
     assert "HKS-Compute" in catalog and "HttpData-PULL" in catalog
 
