@@ -217,6 +217,19 @@ def test_concurrent_exhaustion_serves_exactly_the_limit(space):
             assert r.status_code == 403 and "at most 5 uses" in r.text, r.text
 
 
+def test_concurrent_budget_exhaustion_spends_exactly_the_budget(space):
+    _, pearl, harbour, _, _ = space
+    neg = harbour.wait_state(harbour.negotiate(pearl, "private", "o-private")["id"])
+    assert neg["state"] == "FINALIZED"
+    url = f"{harbour.url}/api/v1/agreements/{neg['agreement']['@id']}/computations"
+    query = {"select": [{"aggregate": "count", "as": "n"}]}
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: httpx.post(url, json={"query": query}, headers=harbour.headers(),
+                                                     timeout=60), range(8)))
+    assert sorted(r.status_code for r in results).count(200) == 2, [r.text[:200] for r in results]
+    assert all(r.json()["rule"] == "hks:epsilonTotal" for r in results if r.status_code != 200)
+
+
 def test_sql_injection_through_names_and_literals_is_refused(space):
     refusal(compute(space, "records", {"select": [{"aggregate": "count", "column": "hba1c\" FROM read_csv('/etc/passwd') --"}]}),
             400, "query")
