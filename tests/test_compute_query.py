@@ -121,3 +121,13 @@ def test_a_long_or_large_computation_is_stopped(records, memory, seconds, why):
         run(q, kind="parquet", path=str(big), min_group=1, max_rows=5, epsilon=None,
             limits=Limits(memory=memory, seconds=seconds))
     assert caught.value.rule == "limits" and caught.value.status == 422 and why in caught.value.message
+
+
+def test_an_error_never_quotes_a_value_from_the_data(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("district,hba1c\nCentral,7.1\nSECRETVALUE,8.0\n")
+    for sql in ("SELECT count(*) FROM data WHERE district = 5", "SELECT sum(hba1c) FROM data WHERE district > 1"):
+        with pytest.raises(QueryRefused) as caught:
+            run(parse(sql), kind="csv", path=str(path), min_group=1, max_rows=5, epsilon=None, limits=Limits())
+        assert "SECRETVALUE" not in caught.value.message and "Central" not in caught.value.message
+        assert str(tmp_path) not in caught.value.message

@@ -120,11 +120,12 @@ def run(query: Query, *, kind: str, path: str, min_group: int, max_rows: int, ep
         raise QueryRefused("limits", f"the computation needed more than {limits.memory} of memory and was "
                                      "stopped", status=422) from None
     except duckdb.Error as exc:
-        # the message can name the asset's columns and types, never its values: type and a short text
+        # Only a binder error's text is shown (it names columns, never values); any other message
+        # may quote a value from the data (a failed conversion) or the file's path: its type only.
         text = str(exc).split("\n", 1)[0]
-        if "read_" in text or "/" in text:  # never show the data root or file name
-            text = type(exc).__name__
-        raise QueryRefused("query", f"the computation failed: {text[:160]}", status=422) from None
+        if not isinstance(exc, duckdb.BinderException) or "read_" in text or "/" in text:
+            text = f"{type(exc).__name__} (for example a column of another type than the query assumes)"
+        raise QueryRefused("query", f"the computation failed: {text[:200]}", status=422) from None
     finally:
         timer.cancel()
         con.close()
