@@ -131,3 +131,25 @@ def test_an_error_never_quotes_a_value_from_the_data(tmp_path):
             run(parse(sql), kind="csv", path=str(path), min_group=1, max_rows=5, epsilon=None, limits=Limits())
         assert "SECRETVALUE" not in caught.value.message and "Central" not in caught.value.message
         assert str(tmp_path) not in caught.value.message
+
+
+def test_the_template_permits_computing_and_nothing_else():
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from connector.compute import ACTION
+    from connector.policy import Context, Request
+    from connector.policy.compute_terms import terms_of
+
+    text = (Path(__file__).resolve().parents[1] / "policies" / "computation-only-aggregates.jsonld").read_text()
+    policy = compile_policy(text)
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ctx = Context(now=now, purpose="hks:MedicalResearch", use_count=0, agreement_time=now)
+    computing = policy.evaluate(Request(ACTION, "a", "x"), ctx)
+    assert computing.permitted and terms_of(computing.duties).min_group_size == 10
+    assert "suppressing groups under 10 records" in computing.explain()
+    for action in ("use", "read", "distribute"):
+        assert not policy.evaluate(Request(action, "a", "x"), ctx).permitted
+    fiftyfirst = policy.evaluate(Request(ACTION, "a", "x"), Context(now=now, purpose="hks:MedicalResearch",
+                                                                    use_count=50, agreement_time=now))
+    assert not fiftyfirst.permitted and "at most 50" in fiftyfirst.explain()
