@@ -60,6 +60,8 @@ def test_sql_and_json_spellings_are_the_same_query():
     ("COPY data TO '/tmp/x.csv'", "query"),
     ("SELECT count(*) FROM data; SELECT 1", "query"),
     ("SELECT count(*) FROM main.data", "query"),
+    ("SELECT count(*) FROM data TABLESAMPLE 1 ROWS", "query"),
+    ("SELECT count(*) FROM data AS d", "query"),
 ])
 def test_refused_queries_name_the_rule(query, rule):
     with pytest.raises(QueryRefused) as caught:
