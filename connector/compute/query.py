@@ -268,7 +268,7 @@ def parse_sql(text: Any) -> Query:
     if used - _SELECT_ARGS:
         raise _bad(f"not in the query subset: {', '.join(sorted(used - _SELECT_ARGS))[:100]}")
     source = tree.args.get("from_") or tree.args.get("from")
-    if source is None or not isinstance(source.this, exp.Table) or source.this.name != TABLE \
+    if source is None or not isinstance(source.this, exp.Table) or source.this.name.lower() != TABLE \
             or any(v not in (None, [], False) for k, v in source.this.args.items() if k != "this"):
         raise _bad(f"a query reads FROM {TABLE} (the asset) and nothing else")
     if any(isinstance(n, (exp.Subquery, exp.Join, exp.Window, exp.Distinct, exp.Placeholder, exp.Parameter))
