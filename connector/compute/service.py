@@ -382,28 +382,16 @@ class ComputeService:
             agreements.c.id == aid, agreements.c.role == Role.CONSUMER.value)).first())
         if agreement is None:
             return _error(404, f"no agreement {echo(aid)} held by this participant as consumer")
-        row = await self._open_transfer(aid)
-        if isinstance(row, web.Response):
-            return row
-        address = row["data_address"] or {}
-        endpoint = address.get("endpoint") or endpoint_property(address, "endpoint")
-        token = endpoint_property(address, "authorization")
-        if not endpoint or not token:
-            return _error(409, "the provider gave no endpoint for the computation transfer")
-        headers = {"Authorization": token, "Content-Type": "application/json"}
-        if purpose:
-            headers["X-Usage-Purpose"] = purpose
-        timeout = aiohttp.ClientTimeout(total=max(30.0, self.limits.seconds * 4), connect=10)
-        try:
-            async with self.node.session.post(endpoint, data=orjson.dumps({"query": doc["query"]}), headers=headers,
-                                              timeout=timeout, allow_redirects=False) as resp:
-                body = await read_limited(resp, MAX_RESULT_BODY)
-                status = resp.status
-        except BodyTooLarge:
-            return _error(502, "the provider's result is larger than this node accepts")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            log.warning("agreement %s: the provider's compute endpoint failed: %s %s", aid, type(exc).__name__, exc)
-            return _error(502, f"the provider's compute endpoint could not be reached ({type(exc).__name__})")
+        for fresh in (False, True):
+            row = await self._open_transfer(aid, fresh=fresh)
+            if isinstance(row, web.Response):
+                return row
+            sent = await self._send(aid, row, doc["query"], purpose)
+            if isinstance(sent, web.Response):
+                return sent
+            status, body = sent
+            if status != 401:  # 401: the token expired or was revoked: once more on a new transfer
+                break
         try:
             result = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -428,12 +416,33 @@ class ComputeService:
                                          "X-Query-Sha256": result["record"]["queryDigest"]})
         return web.json_response(result)
 
-    async def _open_transfer(self, aid: str) -> "Json | web.Response":
+    async def _send(self, aid: str, row: Json, query: Any, purpose: str | None) -> "tuple[int, bytes] | web.Response":
+        address = row["data_address"] or {}
+        endpoint = address.get("endpoint") or endpoint_property(address, "endpoint")
+        token = endpoint_property(address, "authorization")
+        if not endpoint or not token:
+            return _error(409, "the provider gave no endpoint for the computation transfer")
+        headers = {"Authorization": token, "Content-Type": "application/json"}
+        if purpose:
+            headers["X-Usage-Purpose"] = purpose
+        timeout = aiohttp.ClientTimeout(total=max(30.0, self.limits.seconds * 4), connect=10)
+        try:
+            async with self.node.session.post(endpoint, data=orjson.dumps({"query": query}), headers=headers,
+                                              timeout=timeout, allow_redirects=False) as resp:
+                return resp.status, await read_limited(resp, MAX_RESULT_BODY)
+        except BodyTooLarge:
+            return _error(502, "the provider's result is larger than this node accepts")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("agreement %s: the provider's compute endpoint failed: %s %s", aid, type(exc).__name__, exc)
+            return _error(502, f"the provider's compute endpoint could not be reached ({type(exc).__name__})")
+
+    async def _open_transfer(self, aid: str, fresh: bool = False) -> "Json | web.Response":
+        """The newest started HKS-Compute transfer of the agreement, or (none, or `fresh`) a new one."""
         query = sa.select(transfers).where(transfers.c.agreement_id == aid, transfers.c.role == Role.CONSUMER.value,
                                            transfers.c.format == FORMAT,
                                            transfers.c.state == TransferState.STARTED.value
                                            ).order_by(transfers.c.created_at.desc()).limit(1)
-        row = await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
+        row = None if fresh else await self.node.db.read(lambda conn: conn.execute(query).mappings().first())
         if row is not None:
             return dict(row)
         try:

@@ -268,6 +268,21 @@ def test_the_computation_token_cannot_pull_raw_records(space):
     assert "No permission of the policy covers odrl:use" in resp.text
 
 
+def test_a_revoked_computation_token_is_refused_and_a_new_transfer_is_decided_again(space):
+    _, pearl, harbour, _, _ = space
+    opened = compute(space, "records", "SELECT count(*) FROM data")
+    token = held_token(harbour, opened.json()["transferId"])
+    provider_tid = opened.json()["record"]["transfer"]
+    pearl.api("POST", f"/transfers/{provider_tid}/suspend", {"reason": "audit"}, expect=200)
+    stale = httpx.post(f"{pearl.url}/data/{provider_tid}", json={"query": "SELECT count(*) FROM data"},
+                       headers={"Authorization": token}, timeout=30)
+    assert stale.status_code == 401 and "revoked" in stale.text
+    # Harbour Lab may not have heard of the suspension yet: its old token is refused (401) and it asks
+    # for a new transfer, which Pearl River decides again; or it has, and asks for one at once
+    again = compute(space, "records", "SELECT count(*) FROM data")
+    assert again.status_code == 200 and again.json()["transferId"] != opened.json()["transferId"]
+
+
 def test_too_long_or_too_large_computation_is_stopped_and_the_node_stays_responsive(space):
     _, pearl, _, _, _ = space
     with ThreadPoolExecutor(2) as pool:
