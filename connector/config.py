@@ -65,6 +65,9 @@ class Settings:
     clearinghouse_audience: str = ""  # the clearing house's id, our tokens' audience there (default: its url)
     clearinghouse_audit_interval: int = 600  # seconds between audits of the kept receipts (0: only on demand)
     clearinghouse_audit_batch: int = 1000  # receipts re-checked per scheduled audit (the next run goes on from there)
+    compute_memory_mb: int = 256  # [compute] what one computation may hold in memory (DuckDB memory_limit)
+    compute_time_ms: int = 10000  # [compute] how long one computation may run before it is interrupted
+    compute_concurrency: int = 2  # [compute] computations run at once (others wait their turn)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -96,6 +99,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                   "upstream_timeout": (int, False)},
     "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False),
                       "audit_interval": (int, False), "audit_batch": (int, False)},
+    "compute": {"memory_limit_mb": (int, False), "time_limit_ms": (int, False), "concurrency": (int, False)},
 }
 
 
@@ -272,6 +276,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
+        **_compute(checked.get("compute", {})),
     )
 
 
@@ -444,3 +449,16 @@ def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: 
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))
     return path
+
+
+def _compute(values: dict[str, Any]) -> dict[str, Any]:
+    """[compute]: the bounds of one computation-only query (connector/compute)."""
+    out = {}
+    for key, name, default, low, high in (("memory_limit_mb", "compute_memory_mb", 256, 16, 65536),
+                                          ("time_limit_ms", "compute_time_ms", 10000, 10, 600_000),
+                                          ("concurrency", "compute_concurrency", 2, 1, 64)):
+        value = values.get(key, default)
+        if not low <= value <= high:
+            raise ConfigError(f"setting [compute] {key} must be between {low} and {high}, got {value}")
+        out[name] = value
+    return out

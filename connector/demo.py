@@ -7,7 +7,10 @@ Medical Centre (Guangzhou) publishes synthetic outpatient records under the GBA
 cross-border template; Harbour University Research Lab (Hong Kong) finds the offer in the
 station registry, agrees, and pulls the data, which arrives without names and phone
 numbers and with pseudonymised patient ids; Merlion Analytics (Singapore) is refused with
-the rule that refused it; an access without a declared purpose is refused too. Every
+the rule that refused it; an access without a declared purpose is refused too. Harbour Lab
+then computes mean HbA1c by district and age band on a computation-only offer of the same
+records without a record leaving Pearl River, and its query grouped by patient id is
+refused with the rule. Every
 protocol event and data access is logged at the clearing house, and each process is
 audited against the log's public key. Each node has its own SQLite file; no dev secret."""
 from __future__ import annotations
@@ -29,6 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from . import config as config_mod
+from .compute.story import computation_story
 from .identity.enrol import AdminTokenEnroller, init_enrolled_node
 from .identity.search import search_registry
 from .node.app import Node
@@ -281,6 +285,12 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                                    "reasons": reasons})
         step(f"pulled without declaring a purpose: HTTP {status}; reason: {' '.join(reasons)[:160]}")
 
+        # computation only: usable but not visible (connector/compute)
+        result["computations"] = await computation_story(
+            call=call, negotiate=negotiate, provider=provider, provider_url=provider_url, consumer=consumer,
+            consumer_url=consumer_url, to_provider=to_provider, data_root=data_root, visits_csv=synthetic_visits(),
+            step=step, provider_name=PROVIDER, consumer_name=CONSUMER)
+
         # the audit: every process, checked against the clearing house's public key only
         result["clearinghouse"] = await _audit(base, ch_url, ch_key, station_url, provider, consumer, refused, step)
         result["agreements"] = len(await call(consumer, consumer_url, "GET", "/agreements"))
@@ -291,6 +301,8 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                             for n in result["negotiations"])
                     and all(t["state"] == t["expected"] for t in result["transfers"])
                     and all(a["status"] == a["expected"] for a in result["accesses"])
+                    and all(c["status"] == c["expected"] and not c.get("recordLeftProvider")
+                            for c in result.get("computations", []))
                     and result["accesses"][0]["personalFieldsRemoved"]
                     and result["clearinghouse"]["ok"])
     return result
@@ -355,7 +367,7 @@ def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
         for n in result["negotiations"]:
             mark = "ok " if n["state"] == n["expected"] and n["providerState"] == n["expected"] else "BAD"
             print(f"  {mark} {n['label']:<52} {n['state']:<10} (provider {n['providerState']})")
-        for a in result["accesses"]:
+        for a in result["accesses"] + result.get("computations", []):
             print(f"  {'ok ' if a['status'] == a['expected'] else 'BAD'} {a['label']:<52} HTTP {a['status']}")
         found = result.get("registry", {}).get("found", [])
         print(f"  {'ok ' if found else 'BAD'} registry search found: "

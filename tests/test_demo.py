@@ -25,3 +25,6 @@ def test_demo_json_summary():
     assert denied["status"] == 403 and denied["reasons"]
     ch = summary["clearinghouse"]
     assert ch["ok"] and ch["entries"] > 0 and all(a["verdict"] == "ok" for a in ch["audits"])
+    computed, by_patient = summary["computations"]
+    assert computed["status"] == 200 and computed["rows"] > 0 and not computed["recordLeftProvider"]
+    assert by_patient["status"] == 403 and by_patient["rule"] == "hks:groupByColumn"

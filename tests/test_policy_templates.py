@@ -37,7 +37,7 @@ def test_template_is_valid_and_listed(path):
 
 
 def test_six_templates():
-    assert len(TEMPLATES) == 6
+    assert len(TEMPLATES) == 7
 
 
 # --------------------------------------------------------------------------

@@ -59,7 +59,7 @@ EVENTS = frozenset({
     "negotiation.requested", "negotiation.offered", "negotiation.accepted", "negotiation.agreed",
     "negotiation.verified", "negotiation.finalized", "negotiation.terminated",
     "transfer.requested", "transfer.started", "transfer.suspended", "transfer.completed", "transfer.terminated",
-    "transfer.refused", "data.accessed",
+    "transfer.refused", "data.accessed", "data.computed",
 })
 FIELDS = ("v", "processId", "event", "provider", "consumer", "sender", "timestamp", "sha256")
 MAX_ID_LENGTH = 256

@@ -24,6 +24,7 @@ from .management import ManagementApi, json_response
 from .negotiations import NegotiationService
 from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
+from ..compute.service import ComputeService
 from .destinations import DestinationGuard, GuardedConnector, parse_allow_list
 from .outbox import Dispatcher
 from .transfers import TransferService
@@ -61,12 +62,14 @@ class Node:
         )
         self.clearinghouse = ClearingHouseLog(self) if settings.clearinghouse_url else None
         self.dataplane = DataPlane(self)
+        self.compute = ComputeService(self)
         self.transfers = TransferService(
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
             access_check=self.dataplane.transfer_refusal, start_address=self.dataplane.start_address,
             clock=clock, on_commit=self._wake_dispatcher,
         )
         self.transfers.reveal = self.dataplane.reveal_tokens
+        self.transfers.compute_check = self.compute.transfer_refusal
         self.transfers.on_started.append(self.dataplane.on_started)
         self.transfers.on_state.append(self.dataplane.on_state)
         if settings.tck_enabled:
@@ -145,6 +148,7 @@ class Node:
         app.add_routes([web.get("/health", self._health),
                         web.get("/.well-known/self-description", self.self_description.handle),
                         web.get("/data/{tid}", self.dataplane.serve),
+                        web.post("/data/{tid}", self.compute.serve),
                         web.put("/push/{tid}", self.dataplane.receive_push)])
         if self.settings.tck_enabled:
             from .tck import routes as tck_routes

@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..compute import FORMAT as COMPUTE
+from ..compute.sql import computable
 from ..store.prepared import Prepared
 from ..protocol.policies import catalog_offer
 from ..identity import Caller
@@ -180,7 +182,8 @@ class CatalogService:
                 "@id": asset_id,
                 "@type": "Dataset",
                 "hasPolicy": asset_offers,
-                "distribution": [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}],
+                "distribution": [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}]
+                + ([{"@type": "Distribution", "format": COMPUTE, "accessService": service}] if computable(asset) else []),
             }
             out.append(dataset)
         return out

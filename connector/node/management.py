@@ -87,9 +87,17 @@ SCHEMAS: dict[str, Json] = {
         "type": "object", "required": ["agreementId"], "additionalProperties": False,
         "properties": {
             "agreementId": PEER_ID,
-            "format": {"enum": ["HttpData-PULL", "HttpData-PUSH"]},
+            "format": {"enum": ["HttpData-PULL", "HttpData-PUSH", "HKS-Compute"]},
             "purpose": {"type": "string", "maxLength": 512,
                         "description": "push only: the purpose declared for the access (pull: ?purpose= on /data)"},
+        },
+    },
+    "ComputationInput": {
+        "type": "object", "required": ["query"], "additionalProperties": False,
+        "properties": {
+            "query": {"oneOf": [{"type": "string", "maxLength": 4000}, {"type": "object"}],
+                      "description": "SQL subset text or the JSON query (connector/compute/README.md)"},
+            "format": {"enum": ["json", "csv"]}, "purpose": {"type": "string", "maxLength": 512},
         },
     },
     "TerminateInput": {
@@ -150,6 +158,8 @@ class ManagementApi:
             ("POST", "/negotiations/{id}/terminate", self.terminate, True),
             ("POST", "/negotiations/{id}/accept", self.accept, True),
             ("GET", "/agreements", self.list_agreements, True), ("GET", "/agreements/{id}", self.get_agreement, True),
+            ("POST", "/agreements/{id}/computations", self.node.compute.computations, True),
+            ("GET", "/agreements/{id}/computations", self.node.compute.list_computations, True),
             ("POST", "/transfers", self.start_transfer, True), ("GET", "/transfers", self.list_transfers, True),
             ("GET", "/transfers/{id}", self.get_transfer, True),
             ("POST", "/transfers/{id}/suspend", self._transfer_action(TransferEvent.SUSPEND), True),
@@ -743,6 +753,11 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
             "/api/v1/agreements": {"get": op("list agreements")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
+            "/api/v1/agreements/{id}/computations": {
+                "post": op("compute on a computation-only agreement (consumer): the result table", "ComputationInput",
+                           ("id",)),
+                "get": op("the computations recorded under an agreement (provider: digests, rows, refusals)",
+                          params=("id",))},
             "/api/v1/transfers": {"post": idempotent(op("start a transfer under an agreement", "TransferInput")),
                                   "get": op("list transfers")},
             "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits)", params=("id",))},

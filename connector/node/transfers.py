@@ -13,6 +13,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..compute import FORMAT as COMPUTE
 from ..identity import Caller
 from ..protocol import wire
 from ..protocol.errors import InvalidTransition, MalformedMessage, Refused, UnknownProcess, echo
@@ -65,6 +66,8 @@ class TransferConflict(Exception):
 def transfer_format(fmt: str) -> str | None:
     """HttpData-PULL / HttpData-PUSH, read leniently (EDC and the TCK write variants)."""
     upper = fmt.rsplit("/", 1)[-1].upper()
+    if upper.endswith(COMPUTE.upper()):
+        return COMPUTE
     if upper.endswith("PULL"):
         return PULL
     if upper.endswith("PUSH"):
@@ -103,13 +106,14 @@ class TransferService(DurableProcesses):
         self.outbox_owner: str | None = None
         self.lease_seconds = 30.0
         self.audit: Callable[..., list[Outgoing]] | None = None  # see NegotiationService.audit
+        self.compute_check: Callable[..., Any] | None = None  # HKS-Compute transfers: connector.compute
 
     # ---------------------------------------------------------------- provider
     async def receive_request(self, version: str, msg: TransferRequestMessage, who: Caller,
                               digest: str, raw: bytes = b"") -> tuple[int, Json]:
         fmt = transfer_format(msg.format)
         if fmt is None:
-            raise Refused(f"format {echo(msg.format)} is not offered; use {PULL} or {PUSH}", code="UnsupportedFormat")
+            raise Refused(f"format {echo(msg.format)} is not offered; use {PULL}, {PUSH} or {COMPUTE}", code="UnsupportedFormat")
         if fmt == PUSH and not (msg.data_address and msg.data_address.get("endpoint")):
             raise MalformedMessage("a push transfer needs a dataAddress with the consumer's endpoint")
         for _ in range(5):
@@ -166,7 +170,8 @@ class TransferService(DurableProcesses):
         if agreement["negotiation_state"] != "FINALIZED":
             raise Refused(f"agreement {echo(msg.agreement_id)} is not in force (its negotiation is "
                           f"{agreement['negotiation_state']})", code="AgreementNotInForce")
-        refusal = self.access_check(conn, dict(agreement), dict(who.claims), ts)
+        check = self.compute_check if fmt == COMPUTE and self.compute_check is not None else self.access_check
+        refusal = check(conn, dict(agreement), dict(who.claims), ts)
         if refusal:
             code, reasons = refusal
             if code == ACCESS_DENIED:
@@ -347,7 +352,7 @@ class TransferService(DurableProcesses):
         base = f"{row['counterparty_address']}/transfers/{cpid if role is Role.PROVIDER else ppid}"
         msg: Message
         if event is E.START:
-            address = self.start_address(row) if role is Role.PROVIDER and row["format"] == PULL else None
+            address = self.start_address(row) if role is Role.PROVIDER and row["format"] in (PULL, COMPUTE) else None
             msg = TransferStartMessage(provider_pid=ppid, consumer_pid=cpid, data_address=address)
             path = "start"
         elif event is E.SUSPEND:

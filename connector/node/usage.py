@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import orjson
 from sqlalchemy.engine import Connection
 
+from ..compute import ACTION as COMPUTE_ACTION
 from ..identity import Caller
 from ..protocol.errors import Forbidden
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
@@ -107,7 +108,13 @@ def decide(cache: PolicyCache, body: Json, *, caller: Caller, target: str, now: 
     policy = cache.compile(body)
     context = claims_context(caller, now=now, asset_properties=asset_properties,
                              deferred=DECIDED_AT_USE if at_negotiation else frozenset())
-    return policy.evaluate(Request(action="use", target=target, assignee=caller.participant_id), context)
+    decision = policy.evaluate(Request(action="use", target=target, assignee=caller.participant_id), context)
+    if not decision.permitted:  # a computation-only offer: a party that may compute may see and agree to it
+        computing = policy.evaluate(Request(action=COMPUTE_ACTION, target=target, assignee=caller.participant_id),
+                                    context)
+        if computing.permitted:
+            return computing
+    return decision
 
 
 def denial_reasons(decision: Decision) -> list[str]:

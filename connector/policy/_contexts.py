@@ -1102,6 +1102,14 @@ HKS_CONTEXT: dict[str, Any] = {
     "log": "hks:log",
     "drop": "hks:drop",
     "pseudonymise": "hks:pseudonymise",
+    "compute": "hks:compute",
+    "groupByColumn": "hks:groupByColumn",
+    "aggregateColumn": "hks:aggregateColumn",
+    "aggregateFunction": "hks:aggregateFunction",
+    "minGroupSize": "hks:minGroupSize",
+    "maxRows": "hks:maxRows",
+    "epsilonPerQuery": "hks:epsilonPerQuery",
+    "epsilonTotal": "hks:epsilonTotal",
     "consentReference": {
         "@id": "hks:consentReference"
     },

@@ -118,6 +118,7 @@ _DUTY_KINDS = {
     ODRL + "inform": ("notify", "before-release"),
     HKS + "drop": ("drop-fields", "before-release"),
     HKS + "pseudonymise": ("pseudonymise-fields", "before-release"),
+    HKS + "aggregate": ("aggregate-only", "before-release"),
     ODRL + "anonymize": ("anonymise", "before-release"),
     IDSC + "REPLACE": ("replace", "before-release"),
     ODRL + "watermark": ("watermark", "before-release"),
@@ -1112,6 +1113,10 @@ class _Compiler:
             for x in self.vals(node, "hasPolicy") + self.vals(node, "target"):
                 pol = self.iri(x, f"{path}.target")
             params["policy"] = pol or self.policy_uid or "(this policy)"
+        if kind == "aggregate-only":
+            from .compute_terms import check_aggregate_params
+            for msg in check_aggregate_params(params):
+                self.err(f"{path}.action", msg)
         if kind in ("drop-fields", "pseudonymise-fields") and not params.get("fields"):
             self.err(f"{path}.action", f"{compact(action)} needs a refinement naming the fields, e.g. "
                                        f"{{\"leftOperand\": \"hks:field\", \"operator\": \"isAnyOf\", \"rightOperand\": [\"name\", \"phone\"]}}")

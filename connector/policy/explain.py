@@ -174,6 +174,9 @@ def describe_duty(d: "Duty") -> str:
         return f"Drop the field{'s' if fields and len(fields) > 1 else ''} {flist} from every record{when}."
     if k == "pseudonymise-fields":
         return f"Pseudonymise the field{'s' if fields and len(fields) > 1 else ''} {flist} in every record{when}."
+    if k == "aggregate-only":
+        from .compute_terms import describe_aggregate
+        return describe_aggregate(p) + when + "."
     if k == "anonymise":
         return f"Anonymise {('the fields ' + flist) if flist else 'the data'}{when}."
     if k == "replace":

@@ -171,6 +171,8 @@ ACTION_PARENT.update(
         HKS + "drop": (ODRL + "modify",),
         HKS + "pseudonymise": (ODRL + "modify",),
         IDSC + "REPLACE": (ODRL + "modify",),
+        HKS + "compute": (ODRL + "use",),
+        HKS + "aggregate": (ODRL + "use",),
     }
 )
 
@@ -300,6 +302,13 @@ _LEFT: list[LeftOperand] = [
         missing="The requester declared no retention period"),
     # parameters: only meaningful in refinements of duties
     _lo(HKS + "field", "Field", "parameter"),
+    _lo(HKS + "groupByColumn", "Group-by column", "parameter"),
+    _lo(HKS + "aggregateColumn", "Aggregated column", "parameter"),
+    _lo(HKS + "aggregateFunction", "Aggregate function", "parameter"),
+    _lo(HKS + "minGroupSize", "Minimum group size", "parameter"),
+    _lo(HKS + "maxRows", "Maximum rows returned", "parameter"),
+    _lo(HKS + "epsilonPerQuery", "Privacy budget per computation", "parameter"),
+    _lo(HKS + "epsilonTotal", "Total privacy budget", "parameter"),
     _lo(IDSC + "JSON_PATH", "JSON path", "parameter"),
     _lo(IDSC + "REPLACE_WITH", "Replacement", "parameter"),
     _lo(IDSC + "LOG_LEVEL", "Log level", "parameter"),
@@ -393,6 +402,7 @@ DUTY_KIND_LABELS = {
     "notify": "notify a party",
     "drop-fields": "drop fields in transit",
     "pseudonymise-fields": "pseudonymise fields in transit",
+    "aggregate-only": "release only checked aggregates",
     "anonymise": "anonymise in transit",
     "replace": "replace values in transit",
     "watermark": "watermark the data",

@@ -133,6 +133,34 @@ usage_counters = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# computation-only agreements (connector/compute): what has been spent, and every computation
+compute_budgets = sa.Table(
+    "compute_budgets", metadata,
+    sa.Column("agreement_id", sa.String(512), primary_key=True),
+    sa.Column("computations", sa.Integer, nullable=False),  # served (and reserved, while one runs)
+    sa.Column("epsilon_spent", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+computations = sa.Table(
+    "computations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("agreement_id", sa.String(512), nullable=False),
+    sa.Column("transfer_id", sa.String(512), nullable=False),
+    sa.Column("consumer_id", sa.String(512), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("permitted", sa.Boolean, nullable=False),
+    sa.Column("rule", sa.String(64), nullable=True),  # the term a refusal names
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("query_sha256", sa.String(64), nullable=True),
+    sa.Column("result_sha256", sa.String(64), nullable=True),
+    sa.Column("rows", sa.Integer, nullable=True),
+    sa.Column("groups_suppressed", sa.Integer, nullable=True),
+    sa.Column("epsilon", sa.Float, nullable=True),
+    sa.Column("record_sha256", sa.String(64), nullable=True),  # what the clearing-house entry carries
+    sa.Index("ix_computations_agreement_id", "agreement_id"),
+)
+
 access_log = sa.Table(
     "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
