@@ -230,6 +230,8 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                 neg = await call(node, url, "GET", f"/negotiations/{neg['id']}?waitFor=TERMINATED&timeout=20")
             provider_side = await call(provider, provider_url, "GET", "/negotiations?limit=1000")
             peer = next((n for n in provider_side if n["consumerPid"] == neg["consumerPid"]), None)
+            if peer is not None and peer["state"] != expect:  # the last message may still be on its way
+                peer = await call(provider, provider_url, "GET", f"/negotiations/{peer['id']}?waitFor={expect}&timeout=20")
             reason = " ".join((neg.get("termination") or {}).get("reason") or [])
             entry = {"label": label, "id": neg["id"], "state": neg["state"], "expected": expect,
                      "providerState": peer["state"] if peer else None, "providerProcess": peer["id"] if peer else None,
@@ -258,6 +260,24 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
         await negotiate(consumer, consumer_url, "statistics, withdrawn by the consumer",
                         {**to_provider, "datasetId": "district-statistics-2025",
                          "offer": {**stats, **NARROWER}}, "TERMINATED", then="terminate")
+
+        # the cross-border record on both sides; the first transfer waits for the provider's PIPIA
+        records = await call(provider, provider_url, "GET", "/compliance/records")
+        record = next((r for r in records if r["agreementId"] == agreed["agreementId"]), None)
+        step(f"cross-border record of agreement {str(agreed['agreementId'])[:22]}...: "
+             + (f"sha256 {record['sha256'][:16]}..., categories {', '.join(record['record']['categories'])}, "
+                f"purposes {', '.join(record['record']['purposes'])}" if record else "MISSING"))
+        early = await call(consumer, consumer_url, "POST", "/transfers", {"agreementId": agreed["agreementId"]})
+        early = await call(consumer, consumer_url, "GET", f"/transfers/{early['id']}?waitFor=TERMINATED&timeout=20")
+        why = " ".join((early.get("termination") or {}).get("reason") or []) or str(early.get("error") or "")
+        result["transfers"].append({"id": early["id"], "state": early["state"], "expected": "TERMINATED",
+                                    "format": early["format"], "agreementId": early["agreementId"],
+                                    "providerProcess": early.get("providerPid"), "reason": why})
+        step(f"{CONSUMER} asked for the data before the PIPIA was recorded: {early['state']}; reason: {why[:160]}")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        await call(provider, provider_url, "POST", f"/compliance/records/{agreed['agreementId']}/pipia",
+                   {"reference": "PIPIA-PRMC-2025-017", "date": today})
+        step(f"{PROVIDER} recorded its PIPIA (PIPIA-PRMC-2025-017, {today}); the record's new version is logged")
 
         # the transfer: pulled through the provider's data plane, decided on every access
         transfer = await call(consumer, consumer_url, "POST", "/transfers", {"agreementId": agreed["agreementId"]})

@@ -19,7 +19,9 @@ def test_demo_json_summary():
     assert "FINALIZED" in states.values() and "TERMINATED" in states.values()
     refused = next(n for n in summary["negotiations"] if "(SG)" in n["label"])
     assert refused["state"] == "TERMINATED" and "Recipient jurisdiction SG" in refused["reason"]
-    assert summary["transfers"][0]["state"] == "STARTED"
+    early, transfer = summary["transfers"]
+    assert early["state"] == "TERMINATED" and "PIPIA" in early["reason"]  # before the provider recorded its PIPIA
+    assert transfer["state"] == "STARTED"
     pulled, denied = summary["accesses"]
     assert pulled["status"] == 200 and pulled["personalFieldsRemoved"] and "name" not in pulled["columns"]
     assert denied["status"] == 403 and denied["reasons"]

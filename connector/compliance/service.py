@@ -1,0 +1,230 @@
+"""The node's side of cross-border compliance (I/O: the node's database and its clearing-house log).
+
+Hooks into the node, each a call from one place:
+* `on_agreement` — NegotiationService, in the transaction that records an agreement (both roles);
+* `gate(inner)` — wraps the provider's transfer-start check: a cross-border agreement's first
+  transfer waits for its preconditions (fail closed, with the reason);
+* `routes(wrap)` — the management API under /api/v1/compliance.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import rfc8785
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.engine import Connection
+
+from ..store.tables import assets, compliance_record_versions, compliance_records
+from . import record as rec
+
+log = logging.getLogger("connector.compliance")
+Json = dict[str, Any]
+CODE = "CrossBorderPrecondition"
+
+
+class ComplianceService:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        settings = node.settings
+        self.participant_id = node.participant_id
+        self.verified_by = "station" if settings.identity_mode == "station" else settings.identity_mode
+        self.own_claims = {"organisation": settings.node.name, "jurisdiction": settings.node.jurisdiction or None}
+        self.clock: Callable[[], float] = time.time
+
+    # ------------------------------------------------------------------ hooks
+    def on_agreement(self, conn: Connection, agreement: Json, negotiation: Json, ts: float,
+                     peer_claims: Any = None) -> None:
+        """An agreement was just recorded (same transaction). A cross-border one gets its record,
+        whose SHA-256 goes to the clearing house through the outbox."""
+        try:
+            policy = self.node.catalog.policies.compile(agreement["policy"])
+        except Exception:  # noqa: BLE001 - an agreement whose policy does not compile is refused at use anyway
+            log.warning("agreement %s: its policy does not compile; no compliance record", agreement["id"][:100])
+            return
+        if not rec.is_cross_border(policy):
+            return
+        me = rec.party(self.participant_id, self.own_claims, self.verified_by)
+        peer = rec.party(negotiation["counterparty_id"], peer_claims if isinstance(peer_claims, dict) else None,
+                         self.verified_by)
+        provider, consumer = (me, peer) if agreement["role"] == "provider" else (peer, me)
+        record = rec.build_record(agreement_id=agreement["id"], negotiation_id=negotiation["id"],
+                                  role=agreement["role"], asset_id=agreement["asset_id"], policy=policy,
+                                  agreed_at=ts, provider=provider, consumer=consumer)
+        sha = rec.digest(record)
+        conn.execute(compliance_records.insert(), {
+            "agreement_id": agreement["id"], "role": agreement["role"], "version": 1, "record": record,
+            "sha256": sha, "filing_due": None, "filed_on": None, "filing_reference": None,
+            "created_at": ts, "updated_at": ts})
+        self._version(conn, record, 1, sha, "created", ts)
+
+    def gate(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        """The provider's transfer-start check, with the cross-border preconditions first."""
+        def check(conn: Connection, agreement: Json, claims: Json, now: float) -> Any:
+            refusal = self.precondition_refusal(conn, agreement)
+            if refusal is not None:
+                return refusal
+            return inner(conn, agreement, claims, now)
+        return check
+
+    def precondition_refusal(self, conn: Connection, agreement: Json) -> tuple[str, list[str]] | None:
+        row = conn.execute(sa.select(compliance_records.c.record).where(
+            compliance_records.c.agreement_id == agreement["id"])).first()
+        if row is None:
+            try:
+                cross = rec.is_cross_border(self.node.catalog.policies.compile(agreement["policy"]))
+            except Exception:  # noqa: BLE001 - cannot tell: fail closed
+                cross = True
+            if cross:  # a cross-border agreement without its record (made before this version): refused
+                return CODE, [f"agreement {str(agreement['id'])[:100]} is cross-border and has no compliance record: "
+                              "refused (fail closed)"]
+            return None
+        record = row[0]
+        problems = rec.preconditions(record)
+        props = conn.execute(sa.select(assets.c.properties).where(assets.c.id == agreement["asset_id"])).scalar()
+        wider = rec.asset_widening(record, (props or {}).get("dataCategories"))
+        if wider:
+            problems.append(f"categories widened, a new negotiation is needed (a change of the categories of "
+                            f"personal information needs a supplemental or new contract): the asset now holds "
+                            f"{', '.join(wider)[:200]}, beyond agreement {record['agreementId'][:100]}")
+        if problems:
+            log.warning("agreement %s: transfer refused, cross-border preconditions: %s",
+                        record["agreementId"][:100], "; ".join(problems)[:500])
+            return CODE, problems
+        return None
+
+    # ------------------------------------------------------------------ changes
+    def _version(self, conn: Connection, record: Json, version: int, sha: str, change: str, ts: float) -> None:
+        conn.execute(compliance_record_versions.insert(), {
+            "agreement_id": record["agreementId"], "version": version, "record": record, "sha256": sha,
+            "change": change, "at": ts})
+        ch = self.node.clearinghouse
+        if ch is None:
+            return
+        peer = record["consumer" if record["role"] == "provider" else "provider"]["participantId"]
+        ch.record(conn, {"id": record["agreementId"], "role": record["role"], "counterparty_id": peer},
+                  rfc8785.dumps(record), ts, owner=None, lease_seconds=self.node.settings.outbox_lease_seconds,
+                  event="compliance.recorded", digest=bytes.fromhex(sha))
+
+    def _change(self, conn: Connection, agreement_id: str, change: str, fn: Callable[[Json], Json], ts: float) -> Json:
+        row = conn.execute(sa.select(compliance_records).where(
+            compliance_records.c.agreement_id == agreement_id)).mappings().first()
+        if row is None:
+            raise rec.RecordError(f"no cross-border record for agreement {agreement_id[:100]}", 404)
+        new = fn(dict(row["record"]))
+        if new == row["record"]:
+            return view(dict(row))
+        sha, version = rec.digest(new), row["version"] + 1
+        conn.execute(compliance_records.update().where(compliance_records.c.agreement_id == agreement_id).values(
+            record=new, sha256=sha, version=version, updated_at=ts))
+        self._version(conn, new, version, sha, change, ts)
+        log.info("agreement %s: compliance record version %d (%s), sha256 %s", agreement_id[:100], version, change, sha)
+        return view({**dict(row), "record": new, "sha256": sha, "version": version, "updated_at": ts})
+
+    # ------------------------------------------------------------------ API
+    def routes(self, prefix: str, wrap: Callable[..., Any]) -> list[web.RouteDef]:
+        table = [
+            ("GET", "/compliance/records", self.list_records),
+            ("GET", "/compliance/records/{id}", self.get_record),
+            ("POST", "/compliance/records/{id}/pipia", self.record_pipia),
+            ("POST", "/compliance/records/{id}/consent", self.record_consent),
+            ("PATCH", "/compliance/records/{id}", self.narrow),
+        ]
+        return [web.route(m, prefix + path, wrap(self._errors(h), True)) for m, path, h in table]
+
+    @staticmethod
+    def _errors(handler: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except rec.RecordError as exc:
+                return web.json_response({"error": str(exc)[:500], "status": exc.status}, status=exc.status)
+        return wrapped
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if len(raw) > 64 * 1024:
+            raise rec.RecordError("request body over the limit", 413)
+        try:
+            import orjson
+            return orjson.loads(raw)
+        except ValueError:
+            raise rec.RecordError("the body is not JSON") from None
+
+    async def list_records(self, request: web.Request) -> web.StreamResponse:
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(
+            sa.select(compliance_records).order_by(compliance_records.c.created_at)).mappings()])
+        views = [view(r) for r in rows]
+        fmt = request.query.get("format") or ("csv" if "text/csv" in request.headers.get("Accept", "") else "json")
+        if fmt == "csv":
+            return web.Response(text=to_csv(views), content_type="text/csv", charset="utf-8")
+        if fmt != "json":
+            raise rec.RecordError("format must be json or csv")
+        return web.json_response(views)
+
+    async def get_record(self, request: web.Request) -> web.Response:
+        aid = request.match_info["id"]
+
+        def load(conn: Connection) -> Json | None:
+            row = conn.execute(sa.select(compliance_records).where(
+                compliance_records.c.agreement_id == aid)).mappings().first()
+            if row is None:
+                return None
+            out = view(dict(row))
+            out["versions"] = [{"version": v["version"], "sha256": v["sha256"], "change": v["change"],
+                                "at": rec.iso_utc(v["at"])} for v in conn.execute(
+                sa.select(compliance_record_versions).where(compliance_record_versions.c.agreement_id == aid)
+                .order_by(compliance_record_versions.c.version)).mappings()]
+            return out
+        found = await self.node.db.read(load)
+        if found is None:
+            raise rec.RecordError(f"no cross-border record for agreement {aid[:100]}", 404)
+        return web.json_response(found)
+
+    async def record_pipia(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        now = self.clock()
+        today = datetime.fromtimestamp(now, timezone.utc).date()
+        return web.json_response(await self.node.db.transaction(
+            self._change, request.match_info["id"], "pipia", lambda r: rec.with_pipia(r, body, today), now))
+
+    async def record_consent(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        return web.json_response(await self.node.db.transaction(
+            self._change, request.match_info["id"], "consent", lambda r: rec.with_consent(r, body), self.clock()))
+
+    async def narrow(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        return web.json_response(await self.node.db.transaction(
+            self._change, request.match_info["id"], "narrowed", lambda r: rec.narrowed(r, body), self.clock()))
+
+
+def view(row: Json) -> Json:
+    return {"agreementId": row["agreement_id"], "role": row["role"], "version": row["version"],
+            "sha256": row["sha256"], "record": row["record"],
+            "preconditionsMet": not rec.preconditions(row["record"]),
+            "filing": {"due": row.get("filing_due"), "filedOn": row.get("filed_on"),
+                       "reference": row.get("filing_reference")},
+            "updatedAt": rec.iso_utc(row["updated_at"])}
+
+
+def to_csv(views: list[Json]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(rec.CSV_COLUMNS)
+    for v in views:
+        w.writerow([_cell(x) for x in rec.csv_row(v)])
+    return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """A value a spreadsheet will not run as a formula (peers' organisation names reach this file)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+__all__ = ["ComplianceService", "CODE", "view", "to_csv"]

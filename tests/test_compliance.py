@@ -1,0 +1,226 @@
+"""Cross-border compliance (issue 14) between real processes: a clearing house, a provider in
+Guangzhou and a consumer in Hong Kong. An agreement under the GBA template gets a record on both
+sides whose SHA-256 is logged at the clearing house; the first transfer waits for the provider's
+PIPIA (and consent evidence where the policy asks for it); widening purposes or categories is
+refused; bad input changes nothing; the records export as JSON and CSV (API and CLI)."""
+import csv
+import io
+import json
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connector.clearinghouse.testing import ClearingHouseProcess
+from support.nodes import SHARED_SECRET, NodeProcess, free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+GBA = json.loads((ROOT / "policies" / "gba-cross-border-personal-information.jsonld").read_text())
+CATEGORIES = ["pd:Name", "pd:TelephoneNumber", "pd:Identifier", "pd:Age", "pd:Gender", "pd:MedicalHealth"]
+CONSENT = {"profile": "https://w3id.org/hks/ns/cross-border", "permission": [{"action": "use", "duty": [
+    {"action": "obtainConsent", "hks:consentReference": {"@id": "urn:consent:separate-pipl-39"}}]}]}
+OPEN = {"permission": [{"action": "use"}]}
+
+
+@pytest.fixture(scope="module")
+def parties(tmp_path_factory):
+    base = tmp_path_factory.mktemp("compliance")
+    port = free_port()
+    ch = ClearingHouseProcess(base / "ch", shared_secret=SHARED_SECRET, port=port)
+    env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}", "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
+           "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience}
+    provider = NodeProcess(base / "pearl", "Pearl River Medical Centre", jurisdiction="CN-GD-GZ", env=env,
+                           participant_id=f"urn:hks:participant:pearl-{secrets.token_hex(3)}")
+    consumer = NodeProcess(base / "harbour", "Harbour Lab", jurisdiction="HK", env=env,
+                           participant_id=f"urn:hks:participant:harbour-{secrets.token_hex(3)}")
+    for node in (provider, consumer):
+        subprocess.run([sys.executable, "-m", "connector", "clearinghouse", "trust", str(ch.directory),
+                        "--node", str(node.directory)], check=True, capture_output=True)
+    (provider.directory / "data").mkdir(exist_ok=True)
+    (provider.directory / "data" / "visits.csv").write_text("patient_id,name,phone,age\nP1,Li,91234567,40\n")
+    ch.start()
+    provider.start()
+    consumer.start()
+    provider.api("POST", "/policies", {"id": "open", "policy": OPEN}, expect=201)
+    provider.api("POST", "/policies", {"id": "gba", "policy": GBA}, expect=201)
+    provider.api("POST", "/policies", {"id": "consent", "policy": CONSENT}, expect=201)
+    for asset, policy in (("visits", "gba"), ("visits-consent", "consent"), ("visits-open", "open")):
+        provider.api("POST", "/assets", {"id": asset, "contentType": "text/csv",
+                                         "dataAddress": {"type": "file", "path": "visits.csv"},
+                                         "properties": {"dataCategories": CATEGORIES}}, expect=201)
+        provider.api("POST", "/offers", {"id": f"offer-{asset}", "assetIds": [asset], "accessPolicyId": "open",
+                                         "contractPolicyId": policy}, expect=201)
+    try:
+        yield ch, provider, consumer
+    finally:
+        for process in (consumer, provider, ch):
+            process.stop()
+
+
+def agree(consumer, provider, asset):
+    neg = consumer.wait_state(consumer.negotiate(provider, asset, f"offer-{asset}")["id"])
+    assert neg["state"] == "FINALIZED", neg
+    return neg["agreement"]["@id"]
+
+
+def record(node, agreement_id, expect=200):
+    resp = httpx.get(f"{node.url}/api/v1/compliance/records/{agreement_id}", headers=node.headers(), timeout=30)
+    assert resp.status_code == expect, resp.text
+    return resp.json()
+
+
+def post(node, path, body):
+    return httpx.post(f"{node.url}/api/v1/compliance/records/{path}", json=body, headers=node.headers(), timeout=30)
+
+
+def start(consumer, agreement_id, until="STARTED,TERMINATED"):
+    started = consumer.api("POST", "/transfers", {"agreementId": agreement_id}, expect=201)
+    return consumer.api("GET", f"/transfers/{started['id']}?waitFor={until}&timeout=20", expect=200)
+
+
+def logged_entries(ch, process_id, minimum, timeout=30.0):
+    """The clearing house's own entries for `process_id` (read from its database)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(f"file:{ch.sqlite_path}?mode=ro", uri=True)
+        try:
+            found = [json.loads(e) for (e,) in db.execute(
+                "SELECT entry FROM ch_entries WHERE process_id = ? AND event = 'compliance.recorded'", (process_id,))]
+        finally:
+            db.close()
+        if len(found) >= minimum or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_an_agreement_under_the_gba_template_gets_a_record_on_both_sides_logged_at_the_clearing_house(parties):
+    ch, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    theirs, ours = record(provider, aid), record(consumer, aid)
+    for view, role in ((theirs, "provider"), (ours, "consumer")):
+        r = view["record"]
+        assert view["role"] == r["role"] == role and r["agreementId"] == aid
+        assert r["provider"]["jurisdiction"] == "CN-GD-GZ" and r["consumer"]["jurisdiction"] == "HK"
+        assert r["provider"]["organisation"] == "Pearl River Medical Centre"
+        assert r["consumer"]["participantId"] == consumer.participant_id
+        assert r["purposes"] == ["hks:MedicalResearch"] and "pd:MedicalHealth" in r["categories"]
+        assert r["retention"] == "P1Y" and r["pipia"] is None and r["legalBasis"] == "dpv:Contract"
+        assert view["preconditionsMet"] is False and len(view["sha256"]) == 64
+    # the SHA-256 of each side's record is what each side logged at the clearing house
+    entries = logged_entries(ch, aid, 2)
+    assert {e["sha256"] for e in entries} >= {theirs["sha256"], ours["sha256"]}, entries
+    # JSON and CSV exports
+    listed = provider.api("GET", "/compliance/records", expect=200)
+    assert aid in {v["agreementId"] for v in listed}
+    resp = httpx.get(f"{provider.url}/api/v1/compliance/records?format=csv", headers=provider.headers())
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    row = next(r for r in rows if r["agreementId"] == aid)
+    assert row["providerJurisdiction"] == "CN-GD-GZ" and row["consumerJurisdiction"] == "HK"
+    assert row["sha256"] == theirs["sha256"]
+    # an agreement under a policy that is not cross-border has none
+    plain = agree(consumer, provider, "visits-open")
+    assert "no cross-border record" in record(provider, plain, expect=404)["error"]
+
+
+def test_the_first_transfer_waits_for_the_pipia_and_bad_input_changes_nothing(parties):
+    ch, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    refused = start(consumer, aid, "TERMINATED")
+    reason = " ".join(refused["termination"]["reason"])
+    assert "CrossBorderPrecondition" in reason and "PIPIA" in reason, refused
+    before = record(provider, aid)
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    for body, status, needle in (
+            ({"reference": "PIPIA-1", "date": tomorrow}, 400, "is in the future"),
+            ({"reference": "PIPIA-1", "date": "2025-02-30"}, 400, "not a calendar date"),
+            ({"reference": "", "date": "2025-01-01"}, 400, "reference must be"),
+            ({"reference": "x\u0007y", "date": "2025-01-01"}, 400, "reference must be"),
+            ({"reference": "PIPIA-1", "date": "2025-01-01", "extra": 1}, 400, "the body must be"),
+            ([1, 2], 400, "the body must be")):
+        resp = post(provider, f"{aid}/pipia", body)
+        assert resp.status_code == status and needle in resp.json()["error"], (body, resp.text)
+    assert record(provider, aid)["version"] == before["version"]  # no state change
+    # the consumer does not record the provider's PIPIA
+    resp = post(consumer, f"{aid}/pipia", {"reference": "PIPIA-1", "date": "2025-01-01"})
+    assert resp.status_code == 409 and "recorded by the provider" in resp.json()["error"]
+    # recorded: a new version, logged, and the transfer starts
+    resp = post(provider, f"{aid}/pipia", {"reference": "PIPIA-PRMC-2025-017", "date": date.today().isoformat()})
+    assert resp.status_code == 200, resp.text
+    after = resp.json()
+    assert after["version"] == before["version"] + 1 and after["preconditionsMet"] is True
+    assert after["record"]["pipia"] == {"reference": "PIPIA-PRMC-2025-017", "date": date.today().isoformat()}
+    assert [v["change"] for v in record(provider, aid)["versions"]] == ["created", "pipia"]
+    assert after["sha256"] in {e["sha256"] for e in logged_entries(ch, aid, 3)}
+    row = start(consumer, aid)
+    assert row["state"] == "STARTED", row
+    ok = httpx.get(f"{consumer.url}/api/v1/transfers/{row['id']}/data", params={"purpose": "hks:MedicalResearch"},
+                   headers=consumer.headers(), timeout=30)
+    assert ok.status_code == 200 and "name" not in ok.text.splitlines()[0]
+    # several purposes at once: medical research together with marketing is not medical research only
+    mixed = httpx.get(f"{consumer.url}/api/v1/transfers/{row['id']}/data",
+                      params={"purpose": "hks:MedicalResearch dpv:Marketing"}, headers=consumer.headers(), timeout=30)
+    assert mixed.status_code == 403 and "Marketing" in " ".join(mixed.json()["reasons"]), mixed.text
+
+
+def test_widening_purposes_or_categories_is_refused_and_needs_a_new_negotiation(parties):
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    version = record(provider, aid)["version"]
+    wider = httpx.patch(f"{provider.url}/api/v1/compliance/records/{aid}", json={"purposes": ["hks:MedicalResearch",
+                        "dpv:Marketing"]}, headers=provider.headers())
+    assert wider.status_code == 409 and "negotiate a new agreement" in wider.json()["error"], wider.text
+    wider = httpx.patch(f"{provider.url}/api/v1/compliance/records/{aid}", json={"categories": ["pd:EmailAddress"]},
+                        headers=provider.headers())
+    assert wider.status_code == 409 and "supplemental or new contract" in wider.json()["error"]
+    unknown = httpx.patch(f"{provider.url}/api/v1/compliance/records/{aid}", json={"categories": ["pd:Nmae"]},
+                          headers=provider.headers())
+    assert unknown.status_code == 400 and "not a DPV 2.2 term" in unknown.json()["error"], unknown.text
+    assert record(provider, aid)["version"] == version  # nothing changed
+    narrower = httpx.patch(f"{provider.url}/api/v1/compliance/records/{aid}", json={"categories": ["pd:Age"]},
+                           headers=provider.headers())
+    assert narrower.status_code == 200 and narrower.json()["record"]["categories"] == ["pd:Age"]
+    # the asset gains a category the (narrowed) agreement does not cover: its transfer is refused
+    assert post(provider, f"{aid}/pipia", {"reference": "P-2", "date": "2025-01-01"}).status_code == 200
+    refused = start(consumer, aid, "TERMINATED")
+    reason = " ".join(refused["termination"]["reason"])
+    assert "categories widened, a new negotiation is needed" in reason, refused
+
+
+def test_consent_evidence_is_required_where_the_policy_asks_for_it(parties):
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits-consent")
+    view = record(provider, aid)
+    assert view["record"]["consentRequired"] is True and view["record"]["legalBasis"] == "dpv:Consent"
+    assert post(provider, f"{aid}/pipia", {"reference": "P-3", "date": "2025-01-01"}).status_code == 200
+    refused = start(consumer, aid, "TERMINATED")
+    assert "consent evidence" in " ".join(refused["termination"]["reason"]), refused
+    assert post(provider, f"{aid}/consent", {"reference": ""}).status_code == 400
+    resp = post(provider, f"{aid}/consent", {"reference": "CONSENT-LOG-2025-11"})
+    assert resp.status_code == 200 and resp.json()["preconditionsMet"] is True
+    assert start(consumer, aid)["state"] == "STARTED"
+
+
+def test_the_cli_exports_the_records(parties):
+    _, provider, consumer = parties
+    agree(consumer, provider, "visits")
+    out = subprocess.run([sys.executable, "-m", "connector", "compliance", "records", str(provider.directory),
+                          "--format", "csv"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("agreementId,role,version,sha256")
+    out = subprocess.run([sys.executable, "-m", "connector", "compliance", "records", str(consumer.directory)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and all(v["role"] == "consumer" for v in json.loads(out.stdout))
+
+
+def test_the_records_api_needs_the_api_key(parties):
+    _, provider, _ = parties
+    assert httpx.get(f"{provider.url}/api/v1/compliance/records").status_code == 401
+    assert httpx.post(f"{provider.url}/api/v1/compliance/records/x/pipia", json={}).status_code == 401
