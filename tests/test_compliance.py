@@ -224,3 +224,95 @@ def test_the_records_api_needs_the_api_key(parties):
     _, provider, _ = parties
     assert httpx.get(f"{provider.url}/api/v1/compliance/records").status_code == 401
     assert httpx.post(f"{provider.url}/api/v1/compliance/records/x/pipia", json={}).status_code == 401
+
+
+def test_the_filing_pack_names_each_partys_authority_and_deadline_and_filing_closes_it(parties):
+    from connector.compliance import filing as fil
+
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    resp = httpx.get(f"{provider.url}/api/v1/compliance/records/{aid}/filing", headers=provider.headers())
+    assert resp.status_code == 200, resp.text
+    pack = resp.json()
+    mine, theirs = pack["filings"]
+    assert mine["authority"]["zh-Hans"] == "广东省互联网信息办公室" and theirs["authority"]["en"].startswith("Digital Policy")
+    assert mine["deadline"] == fil.add_working_days(date.fromisoformat(pack["contract"]["effectiveOn"]), 10, "CN").isoformat()
+    assert pack["categories"] and pack["purposes"] == ["hks:MedicalResearch"]
+    assert pack["recipients"][0]["participantId"] == consumer.participant_id
+    for lang, needle in (("en", "Cyberspace Administration of Guangdong"), ("zh-Hant", "廣東省互聯網信息辦公室")):
+        page = httpx.get(f"{provider.url}/api/v1/compliance/records/{aid}/filing",
+                         params={"format": "html", "lang": lang}, headers=provider.headers())
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html") and needle in page.text
+    # the contract took effect long ago: overdue in the API, /metrics and the log
+    today = date.today()
+    future = post(provider, f"{aid}/effective", {"date": (today + timedelta(days=3)).isoformat()})
+    assert future.status_code == 400 and "in the future" in future.json()["error"]
+    assert post(provider, f"{aid}/effective", {"date": (today - timedelta(days=40)).isoformat()}).status_code == 200
+    listed = {f["agreementId"]: f for f in provider.api("GET", "/compliance/filings", expect=200)}
+    assert listed[aid]["status"] == "overdue"
+    metrics = httpx.get(f"{provider.url}/api/v1/metrics", headers=provider.headers()).text
+    assert 'hks_compliance_filings{status="overdue"} 1' in metrics, metrics
+    deadline = time.monotonic() + 10
+    while f"FILING OVERDUE: agreement {aid}" not in provider.log_path.read_text():
+        assert time.monotonic() < deadline, "the overdue filing is not in the log"
+        time.sleep(0.2)
+    # bad input changes nothing; then "filed on DATE, reference R" closes it
+    for body, status, needle in (({"filedOn": (today + timedelta(days=1)).isoformat(), "reference": "R"}, 400, "future"),
+                                 ({"filedOn": (today - timedelta(days=60)).isoformat(), "reference": "R"}, 400,
+                                  "before the contract took effect"),
+                                 ({"filedOn": today.isoformat()}, 400, "the body must be")):
+        resp = post(provider, f"{aid}/filing", body)
+        assert resp.status_code == status and needle in resp.json()["error"], resp.text
+    closed = post(provider, f"{aid}/filing", {"filedOn": today.isoformat(), "reference": "GD-CAC-2026-0815"})
+    assert closed.status_code == 200 and closed.json()["filing"]["status"] == "filed", closed.text
+    assert post(provider, f"{aid}/filing", {"filedOn": today.isoformat(), "reference": "again"}).status_code == 409
+    metrics = httpx.get(f"{provider.url}/api/v1/metrics", headers=provider.headers()).text
+    assert 'hks_compliance_filings{status="overdue"} 0' in metrics
+    # the Hong Kong party's own filing is still open, with its own authority
+    assert {f["agreementId"]: f for f in consumer.api("GET", "/compliance/filings")}[aid]["authority"]["en"].startswith(
+        "Digital Policy Office")
+
+
+def test_a_filing_due_within_three_working_days_shows_as_due(parties):
+    from connector.compliance import filing as fil
+
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    today, effective = date.today(), date.today()
+    while fil.status(fil.add_working_days(effective, 10, "CN"), today, False, "CN") != "due":
+        effective -= timedelta(days=1)
+    assert post(provider, f"{aid}/effective", {"date": effective.isoformat()}).status_code == 200
+    assert {f["agreementId"]: f for f in provider.api("GET", "/compliance/filings")}[aid]["status"] == "due"
+    assert 'hks_compliance_filings{status="due"} 1' in httpx.get(f"{provider.url}/api/v1/metrics",
+                                                                  headers=provider.headers()).text
+    assert f"FILING DUE: agreement {aid}" in provider.log_path.read_text()
+
+
+def test_a_filing_for_an_agreement_that_is_not_cross_border_is_refused(parties):
+    _, provider, consumer = parties
+    plain = agree(consumer, provider, "visits-open")
+    resp = httpx.get(f"{provider.url}/api/v1/compliance/records/{plain}/filing", headers=provider.headers())
+    assert resp.status_code == 404 and "is not cross-border" in resp.json()["error"]
+    resp = httpx.get(f"{provider.url}/api/v1/compliance/records/urn:uuid:nothing/filing", headers=provider.headers())
+    assert resp.status_code == 404 and "no agreement" in resp.json()["error"]
+    out = subprocess.run([sys.executable, "-m", "connector", "compliance", "filing", plain, "--dir",
+                          str(provider.directory)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "is not cross-border" in out.stderr
+
+
+def test_the_cli_prints_the_filing_pack_and_records_the_filing(parties, tmp_path):
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    page = tmp_path / "filing.html"
+    out = subprocess.run([sys.executable, "-m", "connector", "compliance", "filing", aid, "--dir", str(consumer.directory),
+                          "--format", "html", "--lang", "zh-Hant", "--out", str(page)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "香港特別行政區政府數字政策辦公室" in page.read_text(encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "connector", "compliance", "filing", aid, "--dir", str(consumer.directory),
+                          "--filed-on", date.today().isoformat(), "--reference", "DPO-2026-77"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "reference DPO-2026-77" in out.stdout, out.stderr
+    pack = json.loads(subprocess.run([sys.executable, "-m", "connector", "compliance", "filing", aid, "--dir",
+                                      str(consumer.directory)], capture_output=True, text=True, timeout=60).stdout)
+    assert pack["filings"][1]["status"] == "filed" and pack["filings"][1]["reference"] == "DPO-2026-77"

@@ -136,7 +136,7 @@ def build_record(*, agreement_id: str, negotiation_id: str, role: str, asset_id:
         "recipientJurisdictions": list(t.recipient_jurisdictions),
         "legalBasis": t.legal_basis, "consentRequired": t.consent_required,
         "consentPolicyReference": t.consent_reference, "consentEvidence": None,
-        "pipia": None, "retention": t.retention,
+        "pipia": None, "retention": t.retention, "contractEffectiveOn": None,
     }
 
 
@@ -153,7 +153,7 @@ def reference(value: Any, what: str) -> str:
     return value.strip()
 
 
-def past_date(value: Any, what: str, today: date) -> str:
+def past_date(value: Any, what: str, today: date, thing: str = "a PIPIA") -> str:
     """An ISO date (YYYY-MM-DD) not after `today`."""
     if not isinstance(value, str) or not _DATE_RE.match(value):
         raise RecordError(f"{what} must be a date written YYYY-MM-DD, got {str(value)[:40]!r}")
@@ -162,8 +162,8 @@ def past_date(value: Any, what: str, today: date) -> str:
     except ValueError:
         raise RecordError(f"{what} {value!r} is not a calendar date") from None
     if d > today:
-        raise RecordError(f"{what} {value} is in the future (today is {today.isoformat()}): a PIPIA is recorded "
-                          "once it has been done")
+        raise RecordError(f"{what} {value} is in the future (today is {today.isoformat()}): {thing} is recorded "
+                          "once it has happened")
     return d.isoformat()
 
 
@@ -175,6 +175,13 @@ def with_pipia(record: Json, body: Any, today: date) -> Json:
         raise RecordError('the body must be {"reference": "...", "date": "YYYY-MM-DD"}')
     return {**record, "pipia": {"reference": reference(body.get("reference"), "reference"),
                                 "date": past_date(body.get("date"), "date", today)}}
+
+
+def with_effective_date(record: Json, body: Any, today: date) -> Json:
+    """The day the signed Standard Contract took effect, when it is not the day of the agreement."""
+    if not isinstance(body, dict) or set(body) != {"date"}:
+        raise RecordError('the body must be {"date": "YYYY-MM-DD"}')
+    return {**record, "contractEffectiveOn": past_date(body["date"], "date", today, "the contract's effective date")}
 
 
 def with_consent(record: Json, body: Any) -> Json:

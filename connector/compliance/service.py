@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 import rfc8785
@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.engine import Connection
 
-from ..store.tables import assets, compliance_record_versions, compliance_records
+from ..store.tables import agreements, assets, compliance_record_versions, compliance_records
+from . import filing as fil
 from . import record as rec
 
 log = logging.getLogger("connector.compliance")
@@ -59,7 +60,7 @@ class ComplianceService:
         sha = rec.digest(record)
         conn.execute(compliance_records.insert(), {
             "agreement_id": agreement["id"], "role": agreement["role"], "version": 1, "record": record,
-            "sha256": sha, "filing_due": None, "filed_on": None, "filing_reference": None,
+            "sha256": sha, "filed_on": None, "filing_reference": None,
             "created_at": ts, "updated_at": ts})
         self._version(conn, record, 1, sha, "created", ts)
 
@@ -134,6 +135,10 @@ class ComplianceService:
             ("POST", "/compliance/records/{id}/pipia", self.record_pipia),
             ("POST", "/compliance/records/{id}/consent", self.record_consent),
             ("PATCH", "/compliance/records/{id}", self.narrow),
+            ("POST", "/compliance/records/{id}/effective", self.record_effective),
+            ("GET", "/compliance/records/{id}/filing", self.get_filing),
+            ("POST", "/compliance/records/{id}/filing", self.record_filing),
+            ("GET", "/compliance/filings", self.list_filings),
         ]
         return [web.route(m, prefix + path, wrap(self._errors(h), True)) for m, path, h in table]
 
@@ -142,7 +147,7 @@ class ComplianceService:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(request)
-            except rec.RecordError as exc:
+            except (rec.RecordError, fil.FilingError) as exc:
                 return web.json_response({"error": str(exc)[:500], "status": exc.status}, status=exc.status)
         return wrapped
 
@@ -204,12 +209,127 @@ class ComplianceService:
             self._change, request.match_info["id"], "narrowed", lambda r: rec.narrowed(r, body), self.clock()))
 
 
+    # ------------------------------------------------------------------ filing
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), timezone.utc).date()
+
+    async def _row(self, aid: str) -> Json:
+        """The record row of `aid`; a clear 404 for an agreement that is not cross-border."""
+        def load(conn: Connection) -> tuple[Json | None, bool]:
+            row = conn.execute(sa.select(compliance_records).where(
+                compliance_records.c.agreement_id == aid)).mappings().first()
+            known = row is not None or conn.execute(
+                sa.select(agreements.c.id).where(agreements.c.id == aid)).first() is not None
+            return (dict(row) if row is not None else None), known
+        row, known = await self.node.db.read(load)
+        if row is None:
+            raise fil.FilingError(f"agreement {aid[:100]} is not cross-border: there is no GBA Standard Contract to file"
+                                  if known else f"no agreement {aid[:100]}", 404)
+        return row
+
+    @staticmethod
+    def _filed(row: Json) -> Json | None:
+        return {"filedOn": row["filed_on"], "reference": row["filing_reference"]} if row.get("filed_on") else None
+
+    def own_filing(self, row: Json, today: date) -> Json:
+        return fil.party_filing(row["record"], row["role"], today, self._filed(row))
+
+    async def get_filing(self, request: web.Request) -> web.Response:
+        row = await self._row(request.match_info["id"])
+        p = fil.pack(row["record"], self.today(), self._filed(row))
+        fmt = request.query.get("format", "json")
+        if fmt == "html":
+            return web.Response(text=fil.render_html(p, request.query.get("lang", "en")), content_type="text/html",
+                                charset="utf-8")
+        if fmt != "json":
+            raise fil.FilingError("format must be json or html")
+        return web.json_response(p)
+
+    async def record_filing(self, request: web.Request) -> web.Response:
+        """'Filed on DATE, reference R' closes our party's filing."""
+        aid = request.match_info["id"]
+        body = await self._body(request)
+        today, now = self.today(), self.clock()
+        if not isinstance(body, dict) or set(body) != {"filedOn", "reference"}:
+            raise fil.FilingError('the body must be {"filedOn": "YYYY-MM-DD", "reference": "..."}')
+        ref = rec.reference(body["reference"], "reference")
+        on = rec.past_date(body["filedOn"], "filedOn", today, "a filing")
+
+        def tx(conn: Connection) -> Json:
+            row = conn.execute(sa.select(compliance_records).where(
+                compliance_records.c.agreement_id == aid)).mappings().first()
+            if row is None:
+                raise fil.FilingError(f"agreement {aid[:100]} has no cross-border record", 404)
+            row = dict(row)
+            own = self.own_filing(row, today)
+            if not own["eligible"]:
+                raise fil.FilingError(own["note"], 409)
+            if row["filed_on"]:
+                raise fil.FilingError(f"already recorded as filed on {row['filed_on']}, reference "
+                                      f"{row['filing_reference']}", 409)
+            if on < own["effectiveOn"]:
+                raise fil.FilingError(f"filedOn {on} is before the contract took effect ({own['effectiveOn']})")
+            conn.execute(compliance_records.update().where(compliance_records.c.agreement_id == aid).values(
+                filed_on=on, filing_reference=ref, updated_at=now))
+            row.update(filed_on=on, filing_reference=ref, updated_at=now)
+            return row
+        row = await self.node.db.transaction(tx)
+        log.info("agreement %s: filed on %s with %s, reference %s", aid[:100], on,
+                 self.own_filing(row, today)["authority"]["en"], ref)
+        return web.json_response(view(row) | {"filing": self.own_filing(row, today)})
+
+    async def record_effective(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        today = self.today()
+        out = await self.node.db.transaction(
+            self._change, request.match_info["id"], "effective", lambda r: rec.with_effective_date(r, body, today),
+            self.clock())
+        await self.alert()
+        return web.json_response(out)
+
+    async def filings(self) -> list[Json]:
+        today = self.today()
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(
+            sa.select(compliance_records).order_by(compliance_records.c.created_at)).mappings()])
+        return [{"agreementId": r["agreement_id"], **self.own_filing(r, today)} for r in rows]
+
+    async def list_filings(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.filings())
+
+    async def metric_lines(self) -> list[str]:
+        counts = {"open": 0, "due": 0, "overdue": 0, "filed": 0}
+        for f in await self.filings():
+            if f["eligible"]:
+                counts[f["status"]] += 1
+        lines = ["# HELP hks_compliance_filings GBA Standard Contract filings of this party, by status "
+                 "(due: within 3 working days; overdue: past the 10-working-day deadline)",
+                 "# TYPE hks_compliance_filings gauge"]
+        lines += [f'hks_compliance_filings{{status="{k}"}} {v}' for k, v in counts.items()]
+        return lines
+
+    async def alert(self) -> None:
+        """Filings due within 3 working days, or overdue, in the log."""
+        for f in await self.filings():
+            if f.get("status") in ("due", "overdue"):
+                log.warning("FILING %s: agreement %s must be filed with %s by %s (%d working days left)",
+                            f["status"].upper(), f["agreementId"][:100], f["authority"]["en"], f["deadline"],
+                            f["workingDaysLeft"])
+
+    async def alert_loop(self, interval: float = 3600.0) -> None:
+        import asyncio
+        while True:
+            try:
+                await self.alert()
+            except Exception:  # noqa: BLE001 - the next run tries again
+                log.exception("could not check the filings")
+            await asyncio.sleep(interval)
+
+
 def view(row: Json) -> Json:
     return {"agreementId": row["agreement_id"], "role": row["role"], "version": row["version"],
             "sha256": row["sha256"], "record": row["record"],
             "preconditionsMet": not rec.preconditions(row["record"]),
-            "filing": {"due": row.get("filing_due"), "filedOn": row.get("filed_on"),
-                       "reference": row.get("filing_reference")},
+            "filing": {"filedOn": row.get("filed_on"), "reference": row.get("filing_reference")},
             "updatedAt": rec.iso_utc(row["updated_at"])}
 
 

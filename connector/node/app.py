@@ -122,6 +122,7 @@ class Node:
             service.lease_seconds = self.dispatcher.lease_seconds
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.dataplane.delete_loop(), name="delete-duties"))
+        self._tasks.append(asyncio.create_task(self.compliance.alert_loop(), name="compliance-filings"))
         await self.dataplane.resume_pushes()
         for background in await self.self_description.start():
             self._tasks.append(asyncio.create_task(background, name="self-description"))

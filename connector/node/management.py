@@ -606,6 +606,7 @@ class ManagementApi:
                [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
         metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
                [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
+        lines += await self.node.compliance.metric_lines()  # filings due / overdue (connector/compliance)
         metric("hks_longpoll_tracked_processes", "gauge",
                "processes the long-poll notifiers hold state for (only while someone waits on them)",
                [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),

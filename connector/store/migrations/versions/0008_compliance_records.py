@@ -21,7 +21,6 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("record", sa.JSON, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
-        sa.Column("filing_due", sa.String(10), nullable=True),
         sa.Column("filed_on", sa.String(10), nullable=True),
         sa.Column("filing_reference", sa.String(255), nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
