@@ -65,6 +65,8 @@ class Settings:
     clearinghouse_audience: str = ""  # the clearing house's id, our tokens' audience there (default: its url)
     clearinghouse_audit_interval: int = 600  # seconds between audits of the kept receipts (0: only on demand)
     clearinghouse_audit_batch: int = 1000  # receipts re-checked per scheduled audit (the next run goes on from there)
+    # refusals in the access log are kept at least this long (PDPO s.27: a log of refusals, at least 4 years)
+    compliance_refusal_retention_days: int = 1461
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -96,6 +98,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                   "upstream_timeout": (int, False)},
     "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False),
                       "audit_interval": (int, False), "audit_batch": (int, False)},
+    "compliance": {"refusal_retention_days": (int, False)},
 }
 
 
@@ -272,7 +275,19 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
+        compliance_refusal_retention_days=_refusal_retention(checked.get("compliance", {})),
     )
+
+
+MIN_REFUSAL_RETENTION_DAYS = 1461  # 4 years, one of them a leap year
+
+
+def _refusal_retention(values: dict[str, Any]) -> int:
+    days = values.get("refusal_retention_days", MIN_REFUSAL_RETENTION_DAYS)
+    if not MIN_REFUSAL_RETENTION_DAYS <= days <= 36600:
+        raise ConfigError(f"setting [compliance] refusal_retention_days must be between {MIN_REFUSAL_RETENTION_DAYS} "
+                          f"(4 years: PDPO s.27 keeps a log of refusals at least that long) and 36600, got {days}")
+    return days
 
 
 def _jsonld(dsp: dict[str, Any]) -> dict[str, Any]:

@@ -316,3 +316,43 @@ def test_the_cli_prints_the_filing_pack_and_records_the_filing(parties, tmp_path
     pack = json.loads(subprocess.run([sys.executable, "-m", "connector", "compliance", "filing", aid, "--dir",
                                       str(consumer.directory)], capture_output=True, text=True, timeout=60).stdout)
     assert pack["filings"][1]["status"] == "filed" and pack["filings"][1]["reference"] == "DPO-2026-77"
+
+
+def test_refusals_are_kept_four_years_and_newer_ones_cannot_be_pruned(parties):
+    _, provider, consumer = parties
+    aid = agree(consumer, provider, "visits")
+    start(consumer, aid, "TERMINATED")  # refused at transfer start: a refusal in the access log
+    now = time.time()
+    db = sqlite3.connect(provider.directory / "node.db", timeout=30)
+    try:  # one refusal from five years ago
+        db.execute("INSERT INTO access_log (consumer_id, at, permitted, reasons, duties, stage) "
+                   "VALUES ('urn:old', ?, 0, '[\"old\"]', '[]', 'access')", (now - 5 * 366 * 86400,))
+        db.commit()
+    finally:
+        db.close()
+    before = provider.api("GET", "/access-log?limit=1000", expect=200)
+
+    def prune(when):
+        return httpx.post(f"{provider.url}/api/v1/access-log/prune", json={"before": when}, headers=provider.headers())
+
+    for when in (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3 * 366 * 86400))):
+        resp = prune(when)
+        assert resp.status_code == 409 and "kept at least 1461 days" in resp.json()["error"], resp.text
+    for bad in ("yesterday", 12):
+        assert prune(bad).status_code == 400
+    assert httpx.post(f"{provider.url}/api/v1/access-log/prune", json={"before": "2020-01-01"}).status_code == 401
+    assert provider.api("GET", "/access-log?limit=1000") == before  # nothing pruned
+    resp = prune(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 4.5 * 366 * 86400)))
+    assert resp.status_code == 200 and resp.json()["deleted"] == 1, resp.text
+    assert len(provider.api("GET", "/access-log?limit=1000")) == len(before) - 1
+
+
+def test_a_refusal_retention_under_four_years_is_a_configuration_error(parties):
+    from connector import config as config_mod
+
+    _, provider, _ = parties
+    with pytest.raises(config_mod.ConfigError, match=r"\[compliance\] refusal_retention_days must be between 1461"):
+        config_mod.load(provider.directory, environ={"CONNECTOR_COMPLIANCE_REFUSAL_RETENTION_DAYS": "365"})
+    longer = config_mod.load(provider.directory, environ={"CONNECTOR_COMPLIANCE_REFUSAL_RETENTION_DAYS": "2000"})
+    assert longer.compliance_refusal_retention_days == 2000

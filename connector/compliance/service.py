@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.engine import Connection
 
-from ..store.tables import agreements, assets, compliance_record_versions, compliance_records
+from ..store.tables import access_log, agreements, assets, compliance_record_versions, compliance_records
 from . import filing as fil
 from . import record as rec
 
@@ -139,6 +139,7 @@ class ComplianceService:
             ("GET", "/compliance/records/{id}/filing", self.get_filing),
             ("POST", "/compliance/records/{id}/filing", self.record_filing),
             ("GET", "/compliance/filings", self.list_filings),
+            ("POST", "/access-log/prune", self.prune_access_log),
         ]
         return [web.route(m, prefix + path, wrap(self._errors(h), True)) for m, path, h in table]
 
@@ -323,6 +324,33 @@ class ComplianceService:
             except Exception:  # noqa: BLE001 - the next run tries again
                 log.exception("could not check the filings")
             await asyncio.sleep(interval)
+
+
+    # ------------------------------------------------------------------ retention
+    async def prune_access_log(self, request: web.Request) -> web.Response:
+        """Delete access-log entries older than `before`, which must itself be older than the refusal
+        retention ([compliance] refusal_retention_days, at least 4 years): nothing newer can be pruned."""
+        body = await self._body(request)
+        if not isinstance(body, dict) or set(body) != {"before"} or not isinstance(body["before"], str):
+            raise rec.RecordError('the body must be {"before": "YYYY-MM-DDTHH:MM:SSZ"}')
+        try:
+            before = datetime.fromisoformat(body["before"].replace("Z", "+00:00"))
+        except ValueError:
+            raise rec.RecordError(f"before {body['before'][:40]!r} is not an ISO 8601 date or time") from None
+        if before.tzinfo is None:
+            before = before.replace(tzinfo=timezone.utc)
+        now = self.clock()
+        days = self.node.settings.compliance_refusal_retention_days
+        oldest_kept = now - days * 86400
+        if before.timestamp() > oldest_kept:
+            raise rec.RecordError(
+                f"refusals are kept at least {days} days ([compliance] refusal_retention_days; PDPO s.27: a log of "
+                f"refusals is kept at least 4 years), so nothing after {rec.iso_utc(oldest_kept)} can be pruned", 409)
+        cut = before.timestamp()
+        deleted = await self.node.db.transaction(
+            lambda conn: conn.execute(access_log.delete().where(access_log.c.at < cut)).rowcount)
+        log.info("access log pruned before %s: %d entries", rec.iso_utc(cut), deleted)
+        return web.json_response({"deleted": deleted, "before": rec.iso_utc(cut), "retentionDays": days})
 
 
 def view(row: Json) -> Json:
