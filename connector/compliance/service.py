@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.engine import Connection
 
-from ..store.tables import access_log, agreements, assets, compliance_record_versions, compliance_records
+from ..store.tables import (access_log, agreements, assets, compliance_record_versions, compliance_records, policies,
+                            transfers)
 from . import filing as fil
+from . import provenance
 from . import record as rec
 
 log = logging.getLogger("connector.compliance")
@@ -325,6 +327,48 @@ class ComplianceService:
                 log.exception("could not check the filings")
             await asyncio.sleep(interval)
 
+
+    # ------------------------------------------------------------------ provenance
+    async def onward_refusal(self, offer: Json) -> str | None:
+        """Why an offer (POST/PUT /api/v1/offers) would weaken the policy its data came under, or None.
+        An asset declares what it holds or derives from with `properties.derivedFrom`: agreement ids
+        (or transfer ids) under which this node received data."""
+        asset_ids, policy_id = offer.get("assetIds") or [], offer.get("contractPolicyId")
+
+        def load(conn: Connection) -> tuple[list, Json | None]:
+            found = []
+            for row in conn.execute(sa.select(assets.c.id, assets.c.properties).where(assets.c.id.in_(asset_ids))):
+                derived = (row.properties or {}).get("derivedFrom")
+                for source in ([derived] if isinstance(derived, str) else derived if isinstance(derived, list) else []):
+                    source = str(source)[:512]
+                    via = conn.execute(sa.select(transfers.c.agreement_id).where(transfers.c.id == source)).scalar()
+                    agreement = conn.execute(sa.select(agreements.c.id, agreements.c.policy, agreements.c.provider_id)
+                                             .where(agreements.c.id == (via or source),
+                                                    agreements.c.role == "consumer")).first()
+                    found.append((row.id, source, agreement))
+            body = conn.execute(sa.select(policies.c.body).where(policies.c.id == policy_id)).scalar()
+            return found, body
+
+        sources, body = await self.node.db.read(load)
+        if not sources or body is None:
+            return None
+        offered = self.node.catalog.policies.compile(body)
+        for asset_id, source, agreement in sources:
+            if agreement is None:
+                return (f"asset {asset_id[:100]} declares it derives from {source[:100]}, which names no agreement under "
+                        "which this node received data: its provenance cannot be checked, so it is not offered "
+                        "(fail closed)")
+            try:
+                problems = provenance.weaker(self.node.catalog.policies.compile(agreement.policy), offered)
+            except Exception:  # noqa: BLE001 - a source policy we cannot read: fail closed
+                problems = ["the policy of the agreement it came under cannot be evaluated"]
+            if problems:
+                log.warning("offer %s refused: asset %s came under agreement %s: %s", str(offer.get("id"))[:100],
+                            asset_id[:100], agreement.id[:100], "; ".join(problems)[:300])
+                return (f"asset {asset_id[:100]} came under agreement {agreement.id[:100]} from "
+                        f"{agreement.provider_id[:100]}, whose policy follows the data; this offer's contract policy "
+                        f"is weaker: {'; '.join(problems)[:400]}")
+        return None
 
     # ------------------------------------------------------------------ retention
     async def prune_access_log(self, request: web.Request) -> web.Response:

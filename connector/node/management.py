@@ -267,6 +267,9 @@ class ManagementApi:
 
     async def create_offer(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "OfferInput")
+        weaker = await self.node.compliance.onward_refusal(doc)  # the policy follows the data (connector/compliance)
+        if weaker:
+            raise ApiError(409, weaker)
         try:
             row = await self.node.catalog.create_offer(doc)
         except LookupError as exc:
@@ -279,6 +282,9 @@ class ManagementApi:
         doc = await self.body(request, "OfferInput")
         if doc["id"] != request.match_info["id"]:
             raise ApiError(400, "id: must be the offer's id in the path")
+        weaker = await self.node.compliance.onward_refusal(doc)  # the policy follows the data (connector/compliance)
+        if weaker:
+            raise ApiError(409, weaker)
         try:
             row = await self.node.catalog.update_offer(doc)
         except LookupError as exc:
