@@ -7,7 +7,10 @@ Medical Centre (Guangzhou) publishes synthetic outpatient records under the GBA
 cross-border template; Harbour University Research Lab (Hong Kong) finds the offer in the
 station registry, agrees, and pulls the data, which arrives without names and phone
 numbers and with pseudonymised patient ids; Merlion Analytics (Singapore) is refused with
-the rule that refused it; an access without a declared purpose is refused too. Every
+the rule that refused it; an access without a declared purpose is refused too. The agreement
+gets its cross-border record on both sides; a transfer before Pearl River records its PIPIA is
+refused with the reason; each party's GBA Standard Contract filing pack is produced; Harbour
+Lab's attempt to re-offer what it derived to anyone (Merlion included) is refused. Every
 protocol event and data access is logged at the clearing house, and each process is
 audited against the log's public key. Each node has its own SQLite file; no dev secret."""
 from __future__ import annotations
@@ -301,6 +304,37 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                                    "reasons": reasons})
         step(f"pulled without declaring a purpose: HTTP {status}; reason: {' '.join(reasons)[:160]}")
 
+        # the GBA Standard Contract filing pack, for each party; then the policy follows the data
+        aid = agreed["agreementId"]
+        filings = {}
+        for role, (node, url) in (("provider", (provider, provider_url)), ("consumer", (consumer, consumer_url))):
+            pack = await call(node, url, "GET", f"/compliance/records/{aid}/filing")
+            own = pack["filings"][0 if role == "provider" else 1]
+            filings[role] = {"organisation": own["organisation"], "authority": (own.get("authority") or {}).get("en"),
+                             "deadline": own.get("deadline"), "status": own.get("status")}
+            step(f"filing pack for {own['organisation']}: file with {filings[role]['authority']} by "
+                 f"{own.get('deadline')} (10 working days; {own.get('status')})")
+        cohort_root = consumer.settings.dataplane_data_root
+        cohort_root.mkdir(parents=True, exist_ok=True)
+        (cohort_root / "outpatient-cohort.csv").write_text("cohort,patients,mean_hba1c\nE11,133,7.4\n")
+        await call(consumer, consumer_url, "POST", "/assets", {
+            "id": "outpatient-cohort", "title": "Cohort derived from Pearl River's outpatient visits",
+            "contentType": "text/csv", "dataAddress": {"type": "file", "path": "outpatient-cohort.csv"},
+            "properties": {"derivedFrom": [transfer["id"]]}})
+        await call(consumer, consumer_url, "POST", "/policies", {"id": "open-onward", "policy": OPEN})
+        status, body = await call(consumer, consumer_url, "POST", "/offers", {
+            "id": "cohort-for-anyone", "assetIds": ["outpatient-cohort"], "accessPolicyId": "open-onward",
+            "contractPolicyId": "open-onward"}, raw=True)
+        why = json.loads(body).get("error", "") if status != 201 else ""
+        result["compliance"] = {
+            "record": bool(record), "filings": filings,
+            "reoffer": {"label": f"{CONSUMER} re-offers the derived cohort to anyone (Merlion included)",
+                        "status": status, "expected": 409, "reason": why}}
+        result["compliance"]["ok"] = (bool(record) and status == 409
+                                      and all(f["authority"] for f in filings.values()))
+        step(f"{CONSUMER} tried to offer a cohort derived from the records to anyone, {REFUSED} included: "
+             f"HTTP {status}; reason: {why[:200]}")
+
         # the audit: every process, checked against the clearing house's public key only
         result["clearinghouse"] = await _audit(base, ch_url, ch_key, station_url, provider, consumer, refused, step)
         result["agreements"] = len(await call(consumer, consumer_url, "GET", "/agreements"))
@@ -312,6 +346,7 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                     and all(t["state"] == t["expected"] for t in result["transfers"])
                     and all(a["status"] == a["expected"] for a in result["accesses"])
                     and result["accesses"][0]["personalFieldsRemoved"]
+                    and result["compliance"]["ok"]
                     and result["clearinghouse"]["ok"])
     return result
 
@@ -377,6 +412,13 @@ def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
             print(f"  {mark} {n['label']:<52} {n['state']:<10} (provider {n['providerState']})")
         for a in result["accesses"]:
             print(f"  {'ok ' if a['status'] == a['expected'] else 'BAD'} {a['label']:<52} HTTP {a['status']}")
+        comp = result.get("compliance", {})
+        if comp:
+            print(f"  {'ok ' if comp['reoffer']['status'] == 409 else 'BAD'} {comp['reoffer']['label'][:52]:<52} "
+                  f"HTTP {comp['reoffer']['status']}")
+            print(f"  {'ok ' if comp.get('ok') else 'BAD'} cross-border record and filing packs: "
+                  + "; ".join(f"{f['organisation']} files with {f['authority']} by {f['deadline']}"
+                              for f in comp["filings"].values()))
         found = result.get("registry", {}).get("found", [])
         print(f"  {'ok ' if found else 'BAD'} registry search found: "
               + (", ".join(f"{r['organisation']} / {r['offerId']}" for r in found) or "nothing"))

@@ -25,5 +25,10 @@ def test_demo_json_summary():
     pulled, denied = summary["accesses"]
     assert pulled["status"] == 200 and pulled["personalFieldsRemoved"] and "name" not in pulled["columns"]
     assert denied["status"] == 403 and denied["reasons"]
+    comp = summary["compliance"]
+    assert comp["ok"] and comp["record"]
+    assert comp["filings"]["provider"]["authority"].startswith("Cyberspace Administration of Guangdong")
+    assert comp["filings"]["consumer"]["authority"].startswith("Digital Policy Office")
+    assert comp["reoffer"]["status"] == 409 and "the policy follows the data" in comp["reoffer"]["reason"]
     ch = summary["clearinghouse"]
     assert ch["ok"] and ch["entries"] > 0 and all(a["verdict"] == "ok" for a in ch["audits"])

@@ -365,9 +365,9 @@ class ComplianceService:
             if problems:
                 log.warning("offer %s refused: asset %s came under agreement %s: %s", str(offer.get("id"))[:100],
                             asset_id[:100], agreement.id[:100], "; ".join(problems)[:300])
-                return (f"asset {asset_id[:100]} came under agreement {agreement.id[:100]} from "
-                        f"{agreement.provider_id[:100]}, whose policy follows the data; this offer's contract policy "
-                        f"is weaker: {'; '.join(problems)[:400]}")
+                return (f"the policy follows the data: asset {asset_id[:100]} came under agreement {agreement.id[:100]}, "
+                        f"and this offer's contract policy is weaker: {'; '.join(problems)[:400]} "
+                        f"(the data came from {agreement.provider_id[:100]})")
         return None
 
     # ------------------------------------------------------------------ retention
