@@ -6,68 +6,26 @@ refused; bad input changes nothing; the records export as JSON and CSV (API and 
 import csv
 import io
 import json
-import secrets
 import sqlite3
 import subprocess
 import sys
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from connector.clearinghouse.testing import ClearingHouseProcess
-from support.nodes import SHARED_SECRET, NodeProcess, free_port
+from support.compliance import OPEN, agree, gba_parties
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-GBA = json.loads((ROOT / "policies" / "gba-cross-border-personal-information.jsonld").read_text())
-CATEGORIES = ["pd:Name", "pd:TelephoneNumber", "pd:Identifier", "pd:Age", "pd:Gender", "pd:MedicalHealth"]
 CONSENT = {"profile": "https://w3id.org/hks/ns/cross-border", "permission": [{"action": "use", "duty": [
     {"action": "obtainConsent", "hks:consentReference": {"@id": "urn:consent:separate-pipl-39"}}]}]}
-OPEN = {"permission": [{"action": "use"}]}
 
 
 @pytest.fixture(scope="module")
 def parties(tmp_path_factory):
-    base = tmp_path_factory.mktemp("compliance")
-    port = free_port()
-    ch = ClearingHouseProcess(base / "ch", shared_secret=SHARED_SECRET, port=port)
-    env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}", "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
-           "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience}
-    provider = NodeProcess(base / "pearl", "Pearl River Medical Centre", jurisdiction="CN-GD-GZ", env=env,
-                           participant_id=f"urn:hks:participant:pearl-{secrets.token_hex(3)}")
-    consumer = NodeProcess(base / "harbour", "Harbour Lab", jurisdiction="HK", env=env,
-                           participant_id=f"urn:hks:participant:harbour-{secrets.token_hex(3)}")
-    for node in (provider, consumer):
-        subprocess.run([sys.executable, "-m", "connector", "clearinghouse", "trust", str(ch.directory),
-                        "--node", str(node.directory)], check=True, capture_output=True)
-    (provider.directory / "data").mkdir(exist_ok=True)
-    (provider.directory / "data" / "visits.csv").write_text("patient_id,name,phone,age\nP1,Li,91234567,40\n")
-    ch.start()
-    provider.start()
-    consumer.start()
-    provider.api("POST", "/policies", {"id": "open", "policy": OPEN}, expect=201)
-    provider.api("POST", "/policies", {"id": "gba", "policy": GBA}, expect=201)
-    provider.api("POST", "/policies", {"id": "consent", "policy": CONSENT}, expect=201)
-    for asset, policy in (("visits", "gba"), ("visits-consent", "consent"), ("visits-open", "open")):
-        provider.api("POST", "/assets", {"id": asset, "contentType": "text/csv",
-                                         "dataAddress": {"type": "file", "path": "visits.csv"},
-                                         "properties": {"dataCategories": CATEGORIES}}, expect=201)
-        provider.api("POST", "/offers", {"id": f"offer-{asset}", "assetIds": [asset], "accessPolicyId": "open",
-                                         "contractPolicyId": policy}, expect=201)
-    try:
-        yield ch, provider, consumer
-    finally:
-        for process in (consumer, provider, ch):
-            process.stop()
-
-
-def agree(consumer, provider, asset):
-    neg = consumer.wait_state(consumer.negotiate(provider, asset, f"offer-{asset}")["id"])
-    assert neg["state"] == "FINALIZED", neg
-    return neg["agreement"]["@id"]
+    with gba_parties(tmp_path_factory.mktemp("compliance"), offers={"visits-consent": CONSENT, "visits-open": OPEN}) as p:
+        yield p
 
 
 def record(node, agreement_id, expect=200):
@@ -112,7 +70,7 @@ def test_an_agreement_under_the_gba_template_gets_a_record_on_both_sides_logged_
         assert r["consumer"]["participantId"] == consumer.participant_id
         assert r["purposes"] == ["hks:MedicalResearch"] and "pd:MedicalHealth" in r["categories"]
         assert r["retention"] == "P1Y" and r["pipia"] is None and r["legalBasis"] == "dpv:Contract"
-        assert view["preconditionsMet"] is False and len(view["sha256"]) == 64
+        assert view["preconditionsMet"] is (False if role == "provider" else None) and len(view["sha256"]) == 64
     # the SHA-256 of each side's record is what each side logged at the clearing house
     entries = logged_entries(ch, aid, 2)
     assert {e["sha256"] for e in entries} >= {theirs["sha256"], ours["sha256"]}, entries

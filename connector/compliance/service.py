@@ -44,7 +44,15 @@ class ComplianceService:
     def on_agreement(self, conn: Connection, agreement: Json, negotiation: Json, ts: float,
                      peer_claims: Any = None) -> None:
         """An agreement was just recorded (same transaction). A cross-border one gets its record,
-        whose SHA-256 goes to the clearing house through the outbox."""
+        whose SHA-256 goes to the clearing house through the outbox. A record that cannot be made
+        does not stop the agreement: its transfers are refused instead (fail closed, `gate`)."""
+        try:
+            with conn.begin_nested():
+                self._create(conn, agreement, negotiation, ts, peer_claims)
+        except Exception:  # noqa: BLE001 - logged; the agreement's transfers are refused without a record
+            log.exception("agreement %s: its cross-border record could not be made", str(agreement.get("id"))[:100])
+
+    def _create(self, conn: Connection, agreement: Json, negotiation: Json, ts: float, peer_claims: Any) -> None:
         try:
             policy = self.node.catalog.policies.compile(agreement["policy"])
         except Exception:  # noqa: BLE001 - an agreement whose policy does not compile is refused at use anyway
@@ -400,7 +408,8 @@ class ComplianceService:
 def view(row: Json) -> Json:
     return {"agreementId": row["agreement_id"], "role": row["role"], "version": row["version"],
             "sha256": row["sha256"], "record": row["record"],
-            "preconditionsMet": not rec.preconditions(row["record"]),
+            # the preconditions are the provider's to meet (its PIPIA, its consent evidence)
+            "preconditionsMet": not rec.preconditions(row["record"]) if row["role"] == "provider" else None,
             "filing": {"filedOn": row.get("filed_on"), "reference": row.get("filing_reference")},
             "updatedAt": rec.iso_utc(row["updated_at"])}
 
