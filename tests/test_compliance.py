@@ -314,3 +314,18 @@ def test_a_refusal_retention_under_four_years_is_a_configuration_error(parties):
         config_mod.load(provider.directory, environ={"CONNECTOR_COMPLIANCE_REFUSAL_RETENTION_DAYS": "365"})
     longer = config_mod.load(provider.directory, environ={"CONNECTOR_COMPLIANCE_REFUSAL_RETENTION_DAYS": "2000"})
     assert longer.compliance_refusal_retention_days == 2000
+
+
+@pytest.mark.postgres
+async def test_records_preconditions_and_filings_on_postgresql(tmp_path, pg_url):
+    """The same rules with the provider's database on PostgreSQL (the record is made in a savepoint of
+    the agreement's transaction)."""
+    with gba_parties(tmp_path, provider_database_url=pg_url) as (ch, provider, consumer):
+        aid = agree(consumer, provider, "visits")
+        assert record(provider, aid)["record"]["consumer"]["jurisdiction"] == "HK"
+        assert "PIPIA" in " ".join(start(consumer, aid, "TERMINATED")["termination"]["reason"])
+        assert post(provider, f"{aid}/pipia", {"reference": "PIPIA-PG", "date": "2025-01-01"}).status_code == 200
+        assert start(consumer, aid)["state"] == "STARTED"
+        assert post(provider, f"{aid}/filing", {"filedOn": date.today().isoformat(), "reference": "GD-1"}).status_code == 200
+        assert {f["agreementId"]: f for f in provider.api("GET", "/compliance/filings")}[aid]["status"] == "filed"
+        assert len(logged_entries(ch, aid, 3)) >= 3

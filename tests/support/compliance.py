@@ -21,7 +21,8 @@ OPEN = {"permission": [{"action": "use"}]}
 
 @contextlib.contextmanager
 def gba_parties(base: Path, *, provider_name: str = "Pearl River Medical Centre", consumer_name: str = "Harbour Lab",
-                offers: dict[str, dict] | None = None) -> Iterator[tuple[ClearingHouseProcess, NodeProcess, NodeProcess]]:
+                offers: dict[str, dict] | None = None, provider_database_url: str | None = None,
+                ) -> Iterator[tuple[ClearingHouseProcess, NodeProcess, NodeProcess]]:
     """Started and stopped; the provider offers asset "visits" under the GBA template (offer
     "offer-visits") and any of `offers` (asset id -> contract policy) the same way."""
     port = free_port()
@@ -29,7 +30,7 @@ def gba_parties(base: Path, *, provider_name: str = "Pearl River Medical Centre"
     env = {"CONNECTOR_CLEARINGHOUSE_URL": f"http://127.0.0.1:{port}", "CONNECTOR_CLEARINGHOUSE_VERIFIER_KEY": ch.verifier_key,
            "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch.audience}
     provider = NodeProcess(base / "pearl", provider_name, jurisdiction="CN-GD-GZ", env=env,
-                           participant_id=f"urn:hks:participant:pearl-{secrets.token_hex(3)}")
+                           database_url=provider_database_url, participant_id=f"urn:hks:participant:pearl-{secrets.token_hex(3)}")
     consumer = NodeProcess(base / "harbour", consumer_name, jurisdiction="HK", env=env,
                            participant_id=f"urn:hks:participant:harbour-{secrets.token_hex(3)}")
     for node in (provider, consumer):
