@@ -178,8 +178,10 @@ def test_the_cli_exports_the_records(parties):
     assert out.returncode == 0 and all(v["role"] == "consumer" for v in json.loads(out.stdout))
 
 
-def test_the_records_api_needs_the_api_key(parties):
+def test_the_records_api_needs_the_api_key_and_is_documented(parties):
     _, provider, _ = parties
+    spec = httpx.get(f"{provider.url}/api/v1/openapi.json").json()
+    assert {"/api/v1/compliance/records", "/api/v1/compliance/records/{id}/filing", "/api/v1/access-log/prune"} <= set(spec["paths"])
     assert httpx.get(f"{provider.url}/api/v1/compliance/records").status_code == 401
     assert httpx.post(f"{provider.url}/api/v1/compliance/records/x/pipia", json={}).status_code == 401
 

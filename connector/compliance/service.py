@@ -405,6 +405,35 @@ class ComplianceService:
         return web.json_response({"deleted": deleted, "before": rec.iso_utc(cut), "retentionDays": days})
 
 
+def openapi_paths() -> Json:
+    """The compliance routes in the management API's OpenAPI document."""
+    def op(summary: str, path_id: bool = True, body: bool = False) -> Json:
+        out: Json = {"summary": summary, "security": [{"apiKey": []}], "responses": {
+            "200": {"description": "OK"}, "400": {"description": "invalid input, the error says why"},
+            "401": {"description": "missing or wrong X-Api-Key"}, "404": {"description": "no such record"},
+            "409": {"description": "refused by a rule of the GBA Standard Contract or the PDPO, named in the error"}}}
+        if path_id:
+            out["parameters"] = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        if body:
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        return out
+
+    base = "/api/v1/compliance/records/{id}"
+    return {
+        "/api/v1/compliance/records": {"get": op("cross-border records (?format=csv for CSV)", False)},
+        base: {"get": op("a cross-border record with the SHA-256 of each version"),
+               "patch": op("narrow the purposes or categories (widening: 409, negotiate a new agreement)", body=True)},
+        base + "/pipia": {"post": op("record the PIPIA: {reference, date}", body=True)},
+        base + "/consent": {"post": op("record the consent evidence: {reference}", body=True)},
+        base + "/effective": {"post": op("record the day the signed contract took effect: {date}", body=True)},
+        base + "/filing": {"get": op("the filing pack (?format=json|html&lang=en|zh-Hant|zh-Hans)"),
+                           "post": op("record our filing: {filedOn, reference}", body=True)},
+        "/api/v1/compliance/filings": {"get": op("this party's filings: open, due, overdue or filed", False)},
+        "/api/v1/access-log/prune": {"post": op("delete access-log entries before {before}, which must be older than "
+                                                "[compliance] refusal_retention_days", False, True)},
+    }
+
+
 def view(row: Json) -> Json:
     return {"agreementId": row["agreement_id"], "role": row["role"], "version": row["version"],
             "sha256": row["sha256"], "record": row["record"],

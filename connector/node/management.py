@@ -659,7 +659,11 @@ class ManagementApi:
         return json_response({"count": count, "seconds": time.perf_counter() - started})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return json_response(openapi_document())
+        from ..compliance.service import openapi_paths  # the compliance routes (connector/compliance)
+
+        doc = openapi_document()
+        doc["paths"].update(openapi_paths())
+        return json_response(doc)
 
 
 def transfer_view(row: Json) -> Json:
