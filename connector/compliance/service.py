@@ -38,7 +38,7 @@ class ComplianceService:
         self.participant_id = node.participant_id
         self.verified_by = "station" if settings.identity_mode == "station" else settings.identity_mode
         self.own_claims = {"organisation": settings.node.name, "jurisdiction": settings.node.jurisdiction or None}
-        self.clock: Callable[[], float] = time.time
+        self.clock: Callable[[], float] = getattr(node, "clock", None) or time.time  # the node's clock where it has one
 
     # ------------------------------------------------------------------ hooks
     def on_agreement(self, conn: Connection, agreement: Json, negotiation: Json, ts: float,
