@@ -3,8 +3,10 @@
 Template: policies/gba-cross-border-personal-information.jsonld. The workload
 is the data-plane path (every retrieval re-runs the decision): requests from
 organisations in Hong Kong and the mainland GBA cities with varying use
-counters and times, i.e. permits carrying their duties. A separate figure is
-given for refusals (which build full explanations).
+counters and times, i.e. permits carrying their duties, with the purpose
+declared alone or as a set of purposes. A separate figure is given for
+refusals (which build full explanations), one of them a set of purposes that
+mixes medical research with marketing.
 
 Both runs make the same decisions; the per-call run starts from the JSON-LD
 text each time (json.loads + expansion + compilation + evaluation), as an
@@ -35,13 +37,17 @@ def workload():
     agreed = datetime(2025, 3, 1, tzinfo=UTC)
     cats = {"pd:Name", "pd:TelephoneNumber", "pd:Identifier", "pd:Age", "pd:Gender", "pd:Location", "pd:HealthRecord"}
     permits, denies = [], []
+    # purposes declared one at a time and as sets (one access may declare several purposes)
+    purposes = ["hks:MedicalResearch", frozenset({"hks:MedicalResearch"}),
+                frozenset({"hks:MedicalResearch", "https://w3id.org/hks/ns#MedicalResearch"})]
     for i, where in enumerate(["HK", "CN-GD-GZ", "CN-GD-SZ", "CN-GD-FS", "HK", "CN-GD-ZH", "HK", "CN-GD-DG"]):
         req = Request("use", "urn:hks:asset:outpatient-visits-2025.csv", f"did:web:org{i}.example")
-        ctx = Context(now=agreed + timedelta(days=3 + 20 * i, seconds=17 * i), purpose="hks:MedicalResearch",
+        ctx = Context(now=agreed + timedelta(days=3 + 20 * i, seconds=17 * i), purpose=purposes[i % len(purposes)],
                       recipient_jurisdiction=where, organisation=f"did:web:org{i}.example", use_count=i,
                       agreement_time=agreed, data_categories=cats)
         permits.append((req, ctx))
-    for where, used, purpose in (("SG", 0, "hks:MedicalResearch"), ("HK", 10, "hks:MedicalResearch"), ("HK", 1, "dpv:Marketing")):
+    for where, used, purpose in (("SG", 0, "hks:MedicalResearch"), ("HK", 10, "hks:MedicalResearch"), ("HK", 1, "dpv:Marketing"),
+                                 ("HK", 1, frozenset({"hks:MedicalResearch", "dpv:Marketing"}))):
         req = Request("use", "urn:hks:asset:outpatient-visits-2025.csv", "did:web:other.example")
         denies.append((req, Context(now=agreed + timedelta(days=30), purpose=purpose, recipient_jurisdiction=where,
                                     use_count=used, agreement_time=agreed, data_categories=cats)))
@@ -92,7 +98,7 @@ def main() -> None:
         "baseline": round(per_call),
         "baseline_unit": "decisions/s parsing the JSON-LD policy on every call",
         "template": TEMPLATE.name,
-        "workload": f"{len(permits)} permit requests (HK and mainland GBA organisations), cycled",
+        "workload": f"{len(permits)} permit requests (HK and mainland GBA organisations, purposes alone and as sets), cycled",
         "decisions_per_s": round(compiled),
         "per_call_parse_decisions_per_s": round(per_call),
         "ratio": round(compiled / per_call, 1),

@@ -175,6 +175,10 @@ app.add_typer(station_app, name="station", help="create and run the station auth
 
 app.add_typer(policy_app, name="policy", help="check and explain ODRL usage policies")
 
+from .compliance.cli import app as compliance_app  # noqa: E402
+
+app.add_typer(compliance_app, name="compliance", help="cross-border records and filings (GBA Standard Contract)")
+
 try:  # the clearing house's commands, when present
     from .clearinghouse.cli import app as clearinghouse_app, audit_app
 except ImportError:  # pragma: no cover

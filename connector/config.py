@@ -68,6 +68,8 @@ class Settings:
     compute_memory_mb: int = 256  # [compute] what one computation may hold in memory (DuckDB memory_limit)
     compute_time_ms: int = 10000  # [compute] how long one computation may run before it is interrupted
     compute_concurrency: int = 2  # [compute] computations run at once (others wait their turn)
+    # refusals in the access log are kept at least this long (PDPO s.27: a log of refusals, at least 4 years)
+    compliance_refusal_retention_days: int = 1461
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -100,6 +102,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False),
                       "audit_interval": (int, False), "audit_batch": (int, False)},
     "compute": {"memory_limit_mb": (int, False), "time_limit_ms": (int, False), "concurrency": (int, False)},
+    "compliance": {"refusal_retention_days": (int, False)},
 }
 
 
@@ -277,7 +280,19 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
         **_compute(checked.get("compute", {})),
+        compliance_refusal_retention_days=_refusal_retention(checked.get("compliance", {})),
     )
+
+
+MIN_REFUSAL_RETENTION_DAYS = 1461  # 4 years, one of them a leap year
+
+
+def _refusal_retention(values: dict[str, Any]) -> int:
+    days = values.get("refusal_retention_days", MIN_REFUSAL_RETENTION_DAYS)
+    if not MIN_REFUSAL_RETENTION_DAYS <= days <= 36600:
+        raise ConfigError(f"setting [compliance] refusal_retention_days must be between {MIN_REFUSAL_RETENTION_DAYS} "
+                          f"(4 years: PDPO s.27 keeps a log of refusals at least that long) and 36600, got {days}")
+    return days
 
 
 def _jsonld(dsp: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,10 @@ Medical Centre (Guangzhou) publishes synthetic outpatient records under the GBA
 cross-border template; Harbour University Research Lab (Hong Kong) finds the offer in the
 station registry, agrees, and pulls the data, which arrives without names and phone
 numbers and with pseudonymised patient ids; Merlion Analytics (Singapore) is refused with
-the rule that refused it; an access without a declared purpose is refused too. Harbour Lab
+the rule that refused it; an access without a declared purpose is refused too. The agreement
+gets its cross-border record on both sides; a transfer before Pearl River records its PIPIA is
+refused with the reason; each party's GBA Standard Contract filing pack is produced; Harbour
+Lab's attempt to re-offer what it derived to anyone (Merlion included) is refused. Harbour Lab
 then computes mean HbA1c by district and age band on a computation-only offer of the same
 records without a record leaving Pearl River, and its query grouped by patient id is
 refused with the rule. Every
@@ -234,6 +237,8 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                 neg = await call(node, url, "GET", f"/negotiations/{neg['id']}?waitFor=TERMINATED&timeout=20")
             provider_side = await call(provider, provider_url, "GET", "/negotiations?limit=1000")
             peer = next((n for n in provider_side if n["consumerPid"] == neg["consumerPid"]), None)
+            if peer is not None and peer["state"] != expect:  # the last message may still be on its way
+                peer = await call(provider, provider_url, "GET", f"/negotiations/{peer['id']}?waitFor={expect}&timeout=20")
             reason = " ".join((neg.get("termination") or {}).get("reason") or [])
             entry = {"label": label, "id": neg["id"], "state": neg["state"], "expected": expect,
                      "providerState": peer["state"] if peer else None, "providerProcess": peer["id"] if peer else None,
@@ -263,6 +268,24 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                         {**to_provider, "datasetId": "district-statistics-2025",
                          "offer": {**stats, **NARROWER}}, "TERMINATED", then="terminate")
 
+        # the cross-border record on both sides; the first transfer waits for the provider's PIPIA
+        records = await call(provider, provider_url, "GET", "/compliance/records")
+        record = next((r for r in records if r["agreementId"] == agreed["agreementId"]), None)
+        step(f"cross-border record of agreement {str(agreed['agreementId'])[:22]}...: "
+             + (f"sha256 {record['sha256'][:16]}..., categories {', '.join(record['record']['categories'])}, "
+                f"purposes {', '.join(record['record']['purposes'])}" if record else "MISSING"))
+        early = await call(consumer, consumer_url, "POST", "/transfers", {"agreementId": agreed["agreementId"]})
+        early = await call(consumer, consumer_url, "GET", f"/transfers/{early['id']}?waitFor=TERMINATED&timeout=20")
+        why = " ".join((early.get("termination") or {}).get("reason") or []) or str(early.get("error") or "")
+        result["transfers"].append({"id": early["id"], "state": early["state"], "expected": "TERMINATED",
+                                    "format": early["format"], "agreementId": early["agreementId"],
+                                    "providerProcess": early.get("providerPid"), "reason": why})
+        step(f"{CONSUMER} asked for the data before the PIPIA was recorded: {early['state']}; reason: {why[:160]}")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        await call(provider, provider_url, "POST", f"/compliance/records/{agreed['agreementId']}/pipia",
+                   {"reference": "PIPIA-PRMC-2025-017", "date": today})
+        step(f"{PROVIDER} recorded its PIPIA (PIPIA-PRMC-2025-017, {today}); the record's new version is logged")
+
         # the transfer: pulled through the provider's data plane, decided on every access
         transfer = await call(consumer, consumer_url, "POST", "/transfers", {"agreementId": agreed["agreementId"]})
         transfer = await call(consumer, consumer_url, "GET", f"/transfers/{transfer['id']}?waitFor=STARTED&timeout=20")
@@ -285,6 +308,36 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                                    "reasons": reasons})
         step(f"pulled without declaring a purpose: HTTP {status}; reason: {' '.join(reasons)[:160]}")
 
+        # the GBA Standard Contract filing pack, for each party; then the policy follows the data
+        aid = agreed["agreementId"]
+        filings = {}
+        for role, (node, url) in (("provider", (provider, provider_url)), ("consumer", (consumer, consumer_url))):
+            pack = await call(node, url, "GET", f"/compliance/records/{aid}/filing")
+            own = pack["filings"][0 if role == "provider" else 1]
+            filings[role] = {"organisation": own["organisation"], "authority": (own.get("authority") or {}).get("en"),
+                             "deadline": own.get("deadline"), "status": own.get("status")}
+            step(f"filing pack for {own['organisation']}: file with {filings[role]['authority']} by "
+                 f"{own.get('deadline')} (10 working days; {own.get('status')})")
+        cohort_root = consumer.settings.dataplane_data_root
+        cohort_root.mkdir(parents=True, exist_ok=True)
+        (cohort_root / "outpatient-cohort.csv").write_text("cohort,patients,mean_hba1c\nE11,133,7.4\n")
+        await call(consumer, consumer_url, "POST", "/assets", {
+            "id": "outpatient-cohort", "title": "Cohort derived from Pearl River's outpatient visits",
+            "contentType": "text/csv", "dataAddress": {"type": "file", "path": "outpatient-cohort.csv"},
+            "properties": {"derivedFrom": [transfer["id"]]}})
+        await call(consumer, consumer_url, "POST", "/policies", {"id": "open-onward", "policy": OPEN})
+        status, body = await call(consumer, consumer_url, "POST", "/offers", {
+            "id": "cohort-for-anyone", "assetIds": ["outpatient-cohort"], "accessPolicyId": "open-onward",
+            "contractPolicyId": "open-onward"}, raw=True)
+        why = json.loads(body).get("error", "") if status != 201 else ""
+        result["compliance"] = {
+            "record": bool(record), "filings": filings,
+            "reoffer": {"label": f"{CONSUMER} re-offers the derived cohort to anyone (Merlion included)",
+                        "status": status, "expected": 409, "reason": why}}
+        result["compliance"]["ok"] = (bool(record) and status == 409
+                                      and all(f["authority"] for f in filings.values()))
+        step(f"{CONSUMER} tried to offer a cohort derived from the records to anyone, {REFUSED} included: "
+             f"HTTP {status}; reason: {why[:200]}")
         # computation only: usable but not visible (connector/compute)
         result["computations"] = await computation_story(
             call=call, negotiate=negotiate, provider=provider, provider_url=provider_url, consumer=consumer,
@@ -304,6 +357,7 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                     and all(c["status"] == c["expected"] and not c.get("recordLeftProvider")
                             for c in result.get("computations", []))
                     and result["accesses"][0]["personalFieldsRemoved"]
+                    and result["compliance"]["ok"]
                     and result["clearinghouse"]["ok"])
     return result
 
@@ -369,6 +423,13 @@ def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
             print(f"  {mark} {n['label']:<52} {n['state']:<10} (provider {n['providerState']})")
         for a in result["accesses"] + result.get("computations", []):
             print(f"  {'ok ' if a['status'] == a['expected'] else 'BAD'} {a['label']:<52} HTTP {a['status']}")
+        comp = result.get("compliance", {})
+        if comp:
+            print(f"  {'ok ' if comp['reoffer']['status'] == 409 else 'BAD'} {comp['reoffer']['label'][:52]:<52} "
+                  f"HTTP {comp['reoffer']['status']}")
+            print(f"  {'ok ' if comp.get('ok') else 'BAD'} cross-border record and filing packs: "
+                  + "; ".join(f"{f['organisation']} files with {f['authority']} by {f['deadline']}"
+                              for f in comp["filings"].values()))
         found = result.get("registry", {}).get("found", [])
         print(f"  {'ok ' if found else 'BAD'} registry search found: "
               + (", ".join(f"{r['organisation']} / {r['offerId']}" for r in found) or "nothing"))

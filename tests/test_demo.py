@@ -19,10 +19,17 @@ def test_demo_json_summary():
     assert "FINALIZED" in states.values() and "TERMINATED" in states.values()
     refused = next(n for n in summary["negotiations"] if "(SG)" in n["label"])
     assert refused["state"] == "TERMINATED" and "Recipient jurisdiction SG" in refused["reason"]
-    assert summary["transfers"][0]["state"] == "STARTED"
+    early, transfer = summary["transfers"]
+    assert early["state"] == "TERMINATED" and "PIPIA" in early["reason"]  # before the provider recorded its PIPIA
+    assert transfer["state"] == "STARTED"
     pulled, denied = summary["accesses"]
     assert pulled["status"] == 200 and pulled["personalFieldsRemoved"] and "name" not in pulled["columns"]
     assert denied["status"] == 403 and denied["reasons"]
+    comp = summary["compliance"]
+    assert comp["ok"] and comp["record"]
+    assert comp["filings"]["provider"]["authority"].startswith("Cyberspace Administration of Guangdong")
+    assert comp["filings"]["consumer"]["authority"].startswith("Digital Policy Office")
+    assert comp["reoffer"]["status"] == 409 and "the policy follows the data" in comp["reoffer"]["reason"]
     ch = summary["clearinghouse"]
     assert ch["ok"] and ch["entries"] > 0 and all(a["verdict"] == "ok" for a in ch["audits"])
     computed, by_patient = summary["computations"]

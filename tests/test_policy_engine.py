@@ -588,7 +588,7 @@ def test_report_and_fast_path_agree_on_the_templates():
 def test_context_normalisation():
     ctx = Context(now="2025-01-01T08:00:00+08:00", purpose="hks:MedicalResearch", recipient_jurisdiction="hks:CN-GD-GZ",
                   membership=["hks:StationMember"], retention_period="P1Y", duty_states={"d": "report:NonSet"})
-    assert ctx.now == T0 and ctx.purpose == "https://w3id.org/hks/ns#MedicalResearch"
+    assert ctx.now == T0 and ctx.purpose == frozenset({"https://w3id.org/hks/ns#MedicalResearch"})  # one purpose is a set of one
     assert ctx.recipient_jurisdiction == "CN-GD-GZ" and ctx.membership == frozenset({"https://w3id.org/hks/ns#StationMember"})
     assert ctx.retention_period == Duration(12, 0) and ctx.duty_states == {"d": "not-set"}
     assert Context.from_dict({"now": "2025-01-01T00:00:00Z"}).now == T0

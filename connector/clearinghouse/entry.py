@@ -60,6 +60,8 @@ EVENTS = frozenset({
     "negotiation.verified", "negotiation.finalized", "negotiation.terminated",
     "transfer.requested", "transfer.started", "transfer.suspended", "transfer.completed", "transfer.terminated",
     "transfer.refused", "data.accessed", "data.computed",
+    # cross-border compliance (connector/compliance/): a version of an agreement's record, by its SHA-256
+    "compliance.recorded",
 })
 FIELDS = ("v", "processId", "event", "provider", "consumer", "sender", "timestamp", "sha256")
 MAX_ID_LENGTH = 256

@@ -30,6 +30,7 @@ from .outbox import Dispatcher
 from .transfers import TransferService
 from .peers import PeerDirectory
 from .selfdescription import SelfDescriptionService, StartupError
+from ..compliance.service import ComplianceService
 
 log = logging.getLogger("connector.node")
 NODE_KEY: web.AppKey["Node"] = web.AppKey("node", object)  # type: ignore[arg-type]
@@ -63,9 +64,12 @@ class Node:
         self.clearinghouse = ClearingHouseLog(self) if settings.clearinghouse_url else None
         self.dataplane = DataPlane(self)
         self.compute = ComputeService(self)
+        self.compliance = ComplianceService(self)  # cross-border records; gates a first transfer
+        self.negotiations.on_agreement.append(self.compliance.on_agreement)
         self.transfers = TransferService(
             self.db, participant_id=self.participant_id, dsp_base=settings.dsp_base,
-            access_check=self.dataplane.transfer_refusal, start_address=self.dataplane.start_address,
+            access_check=self.compliance.gate(self.dataplane.transfer_refusal),
+            start_address=self.dataplane.start_address,
             clock=clock, on_commit=self._wake_dispatcher,
         )
         self.transfers.reveal = self.dataplane.reveal_tokens
@@ -123,6 +127,7 @@ class Node:
             service.lease_seconds = self.dispatcher.lease_seconds
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.dataplane.delete_loop(), name="delete-duties"))
+        self._tasks.append(asyncio.create_task(self.compliance.alert_loop(), name="compliance-filings"))
         await self.dataplane.resume_pushes()
         for background in await self.self_description.start():
             self._tasks.append(asyncio.create_task(background, name="self-description"))
@@ -144,7 +149,9 @@ class Node:
                               middlewares=[self._errors, identity_middleware(self)])
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
-        app.add_routes(ManagementApi(self).routes())
+        management = ManagementApi(self)
+        app.add_routes(management.routes())
+        app.add_routes(self.compliance.routes(ManagementApi.PREFIX, management._wrap))
         app.add_routes([web.get("/health", self._health),
                         web.get("/.well-known/self-description", self.self_description.handle),
                         web.get("/data/{tid}", self.dataplane.serve),

@@ -277,6 +277,9 @@ class ManagementApi:
 
     async def create_offer(self, request: web.Request) -> web.Response:
         doc = await self.body(request, "OfferInput")
+        weaker = await self.node.compliance.onward_refusal(doc)  # the policy follows the data (connector/compliance)
+        if weaker:
+            raise ApiError(409, weaker)
         try:
             row = await self.node.catalog.create_offer(doc)
         except LookupError as exc:
@@ -289,6 +292,9 @@ class ManagementApi:
         doc = await self.body(request, "OfferInput")
         if doc["id"] != request.match_info["id"]:
             raise ApiError(400, "id: must be the offer's id in the path")
+        weaker = await self.node.compliance.onward_refusal(doc)  # the policy follows the data (connector/compliance)
+        if weaker:
+            raise ApiError(409, weaker)
         try:
             row = await self.node.catalog.update_offer(doc)
         except LookupError as exc:
@@ -616,6 +622,7 @@ class ManagementApi:
                [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
         metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
                [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
+        lines += await self.node.compliance.metric_lines()  # filings due / overdue (connector/compliance)
         metric("hks_longpoll_tracked_processes", "gauge",
                "processes the long-poll notifiers hold state for (only while someone waits on them)",
                [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),
@@ -662,7 +669,11 @@ class ManagementApi:
         return json_response({"count": count, "seconds": time.perf_counter() - started})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return json_response(openapi_document())
+        from ..compliance.service import openapi_paths  # the compliance routes (connector/compliance)
+
+        doc = openapi_document()
+        doc["paths"].update(openapi_paths())
+        return json_response(doc)
 
 
 def transfer_view(row: Json) -> Json:

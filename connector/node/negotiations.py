@@ -94,6 +94,9 @@ class NegotiationService(DurableProcesses):
         self.lease_seconds = 30.0
         # audit(conn, row, message as sent (dict) or received (bytes), ts) -> clearing-house entries queued
         self.audit: Callable[..., list[Outgoing]] | None = None
+        # on_agreement(conn, agreement row, negotiation row, ts, peer's verified claims or None), in the
+        # transaction that records the agreement (e.g. the cross-border compliance record)
+        self.on_agreement: list[Callable[..., None]] = []
         self.is_postgres = db.is_postgres
 
     # ----------------------------------------------------------------- inbound
@@ -168,7 +171,7 @@ class NegotiationService(DurableProcesses):
         row["last_in_response"] = {"status": 201, "body": ack}
         _INSERT_NEGOTIATION.execute(conn, row)
         logged = self._audit_received(conn, row, raw, ts)
-        self._write_side_effects(conn, row, outgoing, ts, offer_id=found.offer_id)
+        self._write_side_effects(conn, row, outgoing, ts, offer_id=found.offer_id, who=who)
         return 201, ack, pid, logged + outgoing, row
 
     async def receive(self, version: str, path_pid: str, path_role: Role | None, msg: Message, caller: Caller,
@@ -238,9 +241,9 @@ class NegotiationService(DurableProcesses):
         row["updated_at"] = ts
         self._update(conn, row, old_version, original)
         if isinstance(msg, ContractAgreementMessage) and row["state"] != State.TERMINATED.value:
-            self._record_agreement(conn, row, ts)  # an agreement we have just rejected is no agreement
+            self._record_agreement(conn, row, ts, who=who)  # an agreement we have just rejected is no agreement
         logged = self._audit_received(conn, row, raw, ts)
-        self._write_side_effects(conn, row, outgoing, ts, offer_id=offer_id)
+        self._write_side_effects(conn, row, outgoing, ts, offer_id=offer_id, who=who)
         return 200, ack, logged + outgoing, row
 
     def _check_pids(self, row: Json, msg: Message, own_role: Role) -> None:
@@ -486,7 +489,8 @@ class NegotiationService(DurableProcesses):
             neutral["callbackAddress"] = own_base  # the 2024-1 schemas require it on these
         return Outgoing(kind, url, wire.to_wire(neutral, version))
 
-    def _record_agreement(self, conn: Connection, row: Json, ts: float, offer_id: str | None = None) -> None:
+    def _record_agreement(self, conn: Connection, row: Json, ts: float, offer_id: str | None = None,
+                          who: Caller | None = None) -> None:
         agreement = row["agreement"]
         if not agreement:
             return
@@ -495,16 +499,19 @@ class NegotiationService(DurableProcesses):
         consumer_id = row["counterparty_id"] if role is Role.PROVIDER else self.participant_id
         exists = _SELECT_AGREEMENT.execute(conn, {"b_aid": agreement["@id"]}).first()
         if exists is None:
-            _INSERT_AGREEMENT.execute(conn, dict(
+            values = dict(
                 id=agreement["@id"], negotiation_id=row["id"], role=role.value, provider_id=provider_id,
                 consumer_id=consumer_id, asset_id=agreement.get("target") or row["dataset_id"] or "",
                 policy=agreement, created_at=ts, offer_id=offer_id if role is Role.PROVIDER else row["offer_id"],
-            ))
+            )
+            _INSERT_AGREEMENT.execute(conn, values)
+            for hook in self.on_agreement:
+                hook(conn, values, row, ts, who.claims if who is not None else None)
 
     def _write_side_effects(self, conn: Connection, row: Json, outgoing: list[Outgoing], ts: float,
-                            offer_id: str | None = None) -> None:
+                            offer_id: str | None = None, who: Caller | None = None) -> None:
         if row["role"] == Role.PROVIDER.value and row.get("agreement") and any(o.kind == "ContractAgreementMessage" for o in outgoing):
-            self._record_agreement(conn, row, ts, offer_id)
+            self._record_agreement(conn, row, ts, offer_id, who=who)
         self._write_outbox(conn, row, outgoing, ts)
 
 

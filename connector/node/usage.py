@@ -97,7 +97,7 @@ def claims_context(caller: Caller, *, now: float, asset_properties: Mapping[str,
         security_profile=claims.get("securityProfile") or None,
         use_count=use_count,
         agreement_time=at if agreement_time is None else datetime.fromtimestamp(agreement_time, timezone.utc),
-        purpose=purpose,
+        purpose=tuple(purpose.split()) if purpose else None,  # several purposes: separated by spaces
         data_categories=frozenset(categories) if isinstance(categories, list) else None,
         deferred=deferred,
     )

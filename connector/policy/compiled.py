@@ -289,6 +289,8 @@ class CDuty:
                 return _SKIP
             if self.consent_ref is not None and ctx.consents and self.consent_ref in ctx.consents:
                 return _SKIP
+            if self.kind == "obtain-consent" and ctx.deferred and "consents" in ctx.deferred:
+                return _SKIP  # consent is checked at each use, not when the contract is made
             return self.static if eventual else _BLOCK
         if not self.dynamic:
             return self.static
@@ -323,6 +325,8 @@ class CDuty:
         if t == "precondition":
             if state == "fulfilled" or (self.consent_ref is not None and ctx.consents and self.consent_ref in ctx.consents):
                 return DutyReport(self.path, self.uid, self.kind, "fulfilled")
+            if self.kind == "obtain-consent" and ctx.deferred and "consents" in ctx.deferred:
+                return DutyReport(self.path, self.uid, self.kind, "inactive")  # checked at each use, not now
             if eventual:
                 return DutyReport(self.path, self.uid, self.kind, "not-set", duty=self.static)
             detail = self.static.describe()

@@ -1295,6 +1295,8 @@ def _provably_disjoint(p: CRule, q: CRule, acts) -> bool:
             return True
         if kind == "nominal" and _nominal_empty(group):
             return True
+        if kind == "set" and group[0].lo.domain == "purpose" and _purpose_set_empty(group):
+            return True
     return False
 
 
@@ -1396,4 +1398,44 @@ def _nominal_empty(group: list[Atom]) -> bool:
     return False
 
 
+def _purpose_set_empty(group: list[Atom]) -> bool:
+    """No non-empty set of declared purposes satisfies every atom of ``group``?
+    (A declaration is never empty: an empty one is no declaration.) Operators
+    that cannot by themselves exclude a set (neq, hasPart, isAllOf) are left
+    out, which only ever answers "may overlap": sound."""
+    exact: list[frozenset[str]] = []
+    every_in: list[frozenset[str]] = []  # each declared purpose lies within (isPartOf, isA)
+    some_in: list[frozenset[str]] = []  # at least one lies within (isAnyOf)
+    none_of: set[str] = set()
+    for a in group:
+        if a.op == "eq":
+            exact.append(frozenset(a.right))
+        elif a.op == "isPartOf":
+            every_in.append(frozenset(a.right))
+        elif a.op == "isA":
+            every_in.append(frozenset((a.right,)))
+        elif a.op == "isAnyOf":
+            some_in.append(frozenset(a.right))
+        elif a.op == "isNoneOf":
+            none_of |= set(a.right)
+    if len(set(exact)) > 1:
+        return True
 
+    def excluded(x: str) -> bool:
+        return any(covers(e, x) for e in none_of)
+
+    for X in exact:
+        if any(excluded(x) for x in X):
+            return True
+        if any(not any(covers(s, x) for s in S) for S in every_in for x in X):
+            return True
+        if any(not any(covers(s, x) for s in S for x in X) for S in some_in):
+            return True
+    for S in every_in + some_in:
+        if all(excluded(s) for s in S):
+            return True
+    for i, S in enumerate(every_in):
+        for T in every_in[i + 1:] + some_in:
+            if not any(may_overlap(s, t) for s in S for t in T):
+                return True
+    return False

@@ -33,6 +33,8 @@ def value_text(atom: "Atom", v: Any) -> str:
     dom = atom.lo.domain
     if isinstance(v, (frozenset, set, list, tuple)):
         items = sorted(taxonomy.display(x, dom) for x in v)
+        if dom == "purpose" and len(items) == 1:
+            return items[0]  # one declared purpose reads as before sets of purposes
         return "{" + ", ".join(items) + "}" if items else "none"
     if isinstance(v, datetime):
         return fmt_datetime(v)

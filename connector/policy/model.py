@@ -74,18 +74,29 @@ def _remember(key, value):
     return value
 
 
-def _set(values, domain: str = "iri") -> frozenset[str] | None:
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def _set(values, domain: str = "iri", name: str = "value") -> frozenset[str] | None:
     if values is None:
         return None
+    key = None
     if isinstance(values, str):
+        key = ("set", domain, values)
         values = (values,)
-    key = (domain, values) if isinstance(values, frozenset) else None
+    elif isinstance(values, dict) or not isinstance(values, (list, tuple, set, frozenset)):
+        raise ValueError(f"{name} takes a set of values, got {type(values).__name__}")
+    elif isinstance(values, frozenset):
+        key = (domain, values)
     if key is not None:
         hit = _NORM_MEMO.get(key)
         if hit is not None:
             return hit
     out = set()
     for v in values:
+        if isinstance(v, _CONTAINERS):
+            raise ValueError(f"{name} takes a set of single values; one of them is a {type(v).__name__} "
+                             f"(a list where one value is expected is an error, never read as text)")
         try:
             out.add(taxonomy.normalise(domain, v))
         except ValueError:
@@ -94,9 +105,14 @@ def _set(values, domain: str = "iri") -> frozenset[str] | None:
     return _remember(key, res) if key is not None else res
 
 
-def _one(value, domain: str):
+def _one(value, domain: str, name: str = "value"):
     if value is None:
         return None
+    if isinstance(value, _CONTAINERS):
+        n = len(value)
+        raise ValueError(f"{name} takes one value, got a {type(value).__name__}"
+                         + (f" of {n}" if not isinstance(value, dict) else "")
+                         + " (a list where one value is expected is an error, never read as text)")
     key = (domain, value)
     try:
         hit = _NORM_MEMO.get(key)
@@ -124,8 +140,9 @@ class Context:
 
     #: time of the request (aware datetime; naive = UTC)
     now: datetime | None = None
-    #: declared purpose, e.g. "hks:MedicalResearch" or a DPV purpose IRI
-    purpose: str | None = None
+    #: declared purpose(s) of the access: one ("hks:MedicalResearch", a DPV purpose IRI) or a
+    #: set of them, normalised to a frozenset (an empty set is no declaration: unknown)
+    purpose: "str | frozenset[str] | None" = None
     #: jurisdiction the receiving organisation is established in (verified claim): "HK", "CN-GD-GZ", "SG" ...
     recipient_jurisdiction: str | None = None
     #: where the data will be processed (odrl:spatial), same codes
@@ -170,17 +187,17 @@ class Context:
             s(self, "now", as_datetime(self.now))
         if self.agreement_time is not None:
             s(self, "agreement_time", as_datetime(self.agreement_time))
-        s(self, "purpose", _one(self.purpose, "purpose"))
-        s(self, "recipient_jurisdiction", _one(self.recipient_jurisdiction, "jurisdiction"))
-        s(self, "processing_location", _one(self.processing_location, "jurisdiction"))
-        s(self, "organisation", _one(self.organisation, "iri"))
-        s(self, "connector", _one(self.connector, "iri"))
-        s(self, "security_profile", _one(self.security_profile, "profile"))
-        s(self, "membership", _set(self.membership))
-        s(self, "roles", _set(self.roles))
-        s(self, "data_categories", _set(self.data_categories, "category"))
-        s(self, "consents", _set(self.consents))
-        s(self, "asset_collections", _set(self.asset_collections) or frozenset())
+        s(self, "purpose", _set(self.purpose, "purpose", "purpose") or None)
+        s(self, "recipient_jurisdiction", _one(self.recipient_jurisdiction, "jurisdiction", "recipient_jurisdiction"))
+        s(self, "processing_location", _one(self.processing_location, "jurisdiction", "processing_location"))
+        s(self, "organisation", _one(self.organisation, "iri", "organisation"))
+        s(self, "connector", _one(self.connector, "iri", "connector"))
+        s(self, "security_profile", _one(self.security_profile, "profile", "security_profile"))
+        s(self, "membership", _set(self.membership, name="membership"))
+        s(self, "roles", _set(self.roles, name="roles"))
+        s(self, "data_categories", _set(self.data_categories, "category", "data_categories"))
+        s(self, "consents", _set(self.consents, name="consents"))
+        s(self, "asset_collections", _set(self.asset_collections, name="asset_collections") or frozenset())
         if self.use_count is not None:
             s(self, "use_count", parse_integer(self.use_count))
         if self.retention_period is not None:

@@ -275,7 +275,7 @@ _LEFT: list[LeftOperand] = [
         missing="The time of the agreement (or of the request) is not known"),
     _lo(ODRL + "count", "Use number", "count", "use_count",
         missing="The usage counter for this agreement was not supplied"),
-    _lo(ODRL + "purpose", "Declared purpose", "nominal", "purpose", "purpose",
+    _lo(ODRL + "purpose", "Declared purpose", "set", "purpose", "purpose",
         missing="The requester declared no purpose"),
     _lo(ODRL + "spatial", "Processing location", "nominal", "processing_location", "jurisdiction",
         missing="The location where the data will be processed was not supplied"),

@@ -220,3 +220,29 @@ ch_state = sa.Table(
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# cross-border compliance (connector/compliance/): the record of each agreement made under a
+# cross-border policy, every version of it (each logged by SHA-256 at the clearing house), and
+# the party's own filing of the contract
+compliance_records = sa.Table(
+    "compliance_records", metadata,
+    sa.Column("agreement_id", sa.String(512), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # YYYY-MM-DD, working days from the agreement
+    sa.Column("filed_on", sa.String(10), nullable=True),
+    sa.Column("filing_reference", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+compliance_record_versions = sa.Table(
+    "compliance_record_versions", metadata,
+    sa.Column("agreement_id", sa.String(512), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("change", sa.String(32), nullable=False),  # created | pipia | consent | narrowed | filed
+    sa.Column("at", sa.Float, nullable=False),
+)
