@@ -174,6 +174,9 @@ from .station.cli import app as station_app  # noqa: E402
 app.add_typer(station_app, name="station", help="create and run the station authority (identities, tokens, registry)")
 
 app.add_typer(policy_app, name="policy", help="check and explain ODRL usage policies")
+from .console.cli import app as user_app  # noqa: E402
+
+app.add_typer(user_app, name="user", help="local accounts of the node's operator console (/console/)")
 
 try:  # the clearing house's commands, when present
     from .clearinghouse.cli import app as clearinghouse_app, audit_app

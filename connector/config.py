@@ -65,6 +65,7 @@ class Settings:
     clearinghouse_audience: str = ""  # the clearing house's id, our tokens' audience there (default: its url)
     clearinghouse_audit_interval: int = 600  # seconds between audits of the kept receipts (0: only on demand)
     clearinghouse_audit_batch: int = 1000  # receipts re-checked per scheduled audit (the next run goes on from there)
+    console_enabled: bool = True  # the operator console at /console/ ([console] enabled = false turns it off)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -96,6 +97,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                   "upstream_timeout": (int, False)},
     "clearinghouse": {"url": (str, False), "verifier_key": (str, False), "audience": (str, False),
                       "audit_interval": (int, False), "audit_batch": (int, False)},
+    "console": {"enabled": (bool, False)},
 }
 
 
@@ -272,6 +274,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         tck_enabled=checked.get("tck", {}).get("enabled", False),
         **_dataplane(checked.get("dataplane", {}), directory),
         **_clearinghouse(checked.get("clearinghouse", {})),
+        console_enabled=checked.get("console", {}).get("enabled", True),
     )
 
 
