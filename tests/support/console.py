@@ -98,13 +98,26 @@ class Space:
 
 
 class Watched:
-    """A page whose console errors and uncaught exceptions are collected."""
+    """A page whose console errors and uncaught exceptions are collected. The browser logs a
+    page that answers 4xx as an error too: a test that expects such an answer says `allow(403)`."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
         self.errors: list[str] = []
-        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.allowed: set[int] = set()
+        page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def allow(self, status: int) -> None:
+        self.allowed.add(status)
+
+    def _console(self, msg: Any) -> None:
+        if msg.type != "error":
+            return
+        if any(msg.text == f"Failed to load resource: the server responded with a status of {s} "
+               f"({'Forbidden' if s == 403 else 'Unauthorized' if s == 401 else 'Not Found'})" for s in self.allowed):
+            return
+        self.errors.append(msg.text)
 
 
 def sign_in(page: Any, base: str, username: str, *, user_label: str = "Username", password_label: str = "Password",
