@@ -161,10 +161,12 @@ def dev_token(directory: Path = typer.Argument(..., help="node directory whose s
 
 @app.command()
 def demo(json_output: bool = typer.Option(False, "--json", help="print a JSON summary as the last line"),
-         keep: Optional[Path] = typer.Option(None, help="keep the node directories here")) -> None:
+         keep: Optional[Path] = typer.Option(None, help="keep the node directories here"),
+         console: bool = typer.Option(False, "--console", help="then keep everything running and print each "
+                                      "organisation's console URL and a demo login (Ctrl-C stops)")) -> None:
     """Start the station and two enrolled participants on loopback, publish, search and negotiate."""
     from .demo import run_demo
-    code = run_demo(json_output=json_output, keep=keep)
+    code = run_demo(json_output=json_output, keep=keep, console=console)
     raise typer.Exit(code)
 
 
