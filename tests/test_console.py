@@ -95,3 +95,38 @@ def test_console_can_be_turned_off(tmp_path):
         assert httpx.get(node.url + "/health", timeout=10).status_code == 200
     finally:
         node.stop()
+
+
+@pytest.mark.slow
+def test_demo_console_prints_a_working_login_for_each_organisation():
+    import re
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "demo", "--console"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        logins = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found = re.search(r"(http://\S+)/console/\s+login: (\S+) / (\S+)", line)
+            if found:
+                logins.append(found.groups())
+            if "the station authority:" in line or len(logins) == 3 and "station" in line:
+                break
+        assert len(logins) == 3
+        url, user, password = logins[1]  # Harbour University Research Lab
+        client = httpx.Client(base_url=url, timeout=30)
+        form = client.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        assert client.post("/console/login", data={"csrf": token, "username": user, "password": password}
+                           ).status_code == 303
+        dashboard = client.get("/console/")
+        assert dashboard.status_code == 200 and "Harbour University Research Lab" in dashboard.text
+        assert "Finalized" in dashboard.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(30) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
