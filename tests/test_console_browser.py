@@ -253,3 +253,31 @@ def test_main_screens_have_no_serious_accessibility_violations(space, browser):
         found[name] = axe_violations(page)
     assert {k: v for k, v in found.items() if v} == {}
     assert ARTIFACTS.is_dir()
+
+
+def test_forms_show_the_apis_error_next_to_the_field(space, browser):
+    consumer = space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    w.allow(400)
+    page.goto(base + "/console/assets")
+    page.get_by_label("Id").fill("has space")
+    page.get_by_role("button", name="Create asset").click()
+    error = page.locator("#id-error")
+    assert "must not contain whitespace" in error.inner_text()
+    assert page.get_by_label("Id").get_attribute("aria-describedby") == "id-error"
+    page.get_by_label("Id").fill("district-stats")
+    page.get_by_label("Title").fill("District statistics")
+    page.get_by_role("button", name="Create asset").click()
+    assert page.locator("td code", has_text="district-stats").count() == 1
+    # a policy from a template, checked by the engine, shown in its sentences
+    page.goto(base + "/console/policies")
+    page.get_by_label("Start from a template").select_option("research-only-one-year")
+    page.get_by_role("button", name="Use template").click()
+    page.get_by_label("Id", exact=True).first.fill("research-year")
+    page.get_by_role("button", name="Check and save policy").click()
+    card = page.locator("article", has_text="research-year")
+    assert "MedicalResearch" in card.inner_text() or "research" in card.inner_text().lower()
+    shot(page, "en-policies")
+    assert w.errors == []

@@ -83,6 +83,8 @@ class Console:
             ("POST", "/transfers/{id}/terminate", self.transfer_action("terminate"), operator),
             ("GET", "/audit/{id}", self.audit, viewer),
             ("GET", "/assets", self.assets, viewer), ("GET", "/policies", self.policies_page, viewer),
+            ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
+            ("POST", "/offers", self.create_offer, operator),
         ]
         app.router.add_get(p, lambda request: web.HTTPFound(p + "/"))  # type: ignore[arg-type,return-value]
         app.router.add_get(p + "/login", self.login_form)
@@ -490,16 +492,67 @@ class Console:
                                                  "configured": bool((status.data or {}).get("configured"))})
 
     # ------------------------------------------------------ assets and policies
-    async def assets(self, request: web.Request) -> web.Response:
+    async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
+                     status: int = 200) -> web.Response:
         result = await self.api.call("GET", "/assets")
         q = request.query.get("q", "").strip().lower()[:200]
         rows = [a for a in result.data or [] if not q or q in (a["id"] + " " + (a["title"] or "")).lower()]
-        return self.page(request, "assets.html", {"rows": rows, "q": q})
+        return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "error": error,
+                                                  "error_field": _error_field(error)}, status=status)
 
-    async def policies_page(self, request: web.Request) -> web.Response:
+    async def create_asset(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v)[:10_000] for k, v in (await request.post()).items() if k != "csrf"}
+        body: dict[str, Any] = {"id": form.get("id", "")}
+        for field in ("title", "description", "contentType"):
+            if form.get(field):
+                body[field] = form[field]
+        source = form.get("source", "")
+        if source == "file":
+            body["dataAddress"] = {"type": "file", "path": form.get("location", "")}
+        elif source == "http":
+            body["dataAddress"] = {"type": "http", "url": form.get("location", "")}
+        result = await self.api.call("POST", "/assets", body)
+        if not result.ok:
+            return await self.assets(request, form=form, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/assets")
+
+    async def policies_page(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
+                            status: int = 200, error_field: str | None = None) -> web.Response:
         result = await self.api.call("GET", "/policies")
         offers = await self.api.call("GET", "/offers")
-        return self.page(request, "policies.html", {"rows": result.data or [], "offers": offers.data or []})
+        form = dict(form or {})
+        template = request.query.get("template", "")
+        if template in TEMPLATES and "odrl" not in form:
+            form["odrl"] = TEMPLATES[template]
+        return self.page(request, "policies.html", {
+            "rows": result.data or [], "offers": offers.data or [], "form": form, "error": error,
+            "error_field": error_field or _error_field(error), "templates": sorted(TEMPLATES), "template": template},
+            status=status)
+
+    async def create_policy(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v)[:200_000] for k, v in (await request.post()).items() if k != "csrf"}
+        try:
+            policy = orjson.loads(form.get("odrl", ""))
+        except orjson.JSONDecodeError as exc:
+            return await self.policies_page(request, form=form, status=400,
+                                            error=f"policy: {i18n.gettext('not valid JSON')} ({clip(str(exc), 100)})")
+        result = await self.api.call("POST", "/policies", {"id": form.get("id", ""), "policy": policy})
+        if not result.ok:
+            return await self.policies_page(request, form=form, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/policies")
+
+    async def create_offer(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.post()
+        form = {k: str(v)[:10_000] for k, v in raw.items() if k != "csrf"}
+        assets = [a.strip() for a in form.get("assets", "").splitlines() if a.strip()][:1000]
+        body = {"id": form.get("offer_id", ""), "assetIds": assets,
+                "accessPolicyId": form.get("access", ""), "contractPolicyId": form.get("contract", "")}
+        result = await self.api.call("POST", "/offers", body)
+        if not result.ok:
+            field = _error_field(result.error)
+            return await self.policies_page(request, form=form, error=result.error, status=result.status,
+                                            error_field="offer_id" if field == "id" else field)
+        raise web.HTTPSeeOther(PREFIX + "/policies")
 
     # ------------------------------------------------------------------ helpers
     def refused(self, request: web.Request, result: ApiResult, *, back: str) -> web.Response:
@@ -549,6 +602,27 @@ class Console:
 
 
 _FINAL = {"FINALIZED", "TERMINATED"}
+
+
+def _templates() -> dict[str, str]:
+    """The ODRL templates of `policies/` (installed wheel: connector/_policies), by file stem."""
+    here = Path(__file__).resolve().parents[1]
+    for folder in (here / "_policies", here.parent / "policies"):
+        if folder.is_dir():
+            return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.jsonld"))}
+    return {}
+
+
+TEMPLATES = _templates()
+
+
+def _error_field(error: str) -> str:
+    """The form field an API error names ("id: ...", "dataAddress: ...", "policy ..."), for the
+    message to stand next to it."""
+    head = re.split(r"[:\s/]", error, maxsplit=1)[0] if error else ""
+    return {"id": "id", "dataAddress": "location", "policy": "odrl", "assetIds": "assets",
+            "accessPolicyId": "access", "contractPolicyId": "contract", "title": "title",
+            "contentType": "contentType", "description": "description"}.get(head, "id" if error else "")
 
 
 def _sort_time(value: Any) -> float:

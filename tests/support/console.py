@@ -6,6 +6,7 @@ it is absent, except under CI=true, where its absence fails them."""
 from __future__ import annotations
 
 import os
+from http import HTTPStatus
 import secrets
 import subprocess
 import sys
@@ -115,7 +116,7 @@ class Watched:
         if msg.type != "error":
             return
         if any(msg.text == f"Failed to load resource: the server responded with a status of {s} "
-               f"({'Forbidden' if s == 403 else 'Unauthorized' if s == 401 else 'Not Found'})" for s in self.allowed):
+               f"({HTTPStatus(s).phrase})" for s in self.allowed):
             return
         self.errors.append(msg.text)
 
