@@ -280,4 +280,15 @@ def test_forms_show_the_apis_error_next_to_the_field(space, browser):
     card = page.locator("article", has_text="research-year")
     assert "MedicalResearch" in card.inner_text() or "research" in card.inner_text().lower()
     shot(page, "en-policies")
+    # the explain panel: the engine decides a request the operator describes, with its reasons
+    card.get_by_role("link", name=re.compile("^Explain a request")).click()
+    page.get_by_label("Declared purpose").fill("hks:Marketing")
+    page.get_by_label("Recipient jurisdiction").fill("HK")
+    page.get_by_role("button", name="Decide").click()
+    assert page.locator("#decision").inner_text() == "refused"
+    assert "purpose" in page.locator("section[role=status]").inner_text().lower()
+    page.get_by_label("Declared purpose").fill("hks:MedicalResearch")
+    page.get_by_label("Uses so far").fill("0")
+    page.get_by_role("button", name="Decide").click()
+    shot(page, "en-explain")
     assert w.errors == []

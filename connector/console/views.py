@@ -21,7 +21,8 @@ from markupsafe import Markup
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..node.usage import PolicyCache
-from ..policy import PolicyError
+from ..policy import Context, PolicyError
+from ..policy import Request as PolicyRequest
 from ..policy.explain import describe_duty
 from ..protocol.errors import clip
 from ..protocol.ids import id_problem
@@ -85,6 +86,7 @@ class Console:
             ("GET", "/assets", self.assets, viewer), ("GET", "/policies", self.policies_page, viewer),
             ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
             ("POST", "/offers", self.create_offer, operator),
+            ("GET", "/policies/{id}/explain", self.explain, viewer),
         ]
         app.router.add_get(p, lambda request: web.HTTPFound(p + "/"))  # type: ignore[arg-type,return-value]
         app.router.add_get(p + "/login", self.login_form)
@@ -541,6 +543,46 @@ class Console:
             return await self.policies_page(request, form=form, error=result.error, status=result.status)
         raise web.HTTPSeeOther(PREFIX + "/policies")
 
+    async def explain(self, request: web.Request) -> web.Response:
+        """Decide a request the viewer describes (purpose, recipient jurisdiction, when, uses so far,
+        when agreed) under a stored policy, with the engine's reasons. Decides nothing on the node."""
+        result = await self.api.call("GET", "/policies/{id}", id=request.match_info["id"])
+        if not result.ok:
+            return self.not_found(request)
+        q = request.query
+        form = {k: q.get(k, "").strip()[:200] for k in ("purpose", "jurisdiction", "when", "uses", "agreed")}
+        decision, error = None, ""
+        if "decide" in q:
+            try:
+                ctx: dict[str, Any] = {"now": self._viewer_time(request, form["when"]) or _utc_now()}
+                if form["purpose"]:
+                    ctx["purpose"] = form["purpose"]
+                if form["jurisdiction"]:
+                    ctx["recipient_jurisdiction"] = form["jurisdiction"]
+                if form["uses"]:
+                    ctx["use_count"] = int(form["uses"])
+                if form["agreed"]:
+                    ctx["agreement_time"] = self._viewer_time(request, form["agreed"])
+                outcome = self.policies.compile(result.data["policy"]).evaluate(PolicyRequest(), Context.from_dict(ctx))
+                decision = {"effect": outcome.effect.value, "reasons": [r.message for r in outcome.reasons],
+                            "duties": [d.describe() for d in outcome.duties]}
+            except (PolicyError, ValueError, TypeError) as exc:
+                error = clip(str(exc), 300)
+        return self.page(request, "explain.html", {"policy": result.data, "form": form, "decision": decision,
+                                                   "error": error, "s": self.sentences(result.data["policy"])},
+                         status=400 if error else 200)
+
+    @staticmethod
+    def _viewer_time(request: web.Request, value: str) -> str:
+        """A datetime-local value, read in the viewer's time zone, as ISO 8601 with its offset."""
+        if not value:
+            return ""
+        from datetime import datetime
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=request["tz"])
+        return moment.isoformat()
+
     async def create_offer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.post()
         form = {k: str(v)[:10_000] for k, v in raw.items() if k != "csrf"}
@@ -602,6 +644,11 @@ class Console:
 
 
 _FINAL = {"FINALIZED", "TERMINATED"}
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat()
 
 
 def _templates() -> dict[str, str]:
