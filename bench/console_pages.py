@@ -99,6 +99,7 @@ def main() -> None:
             from urllib.parse import quote
             pages = {"dashboard": "/console/", "negotiations": "/console/negotiations",
                      "negotiations?state=TERMINATED": "/console/negotiations?state=TERMINATED",
+                     "negotiations?offset=5000": "/console/negotiations?offset=5000",
                      "negotiation": f"/console/negotiations/{quote(nid, safe='')}",
                      "transfers": "/console/transfers", "transfer": f"/console/transfers/{quote(tid, safe='')}",
                      "audit": f"/console/audit/{quote(nid, safe='')}", "assets": "/console/assets",

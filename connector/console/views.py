@@ -42,6 +42,7 @@ TZ_COOKIE = "hks_tz"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SESSION_KEY: web.AppKey[Any] = web.AppKey("console_session", object)
+PAGE = 100  # rows a list page shows
 SSE_SECONDS = 300  # an event stream ends after this; the browser reconnects
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,6 +88,7 @@ class Console:
             ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
             ("POST", "/offers", self.create_offer, operator),
             ("GET", "/policies/{id}/explain", self.explain, viewer),
+            ("POST", "/dead-letters/{id}/retry", self.retry_dead_letter, operator),
         ]
         app.router.add_get(p, lambda request: web.HTTPFound(p + "/"))  # type: ignore[arg-type,return-value]
         app.router.add_get(p + "/login", self.login_form)
@@ -339,12 +341,23 @@ class Console:
 
     async def negotiations(self, request: web.Request) -> web.Response:
         state = request.query.get("state", "")
-        query = {"limit": "100"}
+        offset = request.query.get("offset", "0")
+        offset = int(offset) if offset.isdigit() and len(offset) <= 9 else 0
+        query = {"limit": str(PAGE + 1), "offset": str(offset)}
         if state in State.__members__:
             query["state"] = state
         result = await self.api.call("GET", "/negotiations", query=query)
-        return self.page(request, "negotiations.html", {"rows": result.data or [], "state": state,
-                                                        "states": list(State.__members__)})
+        rows = result.data or []
+        return self.page(request, "negotiations.html", {
+            "rows": rows[:PAGE], "state": state if state in State.__members__ else "", "states": list(State.__members__),
+            "offset": offset, "next": offset + PAGE if len(rows) > PAGE else None,
+            "previous": max(offset - PAGE, 0) if offset else None})
+
+    async def retry_dead_letter(self, request: web.Request) -> web.StreamResponse:
+        result = await self.api.call("POST", "/dead-letters/{id}/retry", None, id=request.match_info["id"])
+        if not result.ok:
+            return self.refused(request, result, back=PREFIX + "/")
+        raise web.HTTPSeeOther(PREFIX + "/")
 
     async def _negotiation_context(self, pid: str) -> dict[str, Any] | None:
         result = await self.api.call("GET", "/negotiations/{id}", id=pid)
