@@ -66,11 +66,26 @@ class Api:
         data = orjson.loads(raw) if raw else None
         return ApiResult(response.status, data)
 
-    async def stream(self, request: web.Request, template: str) -> web.StreamResponse:
-        """A GET whose handler streams its answer (the data of a transfer): the console's own
-        request, with the API key added, goes to the handler (its path parameters and query as
-        they are)."""
+    async def stream(self, request: web.Request, template: str, *, query: dict[str, str]) -> web.StreamResponse:
+        """A GET whose handler streams its answer (the data of a transfer) onto the console's own
+        connection: the console's request, as that GET with `query` and the API key, goes to the
+        handler (its path parameters as they are)."""
         handler = self._handlers[("GET", template)]
         headers = CIMultiDict(request.headers)
         headers["X-Api-Key"] = self._key
-        return await handler(request.clone(headers=headers))
+        return await handler(_AsGet(request, query, headers))
+
+
+class _AsGet:
+    """The console's own request (its body already read, so it cannot be cloned) seen as a GET
+    with another query and headers; everything else, the connection included, is the request's."""
+
+    def __init__(self, request: web.Request, query: dict[str, str], headers: CIMultiDict) -> None:
+        self._request = request
+        self.method = "GET"
+        self.query = MultiDictProxy(MultiDict(query))
+        self.headers = CIMultiDictProxy(headers)
+        self.can_read_body = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)

@@ -79,7 +79,7 @@ class Console:
             ("POST", "/transfers", self.start_transfer, operator),
             ("GET", "/transfers/{id}", self.transfer, viewer),
             ("GET", "/transfers/{id}/events", self.transfer_events, viewer),
-            ("GET", "/transfers/{id}/data", self.download, operator),
+            ("POST", "/transfers/{id}/data", self.download, operator),  # a use counted: a state change
             ("POST", "/transfers/{id}/suspend", self.transfer_action("suspend"), operator),
             ("POST", "/transfers/{id}/resume", self.transfer_action("resume"), operator),
             ("POST", "/transfers/{id}/terminate", self.transfer_action("terminate"), operator),
@@ -480,7 +480,10 @@ class Console:
     async def download(self, request: web.Request) -> web.StreamResponse:
         """The data through the data plane, with the purpose the operator declared (the
         management API's own handler streams it; a refusal is shown with its reasons)."""
-        response = await self.api.stream(request, "/transfers/{id}/data")
+        form = await request.post()
+        purpose = str(form.get("purpose", "")).strip()[:512]
+        response = await self.api.stream(request, "/transfers/{id}/data",
+                                         query={"purpose": purpose} if purpose else {})
         if response.prepared or response.status < 400 or not isinstance(response, web.Response):
             return response
         try:

@@ -56,6 +56,9 @@ def test_forged_console_post_without_the_session_csrf_token_is_refused(node):
         answer = client.post("/console/negotiations", data={**body, **forged})
         assert answer.status_code == 403
         assert "not sent from your current session" in answer.text
+    # a download counts a use: it is a form post with the token too
+    assert client.post("/console/transfers/t1/data", data={"purpose": "x"}).status_code == 403
+    assert client.get("/console/transfers/t1/data").status_code == 405
     assert len(node.api("GET", "/negotiations", expect=200)) == before
 
 
@@ -79,7 +82,7 @@ def test_viewer_acting_through_the_console_is_told_not_allowed(node):
     answer = client.post("/console/negotiations", data={"csrf": csrf, "address": "http://127.0.0.1:9",
                                                         "dataset": "d", "offer": "o"})
     assert answer.status_code == 403 and "Not allowed" in answer.text
-    assert client.get("/console/transfers/t1/data").status_code == 403
+    assert client.post("/console/transfers/t1/data", data={"csrf": csrf}).status_code == 403
 
 
 def test_session_from_a_stolen_database_opens_nothing(node):
