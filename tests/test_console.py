@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from connector.console import i18n
+from conftest import BACKENDS, database_url
 from support.nodes import NodeProcess
 
 CONSOLE = Path(i18n.__file__).parent
@@ -130,3 +131,25 @@ def test_demo_console_prints_a_working_login_for_each_organisation():
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_accounts_and_sessions_on_both_databases(backend, tmp_path):
+    from connector.console import auth
+    from connector.store.db import Database
+
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            await db.migrate()
+            await auth.add_user(db, "pat", "pat-password-1", "operator")
+            assert await auth.authenticate(db, "pat", "pat-password-1") == "operator"
+            assert await auth.authenticate(db, "pat", "pat-password-2") is None
+            assert await auth.authenticate(db, "nobody", "pat-password-1") is None
+            token, csrf = await auth.open_session(db, "pat")
+            session = await auth.load_session(db, token)
+            assert session is not None and session.csrf == csrf and session.may("operator") and not session.may("admin")
+            await auth.add_user(db, "pat", "pat-password-3", "viewer", replace=True)  # signed out everywhere
+            assert await auth.load_session(db, token) is None
+        finally:
+            await db.dispose()
