@@ -141,5 +141,34 @@ async def close_session(db: Database, token: str | None) -> None:
             sa.delete(sessions).where(sessions.c.id_sha256 == _digest(token))))
 
 
+class Throttle:
+    """At most `limit` failed sign-ins per username in `window` seconds (in this process); then the
+    sign-in is refused without checking the password until the oldest failure leaves the window."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0, size: int = 10_000) -> None:
+        self.limit, self.window, self.size = limit, window, size
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, username: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(username.lower(), ()) if now - t < self.window]
+        if kept:
+            self._failures[username.lower()] = kept
+        else:
+            self._failures.pop(username.lower(), None)
+        return kept
+
+    def blocked(self, username: str) -> bool:
+        return len(self._recent(username, time.monotonic())) >= self.limit
+
+    def failed(self, username: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) >= self.size:  # bounded: forget the oldest entry
+            self._failures.pop(next(iter(self._failures)))
+        self._failures[username.lower()] = self._recent(username, now) + [now]
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username.lower(), None)
+
+
 def same_token(given: str | None, expected: str | None) -> bool:
     return bool(given) and bool(expected) and hmac.compare_digest(str(given).encode(), str(expected).encode())

@@ -55,6 +55,7 @@ class Console:
         self.secure_cookies = node.settings.node.public_url.startswith("https://")
         self.stopping = asyncio.Event()
         self._reach: dict[str, tuple[float, bool]] = {}
+        self.throttle = auth.Throttle()
 
     # ------------------------------------------------------------------ wiring
     def mount(self, app: web.Application) -> None:
@@ -205,10 +206,16 @@ class Console:
             return await self.login_form(request, error=i18n.gettext(
                 "The sign-in form was out of date. Try again."), status=403)
         username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
+        if self.throttle.blocked(username):
+            log.warning("console sign-in for %r refused: too many failed attempts", clip(username, 64))
+            return await self.login_form(request, status=429, error=i18n.gettext(
+                "Too many failed sign-ins for this user. Wait 15 minutes and try again."))
         role = await auth.authenticate(self.node.db, username, password)
         if role is None:
+            self.throttle.failed(username)
             log.info("console sign-in refused for %r", clip(username, 64))
             return await self.login_form(request, error=i18n.gettext("Wrong username or password."), status=401)
+        self.throttle.succeeded(username)
         token, _csrf = await auth.open_session(self.node.db, username)
         log.info("console sign-in: %s (%s)", username, role)
         response = web.HTTPSeeOther(_local_next(str(form.get("next", ""))))

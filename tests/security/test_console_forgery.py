@@ -126,3 +126,17 @@ def test_console_pages_without_a_strict_content_security_policy(node):
         csp = answer.headers.get("content-security-policy", "")
         assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
         assert answer.headers.get("x-frame-options") == "DENY"
+
+
+def test_password_guessing_is_stopped_after_five_failures(node):
+    subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), "gina", "--role",
+                    "viewer", "--password-stdin"], input="gina-right-password\n", text=True, check=True,
+                   capture_output=True)
+    client = httpx.Client(base_url=node.url, timeout=30)
+    token = csrf_of(client.get("/console/login").text)
+    for guess in range(5):
+        answer = client.post("/console/login", data={"csrf": token, "username": "gina", "password": f"guess-{guess}"})
+        assert answer.status_code == 401
+    answer = client.post("/console/login", data={"csrf": token, "username": "gina", "password": "gina-right-password"})
+    assert answer.status_code == 429 and "hks_console=" not in answer.headers.get("set-cookie", "")
+    assert signed_in(node, "olivia")[0].get("/console/").status_code == 200  # others are not held up
