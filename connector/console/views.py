@@ -17,7 +17,6 @@ import jinja2
 import orjson
 import sqlalchemy as sa
 from aiohttp import web
-from markupsafe import Markup
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..node.usage import PolicyCache
@@ -256,8 +255,7 @@ class Console:
                 "identity_mode": identity.mode, "self_description": self.node.self_description.status(),
                 "station": await self._reachable(settings.identity_station_url) if settings.identity_station_url else None,
                 "clearinghouse_reachable": await self._reachable(settings.clearinghouse_url)
-                if settings.clearinghouse_url else None,
-                "token_status": _token_status(identity)}
+                if settings.clearinghouse_url else None}
 
     async def _feed(self) -> dict[str, Any]:
         recent_n = await self.api.call("GET", "/negotiations", query={"limit": "10"})
@@ -742,10 +740,6 @@ def _text(value: Any) -> str:
     return ""
 
 
-def _token_status(identity: Any) -> str:
-    return "station" if getattr(identity, "mode", "") == "station" else getattr(identity, "mode", "unknown")
-
-
 def state_name(state: str) -> str:
     names = {
         "REQUESTED": i18n.gettext("Requested"), "OFFERED": i18n.gettext("Offered"),
@@ -763,4 +757,3 @@ def role_name(role: str) -> str:
             "admin": i18n.gettext("administrator")}.get(role, role)
 
 
-__all__ = ["Console", "Markup"]
