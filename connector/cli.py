@@ -161,10 +161,12 @@ def dev_token(directory: Path = typer.Argument(..., help="node directory whose s
 
 @app.command()
 def demo(json_output: bool = typer.Option(False, "--json", help="print a JSON summary as the last line"),
-         keep: Optional[Path] = typer.Option(None, help="keep the node directories here")) -> None:
+         keep: Optional[Path] = typer.Option(None, help="keep the node directories here"),
+         console: bool = typer.Option(False, "--console", help="then keep everything running and print each "
+                                      "organisation's console URL and a demo login (Ctrl-C stops)")) -> None:
     """Start the station and two enrolled participants on loopback, publish, search and negotiate."""
     from .demo import run_demo
-    code = run_demo(json_output=json_output, keep=keep)
+    code = run_demo(json_output=json_output, keep=keep, console=console)
     raise typer.Exit(code)
 
 
@@ -174,6 +176,9 @@ from .station.cli import app as station_app  # noqa: E402
 app.add_typer(station_app, name="station", help="create and run the station authority (identities, tokens, registry)")
 
 app.add_typer(policy_app, name="policy", help="check and explain ODRL usage policies")
+from .console.cli import app as user_app  # noqa: E402
+
+app.add_typer(user_app, name="user", help="local accounts of the node's operator console (/console/)")
 
 from .compliance.cli import app as compliance_app  # noqa: E402
 

@@ -70,6 +70,7 @@ class Settings:
     compute_concurrency: int = 2  # [compute] computations run at once (others wait their turn)
     # refusals in the access log are kept at least this long (PDPO s.27: a log of refusals, at least 4 years)
     compliance_refusal_retention_days: int = 1461
+    console_enabled: bool = True  # the operator console at /console/ ([console] enabled = false turns it off)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -103,6 +104,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                       "audit_interval": (int, False), "audit_batch": (int, False)},
     "compute": {"memory_limit_mb": (int, False), "time_limit_ms": (int, False), "concurrency": (int, False)},
     "compliance": {"refusal_retention_days": (int, False)},
+    "console": {"enabled": (bool, False)},
 }
 
 
@@ -281,6 +283,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         **_clearinghouse(checked.get("clearinghouse", {})),
         **_compute(checked.get("compute", {})),
         compliance_refusal_retention_days=_refusal_retention(checked.get("compliance", {})),
+        console_enabled=checked.get("console", {}).get("enabled", True),
     )
 
 

@@ -95,11 +95,15 @@ class Step:
             print(f"[{self.n}] {text}", flush=True)
 
 
-async def _demo(base: Path, quiet: bool) -> dict[str, Any]:
+async def _demo(base: Path, quiet: bool, console: bool = False) -> dict[str, Any]:
     step = Step(quiet)
     runners: list[web.AppRunner] = []
     try:
-        return await _demo_steps(base, step, runners)
+        result = await _demo_steps(base, step, runners)
+        if console:  # keep the station, the clearing house and the nodes running for the console
+            from .console.demo import serve_consoles
+            await serve_consoles(base, result, ORGS)
+        return result
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
@@ -399,14 +403,16 @@ async def _audit(base: Path, ch_url: str, ch_key: str, station_url: str, provide
     return {"url": ch_url, "entries": size, "receipts": total, "audits": audits, "ok": ok}
 
 
-def run_demo(*, json_output: bool = False, keep: Path | None = None) -> int:
+def run_demo(*, json_output: bool = False, keep: Path | None = None, console: bool = False) -> int:
     base = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="connector-demo-"))
     if keep and base.exists() and any(base.iterdir()):
         print(f"error: {base} is not empty", file=sys.stderr)
         return 2
     base.mkdir(parents=True, exist_ok=True)
     try:
-        result = asyncio.run(_demo(base, quiet=json_output))
+        result = asyncio.run(_demo(base, quiet=json_output, console=console))
+    except KeyboardInterrupt:
+        return 0
     except Exception as exc:  # noqa: BLE001 - one clear line for people
         print(f"error: the demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -160,6 +160,9 @@ class Node:
         if self.settings.tck_enabled:
             from .tck import routes as tck_routes
             app.add_routes(tck_routes(self))
+        if self.settings.console_enabled:  # the operator console at /console/ ([console] enabled)
+            from ..console import mount as mount_console
+            mount_console(app, self)
 
         async def lifecycle(_app: web.Application):  # noqa: ANN202
             try:

@@ -455,7 +455,9 @@ class ManagementApi:
             raise ApiError(status, exc.reason) from None
 
     async def list_agreements(self, request: web.Request) -> web.Response:
-        query = _AGREEMENTS.order_by(agreements.c.created_at)
+        limit = _int_param(request, "limit", 0, 0, 10**6)  # ?limit=N: the newest N (default: all, oldest first)
+        query = _AGREEMENTS.order_by(agreements.c.created_at.desc()).limit(limit) if limit \
+            else _AGREEMENTS.order_by(agreements.c.created_at)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
         return json_response([_agreement_view(r) for r in rows])
 
@@ -762,7 +764,7 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
             "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
-            "/api/v1/agreements": {"get": op("list agreements")},
+            "/api/v1/agreements": {"get": op("list agreements (?limit=N: the newest N)")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
             "/api/v1/agreements/{id}/computations": {
                 "post": op("compute on a computation-only agreement (consumer): the result table", "ComputationInput",

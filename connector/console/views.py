@@ -1,0 +1,759 @@
+"""The console's pages. Reading is for every signed-in role; acting needs `operator` (or
+`admin`) and the session's CSRF token; each action is the management API's own handler
+(api.py), whose refusal is shown next to the form in the viewer's language."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+import orjson
+import sqlalchemy as sa
+from aiohttp import web
+
+from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
+from ..node.usage import PolicyCache
+from ..policy import Context, PolicyError
+from ..policy import Request as PolicyRequest
+from ..policy.explain import describe_duty
+from ..protocol.errors import clip
+from ..protocol.ids import id_problem
+from ..protocol.negotiation import State
+from ..store.tables import access_log, negotiations, outbox, transfers
+from . import auth, i18n
+from .api import Api, ApiResult
+
+log = logging.getLogger("connector.console")
+HERE = Path(__file__).parent
+PREFIX = "/console"
+SESSION_COOKIE = "hks_console"
+LOGIN_COOKIE = "hks_console_login"
+LANG_COOKIE = "hks_lang"
+TZ_COOKIE = "hks_tz"
+#: every console page: scripts and styles from the console's own static files only
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SESSION_KEY: web.AppKey[Any] = web.AppKey("console_session", object)
+PAGE = 100  # rows a list page shows
+SSE_SECONDS = 300  # an event stream ends after this; the browser reconnects
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Console:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.api = Api(node)
+        self.policies = PolicyCache(size=256)
+        self.secure_cookies = node.settings.node.public_url.startswith("https://")
+        self.stopping = asyncio.Event()
+        self._reach: dict[str, tuple[float, bool]] = {}
+        self.throttle = auth.Throttle()
+
+    # ------------------------------------------------------------------ wiring
+    def mount(self, app: web.Application) -> None:
+        env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                                   autoescape=jinja2.select_autoescape(default=True),
+                                   extensions=["jinja2.ext.i18n"])
+        env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+        env.filters["sentences"] = lambda body: self.sentences(body)
+        env.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+        p = PREFIX
+        viewer, operator = "viewer", "operator"
+        routes = [
+            ("GET", "/", self.dashboard, viewer), ("GET", "/feed", self.feed_events, viewer),
+            ("GET", "/catalog", self.catalog, viewer),
+            ("POST", "/negotiations", self.negotiate, operator),
+            ("GET", "/negotiations", self.negotiations, viewer),
+            ("GET", "/negotiations/{id}", self.negotiation, viewer),
+            ("GET", "/negotiations/{id}/events", self.negotiation_events, viewer),
+            ("POST", "/negotiations/{id}/accept", self.negotiation_action("accept"), operator),
+            ("POST", "/negotiations/{id}/terminate", self.negotiation_action("terminate"), operator),
+            ("GET", "/transfers", self.transfers, viewer),
+            ("POST", "/transfers", self.start_transfer, operator),
+            ("GET", "/transfers/{id}", self.transfer, viewer),
+            ("GET", "/transfers/{id}/events", self.transfer_events, viewer),
+            ("POST", "/transfers/{id}/data", self.download, operator),  # a use counted: a state change
+            ("POST", "/transfers/{id}/suspend", self.transfer_action("suspend"), operator),
+            ("POST", "/transfers/{id}/resume", self.transfer_action("resume"), operator),
+            ("POST", "/transfers/{id}/terminate", self.transfer_action("terminate"), operator),
+            ("GET", "/audit/{id}", self.audit, viewer),
+            ("GET", "/assets", self.assets, viewer), ("GET", "/policies", self.policies_page, viewer),
+            ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
+            ("POST", "/offers", self.create_offer, operator),
+            ("GET", "/policies/{id}/explain", self.explain, viewer),
+            ("POST", "/dead-letters/{id}/retry", self.retry_dead_letter, operator),
+        ]
+        app.router.add_get(p, lambda request: web.HTTPFound(p + "/"))  # type: ignore[arg-type,return-value]
+        app.router.add_get(p + "/login", self.login_form)
+        app.router.add_post(p + "/login", self.login)
+        app.router.add_post(p + "/logout", self.logout)
+        app.router.add_get(p + "/language", self.language)
+        app.router.add_static(p + "/static/", HERE / "static", append_version=False)
+        for method, path, handler, role in routes:
+            app.router.add_route(method, p + path, self.guard(handler, role, csrf=method == "POST"))
+        app.on_response_prepare.append(self._headers)
+        app.on_shutdown.append(self._shutdown)
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        self.stopping.set()
+
+    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers["X-Frame-Options"] = "DENY"
+            if not request.path.startswith(PREFIX + "/static/"):
+                response.headers["Cache-Control"] = "no-store"
+
+    def guard(self, handler: Handler, role: str, *, csrf: bool) -> Handler:
+        """Signed in, with the role, and (for a state change) the session's CSRF token."""
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            self._language(request)
+            session = await auth.load_session(self.node.db, request.cookies.get(SESSION_COOKIE))
+            if session is None:
+                if request.method == "GET" and not request.path.endswith("/events") and request.path != PREFIX + "/feed":
+                    raise web.HTTPSeeOther(PREFIX + "/login?" + urlencode({"next": request.path_qs[:1000]}))
+                return self.page(request, "message.html", {"title": i18n.gettext("Sign in first"),
+                                 "message": i18n.gettext("Your session has ended. Sign in again.")}, status=401)
+            request[SESSION_KEY] = session
+            if csrf:
+                form = await request.post()
+                if not auth.same_token(form.get("csrf"), session.csrf):  # type: ignore[arg-type]
+                    return self.page(request, "message.html", {
+                        "title": i18n.gettext("Request refused"),
+                        "message": i18n.gettext("This form was not sent from your current session (its security "
+                                                "token is missing or out of date). Reload the page and try again.")},
+                        status=403)
+            if not session.may(role):
+                return self.page(request, "message.html", {
+                    "title": i18n.gettext("Not allowed"),
+                    "message": i18n.gettext("Your role (%(role)s) may view this node but not act on it: ask an "
+                                            "administrator for the operator role.") % {"role": role_name(session.role)}},
+                    status=403)
+            for name, value in request.match_info.items():
+                problem = id_problem(value)
+                if problem is not None:
+                    return self.page(request, "message.html", {"title": i18n.gettext("Not found"),
+                                     "message": i18n.gettext("That address names nothing here.")}, status=400)
+            try:
+                return await handler(request)
+            except web.HTTPException:
+                raise
+            except Exception:
+                log.exception("console: unhandled error on %s %s", request.method, request.path)
+                return self.page(request, "message.html", {"title": i18n.gettext("Something went wrong"),
+                                 "message": i18n.gettext("The node could not complete this request; the "
+                                                         "details are in its log.")}, status=500)
+        return guarded
+
+    # ---------------------------------------------------------------- language
+    def _language(self, request: web.Request) -> str:
+        locale = i18n.choose(request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language"))
+        i18n.activate(locale)
+        request["locale"] = locale
+        request["tz"] = i18n.zone(locale, request.cookies.get(TZ_COOKIE))
+        return locale
+
+    async def language(self, request: web.Request) -> web.StreamResponse:
+        """The switch: a GET form (it changes only how pages look, nothing on the node)."""
+        chosen = request.query.get("lang", "")
+        response = web.HTTPSeeOther(_local_next(request.query.get("next")))
+        if chosen in i18n.LANGUAGES:
+            response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, path=PREFIX, httponly=True,
+                                samesite="Lax", secure=self.secure_cookies)
+        return response
+
+    def page(self, request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+        locale = request.get("locale") or self._language(request)
+        session = request.get(SESSION_KEY)
+        base = {
+            "session": session, "csrf": session.csrf if session else "", "locale": locale,
+            "lang_tag": i18n.LANGUAGES[locale][0], "languages": i18n.LANGUAGES, "path": request.path_qs,
+            "node_name": self.node.settings.node.name, "participant_id": self.node.participant_id,
+            "when": lambda ts: i18n.format_time(ts, locale, request["tz"]), "state_name": state_name,
+            "role_name": role_name, "may_act": bool(session and session.may("operator")), "P": PREFIX,
+            "quote": lambda s: quote(str(s), safe=""),
+        }
+        response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
+        return response
+
+    # ------------------------------------------------------------------ sign-in
+    async def login_form(self, request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+        self._language(request)
+        token = request.cookies.get(LOGIN_COOKIE) or ""
+        if len(token) != 43:
+            import secrets
+            token = secrets.token_urlsafe(32)
+        response = self.page(request, "login.html", {"login_csrf": token, "error": error,
+                                                     "next": _local_next(request.query.get("next"))}, status=status)
+        response.set_cookie(LOGIN_COOKIE, token, path=PREFIX, httponly=True, samesite="Strict",
+                            secure=self.secure_cookies, max_age=3600)
+        return response
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        self._language(request)
+        form = await request.post()
+        if not auth.same_token(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):  # type: ignore[arg-type]
+            return await self.login_form(request, error=i18n.gettext(
+                "The sign-in form was out of date. Try again."), status=403)
+        username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
+        if self.throttle.blocked(username):
+            log.warning("console sign-in for %r refused: too many failed attempts", clip(username, 64))
+            return await self.login_form(request, status=429, error=i18n.gettext(
+                "Too many failed sign-ins for this user. Wait 15 minutes and try again."))
+        role = await auth.authenticate(self.node.db, username, password)
+        if role is None:
+            self.throttle.failed(username)
+            log.info("console sign-in refused for %r", clip(username, 64))
+            return await self.login_form(request, error=i18n.gettext("Wrong username or password."), status=401)
+        self.throttle.succeeded(username)
+        token, _csrf = await auth.open_session(self.node.db, username)
+        log.info("console sign-in: %s (%s)", username, role)
+        response = web.HTTPSeeOther(_local_next(str(form.get("next", ""))))
+        response.set_cookie(SESSION_COOKIE, token, path=PREFIX, httponly=True, samesite="Strict",
+                            secure=self.secure_cookies, max_age=auth.SESSION_SECONDS)
+        response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        session = await auth.load_session(self.node.db, request.cookies.get(SESSION_COOKIE))
+        form = await request.post()
+        if session is not None and auth.same_token(form.get("csrf"), session.csrf):  # type: ignore[arg-type]
+            await auth.close_session(self.node.db, request.cookies.get(SESSION_COOKIE))
+        response = web.HTTPSeeOther(PREFIX + "/login")
+        response.del_cookie(SESSION_COOKIE, path=PREFIX)
+        return response
+
+    # ---------------------------------------------------------------- dashboard
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return self.page(request, "dashboard.html", await self._dashboard_data())
+
+    async def _dashboard_data(self) -> dict[str, Any]:
+        def counts(conn: Any) -> dict[str, Any]:
+            def by_state(table: sa.Table) -> dict[str, int]:
+                return {s: n for s, n in conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state))}
+            accesses = {bool(p): n for p, n in conn.execute(
+                sa.select(access_log.c.permitted, sa.func.count()).group_by(access_log.c.permitted))}
+            dead = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "dead")).scalar()
+            return {"negotiations": by_state(negotiations), "transfers": by_state(transfers),
+                    "permitted": accesses.get(True, 0), "refused": accesses.get(False, 0), "dead": dead or 0}
+        data = await self.node.db.read(counts)
+        feed = await self._feed()
+        ch = await self.api.call("GET", "/clearinghouse")
+        dead = await self.api.call("GET", "/dead-letters", query={"limit": "10"})
+        identity = self.node.identity
+        settings = self.node.settings
+        return {"counts": data, **feed, "clearinghouse": ch.data, "dead_letters": dead.data or [],
+                "identity_mode": identity.mode, "self_description": self.node.self_description.status(),
+                "station": await self._reachable(settings.identity_station_url) if settings.identity_station_url else None,
+                "clearinghouse_reachable": await self._reachable(settings.clearinghouse_url)
+                if settings.clearinghouse_url else None}
+
+    async def _feed(self) -> dict[str, Any]:
+        recent_n = await self.api.call("GET", "/negotiations", query={"limit": "10"})
+        recent_t = await self.api.call("GET", "/transfers", query={"limit": "10"})
+        recent_a = await self.api.call("GET", "/access-log", query={"limit": "10"})
+        return {"recent_negotiations": sorted(recent_n.data or [], key=lambda r: -r["updatedAt"]),
+                "recent_transfers": recent_t.data or [], "recent_accesses": recent_a.data or []}
+
+    async def _reachable(self, url: str) -> bool:
+        """Whether a service answers its /health (cached 10 s; the answer says only yes or no)."""
+        now = time.monotonic()
+        cached = self._reach.get(url)
+        if cached and now - cached[0] < 10:
+            return cached[1]
+        ok = False
+        try:
+            async with self.node.session.get(url.rstrip("/") + "/health",
+                                             timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                ok = resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            ok = False
+        self._reach[url] = (now, ok)
+        return ok
+
+    async def feed_events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the dashboard's feed again whenever a process or access changes."""
+        def marker(conn: Any) -> tuple:
+            return (conn.execute(sa.select(sa.func.max(negotiations.c.updated_at))).scalar(),
+                    conn.execute(sa.select(sa.func.max(transfers.c.updated_at))).scalar(),
+                    conn.execute(sa.select(sa.func.max(access_log.c.id))).scalar())
+        last = await self.node.db.read(marker)
+
+        async def changed() -> str | None:
+            nonlocal last
+            now = await self.node.db.read(marker)
+            if now == last:
+                return None
+            last = now
+            return self._fragment(request, "_feed.html", await self._feed())
+        return await self._sse(request, "feed", changed, poll=1.0)
+
+    # ------------------------------------------------------------------ catalog
+    async def catalog(self, request: web.Request) -> web.Response:
+        address = request.query.get("address", "").strip()
+        participant = request.query.get("participant", "").strip()
+        context: dict[str, Any] = {"address": address, "participant": participant, "datasets": None, "error": ""}
+        if address:
+            body = {"counterPartyAddress": address[:2048]}
+            if participant:
+                body["counterPartyId"] = participant[:600]
+            result = await self.api.call("POST", "/catalog/request", body)
+            if not result.ok:
+                context["error"] = result.error
+                return self.page(request, "catalog.html", context, status=result.status)
+            context["datasets"] = _datasets(result.data.get("catalog") or {})
+        return self.page(request, "catalog.html", context)
+
+    def sentences(self, body: Any) -> dict[str, Any]:
+        """The engine's own description of a policy, rule by rule (its requirement sentences), or
+        why it cannot be read."""
+        if not isinstance(body, dict):
+            return {"ok": False, "rules": [], "error": i18n.gettext("no policy")}
+        try:
+            compiled = self.policies.compile(body)
+            rules = []
+            for rule in compiled.rules():
+                head = {"permission": i18n.gettext("Allowed"), "prohibition": i18n.gettext("Prohibited"),
+                        "obligation": i18n.gettext("Required")}.get(rule.kind, rule.kind)
+                rules.append({"head": f"{head}: {rule.describe_actions()}",
+                              "when": [c.describe() for c in rule.constraints],
+                              "duties": [describe_duty(d.static) for d in rule.duties]})
+        except (PolicyError, ValueError, TypeError, AttributeError) as exc:
+            return {"ok": False, "rules": [], "error": clip(str(exc), 300)}
+        return {"ok": True, "rules": rules, "error": ""}
+
+    # ------------------------------------------------------------- negotiations
+    async def negotiate(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        body = {"counterPartyAddress": str(form.get("address", ""))[:2048], "datasetId": str(form.get("dataset", "")),
+                "offerId": str(form.get("offer", ""))}
+        if form.get("participant"):
+            body["counterPartyId"] = str(form["participant"])[:600]
+        result = await self.api.call("POST", "/negotiations", body)
+        if not result.ok:
+            return self.refused(request, result, back=PREFIX + "/catalog?" + urlencode(
+                {"address": body["counterPartyAddress"], "participant": body.get("counterPartyId", "")}))
+        raise web.HTTPSeeOther(f"{PREFIX}/negotiations/{quote(result.data['id'], safe='')}")
+
+    async def negotiations(self, request: web.Request) -> web.Response:
+        state = request.query.get("state", "")
+        offset = request.query.get("offset", "0")
+        offset = int(offset) if offset.isdigit() and len(offset) <= 9 else 0
+        query = {"limit": str(PAGE + 1), "offset": str(offset)}
+        if state in State.__members__:
+            query["state"] = state
+        result = await self.api.call("GET", "/negotiations", query=query)
+        rows = result.data or []
+        return self.page(request, "negotiations.html", {
+            "rows": rows[:PAGE], "state": state if state in State.__members__ else "", "states": list(State.__members__),
+            "offset": offset, "next": offset + PAGE if len(rows) > PAGE else None,
+            "previous": max(offset - PAGE, 0) if offset else None})
+
+    async def retry_dead_letter(self, request: web.Request) -> web.StreamResponse:
+        result = await self.api.call("POST", "/dead-letters/{id}/retry", None, id=request.match_info["id"])
+        if not result.ok:
+            return self.refused(request, result, back=PREFIX + "/")
+        raise web.HTTPSeeOther(PREFIX + "/")
+
+    async def _negotiation_context(self, pid: str) -> dict[str, Any] | None:
+        result = await self.api.call("GET", "/negotiations/{id}", id=pid)
+        if not result.ok:
+            return None
+        return {"n": result.data, "timeline": await self._timeline(pid), "final": result.data["state"] in _FINAL}
+
+    async def negotiation(self, request: web.Request) -> web.Response:
+        context = await self._negotiation_context(request.match_info["id"])
+        if context is None:
+            return self.not_found(request)
+        return self.page(request, "negotiation.html", context)
+
+    async def negotiation_events(self, request: web.Request) -> web.StreamResponse:
+        pid = request.match_info["id"]
+        row = await self.node.negotiations.get(pid)
+        if row is None:
+            return self.not_found(request)
+        # the state the page shows: a change before this stream opened is sent at once
+        last = request.query.get("shown") if request.query.get("shown") in State.__members__ else row["state"]
+
+        async def changed() -> str | None:
+            nonlocal last
+            others = set(State.__members__) - {last}
+            found = await self.node.negotiations.wait_for(pid, others, 5.0)
+            if found is None or found["state"] == last:
+                return None
+            last = found["state"]
+            context = await self._negotiation_context(pid)
+            return self._fragment(request, "_negotiation_live.html", context or {})
+        return await self._sse(request, "state", changed, poll=0.0)
+
+    def negotiation_action(self, action: str) -> Handler:
+        async def act(request: web.Request) -> web.StreamResponse:
+            pid = request.match_info["id"]
+            form = await request.post()
+            body = {"reason": str(form.get("reason", ""))[:1000]} if action == "terminate" and form.get("reason") else None
+            result = await self.api.call("POST", f"/negotiations/{{id}}/{action}", body, id=pid)
+            back = f"{PREFIX}/negotiations/{quote(pid, safe='')}"
+            if not result.ok:
+                return self.refused(request, result, back=back)
+            raise web.HTTPSeeOther(back)
+        return act
+
+    async def _timeline(self, pid: str) -> list[dict[str, Any]]:
+        """Every message this node queued for the process (sent or not, with its last error), and
+        every clearing-house receipt it keeps for it, in time order."""
+        query = sa.select(outbox.c.kind, outbox.c.status, outbox.c.created_at, outbox.c.sent_at, outbox.c.last_error,
+                          outbox.c.attempts).where(outbox.c.process_id == pid).order_by(outbox.c.id).limit(200)
+        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
+        items = [{"at": r["sent_at"] or r["created_at"], "direction": "sent", "what": r["kind"].split(":")[0],
+                  "status": r["status"], "error": r["last_error"], "receipt": None}
+                 for r in rows if not r["kind"].startswith("ClearingHouseEntry")]
+        if self.node.clearinghouse is not None:
+            for receipt in await self.node.clearinghouse.receipts(pid):
+                items.append({"at": (receipt["receipt"] or {}).get("receivedAt"), "direction": "logged",
+                              "what": receipt["event"], "status": "", "error": None, "receipt": receipt["leafIndex"]})
+        return sorted(items, key=lambda i: _sort_time(i["at"]))
+
+    # ---------------------------------------------------------------- transfers
+    async def transfers(self, request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+        agreements = await self.api.call("GET", "/agreements", query={"limit": "100"})
+        rows = await self.api.call("GET", "/transfers", query={"limit": "100"})
+        return self.page(request, "transfers.html", {"agreements": agreements.data or [], "rows": rows.data or [],
+                                                     "error": error}, status=status)
+
+    async def start_transfer(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        body: dict[str, Any] = {"agreementId": str(form.get("agreement", "")),
+                                "format": str(form.get("format", "HttpData-PULL"))}
+        if body["format"] == "HttpData-PUSH" and form.get("purpose"):
+            body["purpose"] = str(form["purpose"])[:512]
+        result = await self.api.call("POST", "/transfers", body)
+        if not result.ok:
+            return await self.transfers(request, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(f"{PREFIX}/transfers/{quote(result.data['id'], safe='')}")
+
+    async def _transfer_context(self, pid: str) -> dict[str, Any] | None:
+        result = await self.api.call("GET", "/transfers/{id}", id=pid)
+        if not result.ok:
+            return None
+        accesses = await self.api.call("GET", "/access-log",
+                                       query={"agreementId": result.data["agreementId"], "limit": "50"})
+        return {"t": result.data, "accesses": accesses.data or [], "timeline": await self._timeline(pid)}
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        context = await self._transfer_context(request.match_info["id"])
+        if context is None:
+            return self.not_found(request)
+        return self.page(request, "transfer.html", context)
+
+    async def transfer_events(self, request: web.Request) -> web.StreamResponse:
+        pid = request.match_info["id"]
+        row = await self.node.transfers.get(pid)
+        if row is None:
+            return self.not_found(request)
+        from ..protocol.transfer import TransferState
+        shown = request.query.get("shown")
+        last = shown if shown in {s.value for s in TransferState} else row["state"]
+
+        async def changed() -> str | None:
+            nonlocal last
+            found = await self.node.transfers.wait_for(pid, {s.value for s in TransferState} - {last}, 5.0)
+            if found is None or found["state"] == last:
+                return None
+            last = found["state"]
+            return self._fragment(request, "_transfer_live.html", await self._transfer_context(pid) or {})
+        return await self._sse(request, "state", changed, poll=0.0)
+
+    def transfer_action(self, action: str) -> Handler:
+        async def act(request: web.Request) -> web.StreamResponse:
+            pid = request.match_info["id"]
+            result = await self.api.call("POST", f"/transfers/{{id}}/{action}", None, id=pid)
+            back = f"{PREFIX}/transfers/{quote(pid, safe='')}"
+            if not result.ok:
+                return self.refused(request, result, back=back)
+            raise web.HTTPSeeOther(back)
+        return act
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """The data through the data plane, with the purpose the operator declared (the
+        management API's own handler streams it; a refusal is shown with its reasons)."""
+        form = await request.post()
+        purpose = str(form.get("purpose", "")).strip()[:512]
+        response = await self.api.stream(request, "/transfers/{id}/data",
+                                         query={"purpose": purpose} if purpose else {})
+        if response.prepared or response.status < 400 or not isinstance(response, web.Response):
+            return response
+        try:
+            data = orjson.loads(response.body) if response.body else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        return self.refused(request, ApiResult(response.status, data if isinstance(data, dict) else {}),
+                            back=f"{PREFIX}/transfers/{quote(request.match_info['id'], safe='')}")
+
+    # -------------------------------------------------------------------- audit
+    async def audit(self, request: web.Request) -> web.Response:
+        pid = request.match_info["id"]
+        status = await self.api.call("GET", "/clearinghouse")
+        receipts = await self.api.call("GET", "/negotiations/{id}/receipts", id=pid)
+        key = self.node.settings.clearinghouse_verifier_key
+        checked = []
+        for item in receipts.data if receipts.ok and isinstance(receipts.data, list) else []:
+            try:  # verified here, now, against the log's pinned key
+                checkpoint = verify_receipt(Receipt.from_json(item["receipt"]), key)
+                checked.append({**item, "ok": True, "problem": "", "root": checkpoint.root_hash.hex()[:16]})
+            except (LogVerificationError, KeyError, TypeError, ValueError) as exc:
+                checked.append({**item, "ok": False, "problem": clip(str(exc), 300), "root": ""})
+        return self.page(request, "audit.html", {"pid": pid, "ch": status.data or {}, "receipts": checked,
+                                                 "configured": bool((status.data or {}).get("configured"))})
+
+    # ------------------------------------------------------ assets and policies
+    async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
+                     status: int = 200) -> web.Response:
+        result = await self.api.call("GET", "/assets")
+        q = request.query.get("q", "").strip().lower()[:200]
+        rows = [a for a in result.data or [] if not q or q in (a["id"] + " " + (a["title"] or "")).lower()]
+        return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "error": error,
+                                                  "error_field": _error_field(error)}, status=status)
+
+    async def create_asset(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v)[:10_000] for k, v in (await request.post()).items() if k != "csrf"}
+        body: dict[str, Any] = {"id": form.get("id", "")}
+        for field in ("title", "description", "contentType"):
+            if form.get(field):
+                body[field] = form[field]
+        source = form.get("source", "")
+        if source == "file":
+            body["dataAddress"] = {"type": "file", "path": form.get("location", "")}
+        elif source == "http":
+            body["dataAddress"] = {"type": "http", "url": form.get("location", "")}
+        result = await self.api.call("POST", "/assets", body)
+        if not result.ok:
+            return await self.assets(request, form=form, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/assets")
+
+    async def policies_page(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
+                            status: int = 200, error_field: str | None = None) -> web.Response:
+        result = await self.api.call("GET", "/policies")
+        offers = await self.api.call("GET", "/offers")
+        form = dict(form or {})
+        template = request.query.get("template", "")
+        if template in TEMPLATES and "odrl" not in form:
+            form["odrl"] = TEMPLATES[template]
+        return self.page(request, "policies.html", {
+            "rows": result.data or [], "offers": offers.data or [], "form": form, "error": error,
+            "error_field": error_field or _error_field(error), "templates": sorted(TEMPLATES), "template": template},
+            status=status)
+
+    async def create_policy(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v)[:200_000] for k, v in (await request.post()).items() if k != "csrf"}
+        try:
+            policy = orjson.loads(form.get("odrl", ""))
+        except orjson.JSONDecodeError as exc:
+            return await self.policies_page(request, form=form, status=400,
+                                            error=f"policy: {i18n.gettext('not valid JSON')} ({clip(str(exc), 100)})")
+        result = await self.api.call("POST", "/policies", {"id": form.get("id", ""), "policy": policy})
+        if not result.ok:
+            return await self.policies_page(request, form=form, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/policies")
+
+    async def explain(self, request: web.Request) -> web.Response:
+        """Decide a request the viewer describes (purpose, recipient jurisdiction, when, uses so far,
+        when agreed) under a stored policy, with the engine's reasons. Decides nothing on the node."""
+        result = await self.api.call("GET", "/policies/{id}", id=request.match_info["id"])
+        if not result.ok:
+            return self.not_found(request)
+        q = request.query
+        form = {k: q.get(k, "").strip()[:200] for k in ("purpose", "jurisdiction", "when", "uses", "agreed")}
+        decision, error = None, ""
+        if "decide" in q:
+            try:
+                ctx: dict[str, Any] = {"now": self._viewer_time(request, form["when"]) or _utc_now()}
+                if form["purpose"]:
+                    ctx["purpose"] = form["purpose"]
+                if form["jurisdiction"]:
+                    ctx["recipient_jurisdiction"] = form["jurisdiction"]
+                if form["uses"]:
+                    ctx["use_count"] = int(form["uses"])
+                if form["agreed"]:
+                    ctx["agreement_time"] = self._viewer_time(request, form["agreed"])
+                outcome = self.policies.compile(result.data["policy"]).evaluate(PolicyRequest(), Context.from_dict(ctx))
+                decision = {"effect": outcome.effect.value, "reasons": [r.message for r in outcome.reasons],
+                            "duties": [d.describe() for d in outcome.duties]}
+            except (PolicyError, ValueError, TypeError) as exc:
+                error = clip(str(exc), 300)
+        return self.page(request, "explain.html", {"policy": result.data, "form": form, "decision": decision,
+                                                   "error": error, "s": self.sentences(result.data["policy"])},
+                         status=400 if error else 200)
+
+    @staticmethod
+    def _viewer_time(request: web.Request, value: str) -> str:
+        """A datetime-local value, read in the viewer's time zone, as ISO 8601 with its offset."""
+        if not value:
+            return ""
+        from datetime import datetime
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=request["tz"])
+        return moment.isoformat()
+
+    async def create_offer(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.post()
+        form = {k: str(v)[:10_000] for k, v in raw.items() if k != "csrf"}
+        assets = [a.strip() for a in form.get("assets", "").splitlines() if a.strip()][:1000]
+        body = {"id": form.get("offer_id", ""), "assetIds": assets,
+                "accessPolicyId": form.get("access", ""), "contractPolicyId": form.get("contract", "")}
+        result = await self.api.call("POST", "/offers", body)
+        if not result.ok:
+            field = _error_field(result.error)
+            return await self.policies_page(request, form=form, error=result.error, status=result.status,
+                                            error_field="offer_id" if field == "id" else field)
+        raise web.HTTPSeeOther(PREFIX + "/policies")
+
+    # ------------------------------------------------------------------ helpers
+    def refused(self, request: web.Request, result: ApiResult, *, back: str) -> web.Response:
+        reasons = result.data.get("reasons") if isinstance(result.data, dict) else None
+        return self.page(request, "refused.html", {"status": result.status, "error": result.error,
+                                                   "reasons": reasons if isinstance(reasons, list) else [],
+                                                   "back": back}, status=result.status if result.status >= 400 else 400)
+
+    def not_found(self, request: web.Request) -> web.Response:
+        return self.page(request, "message.html", {"title": i18n.gettext("Not found"),
+                         "message": i18n.gettext("That address names nothing here.")}, status=404)
+
+    def _fragment(self, request: web.Request, template: str, context: dict[str, Any]) -> str:
+        env = aiohttp_jinja2.get_env(request.app)
+        locale = request["locale"]
+        session = request.get(SESSION_KEY)
+        base = {"when": lambda ts: i18n.format_time(ts, locale, request["tz"]), "state_name": state_name,
+                "may_act": bool(session and session.may("operator")), "csrf": session.csrf if session else "",
+                "P": PREFIX, "quote": lambda s: quote(str(s), safe=""), "locale": locale}
+        return env.get_template(template).render(**base, **context)
+
+    async def _sse(self, request: web.Request, event: str, changed: Callable[[], Awaitable[str | None]], *,
+                   poll: float) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        locale = request["locale"]
+        ends = time.monotonic() + SSE_SECONDS
+        try:
+            while time.monotonic() < ends and not self.stopping.is_set():
+                if request.transport is None or request.transport.is_closing():
+                    break
+                i18n.activate(locale)
+                html = await changed()
+                if html is not None:
+                    data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
+                    await response.write(f"event: {event}\n{data}\n".encode())
+                else:
+                    await response.write(b": keep-alive\n\n")
+                if poll:
+                    try:
+                        await asyncio.wait_for(self.stopping.wait(), poll)
+                    except asyncio.TimeoutError:
+                        pass
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+
+_FINAL = {"FINALIZED", "TERMINATED"}
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _templates() -> dict[str, str]:
+    """The ODRL templates of `policies/` (installed wheel: connector/_policies), by file stem."""
+    here = Path(__file__).resolve().parents[1]
+    for folder in (here / "_policies", here.parent / "policies"):
+        if folder.is_dir():
+            return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.jsonld"))}
+    return {}
+
+
+TEMPLATES = _templates()
+
+
+def _error_field(error: str) -> str:
+    """The form field an API error names ("id: ...", "dataAddress: ...", "policy ..."), for the
+    message to stand next to it."""
+    head = re.split(r"[:\s/]", error, maxsplit=1)[0] if error else ""
+    return {"id": "id", "dataAddress": "location", "policy": "odrl", "assetIds": "assets",
+            "accessPolicyId": "access", "contractPolicyId": "contract", "title": "title",
+            "contentType": "contentType", "description": "description"}.get(head, "id" if error else "")
+
+
+def _sort_time(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+def _local_next(value: str | None) -> str:
+    """Where to go after sign-in or the language switch: a console page, never elsewhere."""
+    if value and value.startswith(PREFIX + "/") and not value.startswith("//") and "\\" not in value \
+            and len(value) <= 1000 and not any(ord(c) < 32 for c in value):
+        return value
+    return PREFIX + "/"
+
+
+def _datasets(catalog: dict[str, Any]) -> list[dict[str, Any]]:
+    """The catalog's datasets with their offers, as plain dicts (at most 200 datasets)."""
+    items = catalog.get("dataset") or []
+    if isinstance(items, dict):
+        items = [items]
+    out = []
+    for ds in items[:200]:
+        if not isinstance(ds, dict):
+            continue
+        offers = ds.get("hasPolicy") or []
+        if isinstance(offers, dict):
+            offers = [offers]
+        out.append({"id": str(ds.get("@id", ""))[:255], "title": _text(ds.get("title")) or _text(ds.get("dct:title")),
+                    "offers": [o for o in offers if isinstance(o, dict)][:20]})
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:300]
+    if isinstance(value, dict):
+        return str(value.get("@value", ""))[:300]
+    if isinstance(value, list) and value:
+        return _text(value[0])
+    return ""
+
+
+def state_name(state: str) -> str:
+    names = {
+        "REQUESTED": i18n.gettext("Requested"), "OFFERED": i18n.gettext("Offered"),
+        "ACCEPTED": i18n.gettext("Accepted"), "AGREED": i18n.gettext("Agreed"),
+        "VERIFIED": i18n.gettext("Verified"), "FINALIZED": i18n.gettext("Finalized"),
+        "TERMINATED": i18n.gettext("Terminated"), "STARTED": i18n.gettext("Started"),
+        "SUSPENDED": i18n.gettext("Suspended"), "COMPLETED": i18n.gettext("Completed"),
+        "INITIAL": i18n.gettext("Initial"),
+    }
+    return names.get(state, state)
+
+
+def role_name(role: str) -> str:
+    return {"viewer": i18n.gettext("viewer"), "operator": i18n.gettext("operator"),
+            "admin": i18n.gettext("administrator")}.get(role, role)
+
+

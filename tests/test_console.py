@@ -1,0 +1,155 @@
+"""The console without a browser: its message catalogs are complete for every message the code
+and templates use, the language is chosen as the viewer asks, dates carry their zone, the
+`connector user add` rules, and `[console] enabled = false` takes it off a real node."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from connector.console import i18n
+from conftest import BACKENDS, database_url
+from support.nodes import NodeProcess
+
+CONSOLE = Path(i18n.__file__).parent
+
+
+def used_messages() -> set[str]:
+    method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    found = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None}):
+        found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+@pytest.mark.parametrize("locale", ["zh_Hant_HK", "zh_Hans"])
+def test_every_message_the_console_uses_is_translated(locale):
+    with open(CONSOLE / "locales" / locale / "LC_MESSAGES" / "messages.po", "rb") as fp:
+        catalog = read_po(fp, locale=locale)
+    translated = {m.id for m in catalog if m.id and m.string}
+    missing = sorted(used_messages() - translated)
+    assert missing == [], f"{locale}: untranslated: {missing[:10]}"
+
+
+def test_catalogs_compile_when_first_used():
+    i18n.translations.cache_clear()
+    i18n.activate("zh_Hant_HK")
+    assert i18n.gettext("Dashboard") == "總覽"
+    i18n.activate("zh_Hans")
+    assert i18n.gettext("Dashboard") == "总览"
+    i18n.activate("en")
+    assert i18n.gettext("Dashboard") == "Dashboard"
+
+
+@pytest.mark.parametrize("cookie, header, expected", [
+    (None, "zh-HK,zh;q=0.9,en;q=0.8", "zh_Hant_HK"),
+    (None, "zh-TW", "zh_Hant_HK"),
+    (None, "zh-Hant", "zh_Hant_HK"),
+    (None, "zh-CN,en;q=0.5", "zh_Hans"),
+    (None, "fr-FR,en-GB;q=0.7", "en"),
+    (None, "en;q=0.3,zh-HK;q=0.9", "zh_Hant_HK"),
+    (None, "", "en"),
+    ("zh_Hans", "zh-HK", "zh_Hans"),  # the switch wins
+    ("../etc", "zh-HK", "zh_Hant_HK"),  # an unknown cookie is ignored
+])
+def test_language_from_the_switch_or_accept_language(cookie, header, expected):
+    assert i18n.choose(cookie, header) == expected
+
+
+def test_dates_in_the_viewers_locale_with_the_zone_named():
+    hk = i18n.format_time(0, "zh_Hant_HK", ZoneInfo("Asia/Hong_Kong"))
+    assert hk.startswith("1970") and "(Asia/Hong_Kong)" in hk and "8:00:00" in hk
+    assert i18n.zone("en", "Mars/Olympus").key == "UTC"
+    assert i18n.zone("zh_Hans", None).key == "Asia/Shanghai"
+
+
+def test_user_add_refuses_weak_accounts(tmp_path):
+    from connector import config as config_mod
+
+    config_mod.init_directory(tmp_path / "n", name="N", shared_secret="s" * 20)
+
+    def add(*args: str, password: str = "long-enough-pw"):
+        return subprocess.run([sys.executable, "-m", "connector", "user", "add", str(tmp_path / "n"), *args,
+                               "--password-stdin"], input=password + "\n", text=True, capture_output=True)
+    assert "at least 10 characters" in add("ann", password="short").stderr
+    assert "role: one of viewer, operator, admin" in add("ann", "--role", "root").stderr
+    assert "username" in add("a b").stderr
+    assert add("ann", "--role", "operator").returncode == 0
+    again = add("ann")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert add("ann", "--replace", "--role", "viewer").returncode == 0
+
+
+@pytest.mark.slow
+def test_console_can_be_turned_off(tmp_path):
+    node = NodeProcess(tmp_path / "n", "Off").start(extra_env={"CONNECTOR_CONSOLE_ENABLED": "false"})
+    try:
+        assert httpx.get(node.url + "/console/login", timeout=10).status_code == 404
+        assert httpx.get(node.url + "/health", timeout=10).status_code == 200
+    finally:
+        node.stop()
+
+
+@pytest.mark.slow
+def test_demo_console_prints_a_working_login_for_each_organisation():
+    import re
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "demo", "--console"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        logins = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found = re.search(r"(http://\S+)/console/\s+login: (\S+) / (\S+)", line)
+            if found:
+                logins.append(found.groups())
+            if "the station authority:" in line or len(logins) == 3 and "station" in line:
+                break
+        assert len(logins) == 3
+        url, user, password = logins[1]  # Harbour University Research Lab
+        client = httpx.Client(base_url=url, timeout=30)
+        form = client.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        assert client.post("/console/login", data={"csrf": token, "username": user, "password": password}
+                           ).status_code == 303
+        dashboard = client.get("/console/")
+        assert dashboard.status_code == 200 and "Harbour University Research Lab" in dashboard.text
+        assert "Finalized" in dashboard.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(30) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_accounts_and_sessions_on_both_databases(backend, tmp_path):
+    from connector.console import auth
+    from connector.store.db import Database
+
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            await db.migrate()
+            await auth.add_user(db, "pat", "pat-password-1", "operator")
+            assert await auth.authenticate(db, "pat", "pat-password-1") == "operator"
+            assert await auth.authenticate(db, "pat", "pat-password-2") is None
+            assert await auth.authenticate(db, "nobody", "pat-password-1") is None
+            token, csrf = await auth.open_session(db, "pat")
+            session = await auth.load_session(db, token)
+            assert session is not None and session.csrf == csrf and session.may("operator") and not session.may("admin")
+            await auth.add_user(db, "pat", "pat-password-3", "viewer", replace=True)  # signed out everywhere
+            assert await auth.load_session(db, token) is None
+        finally:
+            await db.dispose()

@@ -1,0 +1,294 @@
+"""The operator console in a real browser (Debian's Chromium through Playwright) against real
+processes: a clearing house, Pearl River's node (provider) and Harbour Lab's node, whose console
+the operator uses. The story, in English and in Traditional Chinese: sign in, browse Pearl River's
+catalog with each offer's policy in sentences, negotiate and watch the state change, see a
+refused negotiation with its reason, start a transfer, be refused a download without a purpose
+(with the reason), download with one, and audit the process with verified inclusion proofs.
+Also: a forged form post is refused, a viewer gets "not allowed", no page logs a console error,
+and axe-core finds no serious violation on the main screens. Screenshots: tests/artifacts/console/."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from support.console import (ARTIFACTS, Space, Watched, axe_violations, chromium_or_skip, shot, sign_in)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    chromium_or_skip()
+    s = Space(tmp_path_factory.mktemp("console")).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(space):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_or_skip(), args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+OPEN_PAGES: list = []
+
+
+@pytest.fixture(autouse=True)
+def last_screens(request):
+    """After each test, a screenshot of each page it opened (what it showed when it ended)."""
+    OPEN_PAGES.clear()
+    yield
+    for i, page in enumerate(OPEN_PAGES):
+        try:
+            shot(page, f"end-{request.node.name}-{i}")
+            page.context.close()
+        except Exception:  # noqa: BLE001 - a page that is gone has nothing to show
+            pass
+
+
+def new_page(browser, locale: str = "en-GB", **kw):
+    context = browser.new_context(locale=locale, timezone_id="Asia/Hong_Kong", accept_downloads=True, **kw)
+    context.set_default_timeout(30_000)
+    watched = Watched(context.new_page())
+    OPEN_PAGES.append(watched.page)
+    return watched
+
+
+def wait_receipts(page, url: str, minimum: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(url)
+        verified = page.locator(".verified").count()
+        if verified >= minimum or time.monotonic() > deadline:
+            return verified
+        time.sleep(0.5)
+
+
+def test_the_story_in_english(space, browser):
+    provider, consumer = space.provider, space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_role("heading", name="Dashboard").wait_for()
+    shot(page, "en-dashboard")
+
+    # the catalog of Pearl River, each offer's policy in the engine's sentences
+    page.get_by_role("link", name="Catalog").click()
+    page.get_by_label("Peer address").fill(provider.url)
+    page.get_by_label("Peer participant id").fill(provider.participant_id)
+    page.get_by_role("button", name="Show catalog").click()
+    offer = page.locator("section.offer", has_text="visits-research")
+    assert "MedicalResearch" in offer.locator("ul.sentences").inner_text()
+    shot(page, "en-catalog")
+
+    # negotiate: the detail page follows the state until FINALIZED
+    offer.get_by_role("button", name=re.compile("^Negotiate")).click()
+    page.wait_for_url(re.compile(r".*/console/negotiations/[^/]+$"))
+    page.locator('#negotiation-state[data-state="FINALIZED"]').wait_for()
+    assert page.locator("#timeline-h").is_visible()
+    shot(page, "en-negotiation")
+
+    # a refusal with its reason: the contract policy admits only recipients in CN-GD-GZ
+    page.goto(f"{base}/console/catalog?address={provider.url}&participant={provider.participant_id}")
+    page.locator("section.offer", has_text="registry-gz").get_by_role("button", name=re.compile("^Negotiate")).click()
+    page.locator('#negotiation-state[data-state="TERMINATED"]').wait_for()
+    why = page.locator(".refusal").inner_text()
+    assert "CN-GD-GZ" in why and "HK" in why, why
+    shot(page, "en-refused-negotiation")
+
+    # start a pull; the transfer page follows it to STARTED
+    page.get_by_role("link", name="Agreements and transfers").click()
+    page.get_by_role("button", name="Start transfer").first.click()
+    page.wait_for_url(re.compile(r".*/console/transfers/[^/]+$"))
+    page.locator('#transfer-state[data-state="STARTED"]').wait_for()
+    transfer_url = page.url
+
+    # a download without a purpose is refused (403), with the rule that refused it
+    w.allow(403)
+    page.get_by_role("button", name="Download").click()
+    page.get_by_role("heading", name="Refused").wait_for()
+    assert "declared no purpose" in page.locator(".refusal").inner_text()
+    shot(page, "en-refused-download")
+
+    # with the purpose declared, the data arrives
+    page.goto(transfer_url)
+    page.get_by_label("Purpose of this access").fill("hks:MedicalResearch")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    assert open(download.value.path(), encoding="utf-8").read().startswith("patient_id,age")
+    page.goto(transfer_url)
+    shot(page, "en-transfer")
+
+    # the audit: every entry of the transfer verified against the log's key, in the browser's page
+    transfer_id = transfer_url.rsplit("/", 1)[1]
+    assert wait_receipts(page, f"{base}/console/audit/{transfer_id}", 2) >= 2
+    assert page.locator(".bad").count() == 0
+    shot(page, "en-audit")
+    assert w.errors == []
+
+
+def test_state_changes_appear_without_a_reload(space, browser):
+    provider, consumer = space.provider, space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    page.evaluate("window.__sameDocument = 1")
+    started = consumer.negotiate(provider, "visits", "visits-research")  # by a program, through the API
+    page.locator(f'#feed a:has-text("{started["id"]}")').wait_for()  # the dashboard's feed shows it
+    assert page.evaluate("window.__sameDocument") == 1
+    neg = consumer.wait_state(started["id"])
+    transfer = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"]}, expect=201)
+    consumer.api("GET", f"/transfers/{transfer['id']}?waitFor=STARTED&timeout=20", expect=200)
+    page.goto(f"{base}/console/transfers/{transfer['id']}")
+    page.locator('#transfer-state[data-state="STARTED"]').wait_for()
+    page.evaluate("window.__sameDocument = 2")
+    mine = next(t for t in provider.api("GET", "/transfers", expect=200)
+                if t["consumerPid"] == consumer.api("GET", f"/transfers/{transfer['id']}")["consumerPid"])
+    provider.api("POST", f"/transfers/{mine['id']}/suspend", {"reason": "maintenance"}, expect=200)
+    page.locator('#transfer-state[data-state="SUSPENDED"]').wait_for()
+    assert page.evaluate("window.__sameDocument") == 2
+    assert w.errors == []
+
+
+def test_the_story_in_traditional_chinese(space, browser):
+    provider, consumer = space.provider, space.consumer
+    w = new_page(browser, locale="zh-HK")
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice", user_label="用戶名稱", password_label="密碼", button="登入")
+    assert page.locator("html").get_attribute("lang") == "zh-Hant-HK"
+    page.get_by_role("heading", name="總覽").wait_for()
+    assert "Asia/Hong_Kong" in page.locator("main").inner_text() or page.locator("#feed").count() == 1
+    shot(page, "zh-hant-dashboard")
+    page.get_by_role("link", name="目錄").click()
+    page.get_by_label("對方地址").fill(provider.url)
+    page.get_by_label("對方參與者編號").fill(provider.participant_id)
+    page.get_by_role("button", name="顯示目錄").click()
+    shot(page, "zh-hant-catalog")
+    page.locator("section.offer", has_text="visits-research").get_by_role("button", name=re.compile("^協商")).click()
+    page.locator('#negotiation-state[data-state="FINALIZED"]').wait_for()
+    assert page.locator("#negotiation-state").inner_text() == "已完成"
+    assert "(Asia/Hong_Kong)" in page.locator("main").inner_text()  # dates in the viewer's zone, named
+    shot(page, "zh-hant-negotiation")
+    page.goto(f"{base}/console/catalog?address={provider.url}&participant={provider.participant_id}")
+    page.locator("section.offer", has_text="registry-gz").get_by_role("button", name=re.compile("^協商")).click()
+    page.locator('#negotiation-state[data-state="TERMINATED"]').wait_for()
+    assert "終止原因" in page.locator(".refusal").inner_text()
+    negotiation_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("link", name="在清算所審計此流程").click()
+    assert page.get_by_role("heading", name=re.compile("流程審計")).is_visible()
+    assert wait_receipts(page, f"{base}/console/audit/{negotiation_id}", 1) >= 1
+    assert "已用記錄冊的公鑰驗證" in page.locator("main").inner_text()
+    shot(page, "zh-hant-audit")
+    # the switch: Simplified Chinese from here on
+    page.get_by_label("語言").select_option("zh_Hans")
+    page.get_by_role("button", name="切換").click()
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    assert page.get_by_role("heading", name="流程审计", exact=False).count() == 1
+    assert w.errors == []
+
+
+def test_forged_form_post_is_refused(space, browser):
+    consumer = space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    before = len(consumer.api("GET", "/negotiations", expect=200))
+    form = {"address": space.provider.url, "participant": space.provider.participant_id, "dataset": "visits",
+            "offer": "visits-research"}
+    for token in (None, "forged-token"):  # the session cookie goes along, as in a cross-site post
+        answer = page.request.post(f"{base}/console/negotiations",
+                                   form={**form, **({"csrf": token} if token else {})}, max_redirects=0)
+        assert answer.status == 403
+        assert "not sent from your current session" in answer.text()
+    assert len(consumer.api("GET", "/negotiations", expect=200)) == before
+    assert w.errors == []
+
+
+def test_a_viewer_is_told_not_allowed(space, browser):
+    consumer = space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "bob")
+    page.goto(f"{base}/console/catalog?address={space.provider.url}&participant={space.provider.participant_id}")
+    assert page.locator("section.offer").count() >= 1
+    assert page.get_by_role("button", name=re.compile("^Negotiate")).count() == 0  # no button to press
+    csrf = page.locator('form.logout input[name="csrf"]').get_attribute("value")
+    answer = page.request.post(f"{base}/console/negotiations", max_redirects=0, form={
+        "csrf": csrf, "address": space.provider.url, "participant": space.provider.participant_id,
+        "dataset": "visits", "offer": "visits-research"})
+    assert answer.status == 403 and "Not allowed" in answer.text() and "viewer" in answer.text()
+    download = page.request.post(f"{base}/console/transfers/anything/data", form={"csrf": csrf, "purpose": "x"})
+    assert download.status == 403 and "Not allowed" in download.text()
+    page.set_content(download.text())
+    shot(page, "en-not-allowed")
+    assert w.errors == []
+
+
+def test_main_screens_have_no_serious_accessibility_violations(space, browser):
+    consumer = space.consumer
+    w = new_page(browser, bypass_csp=True)  # to inject axe-core; the pages' own CSP is tested above
+    page, base = w.page, consumer.url
+    page.goto(base + "/console/login")
+    found = {"login": axe_violations(page)}
+    sign_in(page, base, "alice")
+    neg = consumer.api("GET", "/negotiations?limit=1", expect=200)[0]
+    for name, path in (("dashboard", "/console/"), ("negotiations", "/console/negotiations"),
+                       ("negotiation", f"/console/negotiations/{neg['id']}"), ("transfers", "/console/transfers"),
+                       ("catalog", f"/console/catalog?address={space.provider.url}"
+                                   f"&participant={space.provider.participant_id}"),
+                       ("audit", f"/console/audit/{neg['id']}"), ("assets", "/console/assets"),
+                       ("policies", "/console/policies")):
+        page.goto(base + path)
+        found[name] = axe_violations(page)
+    assert {k: v for k, v in found.items() if v} == {}
+    assert ARTIFACTS.is_dir()
+
+
+def test_forms_show_the_apis_error_next_to_the_field(space, browser):
+    consumer = space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    w.allow(400)
+    page.goto(base + "/console/assets")
+    page.get_by_label("Id").fill("has space")
+    page.get_by_role("button", name="Create asset").click()
+    error = page.locator("#id-error")
+    assert "must not contain whitespace" in error.inner_text()
+    assert page.get_by_label("Id").get_attribute("aria-describedby") == "id-error"
+    page.get_by_label("Id").fill("district-stats")
+    page.get_by_label("Title").fill("District statistics")
+    page.get_by_role("button", name="Create asset").click()
+    assert page.locator("td code", has_text="district-stats").count() == 1
+    # a policy from a template, checked by the engine, shown in its sentences
+    page.goto(base + "/console/policies")
+    page.get_by_label("Start from a template").select_option("research-only-one-year")
+    page.get_by_role("button", name="Use template").click()
+    page.get_by_label("Id", exact=True).first.fill("research-year")
+    page.get_by_role("button", name="Check and save policy").click()
+    card = page.locator("article", has_text="research-year")
+    assert "MedicalResearch" in card.inner_text() or "research" in card.inner_text().lower()
+    shot(page, "en-policies")
+    # the explain panel: the engine decides a request the operator describes, with its reasons
+    card.get_by_role("link", name=re.compile("^Explain a request")).click()
+    page.get_by_label("Declared purpose").fill("hks:Marketing")
+    page.get_by_label("Recipient jurisdiction").fill("HK")
+    page.get_by_role("button", name="Decide").click()
+    assert page.locator("#decision").inner_text() == "refused"
+    assert "purpose" in page.locator("section[role=status]").inner_text().lower()
+    page.get_by_label("Declared purpose").fill("hks:MedicalResearch")
+    page.get_by_label("Uses so far").fill("0")
+    page.get_by_role("button", name="Decide").click()
+    shot(page, "en-explain")
+    assert w.errors == []
