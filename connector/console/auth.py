@@ -20,23 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..store.db import Database
-
-metadata = sa.MetaData()
-users = sa.Table(
-    "console_users", metadata,
-    sa.Column("username", sa.String(64), primary_key=True),
-    sa.Column("password_hash", sa.Text, nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-sessions = sa.Table(
-    "console_sessions", metadata,
-    sa.Column("id_sha256", sa.String(64), primary_key=True),
-    sa.Column("username", sa.String(64), nullable=False),
-    sa.Column("csrf", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-)
+from ..store.tables import console_sessions as sessions, console_users as users
 
 #: each role can do what the ones before it can
 ROLES = ("viewer", "operator", "admin")

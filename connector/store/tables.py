@@ -246,3 +246,20 @@ compliance_record_versions = sa.Table(
     sa.Column("change", sa.String(32), nullable=False),  # created | pipia | consent | narrowed | filed
     sa.Column("at", sa.Float, nullable=False),
 )
+
+# the operator console's local accounts and sessions (connector/console/auth.py)
+console_users = sa.Table(
+    "console_users", metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+console_sessions = sa.Table(
+    "console_sessions", metadata,
+    sa.Column("id_sha256", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
