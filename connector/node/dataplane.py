@@ -459,6 +459,7 @@ class DataPlane:
             if sent == 0:
                 await self._give_back(grant, [f"the delivery failed before any byte was sent: {type(exc).__name__}"])
             abort(request)
+        self.node.metrics.data_bytes("served", sent)
         return response
 
     async def _give_back(self, grant: Grant, reasons: list[str]) -> None:
@@ -556,6 +557,7 @@ class DataPlane:
                                              timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
                 if resp.status >= 300:
                     raise UpstreamError(f"the consumer's endpoint answered {resp.status}")
+            self.node.metrics.data_bytes("pushed", sent[0])
             if await self._stopped(row["id"]):  # suspended or terminated as the last bytes went
                 raise TransferStopped(f"transfer {row['id']} was stopped while its data was pushed")
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)
@@ -650,6 +652,7 @@ class DataPlane:
             part.unlink(missing_ok=True)
             raise
         await self.node.db.transaction(record, size)
+        self.node.metrics.data_bytes("received", size)
         return web.json_response({"received": size}, status=201)
 
     async def _delete_deadline(self, agreement_id: str) -> float | None:

@@ -151,7 +151,7 @@ class DspApi:
             raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
 
     async def verified(self, request: web.Request):  # noqa: ANN201
-        return await self.node.identity.verify(request.headers.get("Authorization"))
+        return await self.node.metrics.checked(self.node.identity.verify(request.headers.get("Authorization")))
 
     async def caller(self, request: web.Request) -> str:
         return (await self.verified(request)).participant_id

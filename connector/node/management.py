@@ -20,6 +20,7 @@ from ..protocol.policies import typed_literals
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import (access_log, agreements, assets, idempotency_keys, negotiations, offers, outbox, policies,
                             transfers)
+from .metrics import node_families
 from .peers import PeerError
 from .usage import check_policy
 
@@ -571,66 +572,10 @@ class ManagementApi:
         return json_response(outcome)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format (0.0.4): process counts by state, the outbox, data accesses, and
-        the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
-        def counts(conn):  # noqa: ANN001, ANN202
-            def by(table, *cols):  # noqa: ANN001, ANN202
-                return conn.execute(sa.select(*[table.c[c] for c in cols], sa.func.count()).group_by(
-                    *[table.c[c] for c in cols])).all()
-            return {"negotiations": by(negotiations, "role", "state"), "transfers": by(transfers, "role", "state"),
-                    "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted"),
-                    "dead": conn.execute(sa.select(outbox.c.kind, sa.func.count()).where(outbox.c.status == "dead")
-                                         .group_by(outbox.c.kind)).all()}
-        data = await self.node.db.read(counts)
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-                lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
-
-        metric("hks_negotiations", "gauge", "contract negotiations by role and state",
-               [({"role": r, "state": st}, n) for r, st, n in data["negotiations"]])
-        metric("hks_transfers", "gauge", "transfer processes by role and state",
-               [({"role": r, "state": st}, n) for r, st, n in data["transfers"]])
-        metric("hks_outbox_messages", "gauge", "outbox messages by status",
-               [({"status": st}, n) for st, n in data["outbox"]])
-        dead: dict[str, int] = {}
-        for kind, n in data["dead"]:
-            family = str(kind).split(":", 1)[0]
-            dead[family] = dead.get(family, 0) + n
-        metric("hks_outbox_dead_letters", "gauge",
-               "messages given up at their delivery deadline, by message type (GET /api/v1/dead-letters)",
-               [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
-        metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
-               [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
-        metric("hks_longpoll_tracked_processes", "gauge",
-               "processes the long-poll notifiers hold state for (only while someone waits on them)",
-               [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),
-                ({"kind": "transfer"}, len(self.node.transfers.notifier))])
-        ch = self.node.clearinghouse
-        if ch is not None:
-            status = await ch.status()
-            metric("hks_clearinghouse_consistent", "gauge",
-                   "1 while every checkpoint seen extends the one before; 0 after an alarm", [({}, int(status["consistent"]))])
-            metric("hks_clearinghouse_receipts", "gauge", "verified receipts kept", [({}, status["receipts"])])
-            metric("hks_clearinghouse_entries_pending", "gauge", "log entries not yet accepted", [({}, status["pending"])])
-            metric("hks_clearinghouse_checkpoint_size", "gauge", "size of the newest checkpoint seen",
-                   [({}, status["checkpointSize"])])
-            audit = status.get("audit") or {}
-            bad = audit.get("firstBadEntry") or {}
-            metric("hks_clearinghouse_audit_ok", "gauge",
-                   "1 if the newest audit of the kept receipts passed, 0 if it failed or could not be completed",
-                   [({}, int(bool(audit.get("ok"))))] if audit else [])
-            metric("hks_clearinghouse_audit_first_bad_entry", "gauge",
-                   "leaf index of the first bad entry the newest audit found (-1: none)",
-                   [({}, bad["leafIndex"] if bad.get("leafIndex") is not None else -1)])
-            metric("hks_clearinghouse_audit_last_run_timestamp_seconds", "gauge", "when the newest audit ran",
-                   [({}, audit["at"])] if audit else [])
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        """Prometheus text format: requests by route and status, token checks, policy decisions,
+        data-plane bytes, process counts by state, the outbox (lag, dead letters), data accesses,
+        and the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
+        return self.node.metrics.render(await node_families(self.node))
 
     async def receipts(self, request: web.Request) -> web.Response:
         ch = self.node.clearinghouse
