@@ -20,6 +20,8 @@ from ..protocol.policies import typed_literals
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import (access_log, agreements, assets, idempotency_keys, negotiations, offers, outbox, policies,
                             transfers)
+from .catalog_walk import read_catalog, same_endpoint
+from .listing import MAX_LIMIT, CursorError, decode_cursor, next_link, query_page
 from .metrics import node_families
 from .peers import PeerError
 from .usage import check_policy
@@ -71,7 +73,13 @@ SCHEMAS: dict[str, Json] = {
         "type": "object", "required": ["counterPartyAddress"], "additionalProperties": False,
         "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]},
                        "counterPartyId": {**PARTICIPANT_ID,
-                                          "description": "the provider's participant id (required in station mode)"}},
+                                          "description": "the provider's participant id (required in station mode)"},
+                       "pageSize": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                    "description": "ask the provider for pages of this many datasets"},
+                       "continuation": {"type": "string", "minLength": 1, "maxLength": 2048,
+                                        "description": "a next or previous link from an earlier answer: that page"},
+                       "all": {"type": "boolean", "description": "follow every next link and merge the pages "
+                               "(default: true, false when continuation or pageSize is given)"}},
     },
     "NegotiationInput": {
         "type": "object", "required": ["counterPartyAddress", "datasetId"], "additionalProperties": False,
@@ -232,7 +240,8 @@ class ManagementApi:
         return json_response(_asset_view(row), status=201)
 
     async def list_assets(self, request: web.Request) -> web.Response:
-        return json_response([_asset_view(r) for r in await self.node.catalog.list_rows(assets)])
+        rows, headers = await self._listing(request, assets)
+        return json_response([_asset_view(r) for r in rows], headers=headers)
 
     async def get_asset(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(assets, request.match_info["id"])
@@ -258,7 +267,8 @@ class ManagementApi:
         return json_response({"id": row["id"], "policy": row["body"]}, status=201)
 
     async def list_policies(self, request: web.Request) -> web.Response:
-        return json_response([{"id": r["id"], "policy": r["body"]} for r in await self.node.catalog.list_rows(policies)])
+        rows, headers = await self._listing(request, policies)
+        return json_response([{"id": r["id"], "policy": r["body"]} for r in rows], headers=headers)
 
     async def get_policy(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(policies, request.match_info["id"])
@@ -294,7 +304,25 @@ class ManagementApi:
         return web.Response(status=204)
 
     async def list_offers(self, request: web.Request) -> web.Response:
-        return json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
+        rows, headers = await self._listing(request, offers)
+        return json_response([_offer_view(r) for r in rows], headers=headers)
+
+    def _page_params(self, request: web.Request) -> tuple[int | None, str | None]:
+        limit = _int_param(request, "limit", 0, 1, MAX_LIMIT) if "limit" in request.query else None
+        cursor = request.query.get("cursor")
+        if cursor is not None:
+            if limit is None:
+                raise ApiError(400, "cursor: give limit too (the page size the cursor continues)")
+            try:
+                decode_cursor(cursor)
+            except CursorError as exc:
+                raise ApiError(400, str(exc)) from None
+        return limit, cursor
+
+    async def _listing(self, request: web.Request, table: sa.Table) -> tuple[list[Json], dict[str, str]]:
+        """A catalog table's rows: every one, or a page of `?limit=` after `?cursor=` (Link: next)."""
+        limit, cursor = self._page_params(request)
+        return next_link(request, await self.node.catalog.list_rows(table, limit=limit, cursor=cursor), limit)
 
     def _counterparty(self, doc: Json) -> str | None:
         """The peer's participant id from the request: our token is issued for it alone, so in
@@ -311,10 +339,15 @@ class ManagementApi:
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
         if recipient is not None:
             await self._provider_address(base, recipient)  # before our token for it goes there
-        catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
-                                                {"@type": "CatalogRequestMessage"},
-                                                recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
-        return json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
+        if "continuation" in doc:
+            try:
+                same_endpoint(doc["continuation"], f"{base}/catalog/request")
+            except PeerError as exc:
+                raise ApiError(400, f"continuation: {exc}") from None
+        walk = doc.get("all", "continuation" not in doc and "pageSize" not in doc)
+        found = await read_catalog(self.node.peers, base, version, recipient or doc["counterPartyAddress"].rstrip("/"),
+                                   page_size=doc.get("pageSize"), continuation=doc.get("continuation"), walk=walk)
+        return json_response({"dspVersion": version, "dspBase": base, **found})
 
     # --------------------------------------------------------- negotiations
     async def _idempotent(self, request: web.Request, scope: str, create, view) -> web.Response:  # noqa: ANN001
@@ -440,9 +473,11 @@ class ManagementApi:
             raise ApiError(status, exc.reason) from None
 
     async def list_agreements(self, request: web.Request) -> web.Response:
-        query = _AGREEMENTS.order_by(agreements.c.created_at)
-        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
-        return json_response([_agreement_view(r) for r in rows])
+        limit, cursor = self._page_params(request)
+        query = query_page(_AGREEMENTS, agreements.c.created_at, agreements.c.id, limit=limit, cursor=cursor)
+        rows, headers = next_link(request, await self.node.db.read(
+            lambda conn: [dict(r) for r in conn.execute(query).mappings()]), limit)
+        return json_response([_agreement_view(r) for r in rows], headers=headers)
 
     async def get_agreement(self, request: web.Request) -> web.Response:
         query = _AGREEMENTS.where(agreements.c.id == request.match_info["id"])
