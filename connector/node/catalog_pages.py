@@ -9,6 +9,7 @@ token is a 400 (`InvalidContinuationToken`)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from typing import Any, NamedTuple
 
@@ -21,8 +22,9 @@ from ..protocol.errors import MalformedMessage
 from ..protocol.ids import id_problem
 from ..protocol.policies import catalog_offer
 from ..protocol.wire import to_wire
+from ..store.prepared import Prepared
 from ..store.tables import assets, offer_assets, offers, policies
-from .access_cache import PER_OFFER, AccessDecisions, RequestDecisions, policy_hash
+from .access_cache import PER_OFFER, AccessDecisions, RequestDecisions
 
 Json = dict[str, Any]
 #: the largest page, and the page a request that asks for none gets (the TCK's and EDC's catalogs
@@ -30,8 +32,16 @@ Json = dict[str, Any]
 MAX_PAGE = 1000
 TOKEN_MAX_CHARS = 1024
 _ANY_TARGET = "urn:hks:catalog:any-dataset"  # static decisions do not read the target
-_IN_USE = (sa.select(policies.c.id, policies.c.body)
-           .where(sa.exists(sa.select(offers.c.id).where(offers.c.access_policy_id == policies.c.id))))
+_IN_USE = Prepared(sa.select(policies.c.id, sa.cast(policies.c.body, sa.Text))
+                   .where(sa.exists(sa.select(offers.c.id).where(offers.c.access_policy_id == policies.c.id))))
+
+
+class _Offer(NamedTuple):
+    id: str
+    created_at: float
+    contract_policy_id: str
+    assets: int  # len(asset_ids): an offer over several names the dataset in its catalog id (find_offer)
+    body: Json  # the contract policy
 
 
 class Page(NamedTuple):
@@ -74,6 +84,7 @@ class CatalogPages:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self.decisions = AccessDecisions(catalog.policies)
+        self._bodies: dict[str, Json] = {}
 
     async def page(self, dsp_base: str, caller: Caller, *, size: int = MAX_PAGE, token: str | None = None,
                    only: str | None = None, wire: str | None = None) -> Page:
@@ -90,8 +101,8 @@ class CatalogPages:
               only: str | None) -> tuple[list[tuple[str, list[str]]], dict, bool, bool, int]:
         bodies: dict[str, tuple[str, Json]] = {}
         candidates: list[str] = []
-        for policy_id, body in conn.execute(_IN_USE):
-            digest = policy_hash(body)
+        for policy_id, text in _IN_USE.execute(conn):
+            digest, body = self._body(text)
             bodies[policy_id] = (digest, body)
             if decisions.kind(digest, body) == PER_OFFER or decisions.admits(digest, body, _ANY_TARGET, None):
                 candidates.append(policy_id)
@@ -102,16 +113,26 @@ class CatalogPages:
         if direction == "p":
             visible.reverse()
         offer_ids = sorted({o for _, ids in visible for o in ids})
-        offer_rows: dict[str, Any] = {}
+        offer_rows: dict[str, _Offer] = {}
         for chunk in _chunks(offer_ids, 500):
-            for row in conn.execute(sa.select(offers.c.id, offers.c.asset_ids, offers.c.created_at, policies.c.body,
-                                              offers.c.contract_policy_id)
-                                    .join(policies, policies.c.id == offers.c.contract_policy_id)
-                                    .where(offers.c.id.in_(chunk))):
-                offer_rows[row.id] = row
+            for oid, created, contract_id, asset_ids, text in conn.execute(
+                    sa.select(offers.c.id, offers.c.created_at, offers.c.contract_policy_id, offers.c.asset_ids,
+                              sa.cast(policies.c.body, sa.Text))
+                    .join(policies, policies.c.id == offers.c.contract_policy_id).where(offers.c.id.in_(chunk))):
+                offer_rows[oid] = _Offer(oid, created, contract_id, len(asset_ids), self._body(text)[1])
         has_next = more if direction == "n" else key is not None
         has_previous = (key is not None) if direction == "n" else more
         return visible, offer_rows, has_previous, has_next, size
+
+    def _body(self, text: str) -> tuple[str, Json]:
+        """A stored policy's content hash and body, parsed once per content (bounded)."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        hit = self._bodies.get(digest)
+        if hit is None:
+            if len(self._bodies) >= 4096:
+                self._bodies.clear()
+            hit = self._bodies[digest] = orjson.loads(text)
+        return digest, hit
 
     def _visible(self, conn: Connection, decisions: RequestDecisions, bodies: dict[str, tuple[str, Json]],
                  candidates: list[str], direction: str, key: str | None, size: int,
@@ -173,7 +194,7 @@ class CatalogPages:
             if template is None:
                 template = catalog_offer("", row.body, participant)
                 templates[row.contract_policy_id] = template = _normal(template) if wire == "2025-1" else template
-            return {**template, "@id": catalog_offer_id(row.id, asset_id, len(row.asset_ids))}
+            return {**template, "@id": catalog_offer_id(row.id, asset_id, row.assets)}
 
         distribution = [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}]
         if wire == "2025-1":
