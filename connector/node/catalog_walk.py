@@ -59,7 +59,8 @@ async def read_catalog(peers: Any, base: str, version: str, recipient: str, *, p
         key = "dcat:dataset" if "dcat:dataset" in catalog and "dataset" not in catalog else "dataset"
         catalog = {**catalog, key: merged}
     following = links.get("next")
-    previous = first_links.get("previous") if walk else links.get("previous")
+    before = first_links if walk else links
+    previous = before.get("previous") or before.get("prev")  # the binding says "previous"; RFC 8288 peers "prev"
     return {"catalog": catalog, "pages": pages,
             "next": same_endpoint(following, endpoint) if following else None,
             "previous": same_endpoint(previous, endpoint) if previous else None}
