@@ -704,11 +704,11 @@ def openapi_document() -> Json:
         "info": {"title": "Hong Kong station connector: management API", "version": "1"},
         "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
         "paths": {
-            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets")},
+            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",))},
-            "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies")},
+            "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/policies/{id}": {"get": op("get a policy", params=("id",))},
-            "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers")},
+            "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/offers/{id}": {
                 "put": op("change an offer's assets or policies; its access policy as it is now decides every "
                           "later negotiation, transfer start and access, also under agreements already made",
@@ -721,7 +721,7 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
             "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
-            "/api/v1/agreements": {"get": op("list agreements")},
+            "/api/v1/agreements": {"get": op("list agreements (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
             "/api/v1/transfers": {"post": idempotent(op("start a transfer under an agreement", "TransferInput")),
                                   "get": op("list transfers")},
