@@ -47,13 +47,13 @@ async def node_families(node: Any) -> list[Metric]:
         def by(table, *cols):  # noqa: ANN001, ANN202
             return conn.execute(sa.select(*[table.c[c] for c in cols], sa.func.count()).group_by(
                 *[table.c[c] for c in cols])).all()
-        lane = sa.case((outbox.c.recipient.is_(None), "clearinghouse"), else_="protocol")
+        to_house = outbox.c.recipient.is_(None)  # the clearing house's lane (no bound literals: PostgreSQL groups it)
         return {"negotiations": by(negotiations, "role", "state"), "transfers": by(transfers, "role", "state"),
                 "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted"),
                 "dead": conn.execute(sa.select(outbox.c.kind, sa.func.count()).where(outbox.c.status == "dead")
                                      .group_by(outbox.c.kind)).all(),
-                "oldest": conn.execute(sa.select(lane, sa.func.min(outbox.c.created_at))
-                                       .where(outbox.c.status == "pending").group_by(lane)).all()}
+                "oldest": conn.execute(sa.select(to_house, sa.func.min(outbox.c.created_at))
+                                       .where(outbox.c.status == "pending").group_by(to_house)).all()}
     data = await node.db.read(counts)
     now = time.time()
     out = [
@@ -64,7 +64,7 @@ async def node_families(node: Any) -> list[Metric]:
         family("hks_outbox_messages", "gauge", "outbox messages by status",
                [({"status": st}, n) for st, n in data["outbox"]]),
     ]
-    oldest = {lane: at for lane, at in data["oldest"]}
+    oldest = {"clearinghouse" if house else "protocol": at for house, at in data["oldest"]}
     out.append(family("hks_outbox_lag_seconds", "gauge",
                       "age of the oldest message not yet delivered, by lane (protocol, clearinghouse); 0 when none",
                       [({"lane": lane}, max(0.0, now - oldest[lane]) if oldest.get(lane) else 0)
