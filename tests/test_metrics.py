@@ -10,10 +10,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import BACKENDS, database_url
 from connector.clearinghouse.testing import ClearingHouseProcess, Participant
 from support.nodes import NodeProcess, StationProcess
 
-pytestmark = pytest.mark.slow
 CSV = b"patient_id,name,age\np1,Alice,34\np2,Bob,51\n"
 
 
@@ -33,6 +33,7 @@ def request_count(found: dict, route: str, status: str, method: str = "POST") ->
     return value(found, "hks_http_request_duration_seconds_count", route=route, method=method, status=status)
 
 
+@pytest.mark.slow
 def test_node_metrics_by_route_outcome_and_direction(tmp_path):
     provider = NodeProcess(tmp_path / "provider", "Provider").start()
     consumer = NodeProcess(tmp_path / "consumer", "Consumer").start()
@@ -78,6 +79,7 @@ def test_node_metrics_by_route_outcome_and_direction(tmp_path):
         provider.stop()
 
 
+@pytest.mark.slow
 def test_station_metrics_count_token_checks_and_need_the_admin_token(tmp_path):
     station = StationProcess(tmp_path / "station").start()
     try:
@@ -95,6 +97,7 @@ def test_station_metrics_count_token_checks_and_need_the_admin_token(tmp_path):
         station.stop()
 
 
+@pytest.mark.slow
 def test_clearing_house_metrics_append_latency_and_tree_size(tmp_path):
     token = secrets.token_hex(16)
     secret = secrets.token_hex(16)
@@ -122,9 +125,43 @@ def test_clearing_house_metrics_append_latency_and_tree_size(tmp_path):
         house.stop()
 
 
+@pytest.mark.slow
 def test_clearing_house_metrics_are_off_without_a_token(tmp_path):
     house = ClearingHouseProcess(tmp_path / "ch", shared_secret=secrets.token_hex(16)).start()
     try:
         assert httpx.get(house.url + "/metrics").status_code == 404
     finally:
         house.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_database_gauges_read_on_each_backend(backend, tmp_path):
+    """The scrape-time queries (outbox lag per lane, dead letters by type) on SQLite and PostgreSQL."""
+    import time
+    import types
+
+    import sqlalchemy as sa
+
+    from connector.node.metrics import NodeMetrics, node_families
+    from connector.store.db import Database
+    from connector.store.tables import outbox
+
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        await db.migrate()
+        now = time.time()
+        row = {"process_id": "p", "url": "u", "body": {}, "next_attempt_at": now}
+        await db.transaction(lambda c: c.execute(sa.insert(outbox), [
+            {**row, "message_id": "m1", "kind": "ClearingHouseEntry:x", "recipient": None, "status": "pending",
+             "created_at": now - 5},
+            {**row, "message_id": "m2", "kind": "ContractRequestMessage", "recipient": "r", "status": "pending",
+             "created_at": now - 60},
+            {**row, "message_id": "m3", "kind": "ContractAgreementMessage:x", "recipient": "r", "status": "dead",
+             "created_at": now}]))
+        node = types.SimpleNamespace(db=db, clearinghouse=None, negotiations=types.SimpleNamespace(notifier=[]),
+                                     transfers=types.SimpleNamespace(notifier=[]))
+        found = samples(NodeMetrics().render(await node_families(node)).body.decode())
+        assert 60 <= value(found, "hks_outbox_lag_seconds", lane="protocol") < 600
+        assert 5 <= value(found, "hks_outbox_lag_seconds", lane="clearinghouse") < 60
+        assert value(found, "hks_outbox_dead_letters", kind="ContractAgreementMessage") == 1
+        await db.dispose()
