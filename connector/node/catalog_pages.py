@@ -107,19 +107,12 @@ class CatalogPages:
             if decisions.kind(digest, body) == PER_OFFER or decisions.admits(digest, body, _ANY_TARGET, None):
                 candidates.append(policy_id)
         visible: list[tuple[str, list[str]]] = []
+        offer_rows: dict[str, _Offer] = {}
         more = False
         if candidates:
-            visible, more = self._visible(conn, decisions, bodies, candidates, direction, key, size, only)
+            visible, more = self._visible(conn, decisions, bodies, candidates, direction, key, size, only, offer_rows)
         if direction == "p":
             visible.reverse()
-        offer_ids = sorted({o for _, ids in visible for o in ids})
-        offer_rows: dict[str, _Offer] = {}
-        for chunk in _chunks(offer_ids, 500):
-            for oid, created, contract_id, asset_ids, text in conn.execute(
-                    sa.select(offers.c.id, offers.c.created_at, offers.c.contract_policy_id, offers.c.asset_ids,
-                              sa.cast(policies.c.body, sa.Text))
-                    .join(policies, policies.c.id == offers.c.contract_policy_id).where(offers.c.id.in_(chunk))):
-                offer_rows[oid] = _Offer(oid, created, contract_id, len(asset_ids), self._body(text)[1])
         has_next = more if direction == "n" else key is not None
         has_previous = (key is not None) if direction == "n" else more
         return visible, offer_rows, has_previous, has_next, size
@@ -136,9 +129,9 @@ class CatalogPages:
 
     def _visible(self, conn: Connection, decisions: RequestDecisions, bodies: dict[str, tuple[str, Json]],
                  candidates: list[str], direction: str, key: str | None, size: int,
-                 only: str | None) -> tuple[list[tuple[str, list[str]]], bool]:
+                 only: str | None, offer_rows: dict[str, _Offer]) -> tuple[list[tuple[str, list[str]]], bool]:
         """Up to `size` datasets the caller may see, from the position `key` in `direction`, each
-        with its visible offers; and whether there are more."""
+        with its visible offers (their rows into `offer_rows`); and whether there are more."""
         forward = direction == "n"
         batch = min(4096, max(64, 2 * (size + 1)))
         visible: list[tuple[str, list[str]]] = []
@@ -146,7 +139,11 @@ class CatalogPages:
         oa = offer_assets.c
         per_offer = {p for p in candidates if decisions.kind(*bodies[p]) == PER_OFFER}
         while True:
-            query = sa.select(oa.asset_id, oa.offer_id, oa.access_policy_id).where(oa.access_policy_id.in_(candidates))
+            query = (sa.select(oa.asset_id, oa.offer_id, oa.access_policy_id, offers.c.created_at,
+                               offers.c.contract_policy_id, offers.c.asset_ids, sa.cast(policies.c.body, sa.Text))
+                     .join(offers, offers.c.id == oa.offer_id)
+                     .join(policies, policies.c.id == offers.c.contract_policy_id)
+                     .where(oa.access_policy_id.in_(candidates)))
             if only is not None:
                 query = query.where(oa.asset_id == only)
             if key is not None:
@@ -165,16 +162,17 @@ class CatalogPages:
             for chunk in _chunks(needed, 500):  # the dataset's data categories: only for per-offer policies
                 properties.update(conn.execute(sa.select(assets.c.id, assets.c.properties)
                                                .where(assets.c.id.in_(chunk))).all())
-            for asset_id, offer_id, policy_id in rows:
+            for asset_id, offer_id, policy_id, created, contract_id, asset_ids, text in rows:
                 digest, body = bodies[policy_id]
                 if policy_id in per_offer and not decisions.admits(digest, body, asset_id, properties.get(asset_id)):
                     continue
-                if visible and visible[-1][0] == asset_id:
-                    visible[-1][1].append(offer_id)
-                    continue
-                if len(visible) == size:
-                    return visible, True
-                visible.append((asset_id, [offer_id]))
+                if not (visible and visible[-1][0] == asset_id):
+                    if len(visible) == size:
+                        return visible, True
+                    visible.append((asset_id, []))
+                visible[-1][1].append(offer_id)
+                if offer_id not in offer_rows:
+                    offer_rows[offer_id] = _Offer(offer_id, created, contract_id, len(asset_ids), self._body(text)[1])
             if len(rows) < batch:
                 return visible, False
             cursor = (rows[-1][0], rows[-1][1])
