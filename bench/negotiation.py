@@ -8,7 +8,7 @@ one management call that makes 4 bare aiohttp round trips from the consumer proc
 to the provider process (GET /health), the ceiling for any 4-message exchange. It runs
 before and after the negotiations; the two rates are averaged.
 
-    python bench/negotiation.py [--quick] [-n N] [-c C]
+    python bench/negotiation.py [--quick] [--postgres] [-n N] [-c C]
 
 Last line: one JSON object (bench, value, unit, baseline, ratio, p50/p99 ...).
 """
@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.nodes import NodeProcess  # noqa: E402
+from support.nodes import NodeProcess, postgres_admin_dsn  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -90,19 +92,51 @@ async def run(n: int, c: int, consumer: NodeProcess, provider: NodeProcess) -> d
     }
 
 
+@contextlib.contextmanager
+def postgres_databases(wanted: bool, count: int):  # noqa: ANN201
+    """`count` new PostgreSQL databases (dropped afterwards) as SQLAlchemy URLs, or Nones (SQLite)."""
+    if not wanted:
+        yield [None] * count
+        return
+    import asyncpg
+
+    dsn = postgres_admin_dsn()
+    if dsn is None:
+        sys.exit("--postgres needs CONNECTOR_TEST_POSTGRES_DSN, e.g. postgresql://postgres@127.0.0.1:5432/test")
+    names = [f"bench_negotiation_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for name in names:
+                await conn.execute(sql.format(name=name))
+        finally:
+            await conn.close()
+
+    asyncio.run(admin('CREATE DATABASE "{name}"'))
+    try:
+        base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield [f"{base}/{name}" for name in names]
+    finally:
+        asyncio.run(admin('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run (under 60 s)")
     parser.add_argument("-n", type=int, default=None, help="negotiations (default 3000, --quick 600)")
     parser.add_argument("-c", type=int, default=32, help="concurrency")
+    parser.add_argument("--postgres", action="store_true",
+                        help="each node on a PostgreSQL database of its own (CONNECTOR_TEST_POSTGRES_DSN)")
     args = parser.parse_args()
     n = args.n or (600 if args.quick else 3000)
-    with tempfile.TemporaryDirectory(prefix="bench-negotiation-") as tmp:
-        provider = NodeProcess(Path(tmp) / "provider", "BenchProvider").start()
-        consumer = NodeProcess(Path(tmp) / "consumer", "BenchConsumer").start()
+    with tempfile.TemporaryDirectory(prefix="bench-negotiation-") as tmp, postgres_databases(args.postgres, 2) as urls:
+        provider = NodeProcess(Path(tmp) / "provider", "BenchProvider", database_url=urls[0]).start()
+        consumer = NodeProcess(Path(tmp) / "consumer", "BenchConsumer", database_url=urls[1]).start()
         try:
             provider.publish("dataset-1", "offer-1")
-            print(f"running {n} negotiations at concurrency {args.c} (SQLite, DSP 2025-1) ...", file=sys.stderr, flush=True)
+            print(f"running {n} negotiations at concurrency {args.c} ({'PostgreSQL' if args.postgres else 'SQLite'}, "
+                  "DSP 2025-1) ...", file=sys.stderr, flush=True)
             result = asyncio.run(run(n, args.c, consumer, provider))
         finally:
             consumer.stop()
@@ -110,7 +144,7 @@ def main() -> None:
     result = {"bench": "negotiation", "unit": "negotiations/s", **result,
               "baseline_unit": "4 bare aiohttp round trips/s between the same processes",
               "ratio": round(result["value"] / result["baseline"], 3), "n": n, "concurrency": args.c,
-              "backend": "sqlite", "target": {"value": 150, "ratio": 0.25}}
+              "backend": "postgres" if args.postgres else "sqlite", "target": {"value": 150, "ratio": 0.25}}
     print(json.dumps(result))
 
 

@@ -131,6 +131,31 @@ def search(directory: Path = typer.Argument(..., help="node directory (its enrol
 
 
 @app.command()
+def catalog(directory: Path = typer.Argument(..., help="node directory (the node must be running)"),
+            address: str = typer.Option(..., "--address", help="the provider's address (its DSP root URL)"),
+            participant: Optional[str] = typer.Option(None, "--id", help="the provider's participant id "
+                                                      "(required in station mode)"),
+            page_size: int = typer.Option(100, "--page-size", min=1, max=1000, help="datasets per page"),
+            version: Optional[str] = typer.Option(None, "--dsp-version", help="2025-1 or 2024-1"),
+            json_lines: bool = typer.Option(False, "--json", help="one JSON dataset per line")) -> None:
+    """List a provider's whole catalog, page by page, through the running node."""
+    import httpx
+
+    from .catalog_cli import CatalogCliError, print_catalog
+
+    try:
+        count = print_catalog(directory, address, participant, page_size, json_lines, version, typer.echo)
+    except config_mod.ConfigError as exc:
+        fail(str(exc))
+    except (CatalogCliError, OSError) as exc:
+        fail(str(exc), 1)
+    except httpx.HTTPError as exc:
+        fail(f"the node is not answering its management API (is it running?): {type(exc).__name__}", 1)
+    if not json_lines:
+        typer.echo(f"{count} datasets", err=True)
+
+
+@app.command()
 def run(directory: Path = typer.Argument(..., help="node directory")) -> None:
     """Start the participant node."""
     try:

@@ -211,7 +211,7 @@ def test_the_filing_pack_names_each_partys_authority_and_deadline_and_filing_clo
     listed = {f["agreementId"]: f for f in provider.api("GET", "/compliance/filings", expect=200)}
     assert listed[aid]["status"] == "overdue"
     metrics = httpx.get(f"{provider.url}/api/v1/metrics", headers=provider.headers()).text
-    assert 'hks_compliance_filings{status="overdue"} 1' in metrics, metrics
+    assert 'hks_compliance_filings{status="overdue"} 1.0' in metrics, metrics
     deadline = time.monotonic() + 10
     while f"FILING OVERDUE: agreement {aid}" not in provider.log_path.read_text():
         assert time.monotonic() < deadline, "the overdue filing is not in the log"
@@ -227,7 +227,7 @@ def test_the_filing_pack_names_each_partys_authority_and_deadline_and_filing_clo
     assert closed.status_code == 200 and closed.json()["filing"]["status"] == "filed", closed.text
     assert post(provider, f"{aid}/filing", {"filedOn": today.isoformat(), "reference": "again"}).status_code == 409
     metrics = httpx.get(f"{provider.url}/api/v1/metrics", headers=provider.headers()).text
-    assert 'hks_compliance_filings{status="overdue"} 0' in metrics
+    assert 'hks_compliance_filings{status="overdue"} 0.0' in metrics
     # the Hong Kong party's own filing is still open, with its own authority
     assert {f["agreementId"]: f for f in consumer.api("GET", "/compliance/filings")}[aid]["authority"]["en"].startswith(
         "Digital Policy Office")
@@ -243,7 +243,7 @@ def test_a_filing_due_within_three_working_days_shows_as_due(parties):
         effective -= timedelta(days=1)
     assert post(provider, f"{aid}/effective", {"date": effective.isoformat()}).status_code == 200
     assert {f["agreementId"]: f for f in provider.api("GET", "/compliance/filings")}[aid]["status"] == "due"
-    assert 'hks_compliance_filings{status="due"} 1' in httpx.get(f"{provider.url}/api/v1/metrics",
+    assert 'hks_compliance_filings{status="due"} 1.0' in httpx.get(f"{provider.url}/api/v1/metrics",
                                                                   headers=provider.headers()).text
     assert f"FILING DUE: agreement {aid}" in provider.log_path.read_text()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hmac
 import logging
 import time
 from datetime import datetime, timezone
@@ -36,6 +37,7 @@ from ..store.db import Database
 from . import store
 from .config import ClearingHouseSettings, ConfigError
 from .db import open_database
+from .metrics import ClearingHouseMetrics
 from .entry import EntryError, parse_signed_entry
 from .keys import LocalParticipantKeys, ParticipantKeyError, ParticipantKeys, StationParticipantKeys
 from .store import Appended, BatchResult, Duplicate, LogSigner, PendingEntry, ProofRangeError, StoreError, WrongParties
@@ -139,6 +141,7 @@ class Sequencer:
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.appended = 0
+        self.observe: Callable[[float], None] | None = None  # each entry's append latency, seconds
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
@@ -158,7 +161,11 @@ class Sequencer:
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
         self._wake.set()
-        return await fut
+        start = time.perf_counter()
+        outcome = await fut
+        if self.observe is not None:
+            self.observe(time.perf_counter() - start)
+        return outcome
 
     async def _run(self) -> None:
         while True:
@@ -206,6 +213,7 @@ class ClearingHouse:
         self.verifier = SignatureVerifier(settings.verify_workers)
         self._limit = (0, "")
         self._earliest = (0, "")
+        self.metrics = ClearingHouseMetrics(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -231,7 +239,8 @@ class ClearingHouse:
         await self.db.dispose()
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.max_entry_bytes + 1024, middlewares=[self._errors])
+        app = web.Application(client_max_size=self.settings.max_entry_bytes + 1024,
+                              middlewares=[self.metrics.middleware(), self._errors])
         app[CH_KEY] = self
         app.add_routes([
             web.post("/entries", self.post_entry),
@@ -243,6 +252,7 @@ class ClearingHouse:
             web.get("/proofs/consistency", self.get_consistency),
             web.get("/processes/{pid}/entries", self.get_process_entries),
             web.get("/health", self.health),
+            web.get("/metrics", self.get_metrics),
         ])
         if self.settings.diagnostics:
             app.add_routes([web.post("/diagnostics/discard", self.discard)])
@@ -288,7 +298,7 @@ class ClearingHouse:
 
     async def _caller(self, request: web.Request) -> Caller:
         try:
-            return await self.identity.verify(request.headers.get("Authorization"))
+            return await self.metrics.checked(self.identity.verify(request.headers.get("Authorization")))
         except ProtocolError as exc:  # Unauthenticated (401), or e.g. the token service unreachable (503)
             raise ApiError(exc.status, exc.code, exc.reason) from None
 
@@ -321,6 +331,17 @@ class ClearingHouse:
         """Read the body and answer, doing nothing else: the benchmark's bare-aiohttp baseline."""
         body = await request.read()
         return _json({"bytes": len(body)}, 201)
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus metrics, for the bearer of [clearinghouse] metrics_token (404 when none is set)."""
+        expected = self.settings.metrics_token
+        if not expected:
+            raise ApiError(404, "NotEnabled", "metrics are not enabled here ([clearinghouse] metrics_token)")
+        given = request.headers.get("Authorization", "")
+        given = given[7:].strip() if given[:7].lower() == "bearer " else ""
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, "Unauthenticated", "missing or wrong metrics token (Authorization: Bearer <token>)")
+        return self.metrics.render(await self.metrics.families())
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok", "origin": self.signer.origin, "appended": self.sequencer.appended,

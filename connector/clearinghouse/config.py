@@ -53,6 +53,7 @@ class ClearingHouseSettings:
     max_entry_age_seconds: int = 7 * 86400  # ... and entries stamped longer ago (see README: late deliveries)
     verify_workers: int = 1  # a process that checks entry signatures (0: in the event loop)
     diagnostics: bool = False  # POST /diagnostics/discard: a bare handler, the benchmark's baseline
+    metrics_token: str = field(default="", repr=False)  # GET /metrics with this bearer token ("": no /metrics)
 
 
 # section -> key -> (type, required)
@@ -61,7 +62,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "listen_host": (str, False), "listen_port": (int, False), "public_url": (str, False),
         "max_entry_bytes": (int, False), "max_batch": (int, False), "max_pending": (int, False),
         "max_clock_skew_seconds": (int, False), "max_entry_age_seconds": (int, False), "diagnostics": (bool, False),
-        "verify_workers": (int, False),
+        "verify_workers": (int, False), "metrics_token": (str, False),
     },
     "database": {"url": (str, False)},
     "identity": {"mode": (str, False), "shared_secret": (str, False), "audience": (str, False),
@@ -172,7 +173,14 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
                                        ch.get("max_entry_age_seconds", 7 * 86400), 60, 366 * 86400),
         diagnostics=ch.get("diagnostics", False),
         verify_workers=_bounded("[clearinghouse] verify_workers", ch.get("verify_workers", 1), 0, 1),
+        metrics_token=_metrics_token(ch.get("metrics_token", "")),
     )
+
+
+def _metrics_token(value: str) -> str:
+    if value and (len(value) < 16 or len(value) > 512 or not value.isascii() or not value.isprintable()):
+        raise ConfigError("setting [clearinghouse] metrics_token must be 16 to 512 printable ASCII characters")
+    return value
 
 
 def _toml_str(value: str) -> str:

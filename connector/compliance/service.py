@@ -307,16 +307,14 @@ class ComplianceService:
     async def list_filings(self, request: web.Request) -> web.Response:
         return web.json_response(await self.filings())
 
-    async def metric_lines(self) -> list[str]:
+    async def filing_counts(self) -> dict[str, int]:
+        """GBA Standard Contract filings of this party by status (due: within 3 working days;
+        overdue: past the 10-working-day deadline), for `/api/v1/metrics`."""
         counts = {"open": 0, "due": 0, "overdue": 0, "filed": 0}
         for f in await self.filings():
             if f["eligible"]:
                 counts[f["status"]] += 1
-        lines = ["# HELP hks_compliance_filings GBA Standard Contract filings of this party, by status "
-                 "(due: within 3 working days; overdue: past the 10-working-day deadline)",
-                 "# TYPE hks_compliance_filings gauge"]
-        lines += [f'hks_compliance_filings{{status="{k}"}} {v}' for k, v in counts.items()]
-        return lines
+        return counts
 
     async def alert(self) -> None:
         """Filings due within 3 working days, or overdue, in the log."""

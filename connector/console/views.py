@@ -424,7 +424,7 @@ class Console:
 
     # ---------------------------------------------------------------- transfers
     async def transfers(self, request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
-        agreements = await self.api.call("GET", "/agreements", query={"limit": "100"})
+        agreements = await self.api.call("GET", "/agreements", query={"limit": "100", "order": "newest"})
         rows = await self.api.call("GET", "/transfers", query={"limit": "100"})
         return self.page(request, "transfers.html", {"agreements": agreements.data or [], "rows": rows.data or [],
                                                      "error": error}, status=status)

@@ -21,6 +21,7 @@ from .catalog import CatalogService
 from .codec import VERSIONS, Codec
 from .dsp import DspApi
 from .management import ManagementApi, json_response
+from .metrics import NodeMetrics
 from .negotiations import NegotiationService
 from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
@@ -53,6 +54,8 @@ class Node:
             parse_allow_list(settings.allowed_destinations), addresses_of=self.identity.addresses_of,
             trusted=[u for u in (settings.clearinghouse_url, settings.identity_station_url) if u])
         self.catalog = CatalogService(self.db, participant_id=self.participant_id, title=settings.node.name)
+        self.metrics = NodeMetrics()
+        self.catalog.policies.observe = self.metrics.decided
         self.self_description = SelfDescriptionService(self)  # re-registers on catalog.on_change
         if strategy is None and settings.tck_enabled:
             from .tck import TckStrategy
@@ -146,7 +149,7 @@ class Node:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes,
-                              middlewares=[self._errors, identity_middleware(self)])
+                              middlewares=[self.metrics.middleware(), self._errors, identity_middleware(self)])
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
         management = ManagementApi(self)

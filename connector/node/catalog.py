@@ -8,25 +8,18 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compute import FORMAT as COMPUTE
-from ..compute.sql import computable
 from ..store.prepared import Prepared
-from ..protocol.policies import catalog_offer
 from ..identity import Caller
 from ..store.db import Database
-from .usage import PolicyCache, access_refusal
-from ..store.tables import assets, offers, policies
+from .catalog_pages import MAX_PAGE, CatalogPages, Page
+from .listing import query_page
+from .usage import PolicyCache
+from ..store.tables import assets, offer_assets, offers, policies
 
 Json = dict[str, Any]
 log = logging.getLogger("connector.catalog")
 OFFER_ASSET_SEPARATOR = "::"
 _ACCESS = policies.alias("access_policy")
-_CATALOG_OFFERS = (
-    sa.select(offers.c.id, offers.c.asset_ids, policies.c.body, _ACCESS.c.body)
-    .join(policies, policies.c.id == offers.c.contract_policy_id)
-    .join(_ACCESS, _ACCESS.c.id == offers.c.access_policy_id)
-    .order_by(offers.c.created_at)
-)
 _FIND_OFFER = Prepared(
     sa.select(offers.c.asset_ids, policies.c.body, _ACCESS.c.body)
     .join(policies, policies.c.id == offers.c.contract_policy_id)
@@ -59,6 +52,7 @@ class CatalogService:
         # the node's self-description with the station registry.
         self.on_change: list = []
         self.policies = PolicyCache()
+        self.pages = CatalogPages(self)
 
     def _changed(self) -> None:
         for callback in self.on_change:
@@ -91,6 +85,7 @@ class CatalogService:
         def insert(conn: Connection) -> None:
             _check_references(conn, row)
             conn.execute(sa.insert(offers).values(**row))
+            _index_offer(conn, row["id"], row["asset_ids"], row["access_policy_id"])
 
         await self.db.transaction(insert)
         self._changed()
@@ -107,6 +102,8 @@ class CatalogService:
             _check_references(conn, values)
             if conn.execute(sa.update(offers).where(offers.c.id == offer["id"]).values(**values)).rowcount != 1:
                 return None
+            conn.execute(sa.delete(offer_assets).where(offer_assets.c.offer_id == offer["id"]))
+            _index_offer(conn, offer["id"], values["asset_ids"], values["access_policy_id"])
             return dict(conn.execute(sa.select(offers).where(offers.c.id == offer["id"])).mappings().one())
 
         row = await self.db.transaction(update)
@@ -116,14 +113,16 @@ class CatalogService:
 
     async def delete_offer(self, offer_id: str) -> bool:
         """Withdraw an offer. Agreements made under it are refused from then on (fail closed)."""
-        deleted = await self.db.transaction(
-            lambda conn: conn.execute(sa.delete(offers).where(offers.c.id == offer_id)).rowcount == 1)
+        deleted = await self.db.transaction(lambda conn: (
+            conn.execute(sa.delete(offer_assets).where(offer_assets.c.offer_id == offer_id)),
+            conn.execute(sa.delete(offers).where(offers.c.id == offer_id)).rowcount == 1)[1])
         if deleted:
             self._changed()
         return deleted
 
-    async def list_rows(self, table: sa.Table) -> list[Json]:
-        query = sa.select(table).order_by(table.c.created_at)
+    async def list_rows(self, table: sa.Table, *, limit: int | None = None, cursor: str | None = None) -> list[Json]:
+        """Rows in creation order; with `limit`, at most limit + 1 after `cursor` (listing.query_page)."""
+        query = query_page(sa.select(table), table.c.created_at, table.c.id, limit=limit, cursor=cursor)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def get_row(self, table: sa.Table, row_id: str) -> Json | None:
@@ -153,63 +152,39 @@ class CatalogService:
                 return FoundOffer(asset_id, row[1], row[2], def_id)
         return None
 
-    async def _datasets(self, dsp_base: str, caller: Caller, only: str | None = None) -> list[Json]:
-        """Datasets with the offers whose access policy permits `caller` (the others stay invisible)."""
-        query = _CATALOG_OFFERS
-
-        def load(conn: Connection) -> tuple[list, dict]:
-            return conn.execute(query).all(), {r.id: r for r in conn.execute(sa.select(assets))}
-
-        offer_rows, asset_rows = await self.db.read(load)
-        by_asset: dict[str, list[Json]] = {}
-        now = time.time()
-        for offer_id, asset_ids, body, access_body in offer_rows:
-            for asset_id in asset_ids:
-                if only is not None and asset_id != only:
-                    continue
-                asset = asset_rows.get(asset_id)
-                if asset is None or not self._may_see(access_body, caller, asset_id, asset.properties, now):
-                    continue
-                oid = catalog_offer_id(offer_id, asset_id, len(asset_ids))
-                by_asset.setdefault(asset_id, []).append(catalog_offer(oid, body, self.participant_id))
-        service = self.data_service(dsp_base)
-        out = []
-        for asset_id, asset_offers in by_asset.items():
-            asset = asset_rows.get(asset_id)
-            if asset is None:
-                continue
-            dataset: Json = {
-                "@id": asset_id,
-                "@type": "Dataset",
-                "hasPolicy": asset_offers,
-                "distribution": [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}]
-                + ([{"@type": "Distribution", "format": COMPUTE, "accessService": service}] if computable(asset) else []),
-            }
-            out.append(dataset)
-        return out
-
     def data_service(self, dsp_base: str) -> Json:
         return {"@id": f"{self.participant_id}#dsp", "@type": "DataService", "endpointURL": dsp_base}
 
-    def _may_see(self, access_body: Json, caller: Caller, asset_id: str, properties: Json, now: float) -> bool:
-        return access_refusal(self.policies, access_body, caller=caller, target=asset_id, now=now,
-                              asset_properties=properties) is None
-
     async def catalog(self, dsp_base: str, caller: Caller) -> Json:
-        datasets = await self._datasets(dsp_base, caller)
+        """The first page of the catalog (MAX_PAGE datasets)."""
+        return (await self.catalog_page(dsp_base, caller))[0]
+
+    async def catalog_page(self, dsp_base: str, caller: Caller, *, size: int = MAX_PAGE,
+                           token: str | None = None, wire: str | None = None) -> tuple[Json, Page]:
+        """One page of the datasets with the offers whose access policy permits `caller` (the others
+        stay invisible), and the continuation tokens of the pages before and after it. With `wire`
+        "2025-1" the datasets are already in that wire form (catalog_pages.encode_2025)."""
+        page = await self.pages.page(dsp_base, caller, size=size, token=token, wire=wire)
         out: Json = {
             "@id": f"{self.participant_id}#catalog",
             "@type": "Catalog",
             "participantId": self.participant_id,
             "service": [self.data_service(dsp_base)],
         }
-        if datasets:
-            out["dataset"] = datasets  # the schema wants at least one item: omit rather than send []
-        return out
+        if page.datasets:
+            out["dataset"] = page.datasets  # the schema wants at least one item: omit rather than send []
+        return out, page
 
     async def dataset(self, dsp_base: str, dataset_id: str, caller: Caller) -> Json | None:
-        found = await self._datasets(dsp_base, caller, only=dataset_id)
+        found = (await self.pages.page(dsp_base, caller, size=1, only=dataset_id)).datasets
         return found[0] if found else None
+
+
+def _index_offer(conn: Connection, offer_id: str, asset_ids: list[str], access_policy_id: str) -> None:
+    rows = [{"asset_id": a, "offer_id": offer_id, "access_policy_id": access_policy_id}
+            for a in dict.fromkeys(asset_ids)]
+    if rows:
+        conn.execute(sa.insert(offer_assets), rows)
 
 
 def _check_references(conn: Connection, row: Json) -> None:

@@ -21,6 +21,7 @@ from ..protocol.messages import (
     check_id,
 )
 from ..protocol.negotiation import Role
+from .catalog_pages import encode_2025, page_links, page_size
 from .codec import VERSIONS, Codec
 from .negotiations import message_digest
 from .transfers import PUSH, transfer_format
@@ -151,7 +152,7 @@ class DspApi:
             raise PayloadTooLarge(f"the body is over the limit of {limit} bytes") from None
 
     async def verified(self, request: web.Request):  # noqa: ANN201
-        return await self.node.identity.verify(request.headers.get("Authorization"))
+        return await self.node.metrics.checked(self.node.identity.verify(request.headers.get("Authorization")))
 
     async def caller(self, request: web.Request) -> str:
         return (await self.verified(request)).participant_id
@@ -168,10 +169,19 @@ class DspApi:
             msg = parse_message(await self.codec.decode_once(request, raw, version), expected=("CatalogRequestMessage",))
             assert isinstance(msg, CatalogRequestMessage)
             limit = edc_page_limit(msg.filter) if msg.filter else None
-            catalog = await self.node.catalog.catalog(self.node.settings.dsp_base(version), caller)
+            base = self.node.settings.dsp_base(version)
+            size = page_size(request.query.get("pageSize"))
+            fast = "2025-1" if version == "2025-1" else None  # the datasets rendered in wire form
+            catalog, page = await self.node.catalog.catalog_page(
+                base, caller, size=size, token=request.query.get("continuationToken"), wire=fast)
             if limit is not None and isinstance(catalog.get("dataset"), list):
                 catalog = {**catalog, "dataset": catalog["dataset"][:limit]}
-            return self.respond(catalog, version)
+            response = web.Response(body=encode_2025(catalog), content_type="application/json") if fast \
+                else self.respond(catalog, version)
+            links = page_links(f"{base}/catalog/request", page)
+            if links and limit is None:
+                response.headers["Link"] = links
+            return response
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")
 

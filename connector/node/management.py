@@ -20,6 +20,9 @@ from ..protocol.policies import typed_literals
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import (access_log, agreements, assets, idempotency_keys, negotiations, offers, outbox, policies,
                             transfers)
+from .catalog_walk import read_catalog, same_endpoint
+from .listing import MAX_LIMIT, CursorError, decode_cursor, next_link, query_page
+from .metrics import node_families
 from .peers import PeerError
 from .usage import check_policy
 
@@ -70,7 +73,13 @@ SCHEMAS: dict[str, Json] = {
         "type": "object", "required": ["counterPartyAddress"], "additionalProperties": False,
         "properties": {"counterPartyAddress": URL, "dspVersion": {"enum": ["2025-1", "2024-1"]},
                        "counterPartyId": {**PARTICIPANT_ID,
-                                          "description": "the provider's participant id (required in station mode)"}},
+                                          "description": "the provider's participant id (required in station mode)"},
+                       "pageSize": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                    "description": "ask the provider for pages of this many datasets"},
+                       "continuation": {"type": "string", "minLength": 1, "maxLength": 2048,
+                                        "description": "a next or previous link from an earlier answer: that page"},
+                       "all": {"type": "boolean", "description": "follow every next link and merge the pages "
+                               "(default: true, false when continuation or pageSize is given)"}},
     },
     "NegotiationInput": {
         "type": "object", "required": ["counterPartyAddress", "datasetId"], "additionalProperties": False,
@@ -241,7 +250,8 @@ class ManagementApi:
         return json_response(_asset_view(row), status=201)
 
     async def list_assets(self, request: web.Request) -> web.Response:
-        return json_response([_asset_view(r) for r in await self.node.catalog.list_rows(assets)])
+        rows, headers = await self._listing(request, assets)
+        return json_response([_asset_view(r) for r in rows], headers=headers)
 
     async def get_asset(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(assets, request.match_info["id"])
@@ -267,7 +277,8 @@ class ManagementApi:
         return json_response({"id": row["id"], "policy": row["body"]}, status=201)
 
     async def list_policies(self, request: web.Request) -> web.Response:
-        return json_response([{"id": r["id"], "policy": r["body"]} for r in await self.node.catalog.list_rows(policies)])
+        rows, headers = await self._listing(request, policies)
+        return json_response([{"id": r["id"], "policy": r["body"]} for r in rows], headers=headers)
 
     async def get_policy(self, request: web.Request) -> web.Response:
         row = await self.node.catalog.get_row(policies, request.match_info["id"])
@@ -309,7 +320,25 @@ class ManagementApi:
         return web.Response(status=204)
 
     async def list_offers(self, request: web.Request) -> web.Response:
-        return json_response([_offer_view(r) for r in await self.node.catalog.list_rows(offers)])
+        rows, headers = await self._listing(request, offers)
+        return json_response([_offer_view(r) for r in rows], headers=headers)
+
+    def _page_params(self, request: web.Request) -> tuple[int | None, str | None]:
+        limit = _int_param(request, "limit", 0, 1, MAX_LIMIT) if "limit" in request.query else None
+        cursor = request.query.get("cursor")
+        if cursor is not None:
+            if limit is None:
+                raise ApiError(400, "cursor: give limit too (the page size the cursor continues)")
+            try:
+                decode_cursor(cursor)
+            except CursorError as exc:
+                raise ApiError(400, str(exc)) from None
+        return limit, cursor
+
+    async def _listing(self, request: web.Request, table: sa.Table) -> tuple[list[Json], dict[str, str]]:
+        """A catalog table's rows: every one, or a page of `?limit=` after `?cursor=` (Link: next)."""
+        limit, cursor = self._page_params(request)
+        return next_link(request, await self.node.catalog.list_rows(table, limit=limit, cursor=cursor), limit)
 
     def _counterparty(self, doc: Json) -> str | None:
         """The peer's participant id from the request: our token is issued for it alone, so in
@@ -326,10 +355,15 @@ class ManagementApi:
         version, base = await self.node.peers.resolve(doc["counterPartyAddress"], doc.get("dspVersion"))
         if recipient is not None:
             await self._provider_address(base, recipient)  # before our token for it goes there
-        catalog = await self.node.peers.request("POST", f"{base}/catalog/request", version,
-                                                {"@type": "CatalogRequestMessage"},
-                                                recipient=recipient or doc["counterPartyAddress"].rstrip("/"))
-        return json_response({"dspVersion": version, "dspBase": base, "catalog": catalog})
+        if "continuation" in doc:
+            try:
+                same_endpoint(doc["continuation"], f"{base}/catalog/request")
+            except PeerError as exc:
+                raise ApiError(400, f"continuation: {exc}") from None
+        walk = doc.get("all", "continuation" not in doc and "pageSize" not in doc)
+        found = await read_catalog(self.node.peers, base, version, recipient or doc["counterPartyAddress"].rstrip("/"),
+                                   page_size=doc.get("pageSize"), continuation=doc.get("continuation"), walk=walk)
+        return json_response({"dspVersion": version, "dspBase": base, **found})
 
     # --------------------------------------------------------- negotiations
     async def _idempotent(self, request: web.Request, scope: str, create, view) -> web.Response:  # noqa: ANN001
@@ -455,11 +489,13 @@ class ManagementApi:
             raise ApiError(status, exc.reason) from None
 
     async def list_agreements(self, request: web.Request) -> web.Response:
-        limit = _int_param(request, "limit", 0, 0, 10**6)  # ?limit=N: the newest N (default: all, oldest first)
-        query = _AGREEMENTS.order_by(agreements.c.created_at.desc()).limit(limit) if limit \
-            else _AGREEMENTS.order_by(agreements.c.created_at)
-        rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
-        return json_response([_agreement_view(r) for r in rows])
+        limit, cursor = self._page_params(request)
+        newest = request.query.get("order") == "newest"  # ?order=newest: the newest first (the console)
+        query = query_page(_AGREEMENTS, agreements.c.created_at, agreements.c.id, limit=limit, cursor=cursor,
+                           newest_first=newest)
+        rows, headers = next_link(request, await self.node.db.read(
+            lambda conn: [dict(r) for r in conn.execute(query).mappings()]), limit)
+        return json_response([_agreement_view(r) for r in rows], headers=headers)
 
     async def get_agreement(self, request: web.Request) -> web.Response:
         query = _AGREEMENTS.where(agreements.c.id == request.match_info["id"])
@@ -589,67 +625,10 @@ class ManagementApi:
         return json_response(outcome)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format (0.0.4): process counts by state, the outbox, data accesses, and
-        the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
-        def counts(conn):  # noqa: ANN001, ANN202
-            def by(table, *cols):  # noqa: ANN001, ANN202
-                return conn.execute(sa.select(*[table.c[c] for c in cols], sa.func.count()).group_by(
-                    *[table.c[c] for c in cols])).all()
-            return {"negotiations": by(negotiations, "role", "state"), "transfers": by(transfers, "role", "state"),
-                    "outbox": by(outbox, "status"), "accesses": by(access_log, "permitted"),
-                    "dead": conn.execute(sa.select(outbox.c.kind, sa.func.count()).where(outbox.c.status == "dead")
-                                         .group_by(outbox.c.kind)).all()}
-        data = await self.node.db.read(counts)
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-                lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
-
-        metric("hks_negotiations", "gauge", "contract negotiations by role and state",
-               [({"role": r, "state": st}, n) for r, st, n in data["negotiations"]])
-        metric("hks_transfers", "gauge", "transfer processes by role and state",
-               [({"role": r, "state": st}, n) for r, st, n in data["transfers"]])
-        metric("hks_outbox_messages", "gauge", "outbox messages by status",
-               [({"status": st}, n) for st, n in data["outbox"]])
-        dead: dict[str, int] = {}
-        for kind, n in data["dead"]:
-            family = str(kind).split(":", 1)[0]
-            dead[family] = dead.get(family, 0) + n
-        metric("hks_outbox_dead_letters", "gauge",
-               "messages given up at their delivery deadline, by message type (GET /api/v1/dead-letters)",
-               [({"kind": k}, n) for k, n in sorted(dead.items())] or [({}, 0)])
-        metric("hks_data_accesses_total", "counter", "data-plane accesses decided, by outcome",
-               [({"permitted": str(bool(p)).lower()}, n) for p, n in data["accesses"]])
-        lines += await self.node.compliance.metric_lines()  # filings due / overdue (connector/compliance)
-        metric("hks_longpoll_tracked_processes", "gauge",
-               "processes the long-poll notifiers hold state for (only while someone waits on them)",
-               [({"kind": "negotiation"}, len(self.node.negotiations.notifier)),
-                ({"kind": "transfer"}, len(self.node.transfers.notifier))])
-        ch = self.node.clearinghouse
-        if ch is not None:
-            status = await ch.status()
-            metric("hks_clearinghouse_consistent", "gauge",
-                   "1 while every checkpoint seen extends the one before; 0 after an alarm", [({}, int(status["consistent"]))])
-            metric("hks_clearinghouse_receipts", "gauge", "verified receipts kept", [({}, status["receipts"])])
-            metric("hks_clearinghouse_entries_pending", "gauge", "log entries not yet accepted", [({}, status["pending"])])
-            metric("hks_clearinghouse_checkpoint_size", "gauge", "size of the newest checkpoint seen",
-                   [({}, status["checkpointSize"])])
-            audit = status.get("audit") or {}
-            bad = audit.get("firstBadEntry") or {}
-            metric("hks_clearinghouse_audit_ok", "gauge",
-                   "1 if the newest audit of the kept receipts passed, 0 if it failed or could not be completed",
-                   [({}, int(bool(audit.get("ok"))))] if audit else [])
-            metric("hks_clearinghouse_audit_first_bad_entry", "gauge",
-                   "leaf index of the first bad entry the newest audit found (-1: none)",
-                   [({}, bad["leafIndex"] if bad.get("leafIndex") is not None else -1)])
-            metric("hks_clearinghouse_audit_last_run_timestamp_seconds", "gauge", "when the newest audit ran",
-                   [({}, audit["at"])] if audit else [])
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        """Prometheus text format: requests by route and status, token checks, policy decisions,
+        data-plane bytes, process counts by state, the outbox (lag, dead letters), data accesses,
+        and the clearing house's consistency (0 after an alarm: a rewritten or forked log)."""
+        return self.node.metrics.render(await node_families(self.node))
 
     async def receipts(self, request: web.Request) -> web.Response:
         ch = self.node.clearinghouse
@@ -747,11 +726,11 @@ def openapi_document() -> Json:
         "info": {"title": "Hong Kong station connector: management API", "version": "1"},
         "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
         "paths": {
-            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets")},
+            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",))},
-            "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies")},
+            "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/policies/{id}": {"get": op("get a policy", params=("id",))},
-            "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers")},
+            "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/offers/{id}": {
                 "put": op("change an offer's assets or policies; its access policy as it is now decides every "
                           "later negotiation, transfer start and access, also under agreements already made",
@@ -764,7 +743,7 @@ def openapi_document() -> Json:
             "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
             "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
-            "/api/v1/agreements": {"get": op("list agreements (?limit=N: the newest N)")},
+            "/api/v1/agreements": {"get": op("list agreements (?limit=N: a page, Link rel=next with its cursor; ?order=newest: newest first)")},
             "/api/v1/agreements/{id}": {"get": op("get an agreement", params=("id",))},
             "/api/v1/agreements/{id}/computations": {
                 "post": op("compute on a computation-only agreement (consumer): the result table", "ComputationInput",

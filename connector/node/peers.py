@@ -68,6 +68,11 @@ class PeerDirectory:
     async def request(self, method: str, url: str, version: str, neutral: Json | None = None, *,
                       recipient: str) -> Json:
         """A DSP call to the peer `recipient` (its participant id: our token is good there only)."""
+        return (await self.request_with_links(method, url, version, neutral, recipient=recipient))[0]
+
+    async def request_with_links(self, method: str, url: str, version: str, neutral: Json | None = None, *,
+                                 recipient: str) -> tuple[Json, dict[str, str]]:
+        """`request`, and the answer's `Link` header as {rel: URL} (e.g. a catalog's next page)."""
         headers = {"Authorization": await self.identity.outbound_authorization(recipient),
                    "Content-Type": "application/json"}
         data = self.codec.encode(neutral, version) if neutral is not None else None
@@ -76,6 +81,7 @@ class PeerDirectory:
                                             timeout=aiohttp.ClientTimeout(total=15)) as resp:
                 raw = await read_limited(resp, 16 * 1024 * 1024)
                 status = resp.status
+                links = _links(resp)
         except (aiohttp.ClientError, OSError, TimeoutError, BodyTooLarge) as exc:
             raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
         try:
@@ -85,4 +91,18 @@ class PeerDirectory:
         if status >= 400:
             reason = body.get("reason") or body.get("code") or status
             raise PeerError(f"{url} answered {status}: {echo(reason, quote=False)}")
-        return body
+        return body, links
+
+
+def _links(resp: aiohttp.ClientResponse) -> dict[str, str]:
+    """{rel: URL} of the answer's Link headers (aiohttp's parser; a malformed header is ignored)."""
+    try:
+        parsed = resp.links
+    except Exception:  # noqa: BLE001 - a peer's malformed Link header is no link
+        return {}
+    out: dict[str, str] = {}
+    for rel, link in parsed.items():
+        url = link.get("url")
+        if isinstance(rel, str) and url is not None and rel not in out:
+            out[rel] = str(url)
+    return out

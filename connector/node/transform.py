@@ -247,4 +247,7 @@ class JsonArrayTransformer:
 
 
 def transformer(kind: str, mod: Modification):  # noqa: ANN201
+    if kind == "csv":  # in large batches through pyarrow, the same bytes as CsvTransformer
+        from .transform_arrow import ArrowCsvTransformer
+        return ArrowCsvTransformer(mod)
     return {"csv": CsvTransformer, "ndjson": NdjsonTransformer, "json": JsonArrayTransformer}[kind](mod)

@@ -9,7 +9,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import orjson
 from sqlalchemy.engine import Connection
@@ -40,18 +40,40 @@ class PolicyCache:
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._compiled: OrderedDict[str, CompiledPolicy] = OrderedDict()
+        #: called with each evaluation's outcome (True: permitted), e.g. the node's metrics
+        self.observe: Callable[[bool], None] | None = None
 
     def compile(self, body: Json) -> CompiledPolicy:
         key = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         hit = self._compiled.get(key)
         if hit is not None:
             self._compiled.move_to_end(key)
-            return hit
+            return self._observed(hit)
         compiled = compile_policy(_for_engine(body))
         self._compiled[key] = compiled
         if len(self._compiled) > self.size:
             self._compiled.popitem(last=False)
-        return compiled
+        return self._observed(compiled)
+
+    def _observed(self, policy: CompiledPolicy) -> CompiledPolicy:
+        return policy if self.observe is None else _Observed(policy, self.observe)  # type: ignore[return-value]
+
+
+class _Observed:
+    """A compiled policy whose evaluations are counted (everything else is the policy's own)."""
+
+    __slots__ = ("_policy", "_observe")
+
+    def __init__(self, policy: CompiledPolicy, observe: Callable[[bool], None]) -> None:
+        self._policy, self._observe = policy, observe
+
+    def evaluate(self, request: Request, context: Context) -> Decision:
+        decision = self._policy.evaluate(request, context)
+        self._observe(decision.permitted)
+        return decision
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._policy, name)
 
 
 def _for_engine(body: Json) -> Json:

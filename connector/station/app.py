@@ -40,7 +40,9 @@ from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_particip
                             participant_id as participant_id_of, public_key_sha256, sign_csr)
 from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
 from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
+from ..metrics import ServiceMetrics
 from ..store.db import Database
+from .metrics import station_families
 from . import registry as reg
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
 from .store import metadata, participants, registry, revocations, seen_tokens, used_assertions
@@ -186,6 +188,7 @@ class Station:
         self.revocation_feed: list[tuple[int, str]] = []  # (seq, participant id), in order
         self._enrol_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self.metrics = ServiceMetrics("station")
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -222,7 +225,8 @@ class Station:
 
     # ------------------------------------------------------------ routes
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.registry_max_bytes, middlewares=[self._errors])
+        app = web.Application(client_max_size=self.settings.registry_max_bytes,
+                              middlewares=[self.metrics.middleware(), self._errors])
         iss = urlparse(self.settings.issuer)
         routes = [
             web.get("/.well-known/oauth-authorization-server", self.metadata),
@@ -240,6 +244,7 @@ class Station:
             web.get("/registry/self-descriptions/{pid}", self.get_self_description),
             web.get("/registry/search", self.search),
             web.get("/health", self.health),
+            web.get("/metrics", self.metrics_handler),
         ]
         if iss.path not in ("", "/"):
             routes.append(web.get(urlparse(metadata_url(self.settings.issuer)).path, self.metadata))
@@ -278,6 +283,11 @@ class Station:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "issuer": self.settings.issuer,
                                   "participants": len(self.participants), "registered": len(self.entries)})
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        """Prometheus metrics (admin token): requests, token checks, participants, registry."""
+        self._admin_auth(request)
+        return self.metrics.render(station_families(self))
 
     # --------------------------------------------------------- discovery
     async def metadata(self, request: web.Request) -> web.Response:
@@ -523,7 +533,7 @@ class Station:
             if hmac.compare_digest(given.encode(), self._admin):
                 return Caller("station-admin", {})
         try:
-            return await self.verifier.verify(header)
+            return await self.metrics.checked(self.verifier.verify(header))
         except ProtocolError as exc:
             raise ApiError(exc.status, exc.reason, exc.code) from None
         except TrustUnavailable as exc:  # pragma: no cover - local trust does not fail

@@ -31,6 +31,17 @@ offers = sa.Table(
     sa.Column("access_policy_id", sa.String(255), sa.ForeignKey("policies.id"), nullable=False),
     sa.Column("contract_policy_id", sa.String(255), sa.ForeignKey("policies.id"), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_offers_access_policy", "access_policy_id"),
+)
+
+# the catalog's index (migration 0008): one row per (asset, offer) of offers.asset_ids, with the
+# offer's access policy (a page is read from this table alone, in (asset, offer) order)
+offer_assets = sa.Table(
+    "offer_assets", metadata,
+    sa.Column("asset_id", sa.String(255), primary_key=True),
+    sa.Column("offer_id", sa.String(255), sa.ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("access_policy_id", sa.String(255), nullable=False),
+    sa.Index("ix_offer_assets_offer", "offer_id"),
 )
 
 negotiations = sa.Table(

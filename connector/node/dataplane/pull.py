@@ -97,6 +97,7 @@ class Pull:
             if sent == 0:
                 await self._give_back(grant, [f"the delivery failed before any byte was sent: {type(exc).__name__}"])
             abort(request)
+        self.node.metrics.data_bytes("served", sent)
         return response
 
     def on_state(self, row: Json) -> None:

@@ -54,6 +54,7 @@ class Push:
                                              timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
                 if resp.status >= 300:
                     raise UpstreamError(f"the consumer's endpoint answered {resp.status}")
+            self.node.metrics.data_bytes("pushed", sent[0])
             if await self._stopped(row["id"]):  # suspended or terminated as the last bytes went
                 raise TransferStopped(f"transfer {row['id']} was stopped while its data was pushed")
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)

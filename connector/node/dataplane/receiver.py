@@ -87,6 +87,7 @@ class Receiver:
             part.unlink(missing_ok=True)
             raise
         await self.node.db.transaction(record, size)
+        self.node.metrics.data_bytes("received", size)
         return web.json_response({"received": size}, status=201)
 
     async def _delete_deadline(self, agreement_id: str) -> float | None:

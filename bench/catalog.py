@@ -1,0 +1,232 @@
+"""A page of a 100,000-offer catalog for one requester (issue 16, item 1).
+
+The provider node (a real process) holds N datasets, one offer each, under 50 different access
+policies (each admits a set of jurisdictions; the requester, HK, is admitted by about half of
+them), seeded straight into its database. The bench asks `POST /dsp/2025-1/catalog/request?
+pageSize=100` with a continuation token at a random position, at concurrency 8, with a dev-mode
+token carrying the requester's claims. Baseline: the same page, pre-rendered, served as static
+JSON by bare aiohttp in a process of its own (same client, same concurrency). Then a full walk
+of the catalog along its `Link: rel="next"` headers (pages of 1000): the time per page at the
+start and at the end of the walk (linear: about equal).
+
+    python bench/catalog.py [--quick] [--postgres] [-n REQUESTS] [--offers N]
+
+Last line: one JSON object (bench, value = p99 ms, target, baseline p99, walk figures ...).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.nodes import SHARED_SECRET, NodeProcess, free_port, postgres_admin_dsn  # noqa: E402
+
+from connector.identity import DevSharedSecret  # noqa: E402
+from connector.node.catalog_pages import encode_token  # noqa: E402
+from connector.store.db import Database  # noqa: E402
+from connector.store.tables import assets, offer_assets, offers, policies  # noqa: E402
+
+POLICIES = 50
+JURISDICTIONS = ["HK", "SG", "CN-GD-GZ", "CN-GD-SZ", "MO", "JP", "KR", "TW"]
+BODY = {"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "CatalogRequestMessage"}
+BASELINE_SERVER = """
+import sys
+from aiohttp import web
+body = open(sys.argv[1], "rb").read()
+async def page(request):
+    await request.read()
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.add_routes([web.post("/catalog/request", page)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=lambda *a: print("listening", flush=True),
+            access_log=None)
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def access_policy(k: int) -> dict:
+    """Policy k admits a set of jurisdictions: HK is in every other one."""
+    rng = random.Random(k)
+    allowed = sorted(set(rng.sample(JURISDICTIONS[1:], 3)) | ({"HK"} if k % 2 == 0 else set()))
+    return {"permission": [{"action": "use", "constraint": [
+        {"leftOperand": "hks:recipientJurisdiction", "operator": "isAnyOf", "rightOperand": allowed}]}]}
+
+
+async def seed(url: str, n: int) -> None:
+    db = Database(url)
+    await db.migrate()
+    now = time.time()
+    rows_p = [{"id": f"access-{k:02d}", "body": access_policy(k), "created_at": now} for k in range(POLICIES)]
+    rows_p.append({"id": "contract", "body": {"permission": [{"action": "use"}]}, "created_at": now})
+    await db.transaction(lambda conn: conn.execute(sa.insert(policies), rows_p))
+    step = 10_000
+    for start in range(0, n, step):
+        ids = range(start, min(n, start + step))
+        rows_a = [{"id": f"ds-{i:06d}", "title": f"Dataset {i}", "description": "", "content_type": "text/csv",
+                   "properties": {}, "data_address": {}, "created_at": now + i * 1e-6} for i in ids]
+        rows_o = [{"id": f"offer-{i:06d}", "asset_ids": [f"ds-{i:06d}"], "access_policy_id": f"access-{i % POLICIES:02d}",
+                   "contract_policy_id": "contract", "created_at": now + i * 1e-6} for i in ids]
+        rows_l = [{"asset_id": f"ds-{i:06d}", "offer_id": f"offer-{i:06d}",
+                   "access_policy_id": f"access-{i % POLICIES:02d}"} for i in ids]
+        await db.transaction(lambda conn: (conn.execute(sa.insert(assets), rows_a),
+                                           conn.execute(sa.insert(offers), rows_o),
+                                           conn.execute(sa.insert(offer_assets), rows_l)))
+    if db.is_postgres:  # what autovacuum would have done by then: the planner's statistics
+        async with db.async_engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("ANALYZE")
+    await db.dispose()
+
+
+async def drive(n: int, c: int, one) -> list[float]:  # noqa: ANN001
+    latencies: list[float] = []
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for i in todo:
+            t0 = time.perf_counter()
+            await one(i)
+            latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(worker() for _ in range(c)))
+    return latencies
+
+
+async def run(provider: NodeProcess, n_offers: int, requests: int, c: int, tmp: Path) -> dict:
+    auth = "Bearer " + DevSharedSecret("urn:bench:hk", SHARED_SECRET).token_for(
+        "urn:bench:hk", {"jurisdiction": "HK"}, audience=provider.participant_id)
+    endpoint = provider.url + "/dsp/2025-1/catalog/request"
+    rng = random.Random(16)
+    starts = [encode_token("n", f"ds-{rng.randrange(n_offers - 1000):06d}", 100) for _ in range(requests)]
+    errors: list[int] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c + 4),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async def page(i: int) -> None:
+            async with http.post(f"{endpoint}?continuationToken={starts[i]}", json=BODY,
+                                 headers={"Authorization": auth}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors.append(resp.status)
+
+        async with http.post(f"{endpoint}?continuationToken={starts[0]}", json=BODY,
+                             headers={"Authorization": auth}) as resp:
+            sample = await resp.read()
+            datasets = len(json.loads(sample).get("dataset", []))
+        await drive(min(200, requests), c, page)  # warm up
+        ours = await drive(requests, c, page)
+
+        # the baseline: the same page pre-rendered, bare aiohttp in its own process
+        (tmp / "page.json").write_bytes(sample)
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(tmp / "page.json"), str(port)],
+                                  stdout=subprocess.PIPE)
+        try:
+            assert server.stdout is not None and b"listening" in server.stdout.readline()
+            base_url = f"http://127.0.0.1:{port}/catalog/request"
+
+            async def static(i: int) -> None:
+                async with http.post(base_url, json=BODY, headers={"Authorization": auth}) as resp:
+                    await resp.read()
+
+            await drive(min(200, requests), c, static)
+            base = await drive(requests, c, static)
+        finally:
+            server.terminate()
+            server.wait(10)
+
+        # a full walk along the Link headers, pages of 1000
+        walk_pages: list[float] = []
+        seen = 0
+        url = f"{endpoint}?pageSize=1000"
+        t_walk = time.perf_counter()
+        while url:
+            t0 = time.perf_counter()
+            async with http.post(url, json=BODY, headers={"Authorization": auth}) as resp:
+                doc = json.loads(await resp.read())
+                nxt = resp.links.get("next")
+            walk_pages.append(time.perf_counter() - t0)
+            seen += len(doc.get("dataset", []))
+            url = str(nxt["url"]) if nxt else None
+        walk_s = time.perf_counter() - t_walk
+    tenth = max(1, len(walk_pages) // 10)
+    return {
+        "value": round(pct(ours, 0.99) * 1000, 2), "p50_ms": round(statistics.median(ours) * 1000, 2),
+        "baseline_p99_ms": round(pct(base, 0.99) * 1000, 2), "baseline_p50_ms": round(statistics.median(base) * 1000, 2),
+        "page_datasets": datasets, "errors": len(errors),
+        "walk_seconds": round(walk_s, 2), "walk_pages": len(walk_pages), "walk_datasets": seen,
+        "walk_first_tenth_ms_per_page": round(statistics.mean(walk_pages[:tenth]) * 1000, 1),
+        "walk_last_tenth_ms_per_page": round(statistics.mean(walk_pages[-tenth:]) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 offers, 500 requests")
+    parser.add_argument("--postgres", action="store_true", help="the node on PostgreSQL (CONNECTOR_TEST_POSTGRES_DSN)")
+    parser.add_argument("--offers", type=int, default=None, help="offers (default 100000, --quick 10000)")
+    parser.add_argument("-n", type=int, default=None, help="page requests (default 2000, --quick 500)")
+    parser.add_argument("-c", type=int, default=8, help="concurrency")
+    args = parser.parse_args()
+    n_offers = args.offers or (10_000 if args.quick else 100_000)
+    requests = args.n or (500 if args.quick else 2000)
+    pg_name = None
+    with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'provider.db'}"
+        if args.postgres:
+            dsn = postgres_admin_dsn()
+            if dsn is None:
+                sys.exit("--postgres needs CONNECTOR_TEST_POSTGRES_DSN, e.g. postgresql://postgres@127.0.0.1:5432/test")
+            import asyncpg
+
+            pg_name = f"bench_catalog_{uuid.uuid4().hex[:10]}"
+
+            async def create() -> None:
+                admin = await asyncpg.connect(dsn)
+                await admin.execute(f'CREATE DATABASE "{pg_name}"')
+                await admin.close()
+            asyncio.run(create())
+            url = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + pg_name
+        try:
+            print(f"seeding {n_offers} offers under {POLICIES} access policies ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            asyncio.run(seed(url, n_offers))
+            seeded = time.perf_counter() - t0
+            provider = NodeProcess(Path(tmp) / "provider", "BenchCatalog", database_url=url).start()
+            try:
+                print(f"{requests} page requests at concurrency {args.c} ...", file=sys.stderr, flush=True)
+                result = asyncio.run(run(provider, n_offers, requests, args.c, Path(tmp)))
+            finally:
+                provider.stop()
+        finally:
+            if pg_name is not None:
+                async def drop() -> None:
+                    admin = await asyncpg.connect(dsn)
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                    await admin.close()
+                asyncio.run(drop())
+    result = {"bench": "catalog", "unit": "ms (p99, page of 100)", **result,
+              "baseline": "the same page pre-rendered, bare aiohttp", "offers": n_offers, "access_policies": POLICIES,
+              "requests": requests, "concurrency": args.c, "backend": "postgres" if args.postgres else "sqlite",
+              "seed_seconds": round(seeded, 1), "cpus": os.cpu_count(), "target": {"p99_ms": 50}}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
