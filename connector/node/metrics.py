@@ -82,7 +82,8 @@ async def node_families(node: Any) -> list[Metric]:
                       "processes the long-poll notifiers hold state for (only while someone waits on them)",
                       [({"kind": "negotiation"}, len(node.negotiations.notifier)),
                        ({"kind": "transfer"}, len(node.transfers.notifier))]))
-    filings = await node.compliance.filing_counts()
+    compliance = getattr(node, "compliance", None)  # the cross-border filings (connector/compliance)
+    filings = await compliance.filing_counts() if compliance is not None else {}
     out.append(family("hks_compliance_filings", "gauge",
                       "GBA Standard Contract filings of this party, by status "
                       "(due: within 3 working days; overdue: past the 10-working-day deadline)",
