@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.policy import CompileOptions, Context, Request, compile_policy
+from connector.policy import CompileOptions, Context, Request
+from support.policies import compile_policy
 
 SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "odrl" / "odrl-test-suite" / "data"
 

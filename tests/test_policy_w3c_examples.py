@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.policy import CompileOptions, Context, Effect, Request, compile_policy
+from connector.policy import CompileOptions, Context, Effect, Request
+from support.policies import compile_policy
 
 EXAMPLES = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "odrl" / "odrl-w3c"
             / "formal-semantics" / "examples")

@@ -168,3 +168,79 @@ def test_example_expands_identically(path, processor, official_docs):
     expected = _official_expand(doc, official_docs)
     assert expected, "reference expansion is empty"
     assert processor.expand(doc) == expected
+
+
+# ---------------------------------------------------------------------------
+# vocab/ is the only source: every context the code uses is its vocab/ file
+# ---------------------------------------------------------------------------
+
+
+def _vocab_file(rel: str) -> dict:
+    return json.loads((vocab_dir() / rel).read_text(encoding="utf-8"))
+
+
+def test_every_context_the_dsp_layer_uses_equals_its_vocab_file():
+    docs = load_contexts()
+    assert set(docs) == set(CONTEXT_FILES)
+    for url, rel in CONTEXT_FILES.items():
+        assert docs[url] == _vocab_file(rel), url
+
+
+def test_every_context_the_policy_engine_uses_equals_its_vocab_file():
+    from connector.policy.contexts import (
+        DSP_2025_1_CONTEXT_URL,
+        ODRL_CONTEXT_URL,
+        POLICY_CONTEXT_URLS,
+        flatten_scoped,
+    )
+    from connector.vocab import POLICY_CONTEXT_FILES, policy_contexts
+
+    table = policy_contexts()
+    assert set(POLICY_CONTEXT_FILES) == set(POLICY_CONTEXT_URLS)
+    raw = {url: _vocab_file(rel) for url, rel in POLICY_CONTEXT_FILES.items()}
+    for url in POLICY_CONTEXT_URLS:
+        if url == DSP_2025_1_CONTEXT_URL:
+            # read flat (the expander does not apply type-scoped contexts): derived from the file, nothing added
+            assert table[url] == flatten_scoped(raw[url]["@context"], raw)
+        else:
+            assert table[url] == raw[url], url
+    # the other names of the ODRL context are that same file
+    extra = set(table) - set(POLICY_CONTEXT_URLS)
+    assert extra == {"https://www.w3.org/ns/odrl.jsonld", "http://www.w3.org/ns/odrl/2/"}
+    for url in extra:
+        assert table[url] == raw[ODRL_CONTEXT_URL]
+
+
+def test_the_flat_dsp_2025_1_context_defines_every_term_of_the_file_and_its_profile_as_they_are():
+    from connector.policy.contexts import DSP_2025_1_CONTEXT_URL, DSP_2025_1_ODRL_PROFILE_URL
+    from connector.vocab import policy_contexts
+
+    flat = policy_contexts()[DSP_2025_1_CONTEXT_URL]
+    source = _vocab_file("dsp-2025-1/context.jsonld")["@context"]
+    profile = _vocab_file("dsp-2025-1/odrl-profile.jsonld")["@context"]
+    for term, value in profile.items():
+        if not term.startswith("@"):
+            assert flat[term] == value, term
+    for term, value in source.items():
+        if term == "@protected":
+            continue
+        if isinstance(value, dict) and "@context" in value:
+            assert flat[term] in (value["@id"], {k: v for k, v in value.items() if k != "@context"})
+            for inner, definition in value["@context"].items():
+                if not inner.startswith("@"):
+                    # the first scoped definition of a term wins; they differ only in @type coercion of pids
+                    assert inner in flat
+        else:
+            assert flat[term] == value, term
+
+
+def test_no_module_of_the_package_embeds_a_json_ld_context():
+    """A second copy of a vocab/ context in the code is what this layout forbids."""
+    import connector
+
+    package = Path(connector.__file__).resolve().parent
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        # every vocab context maps these prefixes; a module holding a copy would carry the mapping
+        assert '"odrl": "http://www.w3.org/ns/odrl/2/"' not in text, path
+        assert '"dspace": "https://w3id.org/dspace/' not in text, path

@@ -18,6 +18,7 @@ from rich.markup import escape
 from .compiler import CompileOptions, compile_policy
 from .errors import PolicyError
 from .model import Context, Request
+from ..vocab import policy_contexts
 
 app = typer.Typer(
     name="policy",
@@ -38,7 +39,7 @@ def _compile(file: Path, jsonld_context: Optional[str], eventual: bool):
         raise typer.Exit(2)
     opts = CompileOptions(duty_reading="eventual" if eventual else "precondition")
     try:
-        return compile_policy(text, context=jsonld_context, options=opts)
+        return compile_policy(text, context=jsonld_context, contexts=policy_contexts(), options=opts)
     except PolicyError as e:
         _err.print(f"[bold red]{escape(str(file))}: refused[/bold red]")
         for path, msg in e.errors:
