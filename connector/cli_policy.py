@@ -1,8 +1,9 @@
 """``connector policy check FILE`` and ``connector policy explain FILE --context ctx.json``.
 
 The shell around the pure engine: it reads files and prints; the engine does
-neither. Mounted by the project CLI as ``connector policy``; meanwhile runnable
-as ``python -m connector.policy``.
+neither, so this module lives outside the pure ``connector.policy`` package. Mounted by
+the project CLI as ``connector policy``; also runnable as ``python -m connector.policy``
+(that package's ``__main__`` is the one entry point that imports it).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .compiler import CompileOptions, compile_policy
-from .errors import PolicyError
-from .model import Context, Request
-from ..vocab import policy_contexts
+from .policy.compiler import CompileOptions, compile_policy
+from .policy.errors import PolicyError
+from .policy.model import Context, Request
+from .vocab import policy_contexts
 
 app = typer.Typer(
     name="policy",
