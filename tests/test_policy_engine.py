@@ -21,13 +21,14 @@ from connector.policy import (
 from connector.policy.values import add_duration
 from connector.vocab import policy_contexts
 from support.policies import compile_policy, parse_policy
+from support.reference import reference_dir
 
 HKS_CONTEXT = policy_contexts()["https://w3id.org/hks/context.jsonld"]["@context"]
 
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "reference"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/reference (the DSP examples) is absent")
+SHARED = reference_dir()
+needs_shared = pytest.mark.needs_reference("dsp/dsp-2025-1/example", "dsp/dsp-2024-1/example")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 

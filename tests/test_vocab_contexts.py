@@ -22,8 +22,10 @@ from connector.vocab import CONTEXT_FILES, load_contexts, vocab_dir
 
 try:
     from support.schemas import SKIP_REASON, dsp_reference_dir, shared_dir
+    from support.reference import cases
 except ImportError:  # pragma: no cover - repo root on sys.path instead of tests/
     from tests.support.schemas import SKIP_REASON, dsp_reference_dir, shared_dir
+    from tests.support.reference import cases
 
 ODRL = "http://www.w3.org/ns/odrl/2/"
 
@@ -44,7 +46,7 @@ def _official_available() -> bool:
     return all((ref / rel).is_file() for rel in OFFICIAL_FILES.values())
 
 
-needs_shared = pytest.mark.skipif(not _official_available(), reason=SKIP_REASON)
+needs_shared = pytest.mark.needs_reference(*OFFICIAL_FILES.values(), "dsp/dsp-2025-1/example", "dsp/dsp-2024-1/example")
 
 
 def _official_docs() -> dict[str, dict]:
@@ -162,7 +164,7 @@ def test_examples_were_collected():
 
 
 @needs_shared
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", cases(EXAMPLES, *OFFICIAL_FILES.values()), ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_example_expands_identically(path, processor, official_docs):
     doc = json.loads(path.read_text(encoding="utf-8"))
     expected = _official_expand(doc, official_docs)
