@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import ConfigError, read_sections
+from ..config import toml_string as _toml_str
 from ..ledger.checkpoint import CheckpointError, parse_signer_key, signer_key_string, verifier_key_string
 
 CONFIG_FILE = "clearinghouse.toml"
@@ -173,10 +174,6 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
         diagnostics=ch.get("diagnostics", False),
         verify_workers=_bounded("[clearinghouse] verify_workers", ch.get("verify_workers", 1), 0, 1),
     )
-
-
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _write_new(path: Path, text: str, mode: int) -> None:
