@@ -246,3 +246,37 @@ def test_no_module_of_the_package_embeds_a_json_ld_context():
         # every vocab context maps these prefixes; a module holding a copy would carry the mapping
         assert '"odrl": "http://www.w3.org/ns/odrl/2/"' not in text, path
         assert '"dspace": "https://w3id.org/dspace/' not in text, path
+
+
+# ---------------------------------------------------------------------------
+# DPV: vocab/dpv/dpv-2.2.json is the source; policy/_dpv.py is rendered from it
+# ---------------------------------------------------------------------------
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_policy_engines_dpv_tables_are_the_vocab_file():
+    from connector.policy._dpv import PERSONAL_DATA, PURPOSES
+
+    data = _vocab_file("dpv/dpv-2.2.json")
+    assert PERSONAL_DATA == {k: (tuple(b), label, special) for k, (b, label, special) in data["personal_data"].items()}
+    assert PURPOSES == {k: (tuple(b), label) for k, (b, label) in data["purposes"].items()}
+    # and the module is exactly what the script renders (nothing edited by hand)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpv_extract", _REPO / "scripts" / "dpv_extract.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (_REPO / "connector" / "policy" / "_dpv.py").read_text(encoding="utf-8") == script.render_python(data)
+
+
+@pytest.mark.needs_reference("ids/dpv/dpv-2.2.ttl", "ids/dpv/pd-2.2.ttl")
+def test_the_dpv_file_is_what_the_script_makes_of_the_official_dpv_files():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpv_extract", _REPO / "scripts" / "dpv_extract.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ref = shared_dir() / "reference" / "ids" / "dpv"
+    assert script.main([str(ref / "dpv-2.2.ttl"), str(ref / "pd-2.2.ttl"), "--check",
+                        "-o", str(vocab_dir() / "dpv" / "dpv-2.2.json")]) == 0
