@@ -27,7 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.policy import Context, Effect, Request, compile_policy  # noqa: E402
+from connector.policy import Context, Effect, Request  # noqa: E402
+from connector.policy import compile_policy as _compile_policy  # noqa: E402
+from connector.vocab import policy_contexts  # noqa: E402
+
+
+def compile_policy(text):
+    return _compile_policy(text, contexts=policy_contexts())
 
 TEMPLATE = ROOT / "policies" / "gba-cross-border-personal-information.jsonld"
 UTC = timezone.utc

@@ -195,7 +195,7 @@ def demo(json_output: bool = typer.Option(False, "--json", help="print a JSON su
     raise typer.Exit(code)
 
 
-from .policy.cli import app as policy_app  # noqa: E402
+from .cli_policy import app as policy_app  # noqa: E402
 from .station.cli import app as station_app  # noqa: E402
 
 app.add_typer(station_app, name="station", help="create and run the station authority (identities, tokens, registry)")

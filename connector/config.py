@@ -385,8 +385,12 @@ def _dataplane(values: dict[str, Any], directory: Path) -> dict[str, Any]:
             "dataplane_upstream_timeout": silence}
 
 
-def _toml_str(value: str) -> str:
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string (the configuration writers of all three services use it)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_toml_str = toml_string
 
 
 def init_directory(directory: str | Path, *, name: str, port: int = 8181, host: str = "127.0.0.1",

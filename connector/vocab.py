@@ -10,8 +10,12 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["CONTEXT_FILES", "vocab_dir", "load_contexts"]
+if TYPE_CHECKING:
+    from connector.policy.contexts import PolicyContexts
+
+__all__ = ["CONTEXT_FILES", "POLICY_CONTEXT_FILES", "vocab_dir", "load_contexts", "policy_contexts"]
 
 #: context URL -> file path relative to the vocab folder
 CONTEXT_FILES: dict[str, str] = {
@@ -20,6 +24,17 @@ CONTEXT_FILES: dict[str, str] = {
     "https://w3id.org/dspace/2024/1/context.json": "dsp-2024-1/context.json",
     "http://www.w3.org/ns/odrl.jsonld": "odrl-2.2/odrl.jsonld",
     "https://w3id.org/edc/dspace/v0.0.1": "edc/dspace-v0.0.1.jsonld",
+}
+
+#: context URL -> file, for the policy engine (``connector.policy.contexts.POLICY_CONTEXT_URLS``).
+#: Not the same set as CONTEXT_FILES: the DSP layer does not accept the station context in a
+#: message, and policies are not written in the EDC context.
+POLICY_CONTEXT_FILES: dict[str, str] = {
+    "http://www.w3.org/ns/odrl.jsonld": "odrl-2.2/odrl.jsonld",
+    "https://w3id.org/dspace/2024/1/context.json": "dsp-2024-1/context.json",
+    "https://w3id.org/dspace/2025/1/context.jsonld": "dsp-2025-1/context.jsonld",
+    "https://w3id.org/dspace/2025/1/odrl-profile.jsonld": "dsp-2025-1/odrl-profile.jsonld",
+    "https://w3id.org/hks/context.jsonld": "hks/context.jsonld",
 }
 
 
@@ -38,6 +53,26 @@ def vocab_dir() -> Path:
     )
 
 
+def _read(files: dict[str, str]) -> dict[str, dict]:
+    base = vocab_dir()
+    docs: dict[str, dict] = {}
+    for url, rel in files.items():
+        with open(base / rel, encoding="utf-8") as fh:
+            docs[url] = json.load(fh)
+    return docs
+
+
+@functools.lru_cache(maxsize=1)
+def policy_contexts() -> "PolicyContexts":
+    """Return the context documents the policy engine reads, for ``compile_policy(contexts=...)``.
+
+    Cached: one table per process, so each context is processed once.
+    """
+    from connector.policy.contexts import PolicyContexts
+
+    return PolicyContexts(_read(POLICY_CONTEXT_FILES))
+
+
 @functools.lru_cache(maxsize=1)
 def load_contexts() -> dict[str, dict]:
     """Return ``{context URL: parsed JSON-LD document}`` for every context the connector serves.
@@ -45,9 +80,4 @@ def load_contexts() -> dict[str, dict]:
     The result is cached, so callers must treat it as read-only. ``JsonLdProcessor`` makes
     its own deep copies.
     """
-    base = vocab_dir()
-    docs: dict[str, dict] = {}
-    for url, rel in CONTEXT_FILES.items():
-        with open(base / rel, encoding="utf-8") as fh:
-            docs[url] = json.load(fh)
-    return docs
+    return _read(CONTEXT_FILES)

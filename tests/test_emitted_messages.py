@@ -14,8 +14,7 @@ from support import schemas
 from support.fakepeer import FAKE, VERSIONS, FakePeer, send, token_to
 from support.nodes import NodeProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not schemas.schemas_available(),
-                                                   reason="../shared/reference/dsp schemas are absent")]
+pytestmark = [pytest.mark.slow, pytest.mark.needs_reference("dsp/dsp-2025-1/schema", "dsp/tck-2025-1-schemas", "dsp/dsp-2024-1/schema")]
 @pytest.fixture(scope="module")
 def provider_node(tmp_path_factory):
     node = NodeProcess(tmp_path_factory.mktemp("prov"), "Provider").start()

@@ -28,8 +28,10 @@ from connector.vocab import load_contexts
 
 try:
     from support.schemas import SKIP_REASON, dsp_reference_dir
+    from support.reference import cases
 except ImportError:  # pragma: no cover
     from tests.support.schemas import SKIP_REASON, dsp_reference_dir
+    from tests.support.reference import cases
 
 DSPACE = "https://w3id.org/dspace/2025/1/"
 DSPACE24 = "https://w3id.org/dspace/2024/1/"
@@ -396,7 +398,7 @@ def _official_2025_examples():
 
 
 EXAMPLES_2025 = _official_2025_examples()
-needs_examples = pytest.mark.skipif(not EXAMPLES_2025, reason=SKIP_REASON)
+needs_examples = pytest.mark.needs_reference("dsp/dsp-2025-1/example")
 
 
 @needs_examples
@@ -405,7 +407,7 @@ def test_examples_2025_found():
 
 
 @needs_examples
-@pytest.mark.parametrize("path", EXAMPLES_2025, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cases(EXAMPLES_2025, "dsp/dsp-2025-1/example"), ids=lambda p: p.name)
 def test_2025_example_round_trips(path, processor):
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert processor.compact(processor.expand(doc), "2025-1") == doc

@@ -17,25 +17,16 @@ from pathlib import Path
 import pytest
 
 from connector.ledger import merkle as m
+from support.reference import cases, reference_dir
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("CONNECTOR_SHARED_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared"
-
-
-TESTDATA = _shared_dir() / "reference" / "ledger" / "merkle-testvectors" / "testdata"
+TESTDATA_PATH = "ledger/merkle-testvectors/testdata"
+TESTDATA = reference_dir() / TESTDATA_PATH
 KINDS = ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
 
-if not TESTDATA.is_dir():
-    pytest.skip(
-        f"merkle test vectors not found at {TESTDATA} (set CONNECTOR_SHARED_DIR to the shared folder)",
-        allow_module_level=True,
-    )
+pytestmark = pytest.mark.needs_reference(TESTDATA_PATH)
 
-FILES = sorted(TESTDATA.rglob("*.json"))
+FILES = sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []
 
 # The 8 leaves of the RFC 6962 / Certificate Transparency test tree from which
 # the vectors were generated.
@@ -92,7 +83,7 @@ def test_vector_set_is_complete():
     assert any(wants) and not all(wants)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(TESTDATA)) for p in FILES])
+@pytest.mark.parametrize("path", cases(FILES, TESTDATA_PATH), ids=lambda p: str(p.relative_to(TESTDATA)))
 def test_vector(path: Path):
     kind, d = _load(path)
     got = _run(kind, d)
@@ -109,7 +100,7 @@ def rfc_store() -> m.MemoryLeafStore:
 HAPPY = [p for p in FILES if p.name.startswith("happy-path")]
 
 
-@pytest.mark.parametrize("path", HAPPY, ids=[str(p.relative_to(TESTDATA)) for p in HAPPY])
+@pytest.mark.parametrize("path", cases(HAPPY, TESTDATA_PATH), ids=lambda p: str(p.relative_to(TESTDATA)))
 def test_happy_path_regenerated(path: Path, rfc_store: m.MemoryLeafStore):
     kind, d = _load(path)
     proof = [_b(x) for x in (d.get("proof") or [])]

@@ -1,4 +1,4 @@
-"""connector.policy.cli: `check` and `explain` (typer app mounted as `connector policy`)."""
+"""connector.cli_policy: `check` and `explain` (typer app mounted as `connector policy`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from connector.policy.cli import app
+from connector.cli_policy import app
 
 ROOT = Path(__file__).resolve().parents[1]
 GBA = ROOT / "policies" / "gba-cross-border-personal-information.jsonld"

@@ -16,17 +16,19 @@ from connector.policy import (
     Effect,
     PolicyError,
     Request,
-    compile_policy,
     evaluate,
-    parse_policy,
 )
-from connector.policy._contexts import HKS_CONTEXT
 from connector.policy.values import add_duration
+from connector.vocab import policy_contexts
+from support.policies import compile_policy, parse_policy
+from support.reference import reference_dir
+
+HKS_CONTEXT = policy_contexts()["https://w3id.org/hks/context.jsonld"]["@context"]
 
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "reference"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/reference (the DSP examples) is absent")
+SHARED = reference_dir()
+needs_shared = pytest.mark.needs_reference("dsp/dsp-2025-1/example", "dsp/dsp-2024-1/example")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -142,7 +144,7 @@ def test_unknown_remote_context_is_an_error_not_a_fetch():
     errs = refused({"@context": "https://example.com/ctx.jsonld", "@type": "Set", "permission": [{"action": "use"}]})
     assert "never fetches" in errs[0][1]
     doc = {"@context": "https://example.com/ctx.jsonld", "@type": "Set", "permission": [{"action": "use"}]}
-    assert compile_policy(doc, contexts={"https://example.com/ctx.jsonld": HKS_CONTEXT}).evaluate(Request("use"), Context()).permitted
+    assert compile_policy(doc, contexts={**policy_contexts(), "https://example.com/ctx.jsonld": HKS_CONTEXT}).evaluate(Request("use"), Context()).permitted
 
 
 def test_parse_policy_returns_expanded_nodes():
@@ -151,22 +153,22 @@ def test_parse_policy_returns_expanded_nodes():
     assert nodes[0]["http://www.w3.org/ns/odrl/2/permission"][0]["http://www.w3.org/ns/odrl/2/action"] == [{"@id": "http://www.w3.org/ns/odrl/2/use"}]
 
 
-def test_station_context_file_equals_the_embedded_copy():
-    on_disk = json.loads((ROOT / "vocab" / "hks" / "context.jsonld").read_text())
-    assert on_disk == {"@context": HKS_CONTEXT}
+def test_station_context_repairs_the_odrl_neq_typo():
     assert HKS_CONTEXT["neq"] == "odrl:neq"
 
 
-def test_embedded_contexts_match_the_project_vocab_files():
-    from connector.policy import _contexts as c
+def test_a_policy_without_the_vocab_contexts_is_refused_naming_the_missing_context():
+    # the policy package holds no context: without contexts=, even the default one is unknown
+    from connector.policy import compile_policy as bare_compile
 
-    pairs = [("odrl-2.2/odrl.jsonld", c.ODRL_CONTEXT), ("dsp-2024-1/context.json", c.DSP_2024_1_CONTEXT),
-             ("dsp-2025-1/odrl-profile.jsonld", c.DSP_2025_1_ODRL_PROFILE)]
-    for name, embedded in pairs:
-        f = ROOT / "vocab" / name
-        if f.exists():  # written by the protocol layer; same repairs (neq, industry)
-            assert json.loads(f.read_text())["@context"] == embedded, name
-    assert c.ODRL_CONTEXT["industry"] == "odrl:industry"
+    with pytest.raises(PolicyError) as exc:
+        bare_compile({"@type": "Set", "permission": [{"action": "use"}]})
+    assert "https://w3id.org/hks/context.jsonld" in exc.value.errors[0][1]
+
+
+def test_the_odrl_context_the_engine_reads_carries_the_industry_repair():
+    # equality of every context with its vocab/ file: tests/test_vocab_contexts.py
+    assert policy_contexts()["http://www.w3.org/ns/odrl.jsonld"]["@context"]["industry"] == "odrl:industry"
 
 
 def test_flattened_form_with_references():

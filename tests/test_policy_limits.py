@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from connector.policy.compiler import MAX_POLICY_DEPTH, _Compiler, compile_policy
+from connector.policy.compiler import MAX_POLICY_DEPTH, _Compiler
+from support.policies import compile_policy
 from connector.policy.errors import PolicyError
 
 ATOM = {"leftOperand": "purpose", "operator": "eq", "rightOperand": "x"}

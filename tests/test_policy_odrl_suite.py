@@ -31,11 +31,13 @@ from pathlib import Path
 
 import pytest
 
-from connector.policy import CompileOptions, Context, Request, compile_policy
+from connector.policy import CompileOptions, Context, Request
+from support.policies import compile_policy
+from support.reference import cases, reference_dir
 
-SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "odrl" / "odrl-test-suite" / "data"
-
-pytestmark = pytest.mark.skipif(not SUITE.is_dir(), reason="../shared/reference/odrl/odrl-test-suite is not present")
+SUITE_PATH = "odrl/odrl-test-suite/data"
+SUITE = reference_dir() / SUITE_PATH
+needs_suite = pytest.mark.needs_reference(SUITE_PATH)
 
 ODRL = "http://www.w3.org/ns/odrl/2/"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
@@ -292,11 +294,13 @@ def compare(case, reading: str) -> list[str]:
     return diffs
 
 
+@needs_suite
 def test_suite_present_and_complete():
     assert len(CASES) == 68
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@needs_suite
+@pytest.mark.parametrize("case", cases(CASES, SUITE_PATH), ids=lambda c: c["name"])
 def test_case_under_the_suites_duty_reading(case):
     assert compare(case, "eventual") == []
 
@@ -311,7 +315,8 @@ def test_case_under_the_suites_duty_reading(case):
 DIFFERENT_UNDER_PRECONDITION_READING = {"testcase-059-nonset", "testcase-065-alice"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@needs_suite
+@pytest.mark.parametrize("case", cases(CASES, SUITE_PATH), ids=lambda c: c["name"])
 def test_case_under_the_default_duty_reading(case):
     diffs = compare(case, "precondition")
     if case["name"] in DIFFERENT_UNDER_PRECONDITION_READING:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.policy import Context, Effect, Request, compile_policy
+from connector.policy import Context, Effect, Request
+from support.policies import compile_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"

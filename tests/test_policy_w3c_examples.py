@@ -23,12 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from connector.policy import CompileOptions, Context, Effect, Request, compile_policy
+from connector.policy import CompileOptions, Context, Effect, Request
+from support.policies import compile_policy
+from support.reference import cases, reference_dir
 
-EXAMPLES = (Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "odrl" / "odrl-w3c"
-            / "formal-semantics" / "examples")
+EXAMPLES_PATH = "odrl/odrl-w3c/formal-semantics/examples"
+EXAMPLES = reference_dir() / EXAMPLES_PATH
 
-pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared W3C formal-semantics examples are not present")
+pytestmark = pytest.mark.needs_reference(EXAMPLES_PATH)
 
 
 def _policy_file(folder: Path) -> Path:
@@ -99,7 +101,7 @@ def _evaluate(folder, sub, party_as_written=False):
     return policy, request, context, report_doc
 
 
-@pytest.mark.parametrize("folder,sub", CASES, ids=[s.name for _, s in CASES])
+@pytest.mark.parametrize("folder,sub", cases(CASES, EXAMPLES_PATH, width=2), ids=[s.name for _, s in CASES] or None)
 def test_formal_semantics_example(folder, sub):
     policy, request, context, report_doc = _evaluate(folder, sub)
     report = policy.report(request, context)

@@ -150,9 +150,8 @@ def test_data_plane_refusals_leave_a_line_in_the_log_without_the_token(nodes):
     assert token not in (provider.directory / "node.log").read_text()
 
 
+@pytest.mark.needs_reference("dsp/dsp-2025-1/schema", "dsp/tck-2025-1-schemas", "dsp/dsp-2024-1/schema")
 def test_a_number_as_right_operand_keeps_the_catalog_schema_valid(nodes):
-    if not schemas.schemas_available():
-        pytest.skip(schemas.SKIP_REASON)
     provider, consumer = nodes
     stored = provider.api("GET", "/policies/twice", expect=200)["policy"]
     assert stored["permission"][0]["constraint"][0]["rightOperand"] == {"@value": "2", "@type": "xsd:integer"}

@@ -100,6 +100,7 @@ def ids_context(data: Graph, base: Path) -> Graph:
     return out
 
 
+@pytest.mark.needs_reference("ids/ids-infomodel")
 def test_the_self_description_conforms_to_the_official_ids_shapes():
     base = ids_reference()
     shapes = Graph()

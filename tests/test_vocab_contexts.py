@@ -22,8 +22,10 @@ from connector.vocab import CONTEXT_FILES, load_contexts, vocab_dir
 
 try:
     from support.schemas import SKIP_REASON, dsp_reference_dir, shared_dir
+    from support.reference import cases
 except ImportError:  # pragma: no cover - repo root on sys.path instead of tests/
     from tests.support.schemas import SKIP_REASON, dsp_reference_dir, shared_dir
+    from tests.support.reference import cases
 
 ODRL = "http://www.w3.org/ns/odrl/2/"
 
@@ -44,7 +46,7 @@ def _official_available() -> bool:
     return all((ref / rel).is_file() for rel in OFFICIAL_FILES.values())
 
 
-needs_shared = pytest.mark.skipif(not _official_available(), reason=SKIP_REASON)
+needs_shared = pytest.mark.needs_reference(*OFFICIAL_FILES.values(), "dsp/dsp-2025-1/example", "dsp/dsp-2024-1/example")
 
 
 def _official_docs() -> dict[str, dict]:
@@ -162,9 +164,119 @@ def test_examples_were_collected():
 
 
 @needs_shared
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", cases(EXAMPLES, *OFFICIAL_FILES.values()), ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_example_expands_identically(path, processor, official_docs):
     doc = json.loads(path.read_text(encoding="utf-8"))
     expected = _official_expand(doc, official_docs)
     assert expected, "reference expansion is empty"
     assert processor.expand(doc) == expected
+
+
+# ---------------------------------------------------------------------------
+# vocab/ is the only source: every context the code uses is its vocab/ file
+# ---------------------------------------------------------------------------
+
+
+def _vocab_file(rel: str) -> dict:
+    return json.loads((vocab_dir() / rel).read_text(encoding="utf-8"))
+
+
+def test_every_context_the_dsp_layer_uses_equals_its_vocab_file():
+    docs = load_contexts()
+    assert set(docs) == set(CONTEXT_FILES)
+    for url, rel in CONTEXT_FILES.items():
+        assert docs[url] == _vocab_file(rel), url
+
+
+def test_every_context_the_policy_engine_uses_equals_its_vocab_file():
+    from connector.policy.contexts import (
+        DSP_2025_1_CONTEXT_URL,
+        ODRL_CONTEXT_URL,
+        POLICY_CONTEXT_URLS,
+        flatten_scoped,
+    )
+    from connector.vocab import POLICY_CONTEXT_FILES, policy_contexts
+
+    table = policy_contexts()
+    assert set(POLICY_CONTEXT_FILES) == set(POLICY_CONTEXT_URLS)
+    raw = {url: _vocab_file(rel) for url, rel in POLICY_CONTEXT_FILES.items()}
+    for url in POLICY_CONTEXT_URLS:
+        if url == DSP_2025_1_CONTEXT_URL:
+            # read flat (the expander does not apply type-scoped contexts): derived from the file, nothing added
+            assert table[url] == flatten_scoped(raw[url]["@context"], raw)
+        else:
+            assert table[url] == raw[url], url
+    # the other names of the ODRL context are that same file
+    extra = set(table) - set(POLICY_CONTEXT_URLS)
+    assert extra == {"https://www.w3.org/ns/odrl.jsonld", "http://www.w3.org/ns/odrl/2/"}
+    for url in extra:
+        assert table[url] == raw[ODRL_CONTEXT_URL]
+
+
+def test_the_flat_dsp_2025_1_context_defines_every_term_of_the_file_and_its_profile_as_they_are():
+    from connector.policy.contexts import DSP_2025_1_CONTEXT_URL, DSP_2025_1_ODRL_PROFILE_URL
+    from connector.vocab import policy_contexts
+
+    flat = policy_contexts()[DSP_2025_1_CONTEXT_URL]
+    source = _vocab_file("dsp-2025-1/context.jsonld")["@context"]
+    profile = _vocab_file("dsp-2025-1/odrl-profile.jsonld")["@context"]
+    for term, value in profile.items():
+        if not term.startswith("@"):
+            assert flat[term] == value, term
+    for term, value in source.items():
+        if term == "@protected":
+            continue
+        if isinstance(value, dict) and "@context" in value:
+            assert flat[term] in (value["@id"], {k: v for k, v in value.items() if k != "@context"})
+            for inner, definition in value["@context"].items():
+                if not inner.startswith("@"):
+                    # the first scoped definition of a term wins; they differ only in @type coercion of pids
+                    assert inner in flat
+        else:
+            assert flat[term] == value, term
+
+
+def test_no_module_of_the_package_embeds_a_json_ld_context():
+    """A second copy of a vocab/ context in the code is what this layout forbids."""
+    import connector
+
+    package = Path(connector.__file__).resolve().parent
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        # every vocab context maps these prefixes; a module holding a copy would carry the mapping
+        assert '"odrl": "http://www.w3.org/ns/odrl/2/"' not in text, path
+        assert '"dspace": "https://w3id.org/dspace/' not in text, path
+
+
+# ---------------------------------------------------------------------------
+# DPV: vocab/dpv/dpv-2.2.json is the source; policy/_dpv.py is rendered from it
+# ---------------------------------------------------------------------------
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_policy_engines_dpv_tables_are_the_vocab_file():
+    from connector.policy._dpv import PERSONAL_DATA, PURPOSES
+
+    data = _vocab_file("dpv/dpv-2.2.json")
+    assert PERSONAL_DATA == {k: (tuple(b), label, special) for k, (b, label, special) in data["personal_data"].items()}
+    assert PURPOSES == {k: (tuple(b), label) for k, (b, label) in data["purposes"].items()}
+    # and the module is exactly what the script renders (nothing edited by hand)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpv_extract", _REPO / "scripts" / "dpv_extract.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (_REPO / "connector" / "policy" / "_dpv.py").read_text(encoding="utf-8") == script.render_python(data)
+
+
+@pytest.mark.needs_reference("ids/dpv/dpv-2.2.ttl", "ids/dpv/pd-2.2.ttl")
+def test_the_dpv_file_is_what_the_script_makes_of_the_official_dpv_files():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dpv_extract", _REPO / "scripts" / "dpv_extract.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ref = shared_dir() / "reference" / "ids" / "dpv"
+    assert script.main([str(ref / "dpv-2.2.ttl"), str(ref / "pd-2.2.ttl"), "--check",
+                        "-o", str(vocab_dir() / "dpv" / "dpv-2.2.json")]) == 0

@@ -34,10 +34,12 @@ from connector.vocab import load_contexts
 
 try:
     from support.schemas import SKIP_REASON, dsp_reference_dir, schema_files_for, schemas_available, validate
+    from support.reference import cases
 except ImportError:  # pragma: no cover
     from tests.support.schemas import SKIP_REASON, dsp_reference_dir, schema_files_for, schemas_available, validate
+    from tests.support.reference import cases
 
-needs_shared = pytest.mark.skipif(not schemas_available(), reason=SKIP_REASON)
+needs_shared = pytest.mark.needs_reference("dsp/dsp-2025-1/schema", "dsp/tck-2025-1-schemas", "dsp/dsp-2024-1/schema", "dsp/dsp-2025-1/example", "dsp/dsp-2024-1/example")
 REF = dsp_reference_dir()
 PREFIXES = {
     "dspace": "https://w3id.org/dspace/2025/1/",
@@ -244,7 +246,7 @@ def test_examples_found():
 
 
 @needs_shared
-@pytest.mark.parametrize("path", EXAMPLES_2024, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cases(EXAMPLES_2024, "dsp/dsp-2024-1/example"), ids=lambda p: p.name)
 def test_2024_example_round_trips_to_the_same_graph(path, processor):
     original = _load(path)
     snapshot = copy.deepcopy(original)
@@ -293,7 +295,7 @@ NOT_2024 = {
 
 
 @needs_shared
-@pytest.mark.parametrize("path", EXAMPLES_2025, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cases(EXAMPLES_2025, "dsp/dsp-2025-1/example"), ids=lambda p: p.name)
 def test_2025_example_translates(path, processor):
     original = _load(path)
     neutral = from_wire(original, "2025-1")

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..config import ConfigError, read_sections
+from ..config import toml_string as _toml_str
 from ..ledger.checkpoint import CheckpointError, parse_signer_key, signer_key_string, verifier_key_string
 
 CONFIG_FILE = "clearinghouse.toml"
@@ -181,10 +182,6 @@ def _metrics_token(value: str) -> str:
     if value and (len(value) < 16 or len(value) > 512 or not value.isascii() or not value.isprintable()):
         raise ConfigError("setting [clearinghouse] metrics_token must be 16 to 512 printable ASCII characters")
     return value
-
-
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _write_new(path: Path, text: str, mode: int) -> None:

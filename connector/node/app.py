@@ -13,8 +13,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Settings
 from ..protocol.messages import error_object
 from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
-from ..identity.binding import (build_identity, client_ssl_context, identity_middleware, server_ssl_context,
+from ..identity.binding import (build_identity, client_ssl_context, server_ssl_context,
                                 start_identity, stop_identity)
+from .sender import identity_middleware  # the DSP sender check (was in identity/binding.py)
 from ..protocol.bounds import JsonLdLimits
 from ..store.db import Database
 from .catalog import CatalogService

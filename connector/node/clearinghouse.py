@@ -50,7 +50,10 @@ EVENTS = {
 }
 
 
-def event_of(message: Json) -> str | None:
+def clearinghouse_event_of(message: Json) -> str | None:
+    """The clearing-house event name a DSP message (JSON) is logged under, or None (not logged).
+
+    Not ``protocol.messages.event_of``, which gives the state-machine event of a parsed message."""
     mtype = str(message.get("@type") or "").rsplit(":", 1)[-1]
     if mtype == "ContractNegotiationEventMessage":
         mtype = str(message.get("eventType") or message.get("dspace:eventType") or "").rsplit(":", 1)[-1]
@@ -99,7 +102,7 @@ class ClearingHouseLog(DurableOwner):
                lease_seconds: float, event: str | None = None, digest: bytes | None = None) -> list[Outgoing]:
         """Queue the entry for a DSP message (as sent or received) in the transition's own transaction."""
         if event is None:
-            event = event_of(message if isinstance(message, dict) else orjson.loads(message))
+            event = clearinghouse_event_of(message if isinstance(message, dict) else orjson.loads(message))
             if event is None:
                 return []
         if digest is None:

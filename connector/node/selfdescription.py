@@ -90,6 +90,7 @@ def asset_metadata(properties: Mapping[str, Any] | None) -> tuple[list[str], lis
 def is_public(access_policy: Json, asset_id: str, now: dt.datetime, properties: Mapping[str, Any] | None = None) -> bool:
     """Does the access policy admit a requester about whom nothing is known? (fail closed)"""
     from ..policy import Context, Request, compile_policy
+    from ..vocab import policy_contexts
 
     doc = dict(access_policy)
     doc.setdefault("@type", "Offer")
@@ -97,7 +98,7 @@ def is_public(access_policy: Json, asset_id: str, now: dt.datetime, properties: 
         doc["uid"] = "urn:hks:policy:access"
     categories = _strings((properties or {}).get("dataCategories"))
     try:
-        decision = compile_policy(doc).evaluate(
+        decision = compile_policy(doc, contexts=policy_contexts()).evaluate(
             Request(action="use", target=asset_id, assignee="urn:hks:anyone"),
             Context(now=now, use_count=0, agreement_time=now, deferred=DECIDED_AT_USE,
                     data_categories=frozenset(categories) if categories else None))

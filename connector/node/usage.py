@@ -19,6 +19,7 @@ from ..identity import Caller
 from ..protocol.errors import Forbidden
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
 from ..store.tables import access_log
+from ..vocab import policy_contexts
 
 Json = dict[str, Any]
 log = logging.getLogger("connector.usage")
@@ -49,7 +50,7 @@ class PolicyCache:
         if hit is not None:
             self._compiled.move_to_end(key)
             return self._observed(hit)
-        compiled = compile_policy(_for_engine(body))
+        compiled = compile_policy(_for_engine(body), contexts=policy_contexts())
         self._compiled[key] = compiled
         if len(self._compiled) > self.size:
             self._compiled.popitem(last=False)
@@ -88,7 +89,7 @@ def _for_engine(body: Json) -> Json:
 def check_policy(body: Json) -> list[tuple[str, str]]:
     """[] when the policy compiles; else (path, problem) for every offending part."""
     try:
-        compile_policy(_for_engine(body))
+        compile_policy(_for_engine(body), contexts=policy_contexts())
     except PolicyError as exc:
         return list(exc.errors) or [("policy", str(exc))]
     return []

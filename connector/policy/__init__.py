@@ -4,7 +4,7 @@ Pure: no I/O, no clock. Typical use::
 
     from connector.policy import compile_policy, Request, Context
 
-    policy = compile_policy(offer_json)              # once; PolicyError if invalid
+    policy = compile_policy(offer_json, contexts=connector.vocab.policy_contexts())  # once; PolicyError if invalid
     decision = policy.evaluate(
         Request(action="use", target=dataset_id, assignee=consumer_id),
         Context(now=now, purpose="hks:MedicalResearch", recipient_jurisdiction="HK",

@@ -1,9 +1,9 @@
 """Personal-data categories and purposes from the W3C Data Privacy Vocabulary 2.2.
 
-Generated from the DPV 2.2 Turtle files (w3c/dpv f01a55c3: 2.2/pd/pd.ttl and the
-dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl), W3C Software and Document
-Licence. Each entry: IRI -> (broader IRIs, English label, special-category flag).
-Do not edit by hand.
+Rendered from vocab/dpv/dpv-2.2.json (the source; made from the DPV 2.2 Turtle files, w3c/dpv
+f01a55c3: 2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl, W3C
+Software and Document Licence) by scripts/dpv_extract.py --python. Each entry: IRI -> (broader
+IRIs, English label, special-category flag). Do not edit by hand: edit the script and rerun it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from . import taxonomy
-from ._contexts import HKS_CONTEXT
+from .contexts import HKS_CONTEXT_URL
 from .compiled import Atom, CDuty, Collection, CompiledPolicy, CRule, Logic
 from .errors import PolicyError
 from .jsonld import expand
@@ -152,7 +152,7 @@ def parse_policy(doc: Any, *, context: Any = None, contexts: Mapping[str, Any] |
     doc = _load_json(doc)
     _check_depth(doc)
     if context is None and not _has_context(doc):
-        context = HKS_CONTEXT
+        context = HKS_CONTEXT_URL
     nodes, errors = expand(doc, context=context, contexts=contexts)
     if errors:
         raise PolicyError(errors)
@@ -168,8 +168,9 @@ def compile_policy(doc: Any, *, context: Any = None, contexts: Mapping[str, Any]
     flattened form. ``context``: the @context to read it with when it carries
     none (e.g. an offer taken out of a DSP message: pass the message's
     context URL); the default is the station context, which includes all
-    ODRL 2.2 terms. ``contexts``: extra context documents by URL (nothing is
-    ever fetched). Raises PolicyError naming every offending part.
+    ODRL 2.2 terms. ``contexts``: the context documents by URL (nothing is
+    ever fetched; the package holds none): pass ``connector.vocab.policy_contexts()``,
+    the ``vocab/`` files, plus any others. Raises PolicyError naming every offending part.
     """
     options = options or CompileOptions()
     if options.duty_reading not in DUTY_READINGS:
@@ -177,7 +178,7 @@ def compile_policy(doc: Any, *, context: Any = None, contexts: Mapping[str, Any]
     doc = _load_json(doc)
     _check_depth(doc)
     if context is None and not _has_context(doc):
-        context = HKS_CONTEXT
+        context = HKS_CONTEXT_URL
     nodes, errors = expand(doc, context=context, contexts=contexts)
     return _Compiler(nodes, list(errors), options).run()
 

@@ -3,16 +3,16 @@
 It turns compact JSON-LD (the forms DSP 2025-1, DSP 2024/1 and the ODRL 2.2
 context produce), expanded JSON-LD and flattened JSON-LD into one shape: a
 list of expanded node objects ({"@id", "@type": [...], property IRI: [values]}).
-It never fetches anything: remote contexts are looked up in the embedded
-table (_contexts.KNOWN_CONTEXTS) or in the ``contexts`` mapping the caller
-passes; anything else is an error.
+It never fetches anything: remote contexts are looked up in the ``contexts``
+mapping the caller passes (the shell passes the ``vocab/`` files as a
+:class:`~connector.policy.contexts.PolicyContexts`); anything else is an error.
 
 Supported: term definitions, prefixes and compact IRIs, @vocab, keyword
 aliases (uid -> @id), @type coercion (@id, @vocab, datatypes), @container
 @list/@set, @import, nested @context, @graph, @value/@type/@language.
 Not supported (not needed for policies): @reverse, @nest, @included, @json,
 type-scoped and property-scoped contexts (their terms are ignored; the DSP
-2025-1 context's ODRL profile is pre-merged in _contexts.py).
+2025-1 context is read flat, see contexts.flatten_scoped).
 
 Departures from JSON-LD, on purpose:
 * a bare word in an @vocab-typed position that no term defines (DSP 2025-1
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ._contexts import KNOWN_CONTEXTS
+from .contexts import PolicyContexts
 from .errors import PolicyError
 from .vocab import WELL_KNOWN_PREFIXES, suggest
 
@@ -56,16 +56,14 @@ class ActiveContext:
         self.vocab = vocab
 
 
-#: processed forms of the embedded contexts (they never change), by id()
-_EMBEDDED_IDS = {id(v) for v in KNOWN_CONTEXTS.values()}
-_PROCESSED: dict[int, ActiveContext] = {}
-
-
 class Expander:
     def __init__(self, contexts: Mapping[str, Any] | None = None):
-        self.docs: dict[str, Any] = dict(KNOWN_CONTEXTS)
-        if contexts:
-            self.docs.update(contexts)
+        self.docs: Mapping[str, Any] = contexts if contexts is not None else {}
+        # the processed forms of a PolicyContexts' own documents (they never change), by id()
+        if isinstance(contexts, PolicyContexts):
+            self._cacheable, self._processed = contexts.owned_ids, contexts.processed
+        else:
+            self._cacheable, self._processed = frozenset(), {}
         self.errors: list[tuple[str, str]] = []
 
     # ---------------------------------------------------------------- contexts
@@ -93,11 +91,11 @@ class Expander:
             return active
         if isinstance(local, str):
             return self.process(active, self._load(local, path), path, depth + 1)
-        if id(local) in _EMBEDDED_IDS and not active.terms and active.vocab is None:
-            # an embedded context applied to an empty active context: processed once per process
-            hit = _PROCESSED.get(id(local))
+        if id(local) in self._cacheable and not active.terms and active.vocab is None:
+            # a shared context applied to an empty active context: processed once per process
+            hit = self._processed.get(id(local))
             if hit is None:
-                hit = _PROCESSED[id(local)] = self._process_dict(active, local, path, depth)
+                hit = self._processed[id(local)] = self._process_dict(active, local, path, depth)
             return hit
         return self._process_dict(active, local, path, depth)
 

@@ -51,6 +51,7 @@ class MalformedMessage(ProtocolError):
 
 class InvalidTransition(ProtocolError):
     # DSP: an invalid state transition is 400 with an error body (never 404: the TCK fails on that).
+    # Not 409, which HTTP would suggest: the TCK's peers answer 400 (docs/ARCHITECTURE.md).
     status = 400
     code = "InvalidStateTransition"
 

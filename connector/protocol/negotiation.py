@@ -1,20 +1,15 @@
-"""The DSP contract-negotiation state machine: one transition table for both roles.
-
-Like h11, the machine does not know which side it runs on. Every event names the
-party that sends it, and the same table judges a message we are about to send and
-a message a peer sent us. Table source: the DSP state diagram (same in 2024-1 and
+"""The DSP contract-negotiation state machine: one transition table for both roles
+(a :class:`~connector.protocol.machine.TransitionTable`, the type the transfer machine
+uses too). Table source: the DSP state diagram (same in 2024-1 and
 2025-1), with the TCK's reading of the ambiguous cases (see reference DIGEST §4.2).
 """
 from __future__ import annotations
 
 from enum import Enum
 
-from .errors import InvalidTransition
+from .machine import Role, TransitionTable
 
-
-class Role(str, Enum):
-    CONSUMER = "consumer"
-    PROVIDER = "provider"
+__all__ = ["Role", "State", "Event", "TERMINAL", "TRANSITIONS", "NEGOTIATION", "next_state", "allowed"]
 
 
 class State(str, Enum):
@@ -42,7 +37,7 @@ TERMINAL = frozenset({State.FINALIZED, State.TERMINATED})
 C, P = Role.CONSUMER, Role.PROVIDER
 
 # (state before, sender, event) -> state after. `None` is "no process yet".
-TRANSITIONS: dict[tuple[State | None, Role, Event], State] = {
+_TABLE: dict[tuple[State | None, Role, Event], State] = {
     (None, C, Event.REQUEST): State.REQUESTED,
     (None, P, Event.OFFER): State.OFFERED,
     (State.REQUESTED, P, Event.OFFER): State.OFFERED,
@@ -59,19 +54,12 @@ TRANSITIONS: dict[tuple[State | None, Role, Event], State] = {
 for _state in State:
     if _state not in TERMINAL:
         for _role in Role:
-            TRANSITIONS[(_state, _role, Event.TERMINATE)] = State.TERMINATED
+            _TABLE[(_state, _role, Event.TERMINATE)] = State.TERMINATED
 
 
-def next_state(state: State | None, sender: Role, event: Event) -> State:
-    """The state after `sender` sends `event` in `state`, or InvalidTransition."""
-    try:
-        return TRANSITIONS[(state, sender, event)]
-    except KeyError:
-        where = state.value if state else "no process"
-        raise InvalidTransition(
-            f"{event.value} from the {sender.value} is not allowed in state {where}"
-        ) from None
+NEGOTIATION: TransitionTable[State, Event] = TransitionTable(_TABLE, TERMINAL, what="state")
+TRANSITIONS = NEGOTIATION.transitions  # read-only
 
-
-def allowed(state: State | None, sender: Role, event: Event) -> bool:
-    return (state, sender, event) in TRANSITIONS
+#: the state after `sender` sends `event` in `state`, or InvalidTransition
+next_state = NEGOTIATION.next
+allowed = NEGOTIATION.allowed

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
-from ..config import ConfigError, _toml_str, read_sections
+from ..config import ConfigError, read_sections
+from ..config import toml_string as _toml_str
 from ..identity import jose
 from ..identity.dat import GENERIC_AUDIENCE
 from ..identity.keys import private_pem, write_public_file, write_secret_file

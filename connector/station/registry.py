@@ -15,6 +15,7 @@ from ..identity import Caller
 from ..identity.sd import Index, IndexedOffer, connector_iri, theme_iri
 from ..protocol.errors import echo
 from ..policy import CompiledPolicy, Context, PolicyError, Request, compile_policy
+from ..vocab import policy_contexts
 
 #: how the data will be used: not known when searching unless the query says (the node decides
 #: these at each use); everything else about the requester comes from the query or its claims
@@ -116,7 +117,7 @@ class PolicyCache:
         if "uid" not in doc and "@id" not in doc:
             doc["uid"] = "urn:hks:policy:unnamed"
         try:
-            compiled: CompiledPolicy | None = compile_policy(doc)
+            compiled: CompiledPolicy | None = compile_policy(doc, contexts=policy_contexts())
         except (PolicyError, Exception):  # noqa: BLE001 - a policy the engine cannot read is never "usable"
             compiled = None
         if len(self._compiled) >= self.size:

@@ -38,6 +38,8 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT201909
 
+from .reference import shared_dir
+
 __all__ = [
     "SKIP_REASON",
     "shared_dir",
@@ -55,15 +57,6 @@ SKIP_REASON = (
 
 _SOURCES_2025 = ("dsp-2025-1", "tck-2025-1")
 _SOURCES_2024 = ("dsp-2024-1",)
-
-
-def shared_dir() -> Path:
-    """The shared folder: $CONNECTOR_SHARED_DIR or <repo>/../shared."""
-    env = os.environ.get("CONNECTOR_SHARED_DIR")
-    if env:
-        return Path(env)
-    # tests/support/schemas.py -> parents[2] is the repo; its sibling "shared"
-    return Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def dsp_reference_dir() -> Path:

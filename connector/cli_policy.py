@@ -1,8 +1,9 @@
 """``connector policy check FILE`` and ``connector policy explain FILE --context ctx.json``.
 
 The shell around the pure engine: it reads files and prints; the engine does
-neither. Mounted by the project CLI as ``connector policy``; meanwhile runnable
-as ``python -m connector.policy``.
+neither, so this module lives outside the pure ``connector.policy`` package. Mounted by
+the project CLI as ``connector policy``; also runnable as ``python -m connector.policy``
+(that package's ``__main__`` is the one entry point that imports it).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .compiler import CompileOptions, compile_policy
-from .errors import PolicyError
-from .model import Context, Request
+from .policy.compiler import CompileOptions, compile_policy
+from .policy.errors import PolicyError
+from .policy.model import Context, Request
+from .vocab import policy_contexts
 
 app = typer.Typer(
     name="policy",
@@ -38,7 +40,7 @@ def _compile(file: Path, jsonld_context: Optional[str], eventual: bool):
         raise typer.Exit(2)
     opts = CompileOptions(duty_reading="eventual" if eventual else "precondition")
     try:
-        return compile_policy(text, context=jsonld_context, options=opts)
+        return compile_policy(text, context=jsonld_context, contexts=policy_contexts(), options=opts)
     except PolicyError as e:
         _err.print(f"[bold red]{escape(str(file))}: refused[/bold red]")
         for path, msg in e.errors:
