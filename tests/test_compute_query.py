@@ -8,7 +8,8 @@ import pytest
 from connector.compute.engine import Limits, run
 from connector.compute.query import QueryRefused, check, parse
 from connector.compute.sql import plan
-from connector.policy import PolicyError, compile_policy
+from connector.policy import PolicyError
+from support.policies import compile_policy
 from connector.policy.compute_terms import terms_from_params
 
 TERMS = terms_from_params({"groupByColumn": ("district", "age_band"), "aggregateColumn": ("hba1c",),

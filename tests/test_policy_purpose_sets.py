@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connector.policy import Context, Effect, PolicyError, Request, compile_policy
-from connector.policy.cli import app
+from connector.policy import Context, Effect, PolicyError, Request
+from support.policies import compile_policy
+from connector.cli_policy import app
 
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]
