@@ -278,11 +278,10 @@ class Topology:
         self.consumer_proxy.backends = [self.consumer.url]
         await self.provider_proxy.start()
         await self.consumer_proxy.start()
-        self.ch.start()
-        await asyncio.to_thread(first.start)  # applies the migrations before any replica starts
-        for replica in self.providers[1:]:
-            await asyncio.to_thread(replica.start)
-        await asyncio.to_thread(self.consumer.start)
+        # in parallel where they can be: the first provider applies the migrations before any replica starts
+        await asyncio.gather(asyncio.to_thread(self.ch.start), asyncio.to_thread(first.start, None, 120.0),
+                             asyncio.to_thread(self.consumer.start, None, 120.0))
+        await asyncio.gather(*(asyncio.to_thread(replica.start, None, 120.0) for replica in self.providers[1:]))
         first.publish("dataset-1", "offer-1", data_address={"type": "file", "path": "visits.csv"})
 
     async def _fresh_postgres(self) -> str:
@@ -459,11 +458,15 @@ async def chaos(top: Topology, driver: Driver, rng: random.Random, args: argpars
         await driver.wait_finished(ch_at)
         await top.ch_outage(args.ch_down)
 
-    ch_task = asyncio.create_task(outage())
-    for point, victim, pause in zip(points, victims, pauses):
+    locks = {node.directory.name: asyncio.Lock() for node in top.nodes}
+
+    async def kill(point: int, victim: NodeProcess, pause: float) -> None:
         await driver.wait_finished(point)
-        await top.kill_and_restart(victim, pause)
-    await ch_task
+        async with locks[victim.directory.name]:  # a node being restarted is killed once it is back
+            await top.kill_and_restart(victim, pause)
+
+    # each kill at its own point: a slow restart does not push the next kill past the load
+    await asyncio.gather(outage(), *(kill(*k) for k in zip(points, victims, pauses)))
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -635,6 +638,8 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
         audit = await audits(top)
         dead_api = await dead_letters_api(top)
         deliveries = sum(len(p.deliveries) for p in (top.provider_proxy, top.consumer_proxy))
+        takeovers = sum(node.log_path.read_text(errors="replace").count("was delivered after its lease was taken over")
+                        for node in top.nodes if node.log_path.exists())
         return {
             "bench": "soak", "value": finalized_both, "unit": "negotiations FINALIZED on both sides",
             "baseline": args.n, "baseline_unit": "negotiations requested", "ratio": round(finalized_both / args.n, 4),
@@ -646,7 +651,8 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
             "quiescent": settled, "resent_after_kill": resent, "failed_messages": boxes.get("failed", 0),
             "dead_letters_api": dead_api, "outbox": boxes, "outcomes": dict(driver.outcomes),
             "transfers": driver.transfers, "pulled": driver.pulled, "dsp_deliveries_at_proxy": deliveries,
-            "killed": top.kills_done, "retry_max_s": args.retry_max, "receipt_audit": audit,
+            "delivered_after_takeover_in_node_logs": takeovers,
+            "killed": top.kills_done, "retry_max_s": args.retry_max, "lease_s": args.lease, "receipt_audit": audit,
             "disagreement_detail": detail, "missing_detail": missing_detail, "duplicate_examples": examples,
             "driver_retries": sum(driver.errors.values()),
         }
@@ -660,29 +666,31 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run: 60 negotiations, 3 kills, 12 s outage")
+    parser.add_argument("--quick", action="store_true", help="a short run: 40 negotiations, 3 kills, 12 s outage")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", action="store_true", help="providers on one fresh PostgreSQL database")
     parser.add_argument("--replicas", type=int, default=None, help="provider replicas (PostgreSQL only; default 2 there)")
-    parser.add_argument("-n", type=int, default=None, help="negotiations (default 500, --quick 60)")
+    parser.add_argument("-n", type=int, default=None, help="negotiations (default 500, --quick 40)")
     parser.add_argument("-c", type=int, default=16, help="concurrency")
     parser.add_argument("--kills", type=int, default=None, help="SIGKILLs of a node (default 8, --quick 3)")
     parser.add_argument("--ch-down", type=float, default=None, help="clearing-house outage in s (default 90, --quick 12)")
     parser.add_argument("--retry-max", type=int, default=None,
                         help="the nodes' retry step cap in s, shorter than the outage (default 20, --quick 4)")
-    parser.add_argument("--lease", type=int, default=30, help="the outbox lease in s")
+    parser.add_argument("--lease", type=int, default=None,
+                        help="the outbox lease in s (default 30, --quick 5: a killed replica's leased messages wait for it)")
     parser.add_argument("--transfer-every", type=int, default=4, help="a transfer after every k-th negotiation")
     parser.add_argument("--settle", type=float, default=None, help="quiescence deadline in s (default 300, --quick 60)")
     parser.add_argument("--per-process-deadline", type=float, default=None,
                         help="how long the driver waits for one negotiation (default 600, --quick 90)")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.n = args.n or (60 if quick else 500)
+    args.n = args.n or (40 if quick else 500)
     args.kills = args.kills if args.kills is not None else (3 if quick else 8)
     args.ch_down = args.ch_down if args.ch_down is not None else (12.0 if quick else 90.0)
     args.retry_max = args.retry_max or (4 if quick else 20)
     args.settle = args.settle or (60.0 if quick else 300.0)
     args.per_process_deadline = args.per_process_deadline or (90.0 if quick else 600.0)
+    args.lease = args.lease or (5 if quick else 30)
     args.replicas = args.replicas or (2 if args.postgres else 1)
     if args.replicas > 1 and not args.postgres:
         parser.error("replicas share one database: --replicas > 1 needs --postgres")
