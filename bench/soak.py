@@ -27,7 +27,8 @@ clearing house's log directly, and prints as its LAST line one JSON object:
 - value = negotiations FINALIZED on both sides, baseline = N requested, ratio = value / N;
 - disagreements: processes (negotiations and transfers, matched by consumerPid) whose state
   differs between consumer and provider, present on one side only, or with an agreement row on one
-  side only (or different agreement ids); `detail` says which;
+  side only (or different agreement ids); `disagreement_detail` says which; `stuck`: processes in
+  the same state on both sides that is not an end state (FINALIZED, TERMINATED, COMPLETED);
 - duplicates_at_peer: messages the peer accepted (2xx, answer forwarded to the sender) more than
   once. A message's identity is its Idempotency-Key header (the outbox row's message id: one per
   queued message, the same on every retry and on every replica; the SHA-256 of the body when the
@@ -548,6 +549,8 @@ async def disagreements(top: Topology) -> tuple[int, dict, int]:
                 detail[problem] += 1
             elif table == "negotiations" and c["state"] == "FINALIZED":
                 finalized_both += 1
+            elif c["state"] not in ("FINALIZED", "TERMINATED", "COMPLETED"):  # agreed, but not at an end
+                detail[f"stuck: {table} {c['state']} on both sides"] += 1
     return count, dict(detail), finalized_both
 
 
@@ -632,6 +635,7 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
         settled = await quiesce(top, args.settle)
         rss_after = rss_kb(top.consumer.proc.pid)
         count, detail, finalized_both = await disagreements(top)
+        stuck = sum(v for k, v in detail.items() if k.startswith("stuck:"))
         duplicates, resent, examples = count_duplicates([top.provider_proxy, top.consumer_proxy], top.kill_times)
         boxes = await outbox_status(top)
         missing, missing_detail = await missing_log_entries(top)
@@ -648,7 +652,7 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
             "rss_before_kb": rss_before, "rss_after_kb": rss_after, "seed": args.seed, "kills": len(top.kills_done),
             "ch_down_s": args.ch_down, "elapsed_s": round(time.monotonic() - started, 1),
             "backend": "postgres" if args.postgres else "sqlite", "replicas": args.replicas, "n": args.n, "c": args.c,
-            "quiescent": settled, "resent_after_kill": resent, "failed_messages": boxes.get("failed", 0),
+            "quiescent": settled, "stuck": stuck, "resent_after_kill": resent, "failed_messages": boxes.get("failed", 0),
             "dead_letters_api": dead_api, "outbox": boxes, "outcomes": dict(driver.outcomes),
             "transfers": driver.transfers, "pulled": driver.pulled, "dsp_deliveries_at_proxy": deliveries,
             "delivered_after_takeover_in_node_logs": takeovers,
