@@ -76,6 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connector.clearinghouse.testing import ClearingHouseProcess  # noqa: E402
 from connector.ledger.entry import entry_leaf_hash  # noqa: E402
+from connector.node.clearinghouse import _payload  # noqa: E402 - the entry inside the JWS a node queued
 from support.nodes import SHARED_SECRET, NodeProcess, free_port  # noqa: E402
 
 TERMINAL = {"FINALIZED", "TERMINATED"}
@@ -563,8 +564,6 @@ async def outbox_status(top: Topology) -> dict[str, int]:
 
 
 async def missing_log_entries(top: Topology) -> tuple[int, dict]:
-    from connector.node.clearinghouse import _payload  # the entry inside the JWS the node queued
-
     db = sqlite3.connect(f"file:{top.ch.sqlite_path}?mode=ro", uri=True, timeout=30)
     try:
         leaves = {bytes(h) for (h,) in db.execute("SELECT leaf_hash FROM ch_entries")}
