@@ -216,7 +216,10 @@ def count_duplicates(proxies: list[Proxy], kill_times: list[float]) -> tuple[int
             duplicates += 1
             if len(examples) < 5:
                 examples.append({"key": key, "what": ds[0].what, "deliveries": len(ds),
-                                 "dispatchers": sorted({d.dispatcher[:8] for d in ds})})
+                                 "dispatchers": [d.dispatcher[:8] for d in ds],
+                                 "at": [round(d.started - t0, 2) for d in ds],
+                                 "last_seen": [round(last_seen.get(d.dispatcher, 0.0) - t0, 2) for d in ds],
+                                 "kills": [round(t - t0, 2) for t in kill_times]})
     return duplicates, resent, examples + [{"resent_after_kill": e} for e in resent_examples]
 
 
@@ -610,6 +613,22 @@ async def dead_letters_api(top: Topology) -> int:
     return total
 
 
+def _errors(texts: list[str]) -> dict[str, int]:
+    """The last line of every traceback in the node logs (the exception), counted."""
+    found: dict[str, int] = defaultdict(int)
+    for text in texts:
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                j = i + 1
+                while j < len(lines) and (lines[j].startswith(" ") or lines[j].startswith("Traceback")
+                                          or lines[j].startswith("During handling") or not lines[j].strip()):
+                    j += 1
+                if j < len(lines):
+                    found[lines[j][:160]] += 1
+    return dict(sorted(found.items(), key=lambda kv: -kv[1])[:8])
+
+
 # ----------------------------------------------------------------------------- main
 async def soak(args: argparse.Namespace, base: Path) -> dict:
     rng = random.Random(args.seed)
@@ -641,8 +660,16 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
         audit = await audits(top)
         dead_api = await dead_letters_api(top)
         deliveries = sum(len(p.deliveries) for p in (top.provider_proxy, top.consumer_proxy))
-        takeovers = sum(node.log_path.read_text(errors="replace").count("was delivered after its lease was taken over")
-                        for node in top.nodes if node.log_path.exists())
+        node_logs = [node.log_path.read_text(errors="replace") for node in top.nodes if node.log_path.exists()]
+        takeovers = sum(text.count("was delivered after its lease was taken over") for text in node_logs)
+        flush_failures = sum(text.count("outbox flush failed") for text in node_logs)
+        errors = _errors(node_logs)
+        if args.keep:
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for node in (*top.nodes, top.ch):
+                if node.log_path.exists():
+                    shutil.copy(node.log_path, keep / f"{node.directory.name}.log")
         return {
             "bench": "soak", "value": finalized_both, "unit": "negotiations FINALIZED on both sides",
             "baseline": args.n, "baseline_unit": "negotiations requested", "ratio": round(finalized_both / args.n, 4),
@@ -655,6 +682,7 @@ async def soak(args: argparse.Namespace, base: Path) -> dict:
             "dead_letters_api": dead_api, "outbox": boxes, "outcomes": dict(driver.outcomes),
             "transfers": driver.transfers, "pulled": driver.pulled, "dsp_deliveries_at_proxy": deliveries,
             "delivered_after_takeover_in_node_logs": takeovers,
+            "flush_failures_in_node_logs": flush_failures, "node_log_errors": errors,
             "killed": top.kills_done, "retry_max_s": args.retry_max, "lease_s": args.lease, "receipt_audit": audit,
             "disagreement_detail": detail, "missing_detail": missing_detail, "duplicate_examples": examples,
             "driver_retries": sum(driver.errors.values()),
@@ -681,6 +709,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the nodes' retry step cap in s, shorter than the outage (default 20, --quick 4)")
     parser.add_argument("--lease", type=int, default=None,
                         help="the outbox lease in s (default 30, --quick 5: a killed replica's leased messages wait for it)")
+    parser.add_argument("--keep", default=None, help="copy the processes' logs into this directory")
     parser.add_argument("--transfer-every", type=int, default=4, help="a transfer after every k-th negotiation")
     parser.add_argument("--settle", type=float, default=None, help="quiescence deadline in s (default 300, --quick 60)")
     parser.add_argument("--per-process-deadline", type=float, default=None,
