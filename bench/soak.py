@@ -43,7 +43,10 @@ clearing house's log directly, and prints as its LAST line one JSON object:
   node the four negotiation events it sent or received, looked up by leaf hash or by
   (process, event, submitter) in the log's own database; plus each node's on-demand receipt audit;
 - rss_before_kb / rss_after_kb: the consumer's RSS after warm-up and at the end (after a restart
-  of the consumer this is the newest process's).
+  of the consumer this is the newest process's);
+- from the nodes' logs: `flush_failures_in_node_logs` (an outbox flush that raised),
+  `delivered_after_takeover_in_node_logs`, and `node_log_errors` (the exception of every traceback,
+  counted); `--keep DIR` copies every process's log there.
 
     python bench/soak.py [--quick] [--seed S] [--postgres --replicas 2] [-n N] [-c C] [--kills K] [--ch-down S]
 """
