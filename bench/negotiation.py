@@ -5,10 +5,13 @@ waits on it (long poll) until FINALIZED; the nodes exchange 4 DSP round trips
 (request/ACK, agreement, verification, finalized) and commit each transition with its
 outbox message. Baseline, measured in the same run between the same two processes:
 one management call that makes 4 bare aiohttp round trips from the consumer process
-to the provider process (GET /health), the ceiling for any 4-message exchange. It runs
-before and after the negotiations; the two rates are averaged.
+to the provider process (GET /health), the ceiling for any 4-message exchange. The N
+negotiations run in R rounds (`--rounds`, default 5) of N/R, each round preceded by a baseline
+sample of N/R calls, with one more sample after the last round; the baseline is the median of
+the R+1 samples (the machine is shared, and a single phase swings widely), the value is still
+N negotiations over the time spent negotiating.
 
-    python bench/negotiation.py [--quick] [--postgres] [-n N] [-c C]
+    python bench/negotiation.py [--quick] [--postgres] [-n N] [-c C] [--rounds R]
 
 Last line: one JSON object (bench, value, unit, baseline, ratio, p50/p99 ...).
 """
@@ -51,7 +54,7 @@ async def drive(n: int, c: int, one) -> tuple[float, list[float]]:  # noqa: ANN0
     return time.perf_counter() - started, latencies
 
 
-async def run(n: int, c: int, consumer: NodeProcess, provider: NodeProcess) -> dict:
+async def run(n: int, c: int, consumer: NodeProcess, provider: NodeProcess, rounds: int = 5) -> dict:
     headers = consumer.headers()
     api = consumer.url + "/api/v1"
     conn = aiohttp.TCPConnector(limit=c + 8)
@@ -76,16 +79,27 @@ async def run(n: int, c: int, consumer: NodeProcess, provider: NodeProcess) -> d
 
         await drive(min(64, n), c, negotiate)  # warm up both processes
         await drive(min(64, n), c, baseline)
-        # The baseline runs before and after the negotiations and the two rates are
-        # averaged: the machine is shared and a single short phase swings widely.
-        base_time1, base_lat1 = await drive(n, c, baseline)
-        neg_time, neg_lat = await drive(n, c, negotiate)
-        base_time2, base_lat2 = await drive(n, c, baseline)
-    base_lat = base_lat1 + base_lat2
-    base_rate = (n / base_time1 + n / base_time2) / 2
+        # Baseline samples interleaved with the negotiation rounds; the baseline is their median:
+        # the machine is shared and a single short phase swings widely.
+        sizes = [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
+        base_rates: list[float] = []
+        base_lat: list[float] = []
+        neg_time, neg_lat, neg_rates = 0.0, [], []
+        for size in sizes:
+            elapsed, lat = await drive(size, c, baseline)
+            base_rates.append(size / elapsed)
+            base_lat += lat
+            elapsed, lat = await drive(size, c, negotiate)
+            neg_time += elapsed
+            neg_lat += lat
+            neg_rates.append(size / elapsed)
+        elapsed, lat = await drive(sizes[0], c, baseline)
+        base_rates.append(sizes[0] / elapsed)
+        base_lat += lat
+    base_rate = statistics.median(base_rates)
     return {
         "value": round(n / neg_time, 1), "baseline": round(base_rate, 1),
-        "baseline_runs": [round(n / base_time1, 1), round(n / base_time2, 1)],
+        "baseline_runs": [round(r, 1) for r in base_rates], "negotiation_rounds": [round(r, 1) for r in neg_rates],
         "p50_ms": round(statistics.median(neg_lat) * 1000, 2), "p99_ms": round(pct(neg_lat, 0.99) * 1000, 2),
         "baseline_p50_ms": round(statistics.median(base_lat) * 1000, 2),
         "baseline_p99_ms": round(pct(base_lat, 0.99) * 1000, 2), "failed": len(failures),
@@ -128,6 +142,8 @@ def main() -> None:
     parser.add_argument("-c", type=int, default=32, help="concurrency")
     parser.add_argument("--postgres", action="store_true",
                         help="each node on a PostgreSQL database of its own (CONNECTOR_TEST_POSTGRES_DSN)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="negotiation rounds, each after a baseline sample (baseline: the median of the samples)")
     args = parser.parse_args()
     n = args.n or (600 if args.quick else 3000)
     with tempfile.TemporaryDirectory(prefix="bench-negotiation-") as tmp, postgres_databases(args.postgres, 2) as urls:
@@ -137,13 +153,14 @@ def main() -> None:
             provider.publish("dataset-1", "offer-1")
             print(f"running {n} negotiations at concurrency {args.c} ({'PostgreSQL' if args.postgres else 'SQLite'}, "
                   "DSP 2025-1) ...", file=sys.stderr, flush=True)
-            result = asyncio.run(run(n, args.c, consumer, provider))
+            result = asyncio.run(run(n, args.c, consumer, provider, max(1, min(args.rounds, n))))
         finally:
             consumer.stop()
             provider.stop()
     result = {"bench": "negotiation", "unit": "negotiations/s", **result,
               "baseline_unit": "4 bare aiohttp round trips/s between the same processes",
               "ratio": round(result["value"] / result["baseline"], 3), "n": n, "concurrency": args.c,
+              "rounds": max(1, min(args.rounds, n)),
               "backend": "postgres" if args.postgres else "sqlite", "target": {"value": 150, "ratio": 0.25}}
     print(json.dumps(result))
 

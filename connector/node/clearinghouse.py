@@ -352,5 +352,12 @@ def _payload(jws: str) -> bytes:
 
 
 def _put_state(conn: Connection, key: str, value: Json) -> None:
-    conn.execute(sa.delete(ch_state).where(ch_state.c.key == key))
-    conn.execute(ch_state.insert(), {"key": key, "value": value, "updated_at": time.time()})
+    """One upsert: replicas sharing a PostgreSQL database write the same key at once, and a delete
+    then insert let the second writer fail on the first one's new row (the flush's checkpoint, an alarm)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(ch_state).values(key=key, value=value, updated_at=time.time())
+    conn.execute(stmt.on_conflict_do_update(index_elements=[ch_state.c.key],
+                                            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}))

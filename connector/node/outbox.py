@@ -40,6 +40,7 @@ from ..protocol.errors import echo
 from ..bodies import BodyTooLarge, read_limited
 from ..store.db import Database
 from ..store.prepared import Prepared
+from ..store.retry import run_again_on_deadlock
 
 from ..store.tables import outbox
 from .destinations import forbidden
@@ -458,7 +459,9 @@ class Dispatcher:
                 self._wake.set()  # released rows are the claim query's again
 
     async def _flush(self, batch: list[tuple[Json, str, Any]]) -> None:
-        ended, following, dead = await self.db.transaction(self._flush_tx, batch, self.clock())
+        # a deadlock between replicas' flushes rolls all the marks back: run it again, or the rows are re-sent
+        ended, following, dead = await run_again_on_deadlock(
+            lambda: self.db.transaction(self._flush_tx, batch, self.clock()))
         for entry, _, _ in batch:
             self._held.pop(entry["id"], None)
         for entry in following:  # each the new head of its process, leased to us with its predecessor's mark
