@@ -308,6 +308,8 @@ class Dispatcher:
                 log.warning("outbox: could not renew the leases of %d messages", len(held))
                 lost = [e for e in held if e["lease_until"] <= self.clock()]
             for entry in lost:
+                if entry.get("completed"):  # marked by a flush that committed while the renewal ran
+                    continue
                 log.warning("outbox: lost the lease of message %s; another dispatcher may send it",
                             entry["message_id"])
                 self._drop(entry)
@@ -437,6 +439,7 @@ class Dispatcher:
         return owner if owner is not None else self.service  # type: ignore[return-value]
 
     def _complete(self, entry: Json, outcome: str, detail: Any) -> None:
+        entry["completed"] = True  # its outcome is the flush's now: a renewal that misses it lost nothing
         self._done.append((entry, outcome, detail))
         self._done_event.set()
 
