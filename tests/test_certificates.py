@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 
-from support.certs import DATA, certified_net, certify, cli, verify
+from support.certs import DATA, Upstream, certified_net, certify, cli, verify
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +108,21 @@ def test_a_rejected_request_issues_nothing(net):
     pearl.api("GET", "/assets/rejected/certificate", expect=404)
     again = station.admin("POST", f"/admin/certificates/{doc['request']}/approve", {}, expect=409)
     assert "is rejected, not pending" in again["error"]
+
+
+def test_an_http_upstream_is_registered_by_the_digest_of_a_snapshot(net):
+    pearl, station = net["pearl"], net["station"]
+    body = b"district,visits\nTianhe,120\nYuexiu,80\n"
+    upstream = Upstream(body)
+    try:
+        for asset, path in (("live", "data"), ("broken", "broken")):
+            pearl.api("POST", "/assets", {"id": asset, "title": asset, "contentType": "text/csv",
+                                          "dataAddress": {"type": "http", "url": f"{upstream.url}/{path}"}}, expect=201)
+        doc = pearl.api("POST", "/assets/live/registration", expect=200)
+        assert doc["sha256"] == hashlib.sha256(body).hexdigest()
+        before = station.admin("GET", "/admin/certificates", expect=200)
+        failed = pearl.api("POST", "/assets/broken/registration", expect=502)
+        assert failed["error"] == "the snapshot of the asset's upstream failed"  # no host, no port
+        assert station.admin("GET", "/admin/certificates", expect=200) == before
+    finally:
+        upstream.stop()

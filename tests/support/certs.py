@@ -29,7 +29,7 @@ def certified_net(base: Path) -> Iterator[dict]:
         ch.start()
         procs.append(ch)
         pearl = NodeProcess(base / "pearl", "Pearl River Medical Centre", station=station, jurisdiction="CN-GD-GZ",
-                            env=env)
+                            env={**env, "CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1"})
         harbour = NodeProcess(base / "harbour", "Harbour Lab", station=station, env=env)
         (pearl.directory / "data").mkdir(exist_ok=True)
         (pearl.directory / "data" / "visits.csv").write_bytes(DATA)
@@ -49,6 +49,34 @@ def certified_net(base: Path) -> Iterator[dict]:
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+class Upstream:
+    """An HTTP upstream in the test process: /data answers `body`, /broken answers 500."""
+
+    def __init__(self, body: bytes) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                ok = self.path == "/data"
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", str(len(body) if ok else 0))
+                self.end_headers()
+                if ok:
+                    self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
