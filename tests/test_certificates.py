@@ -52,6 +52,8 @@ def test_register_review_issue_log_advertise_and_verify_offline(net):
     advertised = visits["https://w3id.org/hks/registrationCertificate"]["@value"]
     assert advertised == json.loads(path.read_text())
     assert verify(net, advertised, "--dataset", "visits").returncode == 0
+    old_wire = next(d for d in harbour.catalog(pearl, "2024-1")["catalog"]["dataset"] if d["@id"] == "visits")
+    assert old_wire["https://w3id.org/hks/registrationCertificate"]["@value"] == advertised  # DSP 2024-1 too
     # and the self-description names it by its SHA-256 (the one the clearing house logged)
     sd = httpx.get(pearl.url + "/.well-known/self-description", headers={"Accept": "application/n-triples"}).text
     cert_sha = hashlib.sha256(advertised["certificate"].encode()).hexdigest()
