@@ -209,6 +209,11 @@ from .compliance.cli import app as compliance_app  # noqa: E402
 
 app.add_typer(compliance_app, name="compliance", help="cross-border records and filings (GBA Standard Contract)")
 
+from .certs.cli import app as asset_app, verify_command  # noqa: E402
+
+app.add_typer(asset_app, name="asset", help="dataset registration certificates (register, certificate)")
+app.command("verify-certificate")(verify_command)
+
 try:  # the clearing house's commands, when present
     from .clearinghouse.cli import app as clearinghouse_app, audit_app
 except ImportError:  # pragma: no cover

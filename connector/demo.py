@@ -39,6 +39,7 @@ from .compute.story import computation_story
 from .identity.enrol import AdminTokenEnroller, init_enrolled_node
 from .identity.search import search_registry
 from .node.app import Node
+from .certs.demo import certificate_story
 from .station import config as station_config
 from .station.app import Station
 
@@ -224,6 +225,11 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
         cat = await call(consumer, consumer_url, "POST", "/catalog/request", to_provider)
         offers = {o["@id"]: o for d in cat["catalog"].get("dataset", []) for o in d["hasPolicy"]}
         step(f"{CONSUMER} read the catalog over DSP {cat['dspVersion']}: offers {', '.join(sorted(offers))}")
+        result["certificate"] = await certificate_story(  # a registration certificate (connector/certs)
+            http=http, call=call, provider=provider, provider_url=provider_url, consumer=consumer,
+            consumer_url=consumer_url, to_provider=to_provider, asset_id="outpatient-visits-2025",
+            data_file=data_root / "outpatient-visits-2025.csv", station_url=station_url, admin_token=admin_token,
+            ch_key=ch_key, step=step, provider_name=PROVIDER, consumer_name=CONSUMER)
 
         async def negotiate(node: Node, url: str, label: str, body: dict, expect: str,
                             then: str | None = None) -> dict:
@@ -362,6 +368,7 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
                             for c in result.get("computations", []))
                     and result["accesses"][0]["personalFieldsRemoved"]
                     and result["compliance"]["ok"]
+                    and result["certificate"]["ok"]
                     and result["clearinghouse"]["ok"])
     return result
 

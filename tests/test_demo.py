@@ -35,3 +35,5 @@ def test_demo_json_summary():
     computed, by_patient = summary["computations"]
     assert computed["status"] == 200 and computed["rows"] > 0 and not computed["recordLeftProvider"]
     assert by_patient["status"] == 403 and by_patient["rule"] == "hks:groupByColumn"
+    cert = summary["certificate"]  # Pearl River's dataset carries a verified registration certificate
+    assert cert["ok"] and cert["approved"] and cert["verified"] and "the bytes match" in cert["reason"]

@@ -62,6 +62,8 @@ EVENTS = frozenset({
     "transfer.refused", "data.accessed", "data.computed",
     # cross-border compliance (connector/compliance/): a version of an agreement's record, by its SHA-256
     "compliance.recorded",
+    # a dataset registration certificate (connector/certs/), by the SHA-256 of its JWS, logged by its owner
+    "dataset.certified",
 })
 FIELDS = ("v", "processId", "event", "provider", "consumer", "sender", "timestamp", "sha256")
 MAX_ID_LENGTH = 256

@@ -32,6 +32,7 @@ from .outbox import Dispatcher
 from .transfers import TransferService
 from .peers import PeerDirectory
 from .selfdescription import SelfDescriptionService, StartupError
+from ..certs.node import CertificateService
 from ..compliance.service import ComplianceService
 
 log = logging.getLogger("connector.node")
@@ -68,6 +69,7 @@ class Node:
         self.clearinghouse = ClearingHouseLog(self) if settings.clearinghouse_url else None
         self.dataplane = DataPlane(self)
         self.compute = ComputeService(self)
+        self.certificates = CertificateService(self)  # dataset registration certificates
         self.compliance = ComplianceService(self)  # cross-border records; gates a first transfer
         self.negotiations.on_agreement.append(self.compliance.on_agreement)
         self.transfers = TransferService(
@@ -156,6 +158,7 @@ class Node:
         management = ManagementApi(self)
         app.add_routes(management.routes())
         app.add_routes(self.compliance.routes(ManagementApi.PREFIX, management._wrap))
+        app.add_routes(self.certificates.routes(ManagementApi.PREFIX, management._wrap))  # connector/certs
         app.add_routes([web.get("/health", self._health),
                         web.get("/.well-known/self-description", self.self_description.handle),
                         web.get("/data/{tid}", self.dataplane.serve),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..compute import FORMAT as COMPUTE
+from ..certs.node import catalog_properties
 from ..compute.sql import computable
 from ..identity import Caller
 from ..protocol.errors import MalformedMessage
@@ -100,7 +101,7 @@ class CatalogPages:
 
     # ------------------------------------------------------------------ reading
     def _read(self, conn: Connection, decisions: RequestDecisions, direction: str, key: str | None, size: int,
-              only: str | None) -> tuple[list[tuple[str, list[str]]], dict, bool, bool, int, set[str]]:
+              only: str | None) -> tuple[list[tuple[str, list[str]]], dict, bool, bool, int, set[str], dict]:
         bodies: dict[str, tuple[str, Json]] = {}
         candidates: list[str] = []
         for policy_id, text in _IN_USE.execute(conn):
@@ -122,7 +123,10 @@ class CatalogPages:
             computable_ids.update(r.id for r in conn.execute(
                 sa.select(assets.c.id, assets.c.data_address, assets.c.content_type).where(assets.c.id.in_(chunk)))
                 if computable(r))
-        return visible, offer_rows, has_previous, has_next, size, computable_ids
+        certified: dict[str, Json] = {}  # the page's datasets with a registration certificate (connector/certs)
+        for chunk in _chunks([a for a, _ in visible], 500):
+            certified.update(catalog_properties(conn, chunk))
+        return visible, offer_rows, has_previous, has_next, size, computable_ids, certified
 
     def _body(self, text: str) -> tuple[str, Json]:
         """A stored policy's content hash and body, parsed once per content (bounded)."""
@@ -187,7 +191,7 @@ class CatalogPages:
 
     # ---------------------------------------------------------------- rendering
     def _render(self, dsp_base: str, found: tuple, wire: str | None) -> Page:
-        visible, offer_rows, has_previous, has_next, size, computable_ids = found
+        visible, offer_rows, has_previous, has_next, size, computable_ids, certified = found
         service = self.catalog.data_service(dsp_base)
         participant = self.catalog.participant_id
         datasets: list[Json] = []
@@ -214,6 +218,7 @@ class CatalogPages:
                 "@type": "Dataset",
                 "hasPolicy": [offer(r, asset_id) for r in rows],
                 "distribution": both if asset_id in computable_ids else pull,
+                **certified.get(asset_id, {}),
             })
         first, last = (visible[0][0], visible[-1][0]) if visible else (None, None)
         previous = encode_token("p", first, size) if has_previous and first is not None else None

@@ -63,6 +63,7 @@ class PublicOffer:
     themes: tuple[str, ...] = ()
     data_categories: tuple[str, ...] = ()
     policy: Json = field(default_factory=dict)
+    certificate: str | None = None  # SHA-256 of the dataset's registration certificate (connector/certs)
 
 
 # ------------------------------------------------------------------ pure part
@@ -129,7 +130,8 @@ def public_offers(assets: Iterable[Json], policies: Iterable[Json], offers: Iter
             out.append(PublicOffer(
                 offer_id=oid, dataset_id=asset_id, title=asset.get("title") or asset_id,
                 description=asset.get("description") or "", keywords=tuple(keywords), themes=tuple(themes),
-                data_categories=tuple(categories), policy=catalog_offer(oid, contract, participant_id)))
+                data_categories=tuple(categories), policy=catalog_offer(oid, contract, participant_id),
+                certificate=asset.get("certificate")))
     return out
 
 
@@ -213,6 +215,8 @@ def build_graph(facts: NodeFacts, offers: Iterable[PublicOffer]):  # noqa: ANN20
         add((dataset, RDF.type, DCAT.Dataset))
         add((dataset, DCT.identifier, Literal(offer.dataset_id)))
         add((dataset, DCT.title, Literal(offer.title)))
+        if offer.certificate:  # the bundle is in the DSP catalog; this names it (its SHA-256, as logged)
+            add((dataset, HKS.registrationCertificate, Literal(offer.certificate)))
         if offer.description:
             add((dataset, DCT.description, Literal(offer.description)))
         for keyword in offer.keywords:
@@ -365,7 +369,9 @@ class SelfDescriptionService:
         from ..store.tables import assets, offers, policies
 
         catalog = self.node.catalog
-        return (await catalog.list_rows(assets), await catalog.list_rows(policies), await catalog.list_rows(offers))
+        rows = await catalog.list_rows(assets)
+        await self.node.certificates.annotate(rows)  # each certified dataset's certificate hash
+        return (rows, await catalog.list_rows(policies), await catalog.list_rows(offers))
 
     async def current(self) -> Document:
         if self._doc is not None and self._built_version == self._version:

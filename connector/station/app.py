@@ -45,6 +45,7 @@ from ..store.db import Database
 from .metrics import station_families
 from . import registry as reg
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
+from ..certs.station import CertificateRegistry
 from .store import metadata, participants, registry, revocations, seen_tokens, used_assertions
 from .tokens import OAuthError, assertion_subject, check_form, dat_claims, sign_dat, verify_assertion
 
@@ -245,6 +246,7 @@ class Station:
             web.get("/registry/search", self.search),
             web.get("/health", self.health),
             web.get("/metrics", self.metrics_handler),
+            *CertificateRegistry(self).routes(),  # dataset registration certificates (connector/certs)
         ]
         if iss.path not in ("", "/"):
             routes.append(web.get(urlparse(metadata_url(self.settings.issuer)).path, self.metadata))

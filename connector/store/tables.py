@@ -274,3 +274,15 @@ console_sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+# dataset registration certificates (migration 0012, connector/certs): the request sent to the
+# station for an asset and, once approved, the certificate bundle the catalog advertises
+dataset_certificates = sa.Table(
+    "dataset_certificates", metadata,
+    sa.Column("asset_id", sa.String(255), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("bundle", sa.JSON, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,8 @@
+"""Dataset registration certificates ("confirmable" data, issue 14 item 6).
+
+* `certificate` — pure: the certificate's claims, the bundle a node advertises, and its offline
+  verification (station signature, clearing-house inclusion proof, revocation list, data digest);
+* `station` — the station's registration requests, operator review, issuance and revocation;
+* `node` — the node's side: digest, request, log the certificate at the clearing house, advertise;
+* `cli` — `connector asset register|certificate` and `connector verify-certificate`.
+"""

@@ -1,0 +1,130 @@
+"""Issue 14 item 6: dataset registration certificates, with real processes (a station, a clearing
+house in station mode, two enrolled nodes): register, operator review, issue, log with an inclusion
+proof, advertise in the catalog, verify offline, revoke, re-register a new version."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from support.certs import DATA, Upstream, certified_net, certify, cli, verify
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    with certified_net(tmp_path_factory.mktemp("certs")) as n:
+        yield n
+
+
+def serial_of(bundle: dict) -> int:
+    return json.loads(base64.urlsafe_b64decode(bundle["certificate"].split(".")[1] + "==="))["serial"]
+
+
+def test_register_review_issue_log_advertise_and_verify_offline(net):
+    pearl, station, harbour = net["pearl"], net["station"], net["harbour"]
+    out = cli("asset", "register", str(pearl.directory), "visits")
+    assert out.returncode == 0, out.stderr
+    assert "waiting for the station's review" in out.stdout
+    pending = station.admin("GET", "/admin/certificates?status=pending", expect=200)
+    mine = [r for r in pending if r["participantId"] == pearl.participant_id and r["datasetId"] == "visits"]
+    assert mine and mine[-1]["certificate"] is None
+    request = mine[-1]
+    assert request["sha256"] == hashlib.sha256(DATA).hexdigest()
+    assert request["title"] == "Clinic visits" and request["categories"] == ["pd:Age"]
+    # before the review: no certificate, nothing advertised
+    waiting = cli("asset", "certificate", str(pearl.directory), "visits")
+    assert waiting.returncode == 3 and "pending" in waiting.stdout
+    station.admin("POST", f"/admin/certificates/{request['serial']}/approve", {}, expect=200)
+    path = net["base"] / "visits.cert.json"
+    got = cli("asset", "certificate", str(pearl.directory), "visits", "--out", str(path))
+    assert got.returncode == 0, got.stderr
+    ok = verify(net, path, "--data", str(pearl.directory / "data" / "visits.csv"), "--owner", pearl.participant_id,
+                "--revocations", station.url + "/certificates/revocations")
+    assert ok.returncode == 0, ok.stderr
+    assert f"certificate {request['serial']} for dataset visits" in ok.stdout and "the data matches" in ok.stdout
+    # the catalog Harbour Lab reads carries it, and it verifies from there too
+    visits = next(d for d in harbour.catalog(pearl)["catalog"]["dataset"] if d["@id"] == "visits")
+    advertised = visits["https://w3id.org/hks/registrationCertificate"]["@value"]
+    assert advertised == json.loads(path.read_text())
+    assert verify(net, advertised, "--dataset", "visits").returncode == 0
+    old_wire = next(d for d in harbour.catalog(pearl, "2024-1")["catalog"]["dataset"] if d["@id"] == "visits")
+    assert old_wire["https://w3id.org/hks/registrationCertificate"]["@value"] == advertised  # DSP 2024-1 too
+    # and the self-description names it by its SHA-256 (the one the clearing house logged)
+    sd = httpx.get(pearl.url + "/.well-known/self-description", headers={"Accept": "application/n-triples"}).text
+    cert_sha = hashlib.sha256(advertised["certificate"].encode()).hexdigest()
+    assert f'<https://w3id.org/hks/ns#registrationCertificate> "{cert_sha}"' in sd
+
+
+def test_a_revoked_certificate_fails_verification_with_the_revocation_list(net):
+    pearl, station = net["pearl"], net["station"]
+    pearl.api("POST", "/assets", {"id": "old-visits", "title": "Old visits", "contentType": "text/csv",
+                                  "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+    bundle = certify(net, "old-visits")
+    serial = serial_of(bundle)
+    assert verify(net, bundle, "--revocations", station.url + "/certificates/revocations").returncode == 0
+    revoked = station.admin("POST", f"/admin/certificates/{serial}/revoke", {"reason": "withdrawn"}, expect=200)
+    assert revoked["status"] == "revoked"
+    listed = httpx.get(station.url + "/certificates/revocations").text
+    (net["base"] / "revocations.jwt").write_text(listed)
+    out = verify(net, bundle, "--revocations", str(net["base"] / "revocations.jwt"))
+    assert out.returncode == 1 and f"certificate {serial} is revoked" in out.stderr
+    # without the list the signature and the proof still hold (the list is what tells revocation)
+    assert verify(net, bundle).returncode == 0
+    again = station.admin("POST", f"/admin/certificates/{serial}/revoke", {}, expect=409)
+    assert "only an issued certificate can be revoked" in again["error"]
+
+
+def test_re_registering_a_new_version_replaces_the_old_certificate(net):
+    pearl, station = net["pearl"], net["station"]
+    pearl.api("POST", "/assets", {"id": "versioned", "title": "Versioned", "contentType": "text/csv",
+                                  "dataAddress": {"type": "file", "path": "versioned.csv"}}, expect=201)
+    data = pearl.directory / "data" / "versioned.csv"
+    data.write_bytes(b"v,1\n")
+    first = certify(net, "versioned")
+    data.write_bytes(b"v,2\n")
+    second = certify(net, "versioned")
+    out = verify(net, second, "--data", str(data))
+    assert out.returncode == 0, out.stderr
+    first_serial = serial_of(first)
+    assert f"replaces {first_serial}" in out.stdout
+    old = [r for r in station.admin("GET", "/admin/certificates", expect=200) if r["serial"] == first_serial][0]
+    assert old["status"] == "superseded"
+    stale = verify(net, first, "--data", str(data))  # the old certificate does not vouch for the new bytes
+    assert stale.returncode == 1 and "does not match the registered digest" in stale.stderr
+    assert pearl.api("GET", "/assets/versioned/certificate", expect=200) == second
+
+
+def test_a_rejected_request_issues_nothing(net):
+    pearl, station = net["pearl"], net["station"]
+    pearl.api("POST", "/assets", {"id": "rejected", "title": "Rejected", "contentType": "text/csv",
+                                  "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+    doc = pearl.api("POST", "/assets/rejected/registration", expect=200)
+    station.admin("POST", f"/admin/certificates/{doc['request']}/reject", {"reason": "title misleading"}, expect=200)
+    out = cli("asset", "certificate", str(pearl.directory), "rejected")
+    assert out.returncode == 1 and "rejected (title misleading)" in out.stdout
+    pearl.api("GET", "/assets/rejected/certificate", expect=404)
+    again = station.admin("POST", f"/admin/certificates/{doc['request']}/approve", {}, expect=409)
+    assert "is rejected, not pending" in again["error"]
+
+
+def test_an_http_upstream_is_registered_by_the_digest_of_a_snapshot(net):
+    pearl, station = net["pearl"], net["station"]
+    body = b"district,visits\nTianhe,120\nYuexiu,80\n"
+    upstream = Upstream(body)
+    try:
+        for asset, path in (("live", "data"), ("broken", "broken")):
+            pearl.api("POST", "/assets", {"id": asset, "title": asset, "contentType": "text/csv",
+                                          "dataAddress": {"type": "http", "url": f"{upstream.url}/{path}"}}, expect=201)
+        doc = pearl.api("POST", "/assets/live/registration", expect=200)
+        assert doc["sha256"] == hashlib.sha256(body).hexdigest()
+        before = station.admin("GET", "/admin/certificates", expect=200)
+        failed = pearl.api("POST", "/assets/broken/registration", expect=502)
+        assert failed["error"] == "the snapshot of the asset's upstream failed"  # no host, no port
+        assert station.admin("GET", "/admin/certificates", expect=200) == before
+    finally:
+        upstream.stop()
