@@ -1,5 +1,5 @@
-"""Traces and logs across processes: with [telemetry] otlp_endpoint set, one negotiation (and the
-transfer after it) is ONE trace that spans the consumer, the provider and the clearing house, each
+"""Traces and logs across processes: with [telemetry] otlp_endpoint set, one negotiation is ONE
+trace that spans the consumer, the provider and the clearing house, each
 a real process exporting over OTLP/HTTP to a real receiver in this test process; with
 [telemetry] log_format = "json", every log line is a JSON object with the request id, process id
 and trace id."""
@@ -49,26 +49,33 @@ def test_one_negotiation_is_one_trace_across_both_nodes_and_the_clearing_house(t
     assert neg["state"] == "FINALIZED"
     started = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"]}, expect=201)
     assert consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=20")["state"] == "STARTED"
-    deadline = time.monotonic() + 30
     wanted = {"consumer", "provider", "connector-clearinghouse"}
+
+    def trace_of(start: str) -> list[dict]:
+        """The spans of the trace that the consumer's management request `start` began."""
+        with receiver.lock:
+            spans = list(receiver.spans)
+        first = [s for s in spans if s["service"] == "consumer" and s["name"] == start]
+        assert len(first) <= 1, first
+        return [s for s in spans if first and s["trace"] == first[0]["trace"]]
+
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if any(wanted <= services for services in receiver.by_trace().values()):
+        if all(wanted <= {s["service"] for s in trace_of(start)}
+               for start in ("POST /api/v1/negotiations", "POST /api/v1/transfers")):
             break
         time.sleep(0.3)
-    traces = receiver.by_trace()
-    assert any(wanted <= services for services in traces.values()), dict(traces)
-    # the negotiation's own trace: the consumer's request that started it, the provider's DSP
-    # endpoints and the clearing house's appends, all under one trace id
-    with receiver.lock:
-        spans = list(receiver.spans)
-    start = [s for s in spans if s["service"] == "consumer" and s["name"] == "POST /api/v1/negotiations"]
-    assert len(start) == 1
-    one = [s for s in spans if s["trace"] == start[0]["trace"]]
-    names = {(s["service"], s["name"]) for s in one}
+    # the negotiation's trace: the consumer's request that started it, the provider's DSP endpoints,
+    # the consumer's endpoints the provider called back, the clearing house's appends, one trace id
+    names = {(s["service"], s["name"]) for s in trace_of("POST /api/v1/negotiations")}
     assert ("provider", "POST /dsp/2025-1/negotiations/request") in names, names
     assert ("consumer", "POST /dsp/2025-1/negotiations/{pid}/agreement") in names, names
-    assert any(service == "connector-clearinghouse" for service, _ in names), names
-    assert all(s["path"] == "/v1/traces" for s in spans)
+    assert ("connector-clearinghouse", "POST /entries") in names, names
+    # and the transfer's, begun by its own management request
+    names = {(s["service"], s["name"]) for s in trace_of("POST /api/v1/transfers")}
+    assert ("provider", "POST /dsp/2025-1/transfers/request") in names, names
+    assert {service for service, _ in names} == wanted, names
+    assert all(s["path"] == "/v1/traces" for s in receiver.spans)
 
 
 def test_every_json_log_line_names_request_process_and_trace(traced):
