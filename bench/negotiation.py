@@ -11,7 +11,10 @@ sample of N/R calls, with one more sample after the last round; the baseline is 
 the R+1 samples (the machine is shared, and a single phase swings widely), the value is still
 N negotiations over the time spent negotiating.
 
-    python bench/negotiation.py [--quick] [--postgres] [-n N] [-c C] [--rounds R]
+    python bench/negotiation.py [--quick] [--postgres] [--traces] [-n N] [-c C] [--rounds R]
+
+`--traces`: both nodes export every span over OTLP/HTTP to a receiver in the bench process
+([telemetry] otlp_endpoint), to compare with a run without (tracing off, the default).
 
 Last line: one JSON object (bench, value, unit, baseline, ratio, p50/p99 ...).
 """
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -144,8 +148,15 @@ def main() -> None:
                         help="each node on a PostgreSQL database of its own (CONNECTOR_TEST_POSTGRES_DSN)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="negotiation rounds, each after a baseline sample (baseline: the median of the samples)")
+    parser.add_argument("--traces", action="store_true",
+                        help="tracing on: the nodes export their spans to an OTLP/HTTP receiver in this process")
     args = parser.parse_args()
     n = args.n or (600 if args.quick else 3000)
+    receiver = None
+    if args.traces:
+        from support.otlp import Receiver
+        receiver = Receiver()
+        os.environ["CONNECTOR_TELEMETRY_OTLP_ENDPOINT"] = receiver.url  # NodeProcess passes it on
     with tempfile.TemporaryDirectory(prefix="bench-negotiation-") as tmp, postgres_databases(args.postgres, 2) as urls:
         provider = NodeProcess(Path(tmp) / "provider", "BenchProvider", database_url=urls[0]).start()
         consumer = NodeProcess(Path(tmp) / "consumer", "BenchConsumer", database_url=urls[1]).start()
@@ -161,7 +172,8 @@ def main() -> None:
               "baseline_unit": "4 bare aiohttp round trips/s between the same processes",
               "ratio": round(result["value"] / result["baseline"], 3), "n": n, "concurrency": args.c,
               "rounds": max(1, min(args.rounds, n)),
-              "backend": "postgres" if args.postgres else "sqlite", "target": {"value": 150, "ratio": 0.25}}
+              "backend": "postgres" if args.postgres else "sqlite", "target": {"value": 150, "ratio": 0.25},
+              "spans_exported": None if receiver is None else len(receiver.spans)}
     print(json.dumps(result))
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
+from .telemetry import SCHEMA as TELEMETRY_SCHEMA, TelemetrySettings, settings_from as _telemetry_from
+
 CONFIG_FILE = "connector.toml"
 
 
@@ -71,6 +73,7 @@ class Settings:
     # refusals in the access log are kept at least this long (PDPO s.27: a log of refusals, at least 4 years)
     compliance_refusal_retention_days: int = 1461
     console_enabled: bool = True  # the operator console at /console/ ([console] enabled = false turns it off)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # [telemetry]: traces and log format
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dsp_base(self, version: str) -> str:
@@ -165,6 +168,7 @@ def read_sections(path: Path, schema: Mapping[str, Mapping[str, tuple[type, bool
     """Read a TOML file against `schema` (section -> key -> (type, required)), apply
     <env_prefix><SECTION>_<KEY> overrides, coerce the types. Every section is in the result.
     Used by the node, the station and the clearing house; raises ConfigError naming the setting."""
+    schema = {**schema, "telemetry": TELEMETRY_SCHEMA}  # every service has the [telemetry] section
     if not path.is_file():
         raise ConfigError(f"no {path.name} in {path.parent} ({create_hint})")
     try:
@@ -194,6 +198,14 @@ def read_sections(path: Path, schema: Mapping[str, Mapping[str, tuple[type, bool
             elif required:
                 raise ConfigError(f"setting [{section}] {key} is missing (env {env_prefix}{section.upper()}_{key.upper()})")
     return checked
+
+
+def telemetry_of(checked: Mapping[str, dict[str, Any]]) -> TelemetrySettings:
+    """The [telemetry] section of any service's checked config (see connector/telemetry.py)."""
+    try:
+        return _telemetry_from(checked.get("telemetry", {}))
+    except ValueError as exc:
+        raise ConfigError(f"setting {exc}") from None
 
 
 def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -284,6 +296,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Set
         **_compute(checked.get("compute", {})),
         compliance_refusal_retention_days=_refusal_retention(checked.get("compliance", {})),
         console_enabled=checked.get("console", {}).get("enabled", True),
+        telemetry=telemetry_of(checked),
     )
 
 

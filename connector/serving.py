@@ -13,6 +13,8 @@ from typing import Coroutine
 
 from aiohttp import web
 
+from . import telemetry as _telemetry
+
 
 def undecodable_header(request: web.Request) -> str | None:
     """The name of the first request header whose value is not valid UTF-8, or None.
@@ -55,12 +57,15 @@ async def serve_forever(runner: web.AppRunner) -> None:
         await runner.cleanup()
 
 
-def run_process(main: Coroutine, *, startup_errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_process(main: Coroutine, *, startup_errors: tuple[type[BaseException], ...] = (),
+                telemetry: tuple[str, "_telemetry.TelemetrySettings"] | None = None) -> int:
     """Run a service's main coroutine with logging on stderr: 0 after Ctrl-C, 2 (and one
-    line) for a start-up error."""
+    line) for a start-up error. `telemetry`: (service name, its [telemetry] settings)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if telemetry is not None:
+        _telemetry.configure(*telemetry)
     try:
         asyncio.run(_until_terminated(main))
     except KeyboardInterrupt:

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from connector.clearinghouse.testing import TEST_AUDIENCE, ClearingHouseProcess
+from support.logged_pair import start_logged_pair
 from support.nodes import SHARED_SECRET, NodeProcess, free_port
 
 pytestmark = pytest.mark.slow
-LOGGED = {"permission": [{"action": "use", "duty": [{"action": "hks:log"}]}]}
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +28,7 @@ def station(tmp_path_factory):
            "CONNECTOR_OUTBOX_MESSAGE_DEADLINE_SECONDS": "5", "CONNECTOR_OUTBOX_RETRY_MAX_SECONDS": "2"}
     provider = NodeProcess(base / "provider", "Provider", jurisdiction="CN-GD-GZ", env=env)
     consumer = NodeProcess(base / "consumer", "Consumer", jurisdiction="HK", env=env)
-    for node in (provider, consumer):
-        subprocess.run([sys.executable, "-m", "connector", "clearinghouse", "trust", str(ch.directory),
-                        "--node", str(node.directory)], check=True, capture_output=True)
-    (provider.directory / "data").mkdir(exist_ok=True)
-    (provider.directory / "data" / "visits.csv").write_text("patient_id,age\nP1,40\nP2,51\n")
-    ch.start()
-    provider.start()
-    consumer.start()
-    provider.api("POST", "/policies", {"id": "logged", "policy": LOGGED}, expect=201)
-    provider.api("POST", "/assets", {"id": "visits", "contentType": "text/csv",
-                                     "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
-    provider.api("POST", "/offers", {"id": "offer", "assetIds": ["visits"], "accessPolicyId": "logged",
-                                     "contractPolicyId": "logged"}, expect=201)
+    start_logged_pair(ch, provider, consumer)
     try:
         yield ch, provider, consumer
     finally:

@@ -38,6 +38,7 @@ from . import store
 from .config import ClearingHouseSettings, ConfigError
 from .db import open_database
 from .metrics import ClearingHouseMetrics
+from .. import telemetry
 from .entry import EntryError, parse_signed_entry
 from .keys import LocalParticipantKeys, ParticipantKeyError, ParticipantKeys, StationParticipantKeys
 from .store import Appended, BatchResult, Duplicate, LogSigner, PendingEntry, ProofRangeError, StoreError, WrongParties
@@ -240,7 +241,7 @@ class ClearingHouse:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_entry_bytes + 1024,
-                              middlewares=[self.metrics.middleware(), self._errors])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors])
         app[CH_KEY] = self
         app.add_routes([
             web.post("/entries", self.post_entry),
@@ -592,4 +593,5 @@ async def serve(settings: ClearingHouseSettings, *, ready_line: bool = True,
 
 
 def run(settings: ClearingHouseSettings) -> int:
-    return run_process(serve(settings), startup_errors=(ConfigError, StoreError))
+    return run_process(serve(settings), startup_errors=(ConfigError, StoreError),
+                       telemetry=("connector-clearinghouse", settings.telemetry))

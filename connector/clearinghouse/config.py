@@ -17,8 +17,9 @@ from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..config import ConfigError, read_sections
+from ..config import ConfigError, read_sections, telemetry_of
 from ..config import toml_string as _toml_str
+from ..telemetry import TelemetrySettings
 from ..ledger.checkpoint import CheckpointError, parse_signer_key, signer_key_string, verifier_key_string
 
 CONFIG_FILE = "clearinghouse.toml"
@@ -55,6 +56,7 @@ class ClearingHouseSettings:
     verify_workers: int = 1  # a process that checks entry signatures (0: in the event loop)
     diagnostics: bool = False  # POST /diagnostics/discard: a bare handler, the benchmark's baseline
     metrics_token: str = field(default="", repr=False)  # GET /metrics with this bearer token ("": no /metrics)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # [telemetry]
 
 
 # section -> key -> (type, required)
@@ -157,6 +159,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Cle
             raise ConfigError("setting [access] auditor_claim must look like NAME=VALUE, e.g. role=auditor")
         claim = (name, value)
     return ClearingHouseSettings(
+        telemetry=telemetry_of(c),
         directory=directory, listen_host=host, listen_port=port, public_url=public_url.rstrip("/"),
         database_url=db_url, signer_key=read_signer_key(directory), identity_mode=mode,
         identity_shared_secret=secret, identity_audience=audience,

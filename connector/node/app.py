@@ -23,6 +23,7 @@ from .codec import VERSIONS, Codec
 from .dsp import DspApi
 from .management import ManagementApi, json_response
 from .metrics import NodeMetrics
+from .. import telemetry
 from .negotiations import NegotiationService
 from .clearinghouse import ClearingHouseLog
 from .dataplane import DataPlane
@@ -152,7 +153,8 @@ class Node:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes,
-                              middlewares=[self.metrics.middleware(), self._errors, identity_middleware(self)])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors,
+                                           identity_middleware(self)])
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
         management = ManagementApi(self)
@@ -232,6 +234,6 @@ async def serve(settings: Settings, *, ready_line: bool = True) -> None:
 
 
 def run(settings: Settings) -> None:
-    code = run_process(serve(settings), startup_errors=(StartupError,))
+    code = run_process(serve(settings), startup_errors=(StartupError,), telemetry=("connector-node", settings.telemetry))
     if code:
         sys.exit(code)

@@ -26,6 +26,7 @@ from .. import failpoints
 from ..protocol.errors import Refused
 from ..protocol.negotiation import Role
 from ..store.prepared import Prepared
+from ..telemetry import current_traceparent
 from ..store.tables import outbox
 
 Json = dict[str, Any]
@@ -146,7 +147,7 @@ def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts
             "body": o.body, "status": "pending", "attempts": 0, "next_attempt_at": ts,
             "lease_owner": owner if leased else None, "lease_until": ts + lease_seconds if leased else None,
             "lease_gen": 1 if leased else 0, "deadline_at": None, "dead_at": None,
-            "last_error": None, "created_at": ts, "sent_at": None,
+            "last_error": None, "created_at": ts, "sent_at": None, "traceparent": current_traceparent(),
         }
         entry["id"] = _INSERT_OUTBOX.execute(conn, entry).scalar_one()
         o.entry = entry if leased else None

@@ -43,6 +43,7 @@ from ..store.prepared import Prepared
 from ..store.retry import run_again_on_deadlock
 
 from ..store.tables import outbox
+from ..telemetry import continued
 from .destinations import forbidden
 from .durable import PROVIDER_PID_PLACEHOLDER, DurableOwner, response_json
 
@@ -336,6 +337,11 @@ class Dispatcher:
 
     # ------------------------------------------------------------ sending
     async def _send(self, entry: Json) -> None:
+        # in the trace of the transition that queued it (whichever replica sends it, however late)
+        with continued(entry.get("traceparent"), f"outbox {str(entry['kind']).split(':', 1)[0]}", entry["process_id"]):
+            await self._send_now(entry)
+
+    async def _send_now(self, entry: Json) -> None:
         try:
             await self._guard(entry)
             url, body = entry["url"], entry["body"]

@@ -41,6 +41,7 @@ from ..identity.pki import (CertificateError, cert_pem, cert_sha256, is_particip
 from ..identity.sd import (IndexError_, JURISDICTION_RE, SECURITY_PROFILES, connector_iri, index_graph, validate)
 from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
 from ..metrics import ServiceMetrics
+from .. import telemetry
 from ..store.db import Database
 from .metrics import station_families
 from . import registry as reg
@@ -227,7 +228,7 @@ class Station:
     # ------------------------------------------------------------ routes
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.registry_max_bytes,
-                              middlewares=[self.metrics.middleware(), self._errors])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors])
         iss = urlparse(self.settings.issuer)
         routes = [
             web.get("/.well-known/oauth-authorization-server", self.metadata),
@@ -677,5 +678,5 @@ async def serve(settings: StationSettings, *, ready_line: bool = True) -> None:
 
 
 def run(settings: StationSettings) -> None:
-    run_process(serve(settings))
+    run_process(serve(settings), telemetry=("connector-station", settings.telemetry))
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
-from ..config import ConfigError, read_sections
+from ..config import ConfigError, read_sections, telemetry_of
 from ..config import toml_string as _toml_str
 from ..identity import jose
+from ..telemetry import TelemetrySettings
 from ..identity.dat import GENERIC_AUDIENCE
 from ..identity.keys import private_pem, write_public_file, write_secret_file
 from ..identity.pki import cert_pem, make_ca
@@ -43,6 +44,7 @@ class StationSettings:
     max_assertion_lifetime: int = 600
     registry_max_bytes: int = 1024 * 1024
     certificate_days: int = 365
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # [telemetry]
 
     @property
     def issuer(self) -> str:
@@ -108,7 +110,7 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
             raise ConfigError(f"{directory / name} is missing (made by: connector station init)")
     if not list((directory / "keys").glob("token-*.key")):
         raise ConfigError(f"no token-signing key in {directory / 'keys'} (made by: connector station init)")
-    return StationSettings(directory=directory, name=st["name"], listen_host=host, listen_port=port,
+    return StationSettings(directory=directory, telemetry=telemetry_of(checked), name=st["name"], listen_host=host, listen_port=port,
                            public_url=public_url, database_url=db_url, token_lifetime=lifetime,
                            service_audiences=tuple(a.strip().rstrip("/") for a in services),
                            allow_generic_audience=tokens.get("allow_generic_audience", False),

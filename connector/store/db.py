@@ -29,6 +29,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ..telemetry import bind_context
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_ID = 0x48_4B_53  # "HKS": serialises migrations of processes sharing one PostgreSQL
 T = TypeVar("T")
@@ -78,6 +80,7 @@ class Database:
         On SQLite, transactions submitted while the writer is busy are grouped into one
         commit (group commit), each in its own SAVEPOINT so that one that raises is rolled
         back alone; every caller gets its result only after the shared commit."""
+        fn = bind_context(fn)  # runs in its caller's trace context, whoever commits it (tracing on only)
         if not self.is_sqlite:
             async with self.async_engine.begin() as conn:
                 return await conn.run_sync(fn, *args)

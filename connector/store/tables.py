@@ -105,6 +105,8 @@ outbox = sa.Table(
     sa.Column("lease_gen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("deadline_at", sa.Float, nullable=True),  # NULL: created_at + the deadline of its kind
     sa.Column("dead_at", sa.Float, nullable=True),  # when it became a dead letter (last_error: why)
+    # W3C traceparent of the transition that queued it (NULL: tracing off): its send continues that trace
+    sa.Column("traceparent", sa.String(64), nullable=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_process", "process_id", "status"),
 )
