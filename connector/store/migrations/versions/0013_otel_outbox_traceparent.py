@@ -2,14 +2,14 @@
 otel): the message, sent later or by another replica, continues that trace. NULL while tracing
 is off ([telemetry] otlp_endpoint unset) and for rows queued before this revision.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
