@@ -111,9 +111,10 @@ class StationCallers:
     mode = "station"
 
     def __init__(self, station_url: str, replay_path: Path, *, audience: str,
-                 max_lifetime: float = DEFAULT_MAX_LIFETIME) -> None:
+                 max_lifetime: float = DEFAULT_MAX_LIFETIME, replay: Any = None) -> None:
+        """`replay`: the replay store (default: an SQLite file at `replay_path`)."""
         self.trust = StationTrust(station_url)
-        self.verifier = DatVerifier(self.trust, SqliteReplayStore(replay_path), audience=audience,
+        self.verifier = DatVerifier(self.trust, replay or SqliteReplayStore(replay_path), audience=audience,
                                     max_lifetime=max_lifetime)
         self._opened = False
         self._lock = asyncio.Lock()
