@@ -16,7 +16,7 @@ from connector.identity import jose
 from connector.identity.dat import client_assertion, token_request_form
 from connector.identity.keys import load_any_private_key
 from connector.identity.pki import make_csr
-from support.nodes import StationProcess, free_port
+from support.nodes import NodeProcess, StationProcess, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -132,3 +132,24 @@ def test_concurrent_enrolments_through_both_processes_keep_one_key_one_name_and_
     listed = [{p["participantId"]: p["status"] for p in st.admin("GET", "/admin/participants", expect=200)}
               for st in (first, second)]
     assert listed[0] == listed[1] and all(listed[0][p] == "revoked" for p in pids)
+
+
+def test_a_self_description_registered_at_one_station_process_is_found_at_the_other(stations, tmp_path):
+    first, second = stations
+    node = NodeProcess(tmp_path / "pearl", "Pearl River Medical Centre", station=first, jurisdiction="CN-GD-GZ")
+    node.start()  # registers its self-description at the first process, at start and on each catalog change
+    try:
+        node.publish("dataset-1", "offer-1")
+        deadline = time.monotonic() + 30
+        while True:
+            found = second.admin("GET", "/registry/search?jurisdiction=CN-GD-GZ", expect=200)["results"]
+            if [r["datasetId"] for r in found if r["participantId"] == node.participant_id]:
+                break
+            assert time.monotonic() < deadline, "the second process never found the registration"
+            time.sleep(0.2)
+        first.admin("POST", f"/admin/participants/{node.participant_id}/revoke", None, expect=200)
+        assert second.admin("GET", "/registry/search?jurisdiction=CN-GD-GZ", expect=200)["results"] == []
+        listed = {p["participantId"]: p["status"] for p in second.admin("GET", "/admin/participants", expect=200)}
+        assert listed[node.participant_id] == "revoked"
+    finally:
+        node.stop()
