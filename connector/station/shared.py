@@ -99,11 +99,18 @@ class Changes:
         self.enabled = station.db.is_postgres
         self.seen = 0
         self._lock = asyncio.Lock()
+        self._begun = 0  # syncs begun so far
 
     async def sync(self) -> None:
+        """Apply every change committed before this call. Callers that wait while one sync runs are
+        served together by the next one (which begins after they all arrived)."""
         if not self.enabled:
             return
+        ticket = self._begun
         async with self._lock:
+            if self._begun > ticket:  # a sync began after this call and has finished
+                return
+            self._begun += 1
             while True:
                 feed = self.station.revocation_feed
                 update = await self.station.db.read(read_update, self.seen, feed[-1][0] if feed else 0)
