@@ -84,8 +84,14 @@ def _identity_station(settings: ClearingHouseSettings) -> Identity:
     from ..identity.binding import StationCallers
     if not settings.station_url:
         raise ConfigError("setting [identity] mode = \"station\" needs [participants] station_url")
+    replay = None
+    if settings.database_url.startswith("postgresql"):  # replicas share the jtis they have seen
+        from ..identity.db_replay import DatabaseReplayStore
+        from .tables import seen_tokens
+        replay = DatabaseReplayStore(settings.database_url, table=seen_tokens)
     return StationCallers(settings.station_url, settings.directory / "identity.db",  # type: ignore[return-value]
-                          audience=settings.identity_audience, max_lifetime=settings.identity_max_token_lifetime)
+                          audience=settings.identity_audience, max_lifetime=settings.identity_max_token_lifetime,
+                          replay=replay)
 
 
 #: How callers prove who they are, by ``[identity] mode``: a dev-mode shared secret, or the

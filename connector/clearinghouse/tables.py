@@ -9,6 +9,8 @@ live next to a node's tables in one PostgreSQL database.
   serialises appenders on PostgreSQL (``SELECT ... FOR UPDATE``).
 * ``ch_checkpoints``: every checkpoint the log signed, by size.
 * ``ch_processes``: the two parties of each process (fixed by its first entry), for access control.
+* ``ch_seen_tokens``: on PostgreSQL in station mode, the jti of every DAT presented, bound to that token
+  (shared by every clearing-house process; on SQLite: identity.db in the directory).
 """
 from __future__ import annotations
 
@@ -66,4 +68,12 @@ processes = sa.Table(
     sa.Column("provider", sa.String(ID_LENGTH), nullable=False),
     sa.Column("consumer", sa.String(ID_LENGTH), nullable=False),
     sa.Column("first_seq", sa.BigInteger, nullable=False),
+)
+
+seen_tokens = sa.Table(
+    "ch_seen_tokens", metadata,
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )

@@ -35,7 +35,7 @@ def build_identity(settings: Any) -> Any:
         trust = StationTrust(settings.identity_station_url)
         client = DatClient(trust, settings.node.participant_id, load_private_key(keys / "node.key"))
         # a token is accepted here only if this node is its one audience
-        verifier = DatVerifier(trust, SqliteReplayStore(Path(settings.directory) / "identity.db"),
+        verifier = DatVerifier(trust, _replay_store(settings),
                                audience=settings.node.participant_id, require_transport_cert=settings.tls_enabled,
                                max_lifetime=settings.identity_max_token_lifetime)
         return StationIdentity(client, verifier)
@@ -46,6 +46,14 @@ def build_identity(settings: Any) -> Any:
         claims["jurisdiction"] = settings.node.jurisdiction
     return DevSharedSecret(settings.node.participant_id, settings.identity_shared_secret, claims,
                            also_accept=(settings.node.public_url.rstrip("/"),))
+
+
+def _replay_store(settings: Any) -> Any:
+    """Replicas on one PostgreSQL share the DAT replay state there; a node on SQLite keeps identity.db."""
+    if settings.database_url.startswith("postgresql"):
+        from .db_replay import DatabaseReplayStore
+        return DatabaseReplayStore(settings.database_url)
+    return SqliteReplayStore(Path(settings.directory) / "identity.db")
 
 
 async def start_identity(identity: Any) -> list:
@@ -103,9 +111,10 @@ class StationCallers:
     mode = "station"
 
     def __init__(self, station_url: str, replay_path: Path, *, audience: str,
-                 max_lifetime: float = DEFAULT_MAX_LIFETIME) -> None:
+                 max_lifetime: float = DEFAULT_MAX_LIFETIME, replay: Any = None) -> None:
+        """`replay`: the replay store (default: an SQLite file at `replay_path`)."""
         self.trust = StationTrust(station_url)
-        self.verifier = DatVerifier(self.trust, SqliteReplayStore(replay_path), audience=audience,
+        self.verifier = DatVerifier(self.trust, replay or SqliteReplayStore(replay_path), audience=audience,
                                     max_lifetime=max_lifetime)
         self._opened = False
         self._lock = asyncio.Lock()

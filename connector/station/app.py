@@ -45,9 +45,10 @@ from .. import telemetry
 from ..store.db import Database
 from .metrics import station_families
 from . import registry as reg
+from . import shared
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
 from ..certs.station import CertificateRegistry
-from .store import metadata, participants, registry, revocations, seen_tokens, used_assertions
+from .store import participants, registry, revocations, seen_tokens, used_assertions
 from .tokens import OAuthError, assertion_subject, check_form, dat_claims, sign_dat, verify_assertion
 
 log = logging.getLogger("connector.station")
@@ -60,6 +61,9 @@ ENROL_FIELDS = {"name", "jurisdiction", "csr", "connectorUrl", "securityProfile"
 #: (a newline in a name would forge a line in the station's log)
 CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+#: answered from files alone: no need to read the other processes' changes first
+STATIC_PATHS = frozenset({"/.well-known/oauth-authorization-server", "/jwks.json", "/.well-known/jwks.json", "/ca.crt"})
+ENROL_ATTEMPTS = 5
 
 
 def _plain_text(field: str, value: str) -> None:
@@ -189,6 +193,7 @@ class Station:
                                     status_ttl=0.0, max_lifetime=settings.token_lifetime)
         self.revocation_feed: list[tuple[int, str]] = []  # (seq, participant id), in order
         self._enrol_lock = asyncio.Lock()
+        self.changes = shared.Changes(self)  # other processes' changes (PostgreSQL)
         self._tasks: list[asyncio.Task] = []
         self.metrics = ServiceMetrics("station")
 
@@ -197,8 +202,9 @@ class Station:
         url = self.settings.database_url
         if url.startswith("sqlite+aiosqlite:///"):
             private_database_file(Path(url.split(":///", 1)[1]))  # 0600: participants, used assertions
-        await self.db.transaction(lambda conn: metadata.create_all(conn))
-        rows, entries, feed = await self.db.read(lambda conn: (
+        await self.db.migrate(shared.MIGRATIONS)
+        self.changes.seen, rows, entries, feed = await self.db.read(lambda conn: (
+            shared.newest(conn),  # first: a change committed during the load is applied again at the next sync
             [dict(r) for r in conn.execute(sa.select(participants)).mappings()],
             [dict(r) for r in conn.execute(sa.select(registry.c.participant_id, registry.c.index)).mappings()],
             [(r.seq, r.participant_id) for r in conn.execute(sa.select(revocations).order_by(revocations.c.seq))]))
@@ -228,7 +234,7 @@ class Station:
     # ------------------------------------------------------------ routes
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.registry_max_bytes,
-                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors, self._sync])
         iss = urlparse(self.settings.issuer)
         routes = [
             web.get("/.well-known/oauth-authorization-server", self.metadata),
@@ -282,6 +288,13 @@ class Station:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return web.json_response({"error": "internal error", "code": "InternalError"}, status=500)
+
+    @web.middleware
+    async def _sync(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+        """Several processes on one PostgreSQL: apply the others' changes before answering."""
+        if request.path not in STATIC_PATHS:
+            await self.changes.sync()
+        return await handler(request)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "issuer": self.settings.issuer,
@@ -439,30 +452,57 @@ class Station:
             raise ApiError(400, f"csr: {exc}") from None
         key_hash = public_key_sha256(csr.public_key())  # type: ignore[arg-type]
         async with self._enrol_lock:
-            existing = next((p for p in self.participants.values() if p["public_key_sha256"] == key_hash), None)
-            if existing is not None:
-                raise ApiError(409, f"this key is already enrolled as participant {existing['id']}", "Conflict")
-            check_csr_names(csr, connector_url)
-            same_name = next((p for p in self.participants.values() if _name_key(p["name"]) == _name_key(name)), None)
-            if same_name is not None and not allow_duplicate:
-                raise ApiError(409, f"an organisation named {same_name['name'][:200]!r} is already enrolled as "
-                                    f"{same_name['id']}; set allowDuplicateName to enrol another", "DuplicateName")
-            now = time.time()
-            cert = sign_csr(csr, self.ca_key, self.ca_cert, organisation=name.strip(),
-                            now=dt.datetime.fromtimestamp(now, dt.timezone.utc), serial=x509.random_serial_number(),
-                            days=self.settings.certificate_days)
-            row = {
-                "id": participant_id_of(cert), "name": name.strip(), "jurisdiction": jurisdiction, "status": "active",
-                "security_profile": profile, "membership": membership, "connector_url": connector_url,
-                "certificate_pem": cert_pem(cert), "certificate_sha256": cert_sha256(cert),
-                "public_key_sha256": key_hash, "enrolled_at": now, "revoked_at": None, "revocation_reason": None,
-            }
-            if row["id"] in self.participants:
-                raise ApiError(409, f"participant {row['id']} is already enrolled", "Conflict")
-            await self.db.transaction(lambda conn: conn.execute(sa.insert(participants).values(**row)))
-            self.participants[row["id"]] = row
+            for _ in range(ENROL_ATTEMPTS):
+                row = await self._enrol_once(csr, key_hash, name, jurisdiction, profile, membership, connector_url,
+                                             allow_duplicate)
+                if row is not None:
+                    break
+                await self.changes.sync()  # another process enrolled or revoked meanwhile: decide again
+            else:
+                raise ApiError(503, "the station's records changed during every attempt; try again", "Busy")
+            await self.changes.sync()
         log.info("enrolled participant %s (%s, %s)", row["id"], row["name"], jurisdiction)
         return web.json_response({**participant_view(row), "caCertificate": self.ca_pem}, status=201)
+
+    async def _enrol_once(self, csr: x509.CertificateSigningRequest, key_hash: str, name: str, jurisdiction: str,
+                          profile: str, membership: list[str], connector_url: str | None,
+                          allow_duplicate: bool) -> Json | None:
+        """Check and enrol against this process's records; None if they were stale (PostgreSQL)."""
+        existing = next((p for p in self.participants.values() if p["public_key_sha256"] == key_hash), None)
+        if existing is not None:
+            raise ApiError(409, f"this key is already enrolled as participant {existing['id']}", "Conflict")
+        check_csr_names(csr, connector_url)
+        same_name = next((p for p in self.participants.values() if _name_key(p["name"]) == _name_key(name)), None)
+        if same_name is not None and not allow_duplicate:
+            raise ApiError(409, f"an organisation named {same_name['name'][:200]!r} is already enrolled as "
+                                f"{same_name['id']}; set allowDuplicateName to enrol another", "DuplicateName")
+        now = time.time()
+        cert = sign_csr(csr, self.ca_key, self.ca_cert, organisation=name.strip(),
+                        now=dt.datetime.fromtimestamp(now, dt.timezone.utc), serial=x509.random_serial_number(),
+                        days=self.settings.certificate_days)
+        row = {
+            "id": participant_id_of(cert), "name": name.strip(), "jurisdiction": jurisdiction, "status": "active",
+            "security_profile": profile, "membership": membership, "connector_url": connector_url,
+            "certificate_pem": cert_pem(cert), "certificate_sha256": cert_sha256(cert),
+            "public_key_sha256": key_hash, "enrolled_at": now, "revoked_at": None, "revocation_reason": None,
+        }
+        if row["id"] in self.participants:
+            raise ApiError(409, f"participant {row['id']} is already enrolled", "Conflict")
+
+        def insert(conn: sa.Connection) -> bool:
+            shared.lock(conn)
+            try:
+                shared.check_fresh(conn, self.changes.seen)
+            except shared.StaleState:
+                return False
+            conn.execute(sa.insert(participants).values(**row))
+            shared.record(conn, row["id"], now)
+            return True
+
+        if not await self.db.transaction(insert):
+            return None
+        self.participants[row["id"]] = row
+        return row
 
     async def list_participants(self, request: web.Request) -> web.Response:
         self._admin_auth(request)
@@ -501,17 +541,27 @@ class Station:
             return web.json_response(participant_view(row))
         now = time.time()
 
-        def tx(conn: sa.Connection) -> int:
+        def tx(conn: sa.Connection) -> int | None:
+            shared.lock(conn)
+            if conn.execute(sa.select(participants.c.status).where(participants.c.id == row["id"])).scalar() == "revoked":
+                return None  # another station process revoked it first
             conn.execute(sa.update(participants).where(participants.c.id == row["id"])
                          .values(status="revoked", revoked_at=now, revocation_reason=reason))
-            return conn.execute(sa.insert(revocations).values(participant_id=row["id"], revoked_at=now)
-                                .returning(revocations.c.seq)).scalar_one()
+            seq = conn.execute(sa.insert(revocations).values(participant_id=row["id"], revoked_at=now)
+                               .returning(revocations.c.seq)).scalar_one()
+            conn.execute(sa.delete(registry).where(registry.c.participant_id == row["id"]))
+            shared.record(conn, row["id"], now)
+            return seq
 
         seq = await self.db.transaction(tx)
-        self.revocation_feed.append((seq, row["id"]))
+        if seq is None:
+            await self.changes.sync()
+            return web.json_response(participant_view(self._find(request)))
+        if not self.changes.enabled:  # with other processes the feed grows only in order, from the database
+            self.revocation_feed.append((seq, row["id"]))
         row.update(status="revoked", revoked_at=now, revocation_reason=reason)
         self.entries.pop(row["id"], None)  # a revoked participant is not found any more
-        await self.db.transaction(lambda conn: conn.execute(sa.delete(registry).where(registry.c.participant_id == row["id"])))
+        await self.changes.sync()
         log.warning("revoked participant %s (%s)", row["id"], row["name"])
         return web.json_response(participant_view(row))
 
@@ -579,13 +629,22 @@ class Station:
                "document": body.decode("utf-8"), "signature": signature, "etag": etag,
                "index": index.to_dict(), "registered_at": time.time()}
 
-        def upsert(conn: sa.Connection) -> bool:
+        def upsert(conn: sa.Connection) -> bool | None:
+            shared.lock(conn)
+            status = conn.execute(sa.select(participants.c.status)
+                                  .where(participants.c.id == row["participant_id"])).scalar()
+            if status != "active":
+                return None  # revoked by another station process since this one synchronised
+            shared.record(conn, row["participant_id"], row["registered_at"])
             existed = conn.execute(sa.delete(registry).where(registry.c.participant_id == row["participant_id"])).rowcount
             conn.execute(sa.insert(registry).values(**row))
             return bool(existed)
 
         existed = await self.db.transaction(upsert)
+        if existed is None:
+            raise ApiError(401, f"participant {echo(caller.participant_id, quote=False)} is not active", "Unauthenticated")
         self.entries[caller.participant_id] = index
+        await self.changes.sync()
         log.info("registered the self-description of %s (%d triples, %d offers)", caller.participant_id,
                  len(graph), len(index.offers))
         return web.json_response({"participantId": caller.participant_id, "etag": etag, "triples": len(graph),

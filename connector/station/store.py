@@ -1,7 +1,8 @@
 """The station's tables (its own database: station.db by default, or PostgreSQL).
 
-Created with ``metadata.create_all`` at start: the station has no migrations yet (its
-schema is new); the first change to it should bring Alembic in, as the node has."""
+Created and upgraded by the station's own Alembic migrations (``connector/station/migrations``,
+version table ``station_alembic_version``), so that several station processes can share one
+PostgreSQL database (and a node's or a clearing house's). See :mod:`connector.station.shared`."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -48,6 +49,15 @@ revocations = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("participant_id", sa.String(200), nullable=False, unique=True),
     sa.Column("revoked_at", sa.Float, nullable=False),
+)
+
+# Every change to participants or the registry, in commit order (see connector/station/shared.py):
+# the other processes sharing the database read it to refresh their caches.
+changes = sa.Table(
+    "station_changes", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("participant_id", sa.String(200), nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=False),
 )
 
 registry = sa.Table(

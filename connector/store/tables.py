@@ -288,3 +288,14 @@ dataset_certificates = sa.Table(
     sa.Column("bundle", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+
+# DATs presented to this node when it runs on PostgreSQL: jti bound to the first token carrying it, shared
+# by every replica (connector/identity/db_replay.py; on SQLite the node keeps identity.db instead)
+dat_seen_tokens = sa.Table(
+    "dat_seen_tokens", metadata,
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
