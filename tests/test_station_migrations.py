@@ -7,6 +7,8 @@ from connector.station import config as station_config
 from connector.station.app import Station
 from connector.station.store import metadata
 
+HEAD = "st0002"  # the newest station migration (connector/station/migrations/versions)
+
 
 async def test_a_station_database_from_before_migrations_is_adopted_with_its_data(tmp_path):
     station_config.init_directory(tmp_path / "st", port=0)
@@ -30,7 +32,7 @@ async def test_a_station_database_from_before_migrations_is_adopted_with_its_dat
         await station.stop()
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM station_alembic_version")).scalar() == "st0001"
+        assert conn.execute(sa.text("SELECT version_num FROM station_alembic_version")).scalar() == HEAD
         assert conn.execute(sa.text("SELECT count(*) FROM station_changes")).scalar() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM station_participants")).scalar() == 1
     engine.dispose()
