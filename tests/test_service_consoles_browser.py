@@ -295,3 +295,30 @@ def test_clearing_house_console_screens_have_no_serious_accessibility_violations
     page.wait_for_url(re.compile(r".*/console/audit\?process=.+"))
     found["audit"] = axe_violations(page)
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_clearing_house_console_shows_an_altered_entry_as_not_verified(house, browser):
+    """Last in the module: it alters the log's database under the running clearing house."""
+    import sqlite3
+
+    ch = house.ch
+    w = new_page(browser)
+    page, base = w.page, ch.url
+    sign_in(page, base, "vic")
+    page.locator("#recent a").first.click()
+    page.wait_for_url(re.compile(r".*/console/audit\?process=.+"))
+    process = page.get_by_label("Process id").input_value()
+    db = sqlite3.connect(ch.sqlite_path)
+    try:
+        with db:
+            seq, entry = db.execute("SELECT seq, entry FROM ch_entries WHERE process_id = ? ORDER BY seq LIMIT 1",
+                                    (process,)).fetchone()
+            db.execute("UPDATE ch_entries SET entry = ? WHERE seq = ?", (entry + " ", seq))
+    finally:
+        db.close()
+    page.reload()
+    bad = page.locator("#entries tbody tr.refused")
+    assert bad.count() == 1 and f"#{seq}" in bad.inner_text() and "does not verify" in bad.inner_text()
+    assert page.locator("#entries .verified").count() == page.locator("#entries tbody tr").count() - 1
+    shot(page, "clearinghouse-audit-altered")
+    assert w.errors == []

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ..clearinghouse import store
+from ..clearinghouse.keys import ParticipantKeyError
 from ..clearinghouse.tables import entries, processes
 from ..clearinghouse.verify import LogVerificationError, encode_hash, open_checkpoint, verify_item
 from ..protocol.errors import clip
@@ -113,8 +114,8 @@ class ClearingHouseConsole(Shell):
             sender = item["submitter"]
             try:
                 keys[sender] = await self.house.keys.key_for(sender)
-            except Exception as exc:  # noqa: BLE001 - no key: the signature cannot be checked, said so
-                keys[sender] = f"no key for {clip(sender, 100)} ({type(exc).__name__})"
+            except ParticipantKeyError as exc:  # no key (unknown, revoked, unreachable): the entry does not verify
+                keys[sender] = clip(str(exc), 200)
             verdict = verify_item(listed, tree_size=checkpoint.size, root=checkpoint.root_hash, keys=keys, process_id=pid)
             rows.append({"index": item["leafIndex"], "ok": verdict.ok, "reason": clip(verdict.reason, 300),
                          "entry": verdict.entry, "received": item["receivedAt"]})
