@@ -124,6 +124,23 @@ def test_demo_console_prints_a_working_login_for_each_organisation():
         dashboard = client.get("/console/")
         assert dashboard.status_code == 200 and "Harbour University Research Lab" in dashboard.text
         assert "Finalized" in dashboard.text
+        services = {}
+        for line in proc.stdout:  # then the station's and the clearing house's consoles, with their own logins
+            found = re.search(r"the (station|clearing house)'s console:\s+(http://\S+)/console/\s+login: (\S+) / (\S+)",
+                              line)
+            if found:
+                services[found.group(1)] = found.groups()[1:]
+            if len(services) == 2:
+                break
+        for name, (url, user, password) in services.items():
+            client = httpx.Client(base_url=url, timeout=30)
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text).group(1)
+            assert client.post("/console/login", data={"csrf": token, "username": user, "password": password}
+                               ).status_code == 303
+            page = client.get("/console/")
+            assert page.status_code == 200
+            assert ("Harbour University Research Lab" if name == "station" else "Entries per participant") in page.text
+        assert set(services) == {"station", "clearing house"}
     finally:
         proc.send_signal(signal.SIGINT)
         try:
