@@ -170,3 +170,32 @@ async def test_accounts_and_sessions_on_both_databases(backend, tmp_path):
             assert await auth.load_session(db, token) is None
         finally:
             await db.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("prefix", ["station", "clearinghouse"])
+async def test_a_services_accounts_live_in_its_own_tables_on_both_databases(backend, prefix, tmp_path):
+    """The station's and the clearing house's console accounts: their own tables, next to a node's
+    in one database if need be, and a node account does not sign in to the service."""
+    from connector.console import auth
+    from connector.console.service import ready_accounts
+    from connector.store.db import Database
+
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            await db.migrate()
+            await auth.add_user(db, "pat", "pat-password-1", "admin")  # the node's account
+            accounts = await ready_accounts(db, prefix)
+            await ready_accounts(db, prefix)  # again at the next start: nothing changes
+            assert await accounts.authenticate("pat", "pat-password-1") is None
+            await accounts.add_user("pat", "pat-password-2", "viewer")
+            assert await accounts.authenticate("pat", "pat-password-2") == "viewer"
+            token, csrf = await accounts.open_session("pat")
+            session = await accounts.load_session(token)
+            assert session is not None and session.csrf == csrf and not session.may("operator")
+            assert await auth.load_session(db, token) is None  # not a node session
+            await accounts.close_session(token)
+            assert await accounts.load_session(token) is None
+        finally:
+            await db.dispose()
