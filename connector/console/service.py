@@ -16,7 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from ..protocol.errors import clip
-from .api import ApiResult
+from .result import ApiResult
 from .auth import AccountError, Accounts
 
 

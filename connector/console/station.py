@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..identity.pki import CertificateError, load_certificate
 from . import i18n
-from .api import ApiResult
+from .result import ApiResult
 from .auth import Accounts
 from .service import account_tables, call_admin, enabled, ready_accounts, service_opener, user_app
 from .shell import PREFIX, SERVICE_NOT_ALLOWED, Route, Shell
