@@ -124,6 +124,23 @@ def test_demo_console_prints_a_working_login_for_each_organisation():
         dashboard = client.get("/console/")
         assert dashboard.status_code == 200 and "Harbour University Research Lab" in dashboard.text
         assert "Finalized" in dashboard.text
+        services = {}
+        for line in proc.stdout:  # then the station's and the clearing house's consoles, with their own logins
+            found = re.search(r"the (station|clearing house)'s console:\s+(http://\S+)/console/\s+login: (\S+) / (\S+)",
+                              line)
+            if found:
+                services[found.group(1)] = found.groups()[1:]
+            if len(services) == 2:
+                break
+        for name, (url, user, password) in services.items():
+            client = httpx.Client(base_url=url, timeout=30)
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text).group(1)
+            assert client.post("/console/login", data={"csrf": token, "username": user, "password": password}
+                               ).status_code == 303
+            page = client.get("/console/")
+            assert page.status_code == 200
+            assert ("Harbour University Research Lab" if name == "station" else "Entries per participant") in page.text
+        assert set(services) == {"station", "clearing house"}
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -151,5 +168,34 @@ async def test_accounts_and_sessions_on_both_databases(backend, tmp_path):
             assert session is not None and session.csrf == csrf and session.may("operator") and not session.may("admin")
             await auth.add_user(db, "pat", "pat-password-3", "viewer", replace=True)  # signed out everywhere
             assert await auth.load_session(db, token) is None
+        finally:
+            await db.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("prefix", ["station", "clearinghouse"])
+async def test_a_services_accounts_live_in_its_own_tables_on_both_databases(backend, prefix, tmp_path):
+    """The station's and the clearing house's console accounts: their own tables, next to a node's
+    in one database if need be, and a node account does not sign in to the service."""
+    from connector.console import auth
+    from connector.console.service import ready_accounts
+    from connector.store.db import Database
+
+    async with database_url(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            await db.migrate()
+            await auth.add_user(db, "pat", "pat-password-1", "admin")  # the node's account
+            accounts = await ready_accounts(db, prefix)
+            await ready_accounts(db, prefix)  # again at the next start: nothing changes
+            assert await accounts.authenticate("pat", "pat-password-1") is None
+            await accounts.add_user("pat", "pat-password-2", "viewer")
+            assert await accounts.authenticate("pat", "pat-password-2") == "viewer"
+            token, csrf = await accounts.open_session("pat")
+            session = await accounts.load_session(token)
+            assert session is not None and session.csrf == csrf and not session.may("operator")
+            assert await auth.load_session(db, token) is None  # not a node session
+            await accounts.close_session(token)
+            assert await accounts.load_session(token) is None
         finally:
             await db.dispose()

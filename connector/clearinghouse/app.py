@@ -270,6 +270,8 @@ class ClearingHouse:
             await self.stop()
 
         app.cleanup_ctx.append(lifecycle)
+        from ..console.clearinghouse import mount as mount_console  # the operator console at /console/
+        mount_console(app, self)
         return app
 
     # -- helpers -----------------------------------------------------------

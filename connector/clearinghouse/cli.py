@@ -209,3 +209,8 @@ def main() -> None:  # pragma: no cover - `python -m connector.clearinghouse.cli
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+from ..console.clearinghouse import users_app  # noqa: E402
+
+app.add_typer(users_app, name="user", help="local accounts of the clearing house's console (/console/)")

@@ -10,6 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from ..node.management import ManagementApi
+from .result import ApiResult
 
 
 class _Call:
@@ -28,22 +29,6 @@ class _Call:
 
     async def read(self) -> bytes:
         return self._body
-
-
-class ApiResult:
-    def __init__(self, status: int, data: Any) -> None:
-        self.status = status
-        self.data = data
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def error(self) -> str:
-        if isinstance(self.data, dict):
-            return str(self.data.get("error") or "")
-        return ""
 
 
 class Api:

@@ -22,6 +22,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ..store.db import Database
 from ..store.tables import console_sessions as sessions, console_users as users
 
+# The functions below take the node's tables by default; `Accounts` binds them to another
+# service's tables (the station's, the clearing house's: console/accounts.py).
+
 #: each role can do what the ones before it can
 ROLES = ("viewer", "operator", "admin")
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -55,7 +58,8 @@ def check_account(username: str, password: str, role: str) -> None:
         raise AccountError(f"role: one of {', '.join(ROLES)}")
 
 
-async def add_user(db: Database, username: str, password: str, role: str, *, replace: bool = False) -> None:
+async def add_user(db: Database, username: str, password: str, role: str, *, replace: bool = False,
+                   users: sa.Table = users, sessions: sa.Table = sessions) -> None:
     """Create (or with `replace`, reset) a local account. Raises AccountError."""
     check_account(username, password, role)
     hashed = await asyncio.get_running_loop().run_in_executor(None, _hasher.hash, password)
@@ -74,7 +78,7 @@ async def add_user(db: Database, username: str, password: str, role: str, *, rep
     await db.transaction(tx)
 
 
-async def authenticate(db: Database, username: str, password: str) -> str | None:
+async def authenticate(db: Database, username: str, password: str, *, users: sa.Table = users) -> str | None:
     """The user's role if the password is right, else None (the same work either way)."""
     row = None
     if USERNAME.match(username) and len(password) <= 1024:
@@ -95,7 +99,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def open_session(db: Database, username: str) -> tuple[str, str]:
+async def open_session(db: Database, username: str, *, sessions: sa.Table = sessions) -> tuple[str, str]:
     """A new session: (cookie value, CSRF token)."""
     token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
 
@@ -107,7 +111,8 @@ async def open_session(db: Database, username: str) -> tuple[str, str]:
     return token, csrf
 
 
-async def load_session(db: Database, token: str | None) -> Session | None:
+async def load_session(db: Database, token: str | None, *, users: sa.Table = users,
+                       sessions: sa.Table = sessions) -> Session | None:
     if not token or len(token) > 100:
         return None
     query = (sa.select(sessions.c.username, sessions.c.csrf, users.c.role)
@@ -119,7 +124,7 @@ async def load_session(db: Database, token: str | None) -> Session | None:
     return Session(username=row[0], role=row[2], csrf=row[1])
 
 
-async def close_session(db: Database, token: str | None) -> None:
+async def close_session(db: Database, token: str | None, *, sessions: sa.Table = sessions) -> None:
     if token and len(token) <= 100:
         await db.transaction(lambda conn: conn.execute(
             sa.delete(sessions).where(sessions.c.id_sha256 == _digest(token))))
@@ -156,3 +161,25 @@ class Throttle:
 
 def same_token(given: str | None, expected: str | None) -> bool:
     return bool(given) and bool(expected) and hmac.compare_digest(str(given).encode(), str(expected).encode())
+
+
+class Accounts:
+    """The accounts and sessions of one service: its database and its two tables."""
+
+    def __init__(self, db: Database, users_table: sa.Table = users, sessions_table: sa.Table = sessions) -> None:
+        self.db, self.users, self.sessions = db, users_table, sessions_table
+
+    async def add_user(self, username: str, password: str, role: str, *, replace: bool = False) -> None:
+        await add_user(self.db, username, password, role, replace=replace, users=self.users, sessions=self.sessions)
+
+    async def authenticate(self, username: str, password: str) -> str | None:
+        return await authenticate(self.db, username, password, users=self.users)
+
+    async def open_session(self, username: str) -> tuple[str, str]:
+        return await open_session(self.db, username, sessions=self.sessions)
+
+    async def load_session(self, token: str | None) -> Session | None:
+        return await load_session(self.db, token, users=self.users, sessions=self.sessions)
+
+    async def close_session(self, token: str | None) -> None:
+        await close_session(self.db, token, sessions=self.sessions)

@@ -265,6 +265,8 @@ class Station:
             await self.stop()
 
         app.cleanup_ctx.append(lifecycle)
+        from ..console.station import mount as mount_console  # the operator console at /console/
+        mount_console(app, self)
         return app
 
     @web.middleware

@@ -68,3 +68,8 @@ def rotate_key(directory: Path = typer.Argument(..., help="station directory"),
     except ConfigError as exc:
         _fail(str(exc))
     typer.echo(f"added {path.name}; restart the station to sign with it")
+
+
+from ..console.station import users_app  # noqa: E402
+
+app.add_typer(users_app, name="user", help="local accounts of the station's console (/console/)")
