@@ -16,7 +16,7 @@ OFFERS = 5000
 
 
 def copy_offers(db_path, count: int) -> None:
-    """Rows 1..count-1 as copies of dataset-00000 / offer-00000, exactly as the API stored them."""
+    """Rows 1..count-1 as copies of dataset-00000 / offer-00000 (and their index row), exactly as the API stores them."""
     db = sqlite3.connect(db_path)
     try:
         with db:
@@ -30,6 +30,9 @@ def copy_offers(db_path, count: int) -> None:
             db.executemany("INSERT INTO offers (id, asset_ids, access_policy_id, contract_policy_id, created_at)"
                            " VALUES (?, ?, ?, ?, ?)",
                            [(f"offer-{i:05d}", f'["dataset-{i:05d}"]', *offer) for i in range(1, count)])
+            # the catalog's index of offers by asset and access policy, as the API keeps it
+            db.executemany("INSERT INTO offer_assets (asset_id, offer_id, access_policy_id) VALUES (?, ?, ?)",
+                           [(f"dataset-{i:05d}", f"offer-{i:05d}", offer[0]) for i in range(1, count)])
     finally:
         db.close()
 
