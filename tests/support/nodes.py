@@ -49,7 +49,7 @@ class StationProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = directory / "station.log"
 
-    def start(self, timeout: float = 30.0) -> "StationProcess":
+    def start(self, timeout: float = 90.0) -> "StationProcess":
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "connector", "station", "run", str(self.directory)],
@@ -125,7 +125,7 @@ class NodeProcess:
     def headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.settings.management_api_key}
 
-    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> "NodeProcess":
+    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 90.0) -> "NodeProcess":
         env = {k: v for k, v in os.environ.items() if k != "CONNECTOR_FAILPOINTS"}
         env.update(self.env)
         env.update(extra_env or {})
