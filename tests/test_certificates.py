@@ -6,9 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import datetime, timezone
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from connector.certs.certificate import CertificateError, check_revocations
 
 from support.certs import DATA, Upstream, certified_net, certify, cli, verify
 
@@ -128,3 +133,68 @@ def test_an_http_upstream_is_registered_by_the_digest_of_a_snapshot(net):
         assert station.admin("GET", "/admin/certificates", expect=200) == before
     finally:
         upstream.stop()
+
+
+def certified_copy(net, asset_id: str) -> dict:
+    """A new asset of Pearl River over visits.csv, certified: its bundle."""
+    net["pearl"].api("POST", "/assets", {"id": asset_id, "title": asset_id, "contentType": "text/csv",
+                                         "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+    return certify(net, asset_id)
+
+
+def _claims(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))
+
+
+def test_a_stale_revocation_list_is_refused_so_an_old_list_cannot_hide_a_later_revocation(net):
+    station = net["station"]
+    bundle = certified_copy(net, "fresh-visits")
+    old = httpx.get(station.url + "/certificates/revocations").text
+    first = _claims(old)
+    assert first["number"] >= 1 and first["nextUpdate"] > first["issuedAt"]
+    (net["base"] / "old-list.jwt").write_text(old)
+    # the same list is served until half its life has passed (one list per period, not per request)
+    assert httpx.get(station.url + "/certificates/revocations").text == old
+    ok = verify(net, bundle, "--revocations", str(net["base"] / "old-list.jwt"))
+    assert ok.returncode == 0 and f"revocation list {first['number']}" in ok.stdout, ok.stderr
+    station.admin("POST", f"/admin/certificates/{serial_of(bundle)}/revoke", {"reason": "superseded"}, expect=200)
+    new = _claims(httpx.get(station.url + "/certificates/revocations").text)
+    assert new["number"] > first["number"] and serial_of(bundle) in {r["serial"] for r in new["revoked"]}
+    # the old list, replayed while it is current, still hides the revocation: what bounds it is nextUpdate
+    assert verify(net, bundle, "--revocations", str(net["base"] / "old-list.jwt")).returncode == 0
+    stale = verify(net, bundle, "--revocations", str(net["base"] / "old-list.jwt"), "--at", first["nextUpdate"])
+    assert stale.returncode == 1 and len(stale.stderr.strip().splitlines()) == 1, stale.stderr
+    assert f"the revocation list (number {first['number']}) is stale" in stale.stderr
+    assert f"next update was due at {first['nextUpdate']}" in stale.stderr
+    # as of a time before the list was issued: refused too
+    early = verify(net, bundle, "--revocations", str(net["base"] / "old-list.jwt"), "--at", "2020-01-01T00:00:00Z")
+    assert early.returncode == 1 and "after the time of the check" in early.stderr
+    bad_at = verify(net, bundle, "--revocations", str(net["base"] / "old-list.jwt"), "--at", "yesterday")
+    assert bad_at.returncode == 1 and "is not an ISO 8601 time" in bad_at.stderr
+
+
+def test_a_revocation_list_with_tampered_times_is_refused(net):
+    station = net["station"]
+    bundle = certified_copy(net, "tamper-visits")
+    token = httpx.get(station.url + "/certificates/revocations").text
+    header, payload, signature = token.split(".")
+    claims = _claims(token)
+    for change in ({"nextUpdate": "2099-01-01T00:00:00Z"}, {"issuedAt": "2099-01-01T00:00:00Z"},
+                   {"number": claims["number"] + 1000}):
+        forged = base64.urlsafe_b64encode(json.dumps({**claims, **change}).encode()).rstrip(b"=").decode()
+        path = net["base"] / "forged-list.jwt"
+        path.write_text(f"{header}.{forged}.{signature}")
+        out = verify(net, bundle, "--revocations", str(path))
+        assert out.returncode == 1 and "bad signature: the revocation list does not verify" in out.stderr, (change, out)
+    # a list without its number and times (as the station signed them before) is refused
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": "k1", "alg": "ES256"}
+    old_style = jwt.encode({"iss": "s", "issuedAt": "2026-01-01T00:00:00Z", "revoked": []}, key, algorithm="ES256",
+                           headers={"typ": "hks-cert-revocations+jwt", "kid": "k1"})
+    with pytest.raises(CertificateError, match="has no number"):
+        check_revocations(old_style, {"keys": [jwk]}, "s", datetime(2026, 1, 2, tzinfo=timezone.utc))
+    backwards = jwt.encode({"iss": "s", "number": 3, "issuedAt": "2026-01-02T00:00:00Z",
+                            "nextUpdate": "2026-01-01T00:00:00Z", "revoked": []}, key, algorithm="ES256",
+                           headers={"typ": "hks-cert-revocations+jwt", "kid": "k1"})
+    with pytest.raises(CertificateError, match="nextUpdate is not after its issuedAt"):
+        check_revocations(backwards, {"keys": [jwk]}, "s", datetime(2026, 1, 2, tzinfo=timezone.utc))

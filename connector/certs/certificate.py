@@ -14,13 +14,18 @@ certificate, that signed log entry and its receipt (inclusion proof and signed c
 verifier needs only the station's and the clearing house's public keys.
 
 The revocation list is a JWS (``typ`` ``hks-cert-revocations+jwt``) signed the same way:
-``{"iss": ..., "issuedAt": ..., "revoked": [{"serial": 7, "revokedAt": "...", "reason": "..."}]}``.
+``{"iss": ..., "number": 12, "issuedAt": ..., "nextUpdate": ..., "revoked": [{"serial": 7, "revokedAt": "...",
+"reason": "..."}]}``. Like a CRL (RFC 5280 s.5.1.2.4-5, s.5.2.3): ``number`` grows with every list the
+station issues, ``issuedAt`` is its thisUpdate and ``nextUpdate`` the time by which a newer list is
+issued; a verifier refuses a list past its ``nextUpdate``, so an old list cannot be replayed to hide
+a later revocation for longer than one list's lifetime.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 import jwt
@@ -42,6 +47,9 @@ MAX_CATEGORIES = 50
 SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 DATASET_ID_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)
 CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: a list issued up to this much after the time of the check is accepted (the two clocks differ)
+REVOCATIONS_SKEW = timedelta(minutes=5)
+_ISO_Z_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 CLAIMS = ("iss", "serial", "datasetId", "sha256", "owner", "title", "categories", "issuedAt", "reviewStatus", "replaces")
 
 Json = dict[str, Any]
@@ -171,14 +179,50 @@ class Verified:
     claims: Json
     leaf_index: int
     tree_size: int
+    revocations_number: int | None = None
+
+
+def _utc(value: object, what: str) -> datetime:
+    if not isinstance(value, str) or not _ISO_Z_RE.fullmatch(value):
+        raise CertificateError(f"the revocation list's {what} is not a UTC time written YYYY-MM-DDTHH:MM:SSZ")
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise CertificateError(f"the revocation list's {what} {value} is not a calendar time") from None
+
+
+def check_revocations(token: object, station_jwks: object, issuer: str, at: datetime) -> Json:
+    """The claims of the station's signed revocation list, current at `at` (aware): refused when
+    past its nextUpdate (stale: a newer list may name revocations this one hides), issued after `at`,
+    or without a well-formed number, issuedAt and nextUpdate."""
+    listed = verify_signed(token, station_jwks, REVOCATIONS_TYP, "revocation list", issuer)
+    number = listed.get("number")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise CertificateError("the revocation list has no number (a positive integer): it cannot be told from an "
+                               "older one")
+    issued, next_update = _utc(listed.get("issuedAt"), "issuedAt"), _utc(listed.get("nextUpdate"), "nextUpdate")
+    if next_update <= issued:
+        raise CertificateError("the revocation list's nextUpdate is not after its issuedAt")
+    when = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if at >= next_update:
+        raise CertificateError(f"the revocation list (number {number}) is stale: its next update was due at "
+                               f"{listed['nextUpdate']}, the check is at {when}; fetch the station's current list")
+    if issued > at + REVOCATIONS_SKEW:
+        raise CertificateError(f"the revocation list (number {number}) was issued at {listed['issuedAt']}, after the "
+                               f"time of the check ({when})")
+    if not isinstance(listed.get("revoked"), list):
+        raise CertificateError("the revocation list is malformed")
+    return listed
 
 
 def verify_bundle(bundle: object, *, station_jwks: object, clearinghouse_key: str, revocations: str | None = None,
-                  data_sha256: str | None = None, owner: str | None = None, dataset_id: str | None = None) -> Verified:
+                  data_sha256: str | None = None, owner: str | None = None, dataset_id: str | None = None,
+                  at: datetime | None = None) -> Verified:
     """Check a certificate bundle offline: the station's signature, the log entry naming the
     certificate's SHA-256 (sent by its owner), its inclusion proof against the clearing house's
-    signed checkpoint, and where given: the signed revocation list, the data's digest, the
-    expected owner and dataset id. Raises CertificateError with the reason."""
+    signed checkpoint, and where given: the signed revocation list (current at `at`, which the
+    caller must then pass: this module reads no clock), the data's digest, the expected owner and
+    dataset id. Raises CertificateError with the reason."""
     if not isinstance(bundle, dict) or set(bundle) - {"certificate", "logEntry", "receipt"}:
         raise CertificateError("a certificate file is a JSON object with certificate, logEntry and receipt")
     token = bundle.get("certificate")
@@ -202,11 +246,10 @@ def verify_bundle(bundle: object, *, station_jwks: object, clearinghouse_key: st
     except (ValueError, TypeError):
         raise CertificateError("the clearing house's key is not a signed-note verifier key") from None
     if revocations is not None:
-        listed = verify_signed(revocations, station_jwks, REVOCATIONS_TYP, "revocation list", claims["iss"])
-        revoked = listed.get("revoked")
-        if not isinstance(revoked, list):
-            raise CertificateError("the revocation list is malformed")
-        for item in revoked:
+        if at is None:
+            raise CertificateError("a revocation list is checked as of a time: none was given")
+        listed = check_revocations(revocations, station_jwks, claims["iss"], at)
+        for item in listed["revoked"]:
             if isinstance(item, dict) and item.get("serial") == claims["serial"]:
                 raise CertificateError(f"certificate {claims['serial']} is revoked (since {str(item.get('revokedAt'))[:40]})")
     if owner is not None and claims["owner"] != owner:
@@ -215,4 +258,5 @@ def verify_bundle(bundle: object, *, station_jwks: object, clearinghouse_key: st
         raise CertificateError(f"the certificate is for dataset {claims['datasetId'][:100]}, not {dataset_id[:100]}")
     if data_sha256 is not None and data_sha256 != claims["sha256"]:
         raise CertificateError("the data does not match the registered digest (SHA-256 differs)")
-    return Verified(claims, receipt.leaf_index, receipt.tree_size)
+    return Verified(claims, receipt.leaf_index, receipt.tree_size,
+                    listed["number"] if revocations is not None else None)

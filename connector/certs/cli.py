@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
@@ -74,11 +75,15 @@ def verify_command(file: Path = typer.Argument(..., help="the certificate file (
                                                              help="the station's signed revocation list (file or URL)"),
                    data: Optional[Path] = typer.Option(None, "--data", help="check these bytes against the digest"),
                    owner: Optional[str] = typer.Option(None, "--owner", help="the participant the dataset must be of"),
-                   dataset: Optional[str] = typer.Option(None, "--dataset", help="the dataset id it must be for")) -> None:
+                   dataset: Optional[str] = typer.Option(None, "--dataset", help="the dataset id it must be for"),
+                   at: Optional[str] = typer.Option(None, "--at", help="check as of this time (ISO 8601, default: now): "
+                                                    "the revocation list must be current then")) -> None:
     """Check a dataset registration certificate offline: the station's signature, the clearing house's
     inclusion proof against its signed checkpoint, and where given the revocation list, the data's
-    SHA-256, the owner and the dataset id. Exit 0 when it verifies, 1 (with the reason) when not."""
+    SHA-256, the owner and the dataset id. A revocation list past its next update is refused (an old
+    list could hide a later revocation). Exit 0 when it verifies, 1 (with the reason) when not."""
     try:
+        when = _time(at) if at is not None else datetime.now(timezone.utc)
         bundle = json.loads(_text(str(file), "certificate"))
         jwks = json.loads(_text(station_keys, "station's JWKS"))
         ch_key = clearinghouse_key if not Path(clearinghouse_key).is_file() else _text(clearinghouse_key, "key")
@@ -93,7 +98,7 @@ def verify_command(file: Path = typer.Argument(..., help="the certificate file (
                     h.update(chunk)
             digest = h.hexdigest()
         ok = verify_bundle(bundle, station_jwks=jwks, clearinghouse_key=ch_key, revocations=listed,
-                           data_sha256=digest, owner=owner, dataset_id=dataset)
+                           data_sha256=digest, owner=owner, dataset_id=dataset, at=when)
     except json.JSONDecodeError:
         typer.echo("REFUSED: the certificate or the keys are not JSON", err=True)
         raise typer.Exit(1)
@@ -105,4 +110,12 @@ def verify_command(file: Path = typer.Argument(..., help="the certificate file (
                f"(sha256 {c['sha256']}, issued {c['issuedAt']}"
                + (f", replaces {c['replaces']}" if c.get("replaces") else "")
                + f"), logged at index {ok.leaf_index} of a tree of {ok.tree_size}"
-               + ("; the data matches" if digest else "") + ("; not revoked" if listed else ""))
+               + ("; the data matches" if digest else "") + (f"; not revoked (revocation list {ok.revocations_number})" if listed else ""))
+
+
+def _time(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CertificateError(f"--at {text[:40]!r} is not an ISO 8601 time (e.g. 2026-12-02T08:30:00Z)") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)

@@ -4,6 +4,7 @@ Harbour Lab verifies the certificate its catalog read carries, offline, against 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -37,7 +38,8 @@ async def certificate_story(*, http: aiohttp.ClientSession, call: Callable[..., 
             raise CertificateError("the catalog does not carry a certificate for the dataset")
         verified = verify_bundle(advertised.get("@value"), station_jwks=jwks, clearinghouse_key=ch_key,
                                  revocations=revocations, owner=provider.participant_id, dataset_id=asset_id,
-                                 data_sha256=hashlib.sha256(data_file.read_bytes()).hexdigest())
+                                 data_sha256=hashlib.sha256(data_file.read_bytes()).hexdigest(),
+                                 at=datetime.now(timezone.utc))
         why, ok = (f"verified offline: station signature, inclusion at index {verified.leaf_index}, not revoked, "
                    "the bytes match"), True
     except CertificateError as exc:

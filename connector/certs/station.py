@@ -10,7 +10,9 @@ Routes (added to the station's app by `CertificateRegistry.routes`):
 * ``GET /admin/certificates?status=`` (admin): the requests and certificates.
 * ``POST /admin/certificates/{serial}/approve`` | ``/reject`` | ``/revoke`` (admin; reject and
   revoke take ``{"reason": "..."}``): the operator's review and revocation.
-* ``GET /certificates/revocations`` (public): the signed list of revoked certificates.
+* ``GET /certificates/revocations`` (public): the signed list of revoked certificates, numbered, with
+  its issue and next-update times. A new list is issued at each revocation and once half of the
+  current one's lifetime has passed, so the list served is never near its next update.
 
 The certificate is a JWS signed with the station's active token-signing key (its ``/jwks.json``).
 Every refusal leaves the state as it was.
@@ -49,6 +51,18 @@ registrations = sa.Table(
     sa.Column("reviewed_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
 )
+
+
+revocation_lists = sa.Table(
+    "station_revocation_lists", metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("issued_at", sa.Float, nullable=False),
+    sa.Column("next_update", sa.Float, nullable=False),
+    sa.Column("token", sa.Text, nullable=False),
+)
+#: a revocation list's lifetime (issuedAt to nextUpdate): a verifier refuses it afterwards
+REVOCATIONS_VALID_SECONDS = 24 * 3600
+_NEWEST_LIST = sa.select(revocation_lists).order_by(revocation_lists.c.number.desc()).limit(1)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -160,15 +174,41 @@ class CertificateRegistry:
             raise self._error(404, f"no certificate request {row['serial']}", "NotFound")  # not another's
         return web.json_response(view(row))
 
-    async def revocations(self, request: web.Request) -> web.Response:
-        rows = await self.station.db.read(lambda conn: conn.execute(
-            sa.select(registrations.c.serial, registrations.c.revoked_at, registrations.c.reason)
-            .where(registrations.c.status == "revoked").order_by(registrations.c.serial)).all())
+    def _issue_revocations(self, conn: sa.Connection, now: float) -> str:
+        """A new signed list, numbered one above the newest, in the caller's transaction. Two replicas
+        issuing at once collide on the number: the loser reads the winner's and takes the next."""
+        for attempt in range(5):
+            newest = conn.execute(_NEWEST_LIST).mappings().first()
+            try:
+                with conn.begin_nested():
+                    return self._new_list(conn, now, dict(newest) if newest else None)
+            except sa.exc.IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _new_list(self, conn: sa.Connection, now: float, newest: Json | None) -> str:
+        rows = conn.execute(sa.select(registrations.c.serial, registrations.c.revoked_at, registrations.c.reason)
+                            .where(registrations.c.status == "revoked").order_by(registrations.c.serial)).all()
         st = self.station
-        claims = {"iss": st.settings.issuer, "issuedAt": _iso(time.time()),
+        number = (newest["number"] if newest else 0) + 1
+        next_update = now + REVOCATIONS_VALID_SECONDS
+        claims = {"iss": st.settings.issuer, "number": number, "issuedAt": _iso(now), "nextUpdate": _iso(next_update),
                   "revoked": [{"serial": s, "revokedAt": _iso(at), "reason": reason} for s, at, reason in rows]}
-        alg = st.public_keys[st.active_kid][1]
-        token = sign(claims, st.active_key, st.active_kid, alg, REVOCATIONS_TYP)
+        token = sign(claims, st.active_key, st.active_kid, st.public_keys[st.active_kid][1], REVOCATIONS_TYP)
+        conn.execute(sa.insert(revocation_lists).values(number=number, issued_at=now, next_update=next_update,
+                                                        token=token))
+        return token
+
+    async def revocations(self, request: web.Request) -> web.Response:
+        def current(conn: sa.Connection) -> str:
+            now = time.time()
+            newest = conn.execute(_NEWEST_LIST).mappings().first()
+            if newest is not None and now < newest["issued_at"] + REVOCATIONS_VALID_SECONDS / 2:
+                return newest["token"]
+            return self._issue_revocations(conn, now)
+
+        token = await self.station.db.transaction(current)
         return web.Response(text=token, content_type="application/jwt", headers={"Cache-Control": "no-cache"})
 
     # ------------------------------------------------------------ operator
@@ -242,6 +282,10 @@ class CertificateRegistry:
                                        "can be revoked", "Conflict")
             log.warning("revoked dataset certificate %d (%s of %s)", row["serial"], row["dataset_id"][:100],
                         row["participant_id"])
+            conn.execute(sa.update(registrations).where(registrations.c.serial == row["serial"])
+                         .values(status="revoked", revoked_at=now, reason=reason))
+            # a new list at once: the revocation is in every list served from now on
+            self._issue_revocations(conn, now)
             return {"status": "revoked", "revoked_at": now, "reason": reason}
 
         return await self._review(request, revoke)

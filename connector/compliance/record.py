@@ -184,10 +184,46 @@ def with_effective_date(record: Json, body: Any, today: date) -> Json:
     return {**record, "contractEffectiveOn": past_date(body["date"], "date", today, "the contract's effective date")}
 
 
+CONSENT_BY_PROVIDER = ("the consent evidence is recorded by the provider (the party that collected the personal "
+                       "information and transfers it; its data plane decides each access)")
+
+
 def with_consent(record: Json, body: Any) -> Json:
+    if record["role"] != "provider":
+        raise RecordError(CONSENT_BY_PROVIDER, 409)
     if not isinstance(body, dict) or set(body) != {"reference"}:
         raise RecordError('the body must be {"reference": "..."}')
     return {**record, "consentEvidence": reference(body["reference"], "reference")}
+
+
+def without_consent(record: Json) -> Json:
+    """The consent evidence withdrawn (the data subjects withdrew their consent, PIPL art. 15): no data
+    access under the agreement until new evidence is recorded. Earlier versions keep what was on record."""
+    if record["role"] != "provider":
+        raise RecordError(CONSENT_BY_PROVIDER, 409)
+    if not record["consentEvidence"]:
+        raise RecordError(f"no consent evidence is on record for agreement {record['agreementId'][:100]}", 409)
+    return {**record, "consentEvidence": None}
+
+
+def consent_facts(policy: CompiledPolicy, record: Json | None) -> tuple[frozenset[str] | None, dict[str, str] | None]:
+    """What the policy engine reads about consent, from the provider's own record: with consent evidence on
+    record, the consent references the policy's ``obtainConsent`` duties name (`Context.consents`) and, for
+    such a duty naming none, its state "fulfilled" (`Context.duty_states`). Nothing without a record, on the
+    consumer's side, or once the evidence is withdrawn: the duty then blocks (fail closed)."""
+    if not record or record.get("role") != "provider" or not record.get("consentEvidence"):
+        return None, None
+    refs: set[str] = set()
+    states: dict[str, str] = {}
+    for rule in policy.permissions:
+        for d in rule.duties:
+            if d.kind != "obtain-consent":
+                continue
+            if d.consent_ref is not None:
+                refs.add(d.consent_ref)
+            else:
+                states[d.key] = "fulfilled"
+    return (frozenset(refs) or None), (states or None)
 
 
 def dpv_terms(values: Any, what: str, namespace: str) -> list[str]:

@@ -147,6 +147,7 @@ class ComplianceService:
             ("GET", "/compliance/records/{id}", self.get_record),
             ("POST", "/compliance/records/{id}/pipia", self.record_pipia),
             ("POST", "/compliance/records/{id}/consent", self.record_consent),
+            ("DELETE", "/compliance/records/{id}/consent", self.withdraw_consent),
             ("PATCH", "/compliance/records/{id}", self.narrow),
             ("POST", "/compliance/records/{id}/effective", self.record_effective),
             ("GET", "/compliance/records/{id}/filing", self.get_filing),
@@ -216,6 +217,10 @@ class ComplianceService:
         body = await self._body(request)
         return web.json_response(await self.node.db.transaction(
             self._change, request.match_info["id"], "consent", lambda r: rec.with_consent(r, body), self.clock()))
+
+    async def withdraw_consent(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.node.db.transaction(
+            self._change, request.match_info["id"], "consent-withdrawn", rec.without_consent, self.clock()))
 
     async def narrow(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -425,7 +430,9 @@ def openapi_paths() -> Json:
         base: {"get": op("a cross-border record with the SHA-256 of each version"),
                "patch": op("narrow the purposes or categories (widening: 409, negotiate a new agreement)", body=True)},
         base + "/pipia": {"post": op("record the PIPIA: {reference, date}", body=True)},
-        base + "/consent": {"post": op("record the consent evidence: {reference}", body=True)},
+        base + "/consent": {"post": op("record the consent evidence: {reference} (the provider)", body=True),
+                            "delete": op("the consent was withdrawn: data access is refused until new evidence is "
+                                         "recorded")},
         base + "/effective": {"post": op("record the day the signed contract took effect: {date}", body=True)},
         base + "/filing": {"get": op("the filing pack (?format=json|html&lang=en|zh-Hant|zh-Hans)"),
                            "post": op("record our filing: {filedOn, reference}", body=True)},

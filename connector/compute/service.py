@@ -40,6 +40,7 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TransferState
 from ..store.tables import agreements, assets, compute_budgets, computations, transfers
 from ..node.dataplane import AccessRefused, DataPlane
+from ..node.dataplane.access import consent_on_record
 from ..node.transfers import AGREEMENT_WITH_ACCESS
 from ..node.usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_text, claims_context
 from . import ACTION, FORMAT
@@ -110,11 +111,13 @@ class ComputeService:
             return None
 
     def _decide(self, agreement: Json, asset: Json, claims: Json, *, now: float, count: int,
-                purpose: str | None, deferred: frozenset[str]):  # noqa: ANN202
+                purpose: str | None, deferred: frozenset[str], conn: Connection | None = None):  # noqa: ANN202
+        policy = self.dataplane.policies.compile(agreement["policy"])
+        consent = consent_on_record(conn, agreement["id"], policy) if conn is not None else {}
         context = claims_context(Caller(agreement["consumer_id"], claims), now=now,
                                  asset_properties=asset["properties"], deferred=deferred, use_count=count,
-                                 agreement_time=agreement["created_at"], purpose=purpose)
-        return self.dataplane.policies.compile(agreement["policy"]).evaluate(
+                                 agreement_time=agreement["created_at"], purpose=purpose, **consent)
+        return policy.evaluate(
             Request(action=ACTION, target=asset["id"], assignee=agreement["consumer_id"]), context)
 
     def _terms(self, decision: Any) -> tuple[ComputeTerms | None, list[str]]:
@@ -230,7 +233,7 @@ class ComputeService:
             return refuse(403, "access-policy", [access_denied_text(denied)])
         try:
             decision = self._decide(agreement, asset, row["claims"] or {}, now=now, count=budget["computations"],
-                                    purpose=purpose, deferred=frozenset())
+                                    purpose=purpose, deferred=frozenset(), conn=conn)
         except Exception as exc:  # noqa: BLE001 - fail closed, and say so
             log.exception("the policy of agreement %s could not be evaluated", aid)
             return refuse(403, "policy", [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "

@@ -97,7 +97,8 @@ def check_policy(body: Json) -> list[tuple[str, str]]:
 
 def claims_context(caller: Caller, *, now: float, asset_properties: Mapping[str, Any] | None,
                    deferred: frozenset[str] = frozenset(), use_count: int = 0, agreement_time: float | None = None,
-                   purpose: str | None = None) -> Context:
+                   purpose: str | None = None, consents: frozenset[str] | None = None,
+                   duty_states: Mapping[str, str] | None = None) -> Context:
     """The evaluation context for `caller`, from its verified claims only (never from the message body).
     At negotiation the use count is 0 and the agreement is made now; at an access the data
     plane passes the counter, the agreement's time and the purpose declared for that access."""
@@ -123,6 +124,8 @@ def claims_context(caller: Caller, *, now: float, asset_properties: Mapping[str,
         purpose=tuple(purpose.split()) if purpose else None,  # several purposes: separated by spaces
         data_categories=frozenset(categories) if isinstance(categories, list) else None,
         deferred=deferred,
+        consents=consents,
+        duty_states=duty_states,
     )
 
 

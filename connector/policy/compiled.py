@@ -52,7 +52,7 @@ _STATE = {True: "satisfied", False: "not-satisfied", None: "unknown"}
 class Atom:
     """One constraint: leftOperand operator rightOperand."""
 
-    __slots__ = ("path", "uid", "lo", "op", "right", "right_text", "date_interval", "unit", "get", "test", "fast")
+    __slots__ = ("path", "uid", "lo", "op", "right", "right_text", "date_interval", "unit", "get", "test", "fast", "undeferred")
 
     def __init__(self, path: str, uid: str | None, lo: LeftOperand, op: str, right: Any, unit: str | None,
                  get: Callable[[Context], Any], test: Callable[[Any], "bool | None"],
@@ -78,7 +78,14 @@ class Atom:
                 return None
             return _test(v)
 
+        def undeferred(ctx, _get=get, _test=test):  # `fast` for a context that defers nothing (the data plane's)
+            v = _get(ctx)
+            if v is None:
+                return None
+            return _test(v)
+
         self.fast = fast
+        self.undeferred = undeferred
 
     def describe(self) -> str:
         return requirement(self)
@@ -110,60 +117,87 @@ class Atom:
         return ConstraintReport(self.path, state, reason, (), self.uid)
 
 
+def _combine(op: str, fasts: tuple) -> Callable[[Context], "bool | None"]:
+    """The three-valued and / or / xone of `fasts` (True, False, or None: cannot be checked)."""
+    if op in ("and", "andSequence"):
+        if len(fasts) == 1:
+            return fasts[0]
+
+        def fast_and(ctx, _f=fasts):
+            res = True
+            for f in _f:
+                r = f(ctx)
+                if r is False:
+                    return False
+                if r is None:
+                    res = None
+            return res
+        return fast_and
+    if op == "or":
+        def fast_or(ctx, _f=fasts):
+            res = False
+            for f in _f:
+                r = f(ctx)
+                if r is True:
+                    return True
+                if r is None:
+                    res = None
+            return res
+        return fast_or
+
+    def fast_xone(ctx, _f=fasts):
+        t = u = 0
+        for f in _f:
+            r = f(ctx)
+            if r is True:
+                t += 1
+                if t > 1:
+                    return False
+            elif r is None:
+                u += 1
+        if u:
+            return None
+        return t == 1
+    return fast_xone
+
+
+def _all_atoms(pairs: tuple) -> Callable[[Context], "bool | None"]:
+    """The conjunction of atoms (operand getter, test) for a context that defers nothing: the
+    data plane's hot path, one call per atom fewer than `_combine` over `Atom.undeferred`."""
+    def now_and(ctx, _p=pairs):
+        res = True
+        for get, test in _p:
+            v = get(ctx)
+            if v is None:
+                res = None
+                continue
+            r = test(v)
+            if r is False:
+                return False
+            if r is None:
+                res = None
+        return res
+    return now_and
+
+
 class Logic:
     """and / or / xone / andSequence over constraints (also the implicit
     conjunction of a rule's constraint list, with op "and" and no path)."""
 
-    __slots__ = ("path", "uid", "op", "children", "fast")
+    __slots__ = ("path", "uid", "op", "children", "fast", "undeferred")
 
     def __init__(self, path: str, uid: str | None, op: str, children: list):
         self.path = path
         self.uid = uid
         self.op = op
         self.children = children
-        fasts = tuple(c.fast for c in children)
-        if op in ("and", "andSequence"):
-            if len(fasts) == 1:
-                self.fast = fasts[0]
-            else:
-                def fast(ctx, _f=fasts):
-                    res = True
-                    for f in _f:
-                        r = f(ctx)
-                        if r is False:
-                            return False
-                        if r is None:
-                            res = None
-                    return res
-                self.fast = fast
-        elif op == "or":
-            def fast(ctx, _f=fasts):
-                res = False
-                for f in _f:
-                    r = f(ctx)
-                    if r is True:
-                        return True
-                    if r is None:
-                        res = None
-                return res
-            self.fast = fast
-        elif op == "xone":
-            def fast(ctx, _f=fasts):
-                t = u = 0
-                for f in _f:
-                    r = f(ctx)
-                    if r is True:
-                        t += 1
-                        if t > 1:
-                            return False
-                    elif r is None:
-                        u += 1
-                if u:
-                    return None
-                return t == 1
-            self.fast = fast
-        else:  # pragma: no cover - compiler never builds others
+        if op not in ("and", "andSequence", "or", "xone"):  # pragma: no cover - compiler never builds others
             raise ValueError(op)
+        self.fast = _combine(op, tuple(c.fast for c in children))
+        if op in ("and", "andSequence") and len(children) > 1 and all(c.__class__ is Atom for c in children):
+            self.undeferred = _all_atoms(tuple((c.get, c.test) for c in children))
+        else:
+            self.undeferred = _combine(op, tuple(c.undeferred for c in children))
 
     def describe(self) -> str:
         parts = [c.describe() for c in self.children]
@@ -230,7 +264,8 @@ def _successes(rep: ConstraintReport, out: list[Reason]) -> None:
 
 class CDuty:
     __slots__ = ("path", "uid", "key", "name", "action", "kind", "timing", "params", "cond", "deadline_abs",
-                 "deadline_dur", "deadline_td", "deadline_strict", "consequences", "static", "consent_ref", "dynamic", "_last")
+                 "deadline_dur", "deadline_td", "deadline_strict", "consequences", "static", "consent_ref", "dynamic", "_last",
+                 "_due")
 
     def __init__(self, *, path, uid, action, kind, timing, params, cond, deadline_abs, deadline_dur,
                  deadline_strict, consequences, consent_ref):
@@ -253,6 +288,8 @@ class CDuty:
         self.static = Duty(kind, action, self.name, timing, params, deadline_abs)
         self.dynamic = deadline_dur is not None or deadline_abs is not None
         self._last: tuple[datetime, datetime] | None = None
+        #: (deadline, the Duty due then) of the last call: one agreement's accesses share it (Duty is immutable)
+        self._due: tuple[datetime, Duty] | None = None
 
     def deadline(self, ctx: Context) -> datetime | None:
         if self.deadline_abs is not None:
@@ -302,7 +339,12 @@ class CDuty:
             return _BLOCK
         if self.deadline_abs is not None:
             return self.static
-        return Duty(self.kind, self.action, self.name, t, self.params, dl)
+        due = self._due
+        if due is not None and due[0] == dl:
+            return due[1]
+        duty = Duty(self.kind, self.action, self.name, t, self.params, dl)
+        self._due = (dl, duty)
+        return duty
 
     def report(self, ctx: Context, eventual: bool, rule: str) -> DutyReport:
         if self.cond is not None:
@@ -366,7 +408,8 @@ class Collection:
 
 class CRule:
     __slots__ = ("kind", "path", "uid", "name", "actions", "targets", "target_colls", "parties", "party_colls",
-                 "cond", "constraints", "duties", "remedies", "permit_reasons", "simple_duties", "static_duties", "plan")
+                 "cond", "cond_now", "constraints", "duties", "remedies", "permit_reasons", "simple_duties",
+                 "static_duties", "plan", "plan_template", "plan_dynamic")
 
     def __init__(self, *, kind, path, uid, actions, targets, target_colls, parties, party_colls, constraints, duties, remedies):
         self.kind = kind
@@ -381,6 +424,7 @@ class CRule:
         self.party_colls: tuple[Collection, ...] = party_colls
         self.constraints: list = constraints
         self.cond: Logic | None = Logic("", None, "and", constraints) if constraints else None
+        self.cond_now = self.cond.undeferred if self.cond is not None else None
         self.duties: list[CDuty] = duties
         self.remedies: list[CDuty] = remedies
         acts = ", ".join(compact(a) if a else "any action" for a, _ in actions)
@@ -390,6 +434,10 @@ class CRule:
         self.static_duties = tuple(d.static for d in duties) if self.simple_duties else None
         #: duties in order; the ones that need no evaluation already as their Duty
         self.plan = tuple(d.static if (d.timing != "precondition" and not d.dynamic and d.cond is None) else d for d in duties)
+        #: the plan as the duties that need no evaluation in place (None where one does) and the
+        #: (position, duty) of those that do: the hot path fills the gaps, dropping skipped ones
+        self.plan_template = tuple(d if d.__class__ is Duty else None for d in self.plan)
+        self.plan_dynamic = tuple((i, d) for i, d in enumerate(self.plan) if d.__class__ is not Duty)
 
     # premise --------------------------------------------------------------
     @staticmethod
@@ -426,24 +474,30 @@ class CRule:
             return None
         if (self.parties is not None or self.party_colls) and self.party_state(req, ctx) is not True:
             return None
-        if ref is not None and ref.fast(ctx) is not True:
-            return None
-        if self.cond is not None and self.cond.fast(ctx) is not True:
-            return None
+        if ctx.deferred:
+            if ref is not None and ref.fast(ctx) is not True:
+                return None
+            if self.cond is not None and self.cond.fast(ctx) is not True:
+                return None
+        else:  # nothing deferred (every data access): the checks without the deferral test
+            if ref is not None and ref.undeferred(ctx) is not True:
+                return None
+            if self.cond_now is not None and self.cond_now(ctx) is not True:
+                return None
         if not ctx.duty_states:
             if self.static_duties is not None:
                 return self.static_duties
-            out = []
-            for d in self.plan:
-                if d.__class__ is Duty:
-                    out.append(d)
-                    continue
+            out = list(self.plan_template)
+            skipped = False
+            for i, d in self.plan_dynamic:
                 r = d.run(ctx, eventual)
                 if r is _BLOCK:
                     return None
-                if r is not _SKIP:
-                    out.append(r)
-            return tuple(out)
+                if r is _SKIP:
+                    skipped = True
+                else:
+                    out[i] = r
+            return tuple(x for x in out if x is not None) if skipped else tuple(out)
         out = []
         for d in self.duties:
             r = d.run(ctx, eventual)

@@ -256,7 +256,7 @@ compliance_record_versions = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("record", sa.JSON, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("change", sa.String(32), nullable=False),  # created | pipia | consent | narrowed | filed
+    sa.Column("change", sa.String(32), nullable=False),  # created | pipia | consent | consent-withdrawn | narrowed | filed
     sa.Column("at", sa.Float, nullable=False),
 )
 

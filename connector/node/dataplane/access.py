@@ -14,7 +14,8 @@ from ...policy import Context, Request
 from ...protocol.errors import echo
 from ...protocol.negotiation import Role
 from ...protocol.transfer import TransferState
-from ...store.tables import access_log, agreements, assets, transfers, usage_counters
+from ...compliance.record import consent_facts
+from ...store.tables import access_log, agreements, assets, compliance_records, transfers, usage_counters
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
 from ..usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_text, access_refusal, claims_context
@@ -27,16 +28,25 @@ PERFORMED_HERE = frozenset({"drop-fields", "pseudonymise-fields", "inform", "not
 _USES_LOCKED = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == sa.bindparam("b_aid"))
 _AGREEMENT = AGREEMENT_WITH_ACCESS.where(agreements.c.id == sa.bindparam("b_aid"))
 _BY_ID = sa.select(transfers).where(transfers.c.id == sa.bindparam("b_tid"), transfers.c.role == Role.PROVIDER.value)
+_RECORD = sa.select(compliance_records.c.record).where(compliance_records.c.agreement_id == sa.bindparam("b_aid"))
 _BY_TOKEN = sa.select(transfers).where(transfers.c.token_hash == sa.bindparam("b_hash"),
                                        transfers.c.role == Role.PROVIDER.value)
 
 
+def consent_on_record(conn: Connection, agreement_id: str, policy) -> dict:  # noqa: ANN001 - a compiled policy
+    """The consent facts of an agreement's compliance record, read in the decision's own transaction
+    (so every replica decides on what the database holds, and a withdrawal counts at the next access)."""
+    record = conn.execute(_RECORD, {"b_aid": agreement_id}).scalar()
+    consents, states = consent_facts(policy, record if isinstance(record, dict) else None)
+    return {"consents": consents, "duty_states": states}
+
+
 class Access:
     def _context(self, agreement: Json, asset: Json, claims: Json, *, now: float, uses: int,
-                 purpose: str | None, deferred: frozenset[str]) -> Context:
+                 purpose: str | None, deferred: frozenset[str], consent: dict | None = None) -> Context:
         return claims_context(Caller(agreement["consumer_id"], claims), now=now, asset_properties=asset["properties"],
                               deferred=deferred, use_count=uses, agreement_time=agreement["created_at"],
-                              purpose=purpose)
+                              purpose=purpose, **(consent or {}))
 
     def _access_refusal(self, agreement: Json, asset: Json, claims: Json, now: float) -> list[str] | None:
         """The agreement's offer's current access policy, decided for the consumer's verified
@@ -114,10 +124,12 @@ class Access:
             decision, permitted, reasons, duties = None, False, [access_denied_text(denied)], []
         else:
             try:
-                decision = self.policies.compile(agreement["policy"]).evaluate(
+                policy = self.policies.compile(agreement["policy"])
+                decision = policy.evaluate(
                     Request(action="use", target=asset["id"], assignee=agreement["consumer_id"]),
                     self._context(agreement, asset, row["claims"] or {}, now=now, uses=uses,
-                                  purpose=purpose, deferred=frozenset()))
+                                  purpose=purpose, deferred=frozenset(),
+                                  consent=consent_on_record(conn, agreement["id"], policy)))
             except Exception as exc:  # noqa: BLE001 - fail closed, and say so
                 log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
                 raise AccessRefused(403, [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
