@@ -22,7 +22,7 @@ from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..node.usage import PolicyCache
 from ..policy import Context, PolicyError
 from ..policy import Request as PolicyRequest
-from ..policy.explain import describe_duty
+from ..policy.explain import duty_msg
 from ..protocol.errors import clip
 from ..protocol.negotiation import State
 from ..store.tables import access_log, negotiations, outbox, transfers
@@ -164,19 +164,20 @@ class Console(Shell):
         return self.page(request, "catalog.html", context)
 
     def sentences(self, body: Any) -> dict[str, Any]:
-        """The engine's own description of a policy, rule by rule (its requirement sentences), or
-        why it cannot be read."""
+        """The engine's own description of a policy, rule by rule (its requirement sentences, in the
+        viewer's language), or why it cannot be read."""
         if not isinstance(body, dict):
             return {"ok": False, "rules": [], "error": i18n.gettext("no policy")}
         try:
             compiled = self.policies.compile(body)
             rules = []
             for rule in compiled.rules():
-                head = {"permission": i18n.gettext("Allowed"), "prohibition": i18n.gettext("Prohibited"),
-                        "obligation": i18n.gettext("Required")}.get(rule.kind, rule.kind)
-                rules.append({"head": f"{head}: {rule.describe_actions()}",
-                              "when": [c.describe() for c in rule.constraints],
-                              "duties": [describe_duty(d.static) for d in rule.duties]})
+                head = {"permission": i18n.gettext("Allowed: %(actions)s"),
+                        "prohibition": i18n.gettext("Prohibited: %(actions)s"),
+                        "obligation": i18n.gettext("Required: %(actions)s")}.get(rule.kind, rule.kind + ": %(actions)s")
+                rules.append({"head": head % {"actions": i18n.sentence(rule.describe_actions_msg())},
+                              "when": [i18n.sentence(c.describe_msg()) for c in rule.constraints],
+                              "duties": [i18n.sentence(duty_msg(d.static)) for d in rule.duties]})
         except (PolicyError, ValueError, TypeError, AttributeError) as exc:
             return {"ok": False, "rules": [], "error": clip(str(exc), 300)}
         return {"ok": True, "rules": rules, "error": ""}
@@ -435,8 +436,9 @@ class Console(Shell):
                 if form["agreed"]:
                     ctx["agreement_time"] = self._viewer_time(request, form["agreed"])
                 outcome = self.policies.compile(result.data["policy"]).evaluate(PolicyRequest(), Context.from_dict(ctx))
-                decision = {"effect": outcome.effect.value, "reasons": [r.message for r in outcome.reasons],
-                            "duties": [d.describe() for d in outcome.duties]}
+                decision = {"effect": outcome.effect.value,
+                            "reasons": [i18n.sentence(r.sentence()) for r in outcome.reasons],
+                            "duties": [i18n.sentence(duty_msg(d)) for d in outcome.duties]}
             except (PolicyError, ValueError, TypeError) as exc:
                 error = clip(str(exc), 300)
         return self.page(request, "explain.html", {"policy": result.data, "form": form, "decision": decision,
