@@ -109,6 +109,29 @@ def test_every_policy_sentence_renders_in_chinese(locale):
     assert i18n.sentence(sentences[0]) == str(sentences[0])  # English: the message id itself
 
 
+def test_station_token_status_warns_when_expiry_is_close():
+    """The dashboard's token line: from the newest DAT's claims and the node's clock; a warning in
+    the last fifth of the token's life (at least the last two minutes)."""
+    from types import SimpleNamespace
+
+    from connector.console.views import Console
+
+    def status(claims, now):
+        node = SimpleNamespace(identity=SimpleNamespace(client=SimpleNamespace(claims=claims)),
+                               clock=SimpleNamespace(now=lambda: now))
+        return Console._token_status(SimpleNamespace(node=node, TOKEN_WARN_SECONDS=120, TOKEN_WARN_SHARE=0.2))
+
+    issued = 1_800_000_000
+    assert status({"iat": issued, "exp": issued + 3600}, issued + 60) == {
+        "fetched": True, "expires": issued + 3600.0, "seconds_left": 3540, "expired": False, "close": False}
+    assert status({"iat": issued, "exp": issued + 3600}, issued + 3000)["close"] is True  # 600 s < 720 s
+    assert status({"iat": issued, "exp": issued + 300}, issued + 200)["close"] is True  # 100 s < 120 s
+    assert status({"iat": issued, "exp": issued + 300}, issued + 400)["expired"] is True
+    assert status({}, issued) == {"fetched": False}
+    node = SimpleNamespace(identity=SimpleNamespace(), clock=None)  # the development shared secret: no token
+    assert Console._token_status(SimpleNamespace(node=node)) is None
+
+
 def test_catalogs_compile_when_first_used():
     i18n.translations.cache_clear()
     i18n.activate("zh_Hant_HK")
