@@ -23,13 +23,21 @@ if TYPE_CHECKING:  # pragma: no cover
 class Msg:
     """A sentence or phrase: message id plus parameters (text, numbers, or other `Msg`s)."""
 
-    __slots__ = ("id", "params")
+    __slots__ = ("id", "params", "_english")
 
     def __init__(self, id: str, **params: Any) -> None:
         self.id = id
         self.params = params
+        self._english: str | None = None
 
     def render(self, gettext: Callable[[str], str] | None = None) -> str:
+        if gettext is None:
+            if self._english is None:  # kept: a reason's sentence is read again inside its rule's
+                self._english = self._render(None)
+            return self._english
+        return self._render(gettext)
+
+    def _render(self, gettext: Callable[[str], str] | None) -> str:
         text = gettext(self.id) if gettext is not None else self.id
         if not self.params:
             return text
@@ -60,7 +68,7 @@ class Term(Msg):
         super().__init__(id)
         self.lower = lower
 
-    def render(self, gettext: Callable[[str], str] | None = None) -> str:
+    def _render(self, gettext: Callable[[str], str] | None) -> str:
         text = gettext(self.id) if gettext is not None else self.id
         if text == self.id and self.lower and not self.id.isupper():
             return text.lower()
@@ -77,7 +85,7 @@ class Join(Msg):
         self.sep = sep
         self.parts = parts
 
-    def render(self, gettext: Callable[[str], str] | None = None) -> str:
+    def _render(self, gettext: Callable[[str], str] | None) -> str:
         sep = gettext(self.sep) if gettext is not None and self.sep.strip() else self.sep
         return sep.join(p.render(gettext) if isinstance(p, Msg) else str(p) for p in self.parts)
 
