@@ -103,7 +103,11 @@ def main() -> None:
                      "negotiation": f"/console/negotiations/{quote(nid, safe='')}",
                      "transfers": "/console/transfers", "transfer": f"/console/transfers/{quote(tid, safe='')}",
                      "audit": f"/console/audit/{quote(nid, safe='')}", "assets": "/console/assets",
-                     "policies": "/console/policies"}
+                     "policies": "/console/policies",
+                     "policy template": "/console/policies/templates/gba-cross-border-personal-information",
+                     "policy template, checked": "/console/policies/templates/gba-cross-border-personal-information"
+                                                 "?count=3&purposes=hks%3AMedicalResearch&drop=name+phone+address",
+                     "offer wizard": "/console/offers/new"}
 
             def timed(path: str) -> list[float]:
                 out = []

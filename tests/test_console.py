@@ -3,6 +3,7 @@ and templates use, the language is chosen as the viewer asks, dates carry their 
 `connector user add` rules, and `[console] enabled = false` takes it off a real node."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from conftest import BACKENDS, database_url
 from support.nodes import NodeProcess
 
 CONSOLE = Path(i18n.__file__).parent
+POLICY = CONSOLE.parent / "policy"
 
 
 def used_messages() -> set[str]:
@@ -27,7 +29,12 @@ def used_messages() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None}):
         found.add(message if isinstance(message, str) else message[0])
-    return found
+    # the policy engine's sentences: message ids in Msg(...) calls and M_(...) tables
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            str(POLICY), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
+        found.add(message if isinstance(message, str) else message[0])
+    from connector.console.policy_words import WORDS
+    return found | set(WORDS)
 
 
 @pytest.mark.parametrize("locale", ["zh_Hant_HK", "zh_Hans"])
@@ -37,6 +44,92 @@ def test_every_message_the_console_uses_is_translated(locale):
     translated = {m.id for m in catalog if m.id and m.string}
     missing = sorted(used_messages() - translated)
     assert missing == [], f"{locale}: untranslated: {missing[:10]}"
+
+
+def test_every_vocabulary_word_in_the_engines_sentences_is_listed_for_the_catalogs():
+    from connector.console.policy_words import WORDS
+    from connector.policy.vocab import DUTY_KIND_LABELS, LEFT_OPERANDS
+    needed = {w for lo in LEFT_OPERANDS.values() for w in (lo.label, lo.missing) if w}
+    needed |= {kind.replace("-", " ") for kind in DUTY_KIND_LABELS}
+    assert sorted(needed - set(WORDS)) == []
+
+
+def _catalog(locale: str) -> dict[str, str]:
+    with open(CONSOLE / "locales" / locale / "LC_MESSAGES" / "messages.po", "rb") as fp:
+        return {m.id: m.string for m in read_po(fp, locale=locale) if m.id and m.string}
+
+
+def _policy_sentences():
+    """Every template's rules, constraints and duties, and its decisions on requests that
+    meet and break each kind of constraint: the engine's sentences as Msgs."""
+    from connector.policy import Context, Request, compile_policy
+    from connector.policy.explain import duty_msg
+    from connector.vocab import policy_contexts
+    folder = CONSOLE.parents[1] / "policies"
+    contexts = [dict(now="2026-03-01T00:00:00Z", purpose="hks:MedicalResearch", recipient_jurisdiction="HK", use_count=0,
+                     agreement_time="2026-01-01T00:00:00Z", data_categories={"pd:Age"}, membership={"hks:StationMember"},
+                     security_profile="idsc:TRUST_SECURITY_PROFILE", organisation="did:web:partner.example"),
+                dict(now="2028-03-01T00:00:00Z", purpose=["dpv:Marketing", "hks:MedicalResearch"],
+                     recipient_jurisdiction="SG", use_count=400, agreement_time="2026-01-01T00:00:00Z",
+                     data_categories={"pd:Biometric"}),
+                dict()]
+    found = []
+    for path in sorted(folder.glob("*.jsonld")):
+        policy = compile_policy(path.read_text(encoding="utf-8"), contexts=policy_contexts())
+        for rule in policy.rules():
+            found.append(rule.describe_actions_msg())
+            found += [c.describe_msg() for c in rule.constraints]
+            found += [duty_msg(d.static) for d in rule.duties]
+        for ctx in contexts:
+            for action in ("use", "distribute", "hks:compute"):
+                decision = policy.evaluate(Request(action=action, target="urn:asset", assignee="did:web:x.example"),
+                                           Context.from_dict(ctx))
+                found += [r.text for r in decision.reasons]
+                found += [duty_msg(d) for d in decision.duties]
+    assert all(m is not None for m in found), "a reason without its structured sentence"
+    return found
+
+
+@pytest.mark.parametrize("locale", ["zh_Hant_HK", "zh_Hans"])
+def test_every_policy_sentence_renders_in_chinese(locale):
+    """The engine's explanation of each template, and its reasons for permitting and refusing,
+    rendered through the catalogs: every message id translated, the English kept for the API."""
+    catalog = _catalog(locale)
+    sentences = _policy_sentences()
+    missing = sorted({i for m in sentences for i in m.ids() if i not in catalog})
+    assert missing == [], f"{locale}: untranslated policy sentences: {missing[:10]}"
+    i18n.activate(locale)
+    try:
+        for m in sentences:
+            text = i18n.sentence(m)
+            assert text != str(m) or not any(c.isalpha() and c.isascii() for c in m.id), (m, text)
+            assert re.search(r"[\u4e00-\u9fff]", text) or not m.id.strip(), (m, text)
+    finally:
+        i18n.activate("en")
+    assert i18n.sentence(sentences[0]) == str(sentences[0])  # English: the message id itself
+
+
+def test_station_token_status_warns_when_expiry_is_close():
+    """The dashboard's token line: from the newest DAT's claims and the node's clock; a warning in
+    the last fifth of the token's life (at least the last two minutes)."""
+    from types import SimpleNamespace
+
+    from connector.console.views import Console
+
+    def status(claims, now):
+        node = SimpleNamespace(identity=SimpleNamespace(client=SimpleNamespace(claims=claims)),
+                               clock=SimpleNamespace(now=lambda: now))
+        return Console._token_status(SimpleNamespace(node=node, TOKEN_WARN_SECONDS=120, TOKEN_WARN_SHARE=0.2))
+
+    issued = 1_800_000_000
+    assert status({"iat": issued, "exp": issued + 3600}, issued + 60) == {
+        "fetched": True, "expires": issued + 3600.0, "seconds_left": 3540, "expired": False, "close": False}
+    assert status({"iat": issued, "exp": issued + 3600}, issued + 3000)["close"] is True  # 600 s < 720 s
+    assert status({"iat": issued, "exp": issued + 300}, issued + 200)["close"] is True  # 100 s < 120 s
+    assert status({"iat": issued, "exp": issued + 300}, issued + 400)["expired"] is True
+    assert status({}, issued) == {"fetched": False}
+    node = SimpleNamespace(identity=SimpleNamespace(), clock=None)  # the development shared secret: no token
+    assert Console._token_status(SimpleNamespace(node=node)) is None
 
 
 def test_catalogs_compile_when_first_used():

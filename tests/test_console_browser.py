@@ -292,3 +292,169 @@ def test_forms_show_the_apis_error_next_to_the_field(space, browser):
     page.get_by_role("button", name="Decide").click()
     shot(page, "en-explain")
     assert w.errors == []
+
+
+# ------------------------------------------------- templates, the offer wizard, progress, languages
+
+def test_a_policy_from_a_templates_form_checked_as_it_is_typed(space, browser):
+    """The GBA template as a form, one field per parameter; a bad value gets the engine's problem
+    next to its field while typing (htmx) and on submit (without script too); the filled policy
+    is stored, valid, with the values typed."""
+    consumer = space.consumer
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    page.goto(base + "/console/policies")
+    page.get_by_role("link", name="gba-cross-border-personal-information").click()
+    assert page.get_by_label("Number of uses").input_value() == "10"
+    assert page.get_by_label("Fields to drop").input_value() == "name phone"
+    assert page.get_by_label("Fields to pseudonymise").input_value() == "patient_id"
+    assert page.get_by_label("Retention: delete the data within").input_value() == "P1Y"
+    page.locator("#template-verdict.ok").wait_for()  # the template as it is: valid, in sentences
+    w.allow(400)
+    page.get_by_label("Number of uses").fill("ten")  # checked on the fly: the engine's path and problem
+    page.locator("#count-error", has_text="needs an integer").wait_for()
+    assert "permission[0].constraint[3].rightOperand" in page.locator("#count-error").inner_text()
+    page.get_by_label("Purposes").fill("hks:MedicalResearch dpv:Marketing")
+    page.locator("#purposes-error", has_text="takes one value").wait_for()
+    page.get_by_label("Id", exact=True).fill("gba-three-uses")
+    page.get_by_role("button", name="Check and save policy").click()  # refused on the server as well
+    page.wait_for_load_state()
+    assert "needs an integer" in page.locator("#count-error").inner_text()
+    assert page.get_by_label("Number of uses").get_attribute("aria-invalid") == "true"
+    page.get_by_label("Number of uses").fill("3")
+    page.get_by_label("Purposes").fill("hks:MedicalResearch")
+    page.get_by_label("Recipient jurisdictions").fill("HK, CN-GD-SZ")
+    page.get_by_label("Fields to drop").fill("name phone address")
+    page.get_by_label("Retention: delete the data within").fill("P6M")
+    page.locator("#template-verdict.ok").wait_for()
+    assert "at most 3 uses" in page.locator("#template-check").inner_text()
+    shot(page, "en-policy-template")
+    page.get_by_role("button", name="Check and save policy").click()
+    page.wait_for_url(base + "/console/policies")
+    card = page.locator("article", has_text="gba-three-uses")
+    assert "at most 3 uses" in card.inner_text() and "address" in card.inner_text()
+    stored = consumer.api("GET", "/policies/gba-three-uses", expect=200)["policy"]
+    constraints = stored["permission"][0]["constraint"]
+    assert constraints[3]["rightOperand"]["@value"] == "3"
+    assert constraints[1]["rightOperand"] == ["HK", "CN-GD-SZ"]
+    assert stored["prohibition"][0]["constraint"][0]["rightOperand"] == ["HK", "CN-GD-SZ"]
+    assert stored["permission"][0]["duty"][1]["action"][0]["refinement"][0]["rightOperand"] == ["name", "phone", "address"]
+    assert stored["permission"][0]["duty"][3]["action"][0]["refinement"][0]["rightOperand"]["@value"] == "P6M"
+    assert w.errors == []
+
+
+def test_the_offer_wizard_makes_an_offer_the_catalog_shows(space, browser):
+    from support.console import OPEN, RESEARCH
+
+    consumer = space.consumer
+    consumer.api("POST", "/assets", {"id": "wizard-data", "title": "Clinic survey 2026"}, expect=201)
+    consumer.api("POST", "/policies", {"id": "wizard-open", "policy": OPEN}, expect=201)
+    consumer.api("POST", "/policies", {"id": "wizard-research", "policy": RESEARCH}, expect=201)
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    page.goto(base + "/console/policies")
+    page.get_by_role("link", name="Create an offer step by step").click()
+    page.get_by_role("heading", name="Assets", exact=True).wait_for()
+    w.allow(400)
+    page.get_by_label("Offer id").fill("wizard-offer")
+    page.get_by_role("button", name="Next").click()  # no asset chosen: refused, next to the list
+    assert "Choose at least one asset." in page.locator("#assets-error").inner_text()
+    page.get_by_label(re.compile("wizard-data")).check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("heading", name="Access policy").wait_for()
+    page.get_by_label("wizard-open").check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("heading", name="Contract policy").wait_for()
+    page.get_by_label("wizard-research").check()
+    page.get_by_role("button", name="Back").click()  # back keeps what was chosen
+    page.get_by_role("heading", name="Access policy").wait_for()
+    assert page.get_by_label("wizard-open").is_checked()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("wizard-research").check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("heading", name="Review").wait_for()
+    assert "wizard-data" in page.locator("dl.review").inner_text()
+    assert "Allowed: odrl:use" in page.locator("#review-access").inner_text()
+    assert "must be a kind of" in page.locator("#review-contract").inner_text()
+    shot(page, "en-offer-wizard-review")
+    page.get_by_role("button", name="Create offer").click()
+    page.wait_for_url(base + "/console/policies")
+    assert page.locator("td code", has_text="wizard-offer").count() == 1
+    # the offer in the node's catalog as a peer sees it (Pearl River asks Harbour Lab's catalog)
+    catalog = space.provider.api("POST", "/catalog/request", {"counterPartyAddress": consumer.url,
+                                                              "counterPartyId": consumer.participant_id}, expect=200)
+    datasets = catalog["catalog"]["dataset"]
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    offers = [o for d in datasets if d["@id"] == "wizard-data" for o in
+              (d["hasPolicy"] if isinstance(d["hasPolicy"], list) else [d["hasPolicy"]])]
+    assert offers and "wizard-offer" in str(offers)
+    assert w.errors == []
+
+
+def test_a_policy_sentence_in_chinese(space, browser):
+    """The engine's sentences through the catalogs: the offer's policy in the catalog and the
+    explain panel's reasons, in Traditional Chinese (the API keeps its English)."""
+    provider, consumer = space.provider, space.consumer
+    w = new_page(browser, locale="zh-HK")
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice", user_label="用戶名稱", password_label="密碼", button="登入")
+    page.goto(f"{base}/console/catalog?address={provider.url}&participant={provider.participant_id}")
+    says = page.locator("section.offer", has_text="visits-research").locator("ul.sentences").inner_text()
+    assert "聲明的用途必須屬於" in says and "hks:MedicalResearch" in says, says
+    shot(page, "zh-hant-catalog-policy")
+    consumer.api("POST", "/policies", {"id": "zh-research", "policy": {"permission": [{"action": "use", "constraint": [
+        {"leftOperand": "purpose", "operator": "isA", "rightOperand": {"@id": "hks:MedicalResearch"}},
+        {"leftOperand": "count", "operator": "lteq", "rightOperand": 2}]}]}}, expect=201)
+    page.goto(base + "/console/policies/zh-research/explain?decide=1&purpose=dpv%3AMarketing&uses=5")
+    reasons = page.locator("section[role=status]").inner_text()
+    assert "不屬於" in reasons and "第 6 次使用" in reasons and "最多 2 次使用" in reasons, reasons
+    shot(page, "zh-hant-explain")
+    english = consumer.api("GET", "/policies/zh-research", expect=200)
+    assert english["id"] == "zh-research"
+    assert w.errors == []
+
+
+def test_long_operations_show_their_progress_live(space, browser):
+    """A negotiation's protocol steps, and an audit whose proofs are verified one by one in a
+    server-sent event stream, the count so far in a progress bar."""
+    consumer = space.consumer
+    finalized = [n for n in consumer.api("GET", "/negotiations?limit=50", expect=200) if n["state"] == "FINALIZED"]
+    assert finalized
+    pid = finalized[0]["id"]
+    w = new_page(browser)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/console/negotiations/{pid}")
+    steps = page.locator("#negotiation-steps")
+    assert steps.get_attribute("value") == steps.get_attribute("max") == "6"
+    expected = len(consumer.api("GET", f"/negotiations/{pid}/receipts", expect=200))
+    assert expected >= 1
+    page.goto(f"{base}/console/audit/{pid}?live=1")
+    page.locator("span.verified").first.wait_for()
+    bar = page.locator("#audit-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(expected)
+    assert page.locator("span.verified").count() == expected and page.locator(".bad").count() == 0
+    shot(page, "en-audit-progress")
+    assert w.errors == []
+
+
+def test_new_screens_have_no_serious_accessibility_violations(space, browser):
+    consumer = space.consumer
+    w = new_page(browser, bypass_csp=True)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    found = {}
+    neg = consumer.api("GET", "/negotiations?limit=1", expect=200)[0]
+    for name, path in (("template", "/console/policies/templates/gba-cross-border-personal-information"),
+                       ("template-invalid", "/console/policies/templates/n-times-evaluation-licence?count=x&id=a"),
+                       ("wizard", "/console/offers/new"), ("audit-live", f"/console/audit/{neg['id']}?live=1")):
+        page.goto(base + path)
+        found[name] = axe_violations(page)
+    page.goto(base + "/console/offers/new")
+    page.get_by_label("Offer id").fill("axe-offer")
+    page.locator("input[name=asset]").first.check()
+    page.get_by_role("button", name="Next").click()
+    found["wizard-policies"] = axe_violations(page)
+    assert {k: v for k, v in found.items() if v} == {}

@@ -233,6 +233,23 @@ def test_node_console_finds_offers_through_the_station_registry(station_net, bro
     assert w.errors == []
 
 
+def test_node_dashboard_shows_when_the_station_token_expires(station_net, browser):
+    """Harbour Lab fetched a station token (DAT) to register at the station: the dashboard says
+    when it expires, in the viewer's language and time zone, the zone named."""
+    _station, _pearl, harbour = station_net
+    w = new_page(browser)
+    page, base = w.page, harbour.url
+    sign_in(page, base, "ann")
+    page.goto(base + "/console/")  # the time-zone cookie set by the first page is read from now on
+    status = page.locator("#token-status").inner_text()
+    assert "valid until" in status and "(Asia/Hong_Kong)" in status, status
+    page.goto(base + "/console/language?lang=zh_Hant_HK&next=/console/")
+    status = page.locator("#token-status").inner_text()
+    assert "有效至" in status and "(Asia/Hong_Kong)" in status, status
+    shot(page, "zh-hant-dashboard-token")
+    assert w.errors == []
+
+
 # ------------------------------------------------------------------ clearing house
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from yarl import URL
 
 from ..node.management import ManagementApi
 from .result import ApiResult
@@ -25,6 +26,8 @@ class _Call:
         self._body = b"" if body is None else orjson.dumps(body)
         self.can_read_body = body is not None
         self.query = MultiDictProxy(MultiDict(query))
+        # a listing's next-page Link is made from the request's URL (a list longer than one page)
+        self.url = URL(ManagementApi.PREFIX + path).with_query(query)
         self.headers = CIMultiDictProxy(CIMultiDict({"X-Api-Key": api_key, "Content-Type": "application/json"}))
 
     async def read(self) -> bytes:

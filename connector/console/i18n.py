@@ -57,6 +57,13 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _current.get(translations(DEFAULT)).ungettext(singular, plural, n)
 
 
+def sentence(text: Any) -> str:
+    """One of the policy engine's sentences (an `explain.Msg`: message id and parameters) in the
+    viewer's language; plain text (a peer's reason, received in English) as it is."""
+    render = getattr(text, "render", None)
+    return render(gettext) if render is not None else str(text)
+
+
 def _map_tag(tag: str) -> str | None:
     tag = tag.strip().lower().replace("_", "-")
     if tag.startswith("en"):

@@ -19,18 +19,19 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
-from ..node.usage import PolicyCache
+from ..node.usage import PolicyCache, check_policy
 from ..policy import Context, PolicyError
 from ..policy import Request as PolicyRequest
-from ..policy.explain import describe_duty
+from ..policy.explain import duty_msg
 from ..protocol.errors import clip
+from ..protocol.ids import id_problem
 from ..protocol.negotiation import State
 from ..store.tables import access_log, negotiations, outbox, transfers
-from . import auth, i18n
+from . import auth, i18n, policy_form
 from .api import Api, ApiResult
 from .registry import registry_context
 
-from .shell import PREFIX, SESSION_KEY, Handler, Route, Shell
+from .shell import N_, PREFIX, SESSION_KEY, Handler, Route, Shell
 
 log = logging.getLogger("connector.console")
 PAGE = 100  # rows a list page shows
@@ -73,9 +74,14 @@ class Console(Shell):
             ("POST", "/transfers/{id}/resume", self.transfer_action("resume"), operator),
             ("POST", "/transfers/{id}/terminate", self.transfer_action("terminate"), operator),
             ("GET", "/audit/{id}", self.audit, viewer),
+            ("GET", "/audit/{id}/events", self.audit_events, viewer),
             ("GET", "/assets", self.assets, viewer), ("GET", "/policies", self.policies_page, viewer),
             ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
             ("POST", "/offers", self.create_offer, operator),
+            ("GET", "/offers/new", self.offer_wizard, operator),
+            ("POST", "/offers/new", self.offer_wizard_step, operator),
+            ("GET", "/policies/templates/{name}", self.template_form, operator),
+            ("POST", "/policies/templates/{name}", self.create_from_template, operator),
             ("GET", "/policies/{id}/explain", self.explain, viewer),
             ("POST", "/dead-letters/{id}/retry", self.retry_dead_letter, operator),
         ]
@@ -102,9 +108,30 @@ class Console(Shell):
         settings = self.node.settings
         return {"counts": data, **feed, "clearinghouse": ch.data, "dead_letters": dead.data or [],
                 "identity_mode": identity.mode, "self_description": self.node.self_description.status(),
+                "token": self._token_status(),
                 "station": await self._reachable(settings.identity_station_url) if settings.identity_station_url else None,
                 "clearinghouse_reachable": await self._reachable(settings.clearinghouse_url)
                 if settings.clearinghouse_url else None}
+
+    #: a station token this close to expiry (seconds, or this share of its lifetime) is shown as a warning
+    TOKEN_WARN_SECONDS = 120
+    TOKEN_WARN_SHARE = 0.2
+
+    def _token_status(self) -> dict[str, Any] | None:
+        """When the node's newest station token (DAT) expires (from its claims as the station issued
+        them; the token itself is never shown), and whether that is close. None: no station identity."""
+        client = getattr(self.node.identity, "client", None)
+        if client is None:
+            return None
+        claims = getattr(client, "claims", None) or {}
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, (int, float)):
+            return {"fetched": False}
+        left = float(exp) - self.node.clock.now()
+        lifetime = float(exp) - float(iat) if isinstance(iat, (int, float)) and iat < exp else None
+        close = left < max(self.TOKEN_WARN_SECONDS, self.TOKEN_WARN_SHARE * lifetime if lifetime else 0)
+        return {"fetched": True, "expires": float(exp), "seconds_left": int(left), "expired": left <= 0,
+                "close": close}
 
     async def _feed(self) -> dict[str, Any]:
         recent_n = await self.api.call("GET", "/negotiations", query={"limit": "10"})
@@ -164,19 +191,20 @@ class Console(Shell):
         return self.page(request, "catalog.html", context)
 
     def sentences(self, body: Any) -> dict[str, Any]:
-        """The engine's own description of a policy, rule by rule (its requirement sentences), or
-        why it cannot be read."""
+        """The engine's own description of a policy, rule by rule (its requirement sentences, in the
+        viewer's language), or why it cannot be read."""
         if not isinstance(body, dict):
             return {"ok": False, "rules": [], "error": i18n.gettext("no policy")}
         try:
             compiled = self.policies.compile(body)
             rules = []
             for rule in compiled.rules():
-                head = {"permission": i18n.gettext("Allowed"), "prohibition": i18n.gettext("Prohibited"),
-                        "obligation": i18n.gettext("Required")}.get(rule.kind, rule.kind)
-                rules.append({"head": f"{head}: {rule.describe_actions()}",
-                              "when": [c.describe() for c in rule.constraints],
-                              "duties": [describe_duty(d.static) for d in rule.duties]})
+                head = {"permission": i18n.gettext("Allowed: %(actions)s"),
+                        "prohibition": i18n.gettext("Prohibited: %(actions)s"),
+                        "obligation": i18n.gettext("Required: %(actions)s")}.get(rule.kind, rule.kind + ": %(actions)s")
+                rules.append({"head": head % {"actions": i18n.sentence(rule.describe_actions_msg())},
+                              "when": [i18n.sentence(c.describe_msg()) for c in rule.constraints],
+                              "duties": [i18n.sentence(duty_msg(d.static)) for d in rule.duties]})
         except (PolicyError, ValueError, TypeError, AttributeError) as exc:
             return {"ok": False, "rules": [], "error": clip(str(exc), 300)}
         return {"ok": True, "rules": rules, "error": ""}
@@ -349,20 +377,62 @@ class Console(Shell):
                             back=f"{PREFIX}/transfers/{quote(request.match_info['id'], safe='')}")
 
     # -------------------------------------------------------------------- audit
+    #: a process with more clearing-house entries than this is verified in a live stream with its progress
+    AUDIT_INLINE = 50
+
     async def audit(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
         status = await self.api.call("GET", "/clearinghouse")
         receipts = await self.api.call("GET", "/negotiations/{id}/receipts", id=pid)
-        key = self.node.settings.clearinghouse_verifier_key
-        checked = []
-        for item in receipts.data if receipts.ok and isinstance(receipts.data, list) else []:
-            try:  # verified here, now, against the log's pinned key
-                checkpoint = verify_receipt(Receipt.from_json(item["receipt"]), key)
-                checked.append({**item, "ok": True, "problem": "", "root": checkpoint.root_hash.hex()[:16]})
-            except (LogVerificationError, KeyError, TypeError, ValueError) as exc:
-                checked.append({**item, "ok": False, "problem": clip(str(exc), 300), "root": ""})
-        return self.page(request, "audit.html", {"pid": pid, "ch": status.data or {}, "receipts": checked,
-                                                 "configured": bool((status.data or {}).get("configured"))})
+        items = receipts.data if receipts.ok and isinstance(receipts.data, list) else []
+        # many entries, or the viewer asked to watch: the page comes at once and the proofs are
+        # verified in /audit/{id}/events, which reports each one as it is checked
+        live = request.query.get("live") == "1" or len(items) > self.AUDIT_INLINE
+        return self.page(request, "audit.html", {
+            "pid": pid, "ch": status.data or {}, "receipts": [] if live else [self._verified(i) for i in items],
+            "live": live, "pending": len(items), "configured": bool((status.data or {}).get("configured"))})
+
+    def _verified(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A receipt checked here, now, against the log's pinned key."""
+        try:
+            checkpoint = verify_receipt(Receipt.from_json(item["receipt"]), self.node.settings.clearinghouse_verifier_key)
+            return {**item, "ok": True, "problem": "", "root": checkpoint.root_hash.hex()[:16]}
+        except (LogVerificationError, KeyError, TypeError, ValueError) as exc:
+            return {**item, "ok": False, "problem": clip(str(exc), 300), "root": ""}
+
+    async def audit_events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the proofs of a process verified one by one, the count so far sent as
+        `progress` (at most every 0.2 s, and at the end), then the checked rows as `done`."""
+        pid = request.match_info["id"]
+        receipts = await self.api.call("GET", "/negotiations/{id}/receipts", id=pid)
+        items = receipts.data if receipts.ok and isinstance(receipts.data, list) else []
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+
+        async def send(event: str, html: str) -> None:
+            data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
+            await response.write(f"event: {event}\n{data}\n".encode())
+
+        checked: list[dict[str, Any]] = []
+        last = time.monotonic()
+        try:
+            for item in items:
+                if self.stopping.is_set() or request.transport is None or request.transport.is_closing():
+                    return response
+                checked.append(self._verified(item))
+                if time.monotonic() - last >= 0.2:
+                    last = time.monotonic()
+                    i18n.activate(request["locale"])
+                    await send("progress", self._fragment(request, "_audit_progress.html",
+                                                          {"done": len(checked), "total": len(items)}))
+                await asyncio.sleep(0)  # other requests go on between two proofs
+            i18n.activate(request["locale"])
+            await send("progress", self._fragment(request, "_audit_progress.html",
+                                                  {"done": len(checked), "total": len(items)}))
+            await send("done", self._fragment(request, "_audit_rows.html", {"receipts": checked}))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
 
     # ------------------------------------------------------ assets and policies
     async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
@@ -414,6 +484,58 @@ class Console(Shell):
             return await self.policies_page(request, form=form, error=result.error, status=result.status)
         raise web.HTTPSeeOther(PREFIX + "/policies")
 
+    async def template_form(self, request: web.Request, *, values: dict[str, str] | None = None,
+                            policy_id: str | None = None, api_error: str = "", status: int = 200) -> web.Response:
+        """A template of `policies/` as a form, one field per parameter; the filled policy checked by
+        the engine as the viewer types (htmx asks again; without script, on submit), each problem
+        next to its field, the valid policy shown in sentences."""
+        name = request.match_info["name"]
+        if name not in TEMPLATES:
+            return self.not_found(request)
+        template = orjson.loads(TEMPLATES[name])
+        params = policy_form.parameters(template)
+        if values is None:
+            values = {p.name: request.query[p.name] for p in params if p.name in request.query}
+            policy_id = request.query.get("id", "")
+        filled = policy_form.fill(template, params, values)
+        field_errors, form_errors = policy_form.problems_by_field(params, check_policy(filled))
+        id_error = ""
+        if api_error:
+            if _error_field(api_error) == "id":
+                id_error = api_error
+            else:
+                form_errors.append(api_error)
+        elif policy_id and id_problem(policy_id):
+            id_error = f"id: {id_problem(policy_id)}"
+        context = {"name": name, "title": _text(template.get("dct:title")), "params": params,
+                   "values": {p.name: values.get(p.name, p.default) for p in params}, "policy_id": policy_id or "",
+                   "field_errors": field_errors, "form_errors": form_errors, "id_error": id_error,
+                   "s": None if field_errors or form_errors else self.sentences(filled),
+                   "oob": bool(request.headers.get("HX-Request")) and request.method == "GET"}
+        if context["oob"]:
+            return web.Response(text=self._fragment(request, "_template_check.html", context),
+                                content_type="text/html")
+        return self.page(request, "policy_template.html", context,
+                         status=400 if status == 200 and (field_errors or form_errors or id_error) else status)
+
+    async def create_from_template(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in TEMPLATES:
+            return self.not_found(request)
+        form = {k: str(v)[:4000] for k, v in (await request.post()).items() if k != "csrf"}
+        template = orjson.loads(TEMPLATES[name])
+        params = policy_form.parameters(template)
+        values = {p.name: form[p.name] for p in params if p.name in form}
+        policy_id = form.get("id", "")
+        filled = policy_form.fill(template, params, values)
+        if check_policy(filled):  # the problems are shown next to their fields
+            return await self.template_form(request, values=values, policy_id=policy_id, status=400)
+        result = await self.api.call("POST", "/policies", {"id": policy_id, "policy": filled})
+        if not result.ok:
+            return await self.template_form(request, values=values, policy_id=policy_id, api_error=result.error,
+                                            status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/policies")
+
     async def explain(self, request: web.Request) -> web.Response:
         """Decide a request the viewer describes (purpose, recipient jurisdiction, when, uses so far,
         when agreed) under a stored policy, with the engine's reasons. Decides nothing on the node."""
@@ -435,8 +557,9 @@ class Console(Shell):
                 if form["agreed"]:
                     ctx["agreement_time"] = self._viewer_time(request, form["agreed"])
                 outcome = self.policies.compile(result.data["policy"]).evaluate(PolicyRequest(), Context.from_dict(ctx))
-                decision = {"effect": outcome.effect.value, "reasons": [r.message for r in outcome.reasons],
-                            "duties": [d.describe() for d in outcome.duties]}
+                decision = {"effect": outcome.effect.value,
+                            "reasons": [i18n.sentence(r.sentence()) for r in outcome.reasons],
+                            "duties": [i18n.sentence(duty_msg(d)) for d in outcome.duties]}
             except (PolicyError, ValueError, TypeError) as exc:
                 error = clip(str(exc), 300)
         return self.page(request, "explain.html", {"policy": result.data, "form": form, "decision": decision,
@@ -466,6 +589,87 @@ class Console(Shell):
             return await self.policies_page(request, form=form, error=result.error, status=result.status,
                                             error_field="offer_id" if field == "id" else field)
         raise web.HTTPSeeOther(PREFIX + "/policies")
+
+    # ------------------------------------------------------------ offer wizard
+    WIZARD_STEPS = (N_("Assets"), N_("Access policy"), N_("Contract policy"), N_("Review"))
+
+    async def offer_wizard(self, request: web.Request, *, step: int = 1, state: dict[str, Any] | None = None,
+                           error: str = "", error_field: str = "", status: int = 200) -> web.Response:
+        """Assets, then the access policy, then the contract policy, then a review of both policies in
+        sentences. The choices so far travel in the form (hidden fields, with the session's CSRF token on
+        every post); each step is checked on the server before the next, and the offer is created
+        by the management API's own handler."""
+        state = state or {"offer_id": "", "assets": [], "access": "", "contract": ""}
+        context: dict[str, Any] = {"step": step, "state": state, "error": error, "error_field": error_field,
+                                   "step_names": [i18n.gettext(n) for n in self.WIZARD_STEPS]}
+        if step == 1:
+            context["assets"] = (await self.api.call("GET", "/assets")).data or []
+        elif step in (2, 3):
+            context["policies"] = (await self.api.call("GET", "/policies")).data or []
+        else:
+            for key in ("access", "contract"):
+                found = await self.api.call("GET", "/policies/{id}", id=state[key]) if state[key] else None
+                context[f"{key}_sentences"] = self.sentences(found.data["policy"] if found and found.ok else None)
+        return self.page(request, "offer_wizard.html", context, status=status)
+
+    async def offer_wizard_step(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        state = {"offer_id": str(form.get("offer_id", "")).strip()[:255],
+                 "assets": [str(a)[:255] for a in form.getall("asset", [])][:1000],
+                 "access": str(form.get("access", ""))[:255], "contract": str(form.get("contract", ""))[:255]}
+        step = str(form.get("step", "1"))
+        step_n = int(step) if step in ("1", "2", "3", "4") else 1
+        go = form.get("go")
+        if go == "back":
+            return await self.offer_wizard(request, step=max(step_n - 1, 1), state=state)
+        if go == "next" and step_n < 4:
+            problem = await self._wizard_problem(step_n, state)
+            if problem:
+                return await self.offer_wizard(request, step=step_n, state=state, error=problem[1],
+                                               error_field=problem[0], status=400)
+            return await self.offer_wizard(request, step=step_n + 1, state=state)
+        if go == "create" and step_n == 4:
+            for check in (1, 2, 3):  # the hidden fields come back from the browser: checked again
+                problem = await self._wizard_problem(check, state)
+                if problem:
+                    return await self.offer_wizard(request, step=check, state=state, error=problem[1],
+                                                   error_field=problem[0], status=400)
+            result = await self.api.call("POST", "/offers", {"id": state["offer_id"], "assetIds": state["assets"],
+                                                             "accessPolicyId": state["access"],
+                                                             "contractPolicyId": state["contract"]})
+            if not result.ok:
+                field = _error_field(result.error)
+                field = "offer_id" if field == "id" else field
+                back = {"offer_id": 1, "assets": 1, "access": 2, "contract": 3}.get(field, 4)
+                return await self.offer_wizard(request, step=back, state=state, error=result.error,
+                                               error_field=field if back != 4 or field in ("offer_id",) else "",
+                                               status=result.status)
+            raise web.HTTPSeeOther(PREFIX + "/policies")
+        return await self.offer_wizard(request, step=step_n, state=state)
+
+    async def _wizard_problem(self, step: int, state: dict[str, Any]) -> tuple[str, str] | None:
+        """What keeps a step from being done (field, message in the viewer's language), with the API's
+        own id rule; None when it is done."""
+        if step == 1:
+            if not state["offer_id"]:
+                return "offer_id", i18n.gettext("Give the offer an id.")
+            problem = id_problem(state["offer_id"])
+            if problem:
+                return "offer_id", f"id: {problem}"
+            if not state["assets"]:
+                return "assets", i18n.gettext("Choose at least one asset.")
+            known = {a["id"] for a in (await self.api.call("GET", "/assets")).data or []}
+            unknown = [a for a in state["assets"] if a not in known]
+            if unknown:
+                return "assets", i18n.gettext("No such asset: %(id)s") % {"id": clip(unknown[0], 100)}
+            return None
+        key = "access" if step == 2 else "contract"
+        if not state[key]:
+            return key, (i18n.gettext("Choose an access policy.") if step == 2
+                         else i18n.gettext("Choose a contract policy."))
+        if step in (2, 3) and not (await self.api.call("GET", "/policies/{id}", id=state[key])).ok:
+            return key, i18n.gettext("No such policy: %(id)s") % {"id": clip(state[key], 100)}
+        return None
 
     # ------------------------------------------------------------------ helpers
     def refused(self, request: web.Request, result: ApiResult, *, back: str) -> web.Response:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from .explain import atom_sentence, expected_text, requirement, value_text
+from .explain import Join, Msg, Term, atom_msg, expected_text, requirement_msg, value_text
 from .model import (
     ConstraintReport,
     Context,
@@ -88,13 +88,16 @@ class Atom:
         self.undeferred = undeferred
 
     def describe(self) -> str:
-        return requirement(self)
+        return str(requirement_msg(self))
+
+    def describe_msg(self) -> Msg:
+        return requirement_msg(self)
 
     def detail(self, ctx: Context, role: str, rule: str) -> ConstraintReport:
         if ctx.deferred and self.lo.field in ctx.deferred:
-            reason = Reason(rule=rule, path=self.path, code="constraint-deferred",
-                            message=f"Checked at each use, not now: {self.describe()}.",
-                            left_operand=compact(self.lo.iri), operator=self.op, expected=expected_text(self))
+            text = Msg("Checked at each use, not now: %(requirement)s.", requirement=requirement_msg(self))
+            reason = Reason(rule=rule, path=self.path, code="constraint-deferred", message=str(text),
+                            left_operand=compact(self.lo.iri), operator=self.op, expected=expected_text(self), text=text)
             return ConstraintReport(self.path, "satisfied", reason, (), self.uid)
         v = self.get(ctx)
         r = None if v is None else self.test(v)
@@ -112,8 +115,10 @@ class Atom:
             actual = Duration.from_timedelta(v[0] - v[1]).human()
         if self.lo.kind == "count" and v is not None:
             actual = str(v + 1)
-        reason = Reason(rule=rule, path=self.path, code=code, message=atom_sentence(self, v, state, role),
-                        left_operand=compact(self.lo.iri), operator=self.op, expected=expected_text(self), actual=actual)
+        text = atom_msg(self, v, state, role)
+        reason = Reason(rule=rule, path=self.path, code=code, message=str(text),
+                        left_operand=compact(self.lo.iri), operator=self.op, expected=expected_text(self), actual=actual,
+                        text=text)
         return ConstraintReport(self.path, state, reason, (), self.uid)
 
 
@@ -200,13 +205,15 @@ class Logic:
             self.undeferred = _combine(op, tuple(c.undeferred for c in children))
 
     def describe(self) -> str:
-        parts = [c.describe() for c in self.children]
+        return str(self.describe_msg())
+
+    def describe_msg(self) -> Msg:
+        parts = [c.describe_msg() for c in self.children]
         if self.op in ("and", "andSequence"):
-            j = " and then " if self.op == "andSequence" else " and "
-            return j.join(parts)
+            return Join(" and then " if self.op == "andSequence" else " and ", parts)
         if self.op == "or":
-            return "at least one of: " + "; ".join(parts)
-        return "exactly one of: " + "; ".join(parts)
+            return Msg("at least one of: %(conditions)s", conditions=Join("; ", parts))
+        return Msg("exactly one of: %(conditions)s", conditions=Join("; ", parts))
 
     def detail(self, ctx: Context, role: str, rule: str) -> ConstraintReport:
         kids = tuple(c.detail(ctx, role, rule) for c in self.children)
@@ -221,14 +228,17 @@ class Logic:
         reason = None
         if self.path and st != "satisfied":
             if self.op == "xone":
-                msg = (f"Exactly one of the alternatives must hold; {states.count('satisfied')} of {len(states)} hold"
-                       + (" and some cannot be checked" if "unknown" in states else "") + ".")
+                counts = {"holding": states.count("satisfied"), "all": len(states)}
+                msg = (Msg("Exactly one of the alternatives must hold; %(holding)s of %(all)s hold and some cannot be "
+                           "checked.", **counts) if "unknown" in states
+                       else Msg("Exactly one of the alternatives must hold; %(holding)s of %(all)s hold.", **counts))
             elif self.op == "or":
-                msg = "None of the alternatives holds" + (" (some cannot be checked)" if st == "unknown" else "") + "."
+                msg = (Msg("None of the alternatives holds (some cannot be checked).") if st == "unknown"
+                       else Msg("None of the alternatives holds."))
             else:
-                msg = "Not all of the combined conditions hold."
+                msg = Msg("Not all of the combined conditions hold.")
             reason = Reason(rule=rule, path=self.path, code="constraint-not-satisfied" if st == "not-satisfied" else "operand-missing",
-                            message=msg, operator=self.op)
+                            message=str(msg), operator=self.op, text=msg)
         return ConstraintReport(self.path, st, reason, kids, self.uid)
 
 
@@ -353,14 +363,18 @@ class CDuty:
                 return DutyReport(self.path, self.uid, self.kind, "inactive")
         st = ctx.duty_states
         state = st.get(self.key) if st else None
-        what = f"{self.kind.replace('-', ' ')} duty ({compact(self.action)})"
+        what = Msg("%(kind)s duty (%(action)s)", kind=Term(self.kind.replace("-", " ")), action=compact(self.action))
 
-        def blocked(code: str, msg: str, s: str = "blocked") -> DutyReport:
-            return DutyReport(self.path, self.uid, self.kind, s, Reason(rule=rule, path=self.path, code=code, message=msg))
+        def blocked(code: str, msg: Msg, s: str = "blocked") -> DutyReport:
+            return DutyReport(self.path, self.uid, self.kind, s,
+                              Reason(rule=rule, path=self.path, code=code, message=str(msg), text=msg))
 
         if state == "violated":
-            cons = "; its consequences now apply" if self.consequences else ""
-            return blocked("duty-violated", f"The {what} has been violated{cons}, so the permission no longer holds.", "violated")
+            if self.consequences:
+                return blocked("duty-violated", Msg("The %(duty)s has been violated; its consequences now apply, so the "
+                                                    "permission no longer holds.", duty=what), "violated")
+            return blocked("duty-violated", Msg("The %(duty)s has been violated, so the permission no longer holds.",
+                                                duty=what), "violated")
         t = self.timing
         if t == "before-release":
             return DutyReport(self.path, self.uid, self.kind, "to-perform", duty=self.static)
@@ -371,21 +385,25 @@ class CDuty:
                 return DutyReport(self.path, self.uid, self.kind, "inactive")  # checked at each use, not now
             if eventual:
                 return DutyReport(self.path, self.uid, self.kind, "not-set", duty=self.static)
-            detail = self.static.describe()
+            from .explain import duty_msg
             return blocked("duty-not-fulfilled",
-                           f"The {what} is a condition of this permission and has not been fulfilled: {detail} "
-                           f"(no record of it; ODRL duties of a permission must be fulfilled before it can be exercised).",
+                           Msg("The %(duty)s is a condition of this permission and has not been fulfilled: %(detail)s "
+                               "(no record of it; ODRL duties of a permission must be fulfilled before it can be "
+                               "exercised).", duty=what, detail=duty_msg(self.static)),
                            "not-set")
         if not self.dynamic:
             return DutyReport(self.path, self.uid, self.kind, "to-perform", duty=self.static)
         if ctx.now is None:
-            return blocked("operand-missing", f"The time of the request was not supplied, so the deadline of the {what} cannot be checked (fail closed).")
+            return blocked("operand-missing", Msg("The time of the request was not supplied, so the deadline of the "
+                                                  "%(duty)s cannot be checked (fail closed).", duty=what))
         dl = self.deadline(ctx)
         if dl is None:
-            return blocked("operand-missing", f"The time of the agreement is not known, so the deadline of the {what} cannot be computed; access is refused (fail closed).")
+            return blocked("operand-missing", Msg("The time of the agreement is not known, so the deadline of the "
+                                                  "%(duty)s cannot be computed; access is refused (fail closed).", duty=what))
         if ctx.now > dl or (self.deadline_strict and ctx.now == dl):
             return blocked("duty-deadline-passed",
-                           f"The {what} fell due at {fmt_datetime(dl)}; the data must already have been deleted, so it may not be used at {fmt_datetime(ctx.now)}.")
+                           Msg("The %(duty)s fell due at %(deadline)s; the data must already have been deleted, so it "
+                               "may not be used at %(now)s.", duty=what, deadline=fmt_datetime(dl), now=fmt_datetime(ctx.now)))
         duty = self.static if self.deadline_abs is not None else Duty(self.kind, self.action, self.name, t, self.params, dl)
         return DutyReport(self.path, self.uid, self.kind, "to-perform", duty=duty)
 
@@ -427,9 +445,9 @@ class CRule:
         self.cond_now = self.cond.undeferred if self.cond is not None else None
         self.duties: list[CDuty] = duties
         self.remedies: list[CDuty] = remedies
-        acts = ", ".join(compact(a) if a else "any action" for a, _ in actions)
-        self.permit_reasons = (Reason(rule=self.name, path=path, code="permitted",
-                                      message=f"{path}{' (' + uid + ')' if uid else ''} permits {acts}: every condition holds."),)
+        permits = Msg("%(rule)s%(uid)s permits %(actions)s: every condition holds.", rule=path,
+                      uid=" (" + uid + ")" if uid else "", actions=self.describe_actions_msg())
+        self.permit_reasons = (Reason(rule=self.name, path=path, code="permitted", message=str(permits), text=permits),)
         self.simple_duties = all(d.timing != "precondition" and not d.dynamic and d.cond is None for d in duties)
         self.static_duties = tuple(d.static for d in duties) if self.simple_duties else None
         #: duties in order; the ones that need no evaluation already as their Duty
@@ -519,7 +537,10 @@ class CRule:
         return True
 
     def describe_actions(self) -> str:
-        return ", ".join(compact(a) if a else "any action" for a, _ in self.actions)
+        return str(self.describe_actions_msg())
+
+    def describe_actions_msg(self) -> Msg:
+        return Join(", ", [compact(a) if a else Msg("any action") for a, _ in self.actions])
 
     # full evaluation -------------------------------------------------------
     def report(self, req: Request, ctx: Context, anc: frozenset[str], eventual: bool) -> RuleReport:
@@ -553,7 +574,7 @@ class CRule:
             active = premise and cstate != "not-satisfied" and rstate != "not-satisfied"
             granted = False
             if active:
-                acts = compact(entry[0]) if entry[0] else "any action"
+                acts = compact(entry[0]) if entry[0] else Msg("any action")
                 why: list[Reason] = []
                 for c in creps:
                     _successes(c, why)
@@ -561,9 +582,10 @@ class CRule:
                 if ref_rep is not None:
                     _successes(ref_rep, why)
                     _failures(ref_rep, why, ("unknown",))
-                head = f"{self.path}{' (' + self.uid + ')' if self.uid else ''} prohibits {acts}"
-                reasons.append(Reason(rule=self.name, path=self.path, code="prohibited",
-                                      message=f"{head}{' in this case:' if why else ' without conditions.'}"))
+                head = {"rule": self.path, "uid": " (" + self.uid + ")" if self.uid else "", "actions": acts}
+                text = (Msg("%(rule)s%(uid)s prohibits %(actions)s in this case:", **head) if why
+                        else Msg("%(rule)s%(uid)s prohibits %(actions)s without conditions.", **head))
+                reasons.append(Reason(rule=self.name, path=self.path, code="prohibited", message=str(text), text=text))
                 reasons.extend(why)
         else:
             premise = action_matched and t_state is not False and p_state is not False
@@ -575,15 +597,22 @@ class CRule:
                                   active, False, ())
             if action_matched:
                 if t_state is False:
-                    reasons.append(Reason(rule=self.name, path=self.path, code="target-mismatch",
-                                          message=f"{self.path} covers {self._list(self.targets, self.target_colls)} only; "
-                                                  f"the request is for {compact(req.target) if req.target else 'an unnamed asset'}"
-                                                  + (" (a collection refinement could not be checked)" if t_raw is None else "") + "."))
+                    text = Msg("%(rule)s covers %(targets)s only; the request is for %(target)s%(note)s.", rule=self.path,
+                               targets=self._list_msg(self.targets, self.target_colls),
+                               target=compact(req.target) if req.target else Msg("an unnamed asset"),
+                               note=Msg(" (a collection refinement could not be checked)") if t_raw is None else "")
+                    reasons.append(Reason(rule=self.name, path=self.path, code="target-mismatch", message=str(text),
+                                          text=text))
                 if p_state is False:
-                    reasons.append(Reason(rule=self.name, path=self.path, code="party-mismatch",
-                                          message=f"{self.path} is granted to {self._list(self.parties, self.party_colls)} only; "
-                                                  f"the requester is {compact(req.assignee) if req.assignee else 'not identified'}"
-                                                  + (" (a collection refinement could not be checked)" if p_raw is None else "") + "."))
+                    note = Msg(" (a collection refinement could not be checked)") if p_raw is None else ""
+                    parties = self._list_msg(self.parties, self.party_colls)
+                    text = (Msg("%(rule)s is granted to %(parties)s only; the requester is %(requester)s%(note)s.",
+                                rule=self.path, parties=parties, requester=compact(req.assignee), note=note)
+                            if req.assignee else
+                            Msg("%(rule)s is granted to %(parties)s only; the requester is not identified%(note)s.",
+                                rule=self.path, parties=parties, note=note))
+                    reasons.append(Reason(rule=self.name, path=self.path, code="party-mismatch", message=str(text),
+                                          text=text))
             if premise:
                 drep = tuple(d.report(ctx, eventual, self.name) for d in self.duties)
             blocked = any(d.state in ("blocked", "violated") or (d.state == "not-set" and not eventual) for d in drep)
@@ -597,8 +626,9 @@ class CRule:
                     _failures(ref_rep, reasons)
                     for i in range(before, len(reasons)):
                         r = reasons[i]
+                        text = Msg("Refinement of the action: %(reason)s", reason=r.sentence())
                         reasons[i] = Reason(r.rule, r.path, "refinement-not-satisfied" if r.code == "constraint-not-satisfied" else r.code,
-                                            f"Refinement of the action: {r.message}", r.left_operand, r.operator, r.expected, r.actual)
+                                            str(text), r.left_operand, r.operator, r.expected, r.actual, text)
                 for d in drep:
                     if d.reason is not None:
                         reasons.append(d.reason)
@@ -606,19 +636,23 @@ class CRule:
                 why: list[Reason] = []
                 for c in creps:
                     _successes(c, why)
-                detail = " ".join(r.message for r in why)
-                reasons.append(Reason(rule=self.name, path=self.path, code="permitted",
-                                      message=f"{self.path}{' (' + self.uid + ')' if self.uid else ''} permits "
-                                              f"{compact(entry[0]) if entry[0] else 'any action'}"
-                                              f"{': ' + detail if detail else ': it has no conditions.'}"))
+                head = {"rule": self.path, "uid": " (" + self.uid + ")" if self.uid else "",
+                        "action": compact(entry[0]) if entry[0] else Msg("any action")}
+                text = (Msg("%(rule)s%(uid)s permits %(action)s: %(detail)s", detail=Join(" ", [r.sentence() for r in why]),
+                            **head) if why else Msg("%(rule)s%(uid)s permits %(action)s: it has no conditions.", **head))
+                reasons.append(Reason(rule=self.name, path=self.path, code="permitted", message=str(text), text=text))
         return RuleReport(self.path, self.uid, role, action_matched, t_state, p_state, creps, cstate, rstate,
                           drep, active, granted, tuple(reasons))
 
     @staticmethod
     def _list(ids, colls) -> str:
+        return str(CRule._list_msg(ids, colls))
+
+    @staticmethod
+    def _list_msg(ids, colls) -> "Msg | str":
         names = sorted(compact(i) for i in (ids or ()))
         names += [c.label for c in colls]
-        return ", ".join(names) or "nobody"
+        return ", ".join(names) or Msg("nobody")
 
 
 def _conj(states: list[str]) -> str:
@@ -738,18 +772,21 @@ class CompiledPolicy:
                     consequences.extend(c.static for c in rule.remedies)
             if granting and self.conflict == "perm":
                 reasons = [x for r in granting for x in r.reasons]
-                reasons += [Reason(rule=r.uid or r.path, path=r.path, code="prohibition-overridden",
-                                   message=f"{r.path} would prohibit this, but the policy's conflict strategy 'perm' lets permissions prevail.")
-                            for r in prohibiting]
+                for r in prohibiting:
+                    text = Msg("%(rule)s would prohibit this, but the policy's conflict strategy 'perm' lets permissions "
+                               "prevail.", rule=r.path)
+                    reasons.append(Reason(rule=r.uid or r.path, path=r.path, code="prohibition-overridden",
+                                          message=str(text), text=text))
                 dec = Decision(Effect.PERMIT, tuple(reasons), self._duties(granting, preps, req, ctx), (), self.uid)
                 return PolicyReport(dec, tuple(preps + hreps + oreps), "perm")
             reasons = []
             if granting and self.conflict == "invalid":
                 conflict = "invalid"
                 names = ", ".join(r.path for r in granting + prohibiting)
-                reasons.append(Reason(rule=self.uid or "policy", path="policy", code="conflict-void",
-                                      message=f"{names} all apply to this request and contradict each other; under the conflict "
-                                              f"strategy 'invalid' (the ODRL default) the policy is void for it, so access is refused."))
+                text = Msg("%(rules)s all apply to this request and contradict each other; under the conflict strategy "
+                           "'invalid' (the ODRL default) the policy is void for it, so access is refused.", rules=names)
+                reasons.append(Reason(rule=self.uid or "policy", path="policy", code="conflict-void", message=str(text),
+                                      text=text))
             reasons += [x for r in prohibiting for x in r.reasons]
             dec = Decision(Effect.DENY, tuple(reasons), (), tuple(consequences), self.uid)
             return PolicyReport(dec, tuple(preps + hreps + oreps), conflict)
@@ -764,11 +801,10 @@ class CompiledPolicy:
             return PolicyReport(dec, tuple(preps + hreps + oreps))
         reasons = [x for r in preps if r.action_matched for x in r.reasons]
         what = compact(req.action)
-        reasons.append(Reason(rule=self.uid or "policy", path="policy", code="no-rule",
-                              message=f"No permission of the policy covers {what}"
-                                      f"{' on ' + compact(req.target) if req.target else ''}"
-                                      f"{' by ' + compact(req.assignee) if req.assignee else ''}; "
-                                      f"what is not permitted is refused."))
+        text = Msg("No permission of the policy covers %(action)s%(target)s%(assignee)s; what is not permitted is refused.",
+                   action=what, target=Msg(" on %(target)s", target=compact(req.target)) if req.target else "",
+                   assignee=Msg(" by %(assignee)s", assignee=compact(req.assignee)) if req.assignee else "")
+        reasons.append(Reason(rule=self.uid or "policy", path="policy", code="no-rule", message=str(text), text=text))
         dec = Decision(Effect.NOT_APPLICABLE, tuple(reasons), (), tuple(consequences), self.uid)
         return PolicyReport(dec, tuple(preps + hreps + oreps))
 
@@ -830,6 +866,7 @@ def _merge(a: tuple[Duty, ...], b: tuple[Duty, ...]) -> tuple[Duty, ...]:
 
 
 def _internal_error(uid, exc) -> Decision:
+    text = Msg("The policy could not be evaluated (%(error)s); access is refused.", error=f"{type(exc).__name__}: {exc}")
     return Decision(Effect.DENY, (Reason(rule=uid or "policy", path="policy", code="internal-error",
-                                         message=f"The policy could not be evaluated ({type(exc).__name__}: {exc}); access is refused."),),
+                                         message=str(text), text=text),),
                     (), (), uid)

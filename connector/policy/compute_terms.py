@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .explain import Msg
 
 #: aggregate functions the connector can run and check (lower-case SQL names)
 KNOWN_FUNCTIONS = frozenset({"count", "sum", "avg", "min", "max", "stddev", "median"})
@@ -96,18 +99,27 @@ def check_aggregate_params(params: dict) -> list[str]:
     return []
 
 
-def describe_aggregate(params: dict) -> str:
+def aggregate_msg(params: dict) -> "Msg":
+    """The terms of an aggregate-only duty, as a sentence (without its full stop)."""
+    from .explain import Msg  # noqa: F811 - explain imports this module
     try:
         t = terms_from_params(params)
     except ValueError as exc:
-        return f"Release only checked aggregates (terms invalid: {exc})"
-    text = (f"Release only aggregates ({', '.join(sorted(t.functions))}) of "
-            f"{', '.join(sorted(t.aggregate_columns)) or 'no column (count only)'}, grouped by or filtered on "
-            f"{', '.join(sorted(t.group_by)) or 'nothing'}, suppressing groups under {t.min_group_size} records, "
-            f"at most {t.max_rows} rows")
+        return Msg("Release only checked aggregates (terms invalid: %(error)s)", error=str(exc))
+    terms = {"functions": ", ".join(sorted(t.functions)),
+             "columns": ", ".join(sorted(t.aggregate_columns)) or Msg("no column (count only)"),
+             "groups": ", ".join(sorted(t.group_by)) or Msg("nothing"), "size": t.min_group_size, "rows": t.max_rows}
     if t.epsilon_per_query is not None:
-        text += f", with noise at epsilon {t.epsilon_per_query:g} per computation and {t.epsilon_total:g} in total"
-    return text
+        return Msg("Release only aggregates (%(functions)s) of %(columns)s, grouped by or filtered on %(groups)s, "
+                   "suppressing groups under %(size)s records, at most %(rows)s rows, with noise at epsilon "
+                   "%(epsilon)s per computation and %(total)s in total",
+                   epsilon=f"{t.epsilon_per_query:g}", total=f"{t.epsilon_total:g}", **terms)
+    return Msg("Release only aggregates (%(functions)s) of %(columns)s, grouped by or filtered on %(groups)s, "
+               "suppressing groups under %(size)s records, at most %(rows)s rows", **terms)
+
+
+def describe_aggregate(params: dict) -> str:
+    return str(aggregate_msg(params))
 
 
 def terms_of(duties: Iterable) -> ComputeTerms | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Mapping
@@ -262,9 +262,16 @@ class Reason:
     operator: str | None = None
     expected: str | None = None
     actual: str | None = None
+    #: the sentence as a message id and parameters (explain.Msg), for a shell to translate;
+    #: ``message`` is its English text
+    text: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self.__slots__ if k != "text" and getattr(self, k) is not None}
+
+    def sentence(self) -> Any:
+        """The sentence to translate: ``text`` when the engine gave one, else the English message."""
+        return self.text if self.text is not None else self.message
 
 
 @dataclass(frozen=True, slots=True)
