@@ -192,7 +192,7 @@ class CatalogPages:
             direction, key, size = decode_token(token)
         decisions = self.decisions.request(caller, time.time())
         place = (direction, key, size, dsp_base, dsp_version, limit)
-        found = await self.catalog.db.read(self._read, decisions, direction, key, size, None, place)
+        found = await self.catalog.db.read_committed(self._read, decisions, direction, key, size, None, place)
         if isinstance(found, Rendered):
             return found
         version, cache_key, read = found
@@ -214,7 +214,7 @@ class CatalogPages:
         if token is not None:
             direction, key, size = decode_token(token)
         decisions = self.decisions.request(caller, time.time())
-        _, _, read = await self.catalog.db.read(self._read, decisions, direction, key, size, only, None)
+        _, _, read = await self.catalog.db.read_committed(self._read, decisions, direction, key, size, only, None)
         return self._render(dsp_base, read, wire)
 
     def envelope(self, dsp_base: str, datasets: list[Json]) -> Json:
