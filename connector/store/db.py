@@ -105,7 +105,7 @@ class Database:
         if self._reads is None:
             # Its own small pool, in autocommit and without the pre-ping, which on asyncpg is three round
             # trips per checkout (BEGIN, a query, ROLLBACK): a connection found dead is run once more.
-            self._reads = create_async_engine(self.url, pool_size=4, max_overflow=4, isolation_level="AUTOCOMMIT",
+            self._reads = create_async_engine(self.url, pool_size=8, max_overflow=4, isolation_level="AUTOCOMMIT",
                                               json_serializer=_json_dumps, json_deserializer=orjson.loads)
         for attempt in (1, 2):
             try:
