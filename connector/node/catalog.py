@@ -165,15 +165,7 @@ class CatalogService:
         stay invisible), and the continuation tokens of the pages before and after it. With `wire`
         "2025-1" the datasets are already in that wire form (catalog_pages.encode_2025)."""
         page = await self.pages.page(dsp_base, caller, size=size, token=token, wire=wire)
-        out: Json = {
-            "@id": f"{self.participant_id}#catalog",
-            "@type": "Catalog",
-            "participantId": self.participant_id,
-            "service": [self.data_service(dsp_base)],
-        }
-        if page.datasets:
-            out["dataset"] = page.datasets  # the schema wants at least one item: omit rather than send []
-        return out, page
+        return self.pages.envelope(dsp_base, page.datasets), page
 
     async def dataset(self, dsp_base: str, dataset_id: str, caller: Caller) -> Json | None:
         found = (await self.pages.page(dsp_base, caller, size=1, only=dataset_id)).datasets

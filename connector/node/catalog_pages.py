@@ -1,7 +1,19 @@
 """The DSP catalog in pages (issue 16): datasets in id order, read with a keyset over the
-`offer_assets` index, only under the access policies that admit the requester (decided once per
-policy and claim set: `access_cache`), and the `Link` header (`rel="next"`, `rel="previous"`) of
-the DSP 2025-1 catalog binding, on both versions.
+`offer_assets` index, only under the access policies that admit the requester, and the `Link`
+header (`rel="next"`, `rel="previous"`) of the DSP 2025-1 catalog binding, on both versions.
+
+A request costs one statement when its page was rendered before, two when not:
+
+1. the catalog's version (`catalog_version`: raised by trigger in the transaction of every change to
+   what a page is read from, whoever writes, so every replica reads the same number);
+2. the requester's decision class: which access policies in use admit it. Static decisions come from
+   `access_cache` (once per policy content and claim set); time-dependent ones are decided on every
+   request and are part of the class; with a policy in use that is decided per dataset, the class
+   also holds the requester's claims. Two requesters share a class only if every policy in use
+   admits both or neither, so what they may see is the same;
+3. a page rendered under (version, class, position, page size, filter, DSP version, base) is sent as
+   it was; otherwise one statement reads the page (the offer index joined to offers, assets and
+   certificates), and its bytes are kept (bounded by count and bytes).
 
 A continuation token is opaque to peers: base64url of `[direction, dataset id, page size]`. It
 names a position, never a permission: visibility is decided again on every page. A malformed
@@ -11,14 +23,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from ..compute import FORMAT as COMPUTE
-from ..certs.node import catalog_properties
+from ..certs.certificate import CATALOG_PROPERTY
 from ..compute.sql import computable
 from ..identity import Caller
 from ..protocol.errors import MalformedMessage
@@ -26,31 +40,42 @@ from ..protocol.ids import id_problem
 from ..protocol.policies import catalog_offer
 from ..protocol.wire import to_wire
 from ..store.prepared import Prepared
-from ..store.tables import assets, offer_assets, offers, policies
-from .access_cache import PER_OFFER, AccessDecisions, RequestDecisions
+from ..store.tables import assets, catalog_version, dataset_certificates, offer_assets, offers, policies
+from .access_cache import PER_OFFER, PER_REQUEST, AccessDecisions, RequestDecisions
 
 Json = dict[str, Any]
 #: the largest page, and the page a request that asks for none gets (the TCK's and EDC's catalogs
 #: are far smaller: one page, as before)
 MAX_PAGE = 1000
 TOKEN_MAX_CHARS = 1024
-_ANY_TARGET = "urn:hks:catalog:any-dataset"  # static decisions do not read the target
-_IN_USE = Prepared(sa.select(policies.c.id, sa.cast(policies.c.body, sa.Text))
-                   .where(sa.exists(sa.select(offers.c.id).where(offers.c.access_policy_id == policies.c.id))))
-
-
-class _Offer(NamedTuple):
-    id: str
-    created_at: float
-    contract_policy_id: str
-    assets: int  # len(asset_ids): an offer over several names the dataset in its catalog id (find_offer)
-    body: Json  # the contract policy
+#: rendered pages kept per process: at most this many, of at most this many bytes in all
+RENDERED_PAGES, RENDERED_BYTES = 4096, 64 * 1024 * 1024
+_ANY_TARGET = "urn:hks:catalog:any-dataset"  # static and per-request decisions do not read the target
+_VERSION = Prepared(sa.select(catalog_version.c.version).where(catalog_version.c.id == 1))
+_ACCESS_IN_USE = Prepared(sa.select(policies.c.id, sa.cast(policies.c.body, sa.Text)).where(
+    sa.exists(sa.select(offers.c.id).where(offers.c.access_policy_id == policies.c.id))))
 
 
 class Page(NamedTuple):
     datasets: list[Json]
     previous: str | None  # continuation tokens
     next: str | None
+
+
+class Rendered(NamedTuple):
+    """A catalog response as sent: its body and its `Link` header."""
+    body: bytes
+    links: str | None
+
+
+# Read per row and per dataset of a page: plain tuples (a NamedTuple's constructor cost 7% of a
+# page's time in the profile)
+#: (offer id, created at, contract policy id, how many assets the offer names: an offer over
+#: several names the dataset in its catalog id)
+_Row = tuple[str, float, str, int]
+#: (dataset id, its visible offers, offered for computation too (HKS-Compute), its registration
+#: certificate bundle or None)
+_Dataset = tuple[str, list[_Row], bool, Any]
 
 
 def encode_token(direction: str, dataset_id: str, size: int) -> str:
@@ -83,50 +108,167 @@ def page_size(value: str | None) -> int:
     return int(value)
 
 
+class _Class(NamedTuple):
+    """What the access policies in use decide for one claim set at one catalog version."""
+    static: tuple[str, ...]  # the static policies that admit it
+    per_request: tuple[str, ...]  # policies decided on each request (they read the time)
+    per_offer: tuple[str, ...]  # policies decided per dataset: candidates, decided row by row
+
+
+class _Policies:
+    """The access policies in use at one catalog version, and what is derived from them (the
+    decision classes per claim set, the contract policies' catalog forms)."""
+
+    def __init__(self, version: int | None, access: dict[str, tuple[str, Json]]) -> None:
+        self.version = version
+        self.access = access  # id -> (content hash, body)
+        self.contracts: dict[str, Json] = {}  # id -> body, read as pages name them
+        self.templates: dict[tuple[str, str | None], Json] = {}  # (contract id, wire) -> offer without @id
+        self.classes: OrderedDict[str, _Class] = OrderedDict()
+
+    def decision_class(self, decisions: RequestDecisions) -> _Class:
+        hit = self.classes.get(decisions.claims)
+        if hit is None:
+            static, per_request, per_offer = [], [], []
+            for policy_id, (digest, body) in self.access.items():
+                kind = decisions.kind(digest, body)
+                if kind == PER_OFFER:
+                    per_offer.append(policy_id)
+                elif kind == PER_REQUEST:
+                    per_request.append(policy_id)
+                elif decisions.admits(digest, body, _ANY_TARGET, None):
+                    static.append(policy_id)
+            hit = self.classes[decisions.claims] = _Class(tuple(sorted(static)), tuple(sorted(per_request)),
+                                                          tuple(sorted(per_offer)))
+            if len(self.classes) > 4096:
+                self.classes.popitem(last=False)
+        return hit
+
+
+class _RenderedPages:
+    """Rendered responses by key, least recently used first out, bounded in count and bytes."""
+
+    def __init__(self, entries: int = RENDERED_PAGES, max_bytes: int = RENDERED_BYTES) -> None:
+        self.entries, self.max_bytes = entries, max_bytes
+        self._pages: OrderedDict[tuple, Rendered] = OrderedDict()
+        self._bytes = 0
+        self.version: int | None = None
+
+    def get(self, key: tuple) -> Rendered | None:
+        hit = self._pages.get(key)
+        if hit is not None:
+            self._pages.move_to_end(key)
+        return hit
+
+    def put(self, version: int, key: tuple, page: Rendered) -> None:
+        if version != self.version:  # pages of an older version are never asked for again
+            if self.version is not None and version < self.version:
+                return
+            self._pages.clear()
+            self._bytes, self.version = 0, version
+        if len(page.body) > self.max_bytes // 8 or key in self._pages:
+            return
+        self._pages[key] = page
+        self._bytes += len(page.body)
+        while len(self._pages) > self.entries or self._bytes > self.max_bytes:
+            self._bytes -= len(self._pages.popitem(last=False)[1].body)
+
+
 class CatalogPages:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self.decisions = AccessDecisions(catalog.policies)
-        self._bodies: dict[str, Json] = {}
+        self.rendered = _RenderedPages()
+        self._policies = _Policies(None, {})
+        self._bodies: dict[str, tuple[str, Json]] = {}
+        self._statements: dict[tuple, Prepared] = {}
 
-    async def page(self, dsp_base: str, caller: Caller, *, size: int = MAX_PAGE, token: str | None = None,
-                   only: str | None = None, wire: str | None = None) -> Page:
-        """`wire` "2025-1": the datasets already in the 2025-1 wire form (see `encode_2025`)."""
+    async def response(self, dsp_base: str, caller: Caller, *, dsp_version: str, size: int = MAX_PAGE,
+                       token: str | None = None, limit: int | None = None) -> Rendered:
+        """The catalog response (body bytes, Link header) for `caller`: a page kept under this catalog
+        version and decision class, or read and rendered now. `limit`: EDC's first-N filter (no Link)."""
         direction, key = "n", None
         if token is not None:
             direction, key, size = decode_token(token)
         decisions = self.decisions.request(caller, time.time())
-        found = await self.catalog.db.read(self._read, decisions, direction, key, size, only)
-        return self._render(dsp_base, found, wire)
+        place = (direction, key, size, dsp_base, dsp_version, limit)
+        found = await self.catalog.db.read_committed(self._read, decisions, direction, key, size, None, place)
+        if isinstance(found, Rendered):
+            return found
+        version, cache_key, read = found
+        wire = "2025-1" if dsp_version == "2025-1" else None
+        page = self._render(dsp_base, read, wire)
+        catalog = self.envelope(dsp_base, page.datasets[:limit] if limit is not None else page.datasets)
+        body = encode_2025(catalog) if wire else orjson.dumps(to_wire(catalog, dsp_version))
+        links = page_links(f"{dsp_base}/catalog/request", page) if limit is None else None
+        rendered = Rendered(body, links)
+        if cache_key is not None:
+            self.rendered.put(version, cache_key, rendered)
+        return rendered
+
+    async def page(self, dsp_base: str, caller: Caller, *, size: int = MAX_PAGE, token: str | None = None,
+                   only: str | None = None, wire: str | None = None) -> Page:
+        """One page as neutral datasets (not kept). `wire` "2025-1": the datasets already in the
+        2025-1 wire form (see `encode_2025`)."""
+        direction, key = "n", None
+        if token is not None:
+            direction, key, size = decode_token(token)
+        decisions = self.decisions.request(caller, time.time())
+        _, _, read = await self.catalog.db.read_committed(self._read, decisions, direction, key, size, only, None)
+        return self._render(dsp_base, read, wire)
+
+    def envelope(self, dsp_base: str, datasets: list[Json]) -> Json:
+        out: Json = {
+            "@id": f"{self.catalog.participant_id}#catalog",
+            "@type": "Catalog",
+            "participantId": self.catalog.participant_id,
+            "service": [self.catalog.data_service(dsp_base)],
+        }
+        if datasets:
+            out["dataset"] = datasets  # the schema wants at least one item: omit rather than send []
+        return out
 
     # ------------------------------------------------------------------ reading
     def _read(self, conn: Connection, decisions: RequestDecisions, direction: str, key: str | None, size: int,
-              only: str | None) -> tuple[list[tuple[str, list[str]]], dict, bool, bool, int, set[str], dict]:
-        bodies: dict[str, tuple[str, Json]] = {}
-        candidates: list[str] = []
-        for policy_id, text in _IN_USE.execute(conn):
-            digest, body = self._body(text)
-            bodies[policy_id] = (digest, body)
-            if decisions.kind(digest, body) == PER_OFFER or decisions.admits(digest, body, _ANY_TARGET, None):
-                candidates.append(policy_id)
-        visible: list[tuple[str, list[str]]] = []
-        offer_rows: dict[str, _Offer] = {}
-        more = False
-        if candidates:
-            visible, more = self._visible(conn, decisions, bodies, candidates, direction, key, size, only, offer_rows)
+              only: str | None, place: tuple | None) -> Any:
+        """A kept page (Rendered), or (version, key to keep the page under or None, what was read)."""
+        # the version first: what is read after it is at least as new (PostgreSQL's read committed),
+        # so a page is never kept under a version newer than its contents
+        version = _VERSION.execute(conn).scalar()
+        state = self._policies_at(conn, version)
+        cls = state.decision_class(decisions)
+        admitted = cls.static
+        if cls.per_request:  # decided now: the time is theirs
+            admitted = tuple(sorted(admitted + tuple(
+                p for p in cls.per_request if decisions.admits(*state.access[p], _ANY_TARGET, None))))
+        cache_key = None
+        if place is not None and version is not None:
+            cache_key = (admitted, decisions.claims if cls.per_offer else None, place)
+            hit = self.rendered.get(cache_key) if self.rendered.version == version else None
+            if hit is not None:
+                return hit
+        candidates = admitted + cls.per_offer
+        visible, more = self._visible(conn, state, decisions, set(cls.per_offer), candidates, direction, key,
+                                      size, only) if candidates else ([], False)
         if direction == "p":
             visible.reverse()
         has_next = more if direction == "n" else key is not None
         has_previous = (key is not None) if direction == "n" else more
-        computable_ids: set[str] = set()  # the page's datasets that also offer computation (HKS-Compute)
-        for chunk in _chunks([a for a, _ in visible], 500):
-            computable_ids.update(r.id for r in conn.execute(
-                sa.select(assets.c.id, assets.c.data_address, assets.c.content_type).where(assets.c.id.in_(chunk)))
-                if computable(r))
-        certified: dict[str, Json] = {}  # the page's datasets with a registration certificate (connector/certs)
-        for chunk in _chunks([a for a, _ in visible], 500):
-            certified.update(catalog_properties(conn, chunk))
-        return visible, offer_rows, has_previous, has_next, size, computable_ids, certified
+        contracts = {r[2] for d in visible for r in d[1]} - state.contracts.keys()
+        if contracts:
+            for policy_id, text in conn.execute(sa.select(policies.c.id, sa.cast(policies.c.body, sa.Text))
+                                                .where(policies.c.id.in_(sorted(contracts)))):
+                state.contracts[policy_id] = self._body(text)[1]
+        return version, cache_key, (state, visible, has_previous, has_next, size)
+
+    def _policies_at(self, conn: Connection, version: int | None) -> _Policies:
+        state = self._policies
+        if version is None or state.version != version:
+            access = {policy_id: self._body(text) for policy_id, text in _ACCESS_IN_USE.execute(conn)}
+            state = _Policies(version, access)
+            if version is not None and (self._policies.version is None or version > self._policies.version):
+                self._policies = state
+        return state
 
     def _body(self, text: str) -> tuple[str, Json]:
         """A stored policy's content hash and body, parsed once per content (bounded)."""
@@ -135,95 +277,127 @@ class CatalogPages:
         if hit is None:
             if len(self._bodies) >= 4096:
                 self._bodies.clear()
-            hit = self._bodies[digest] = orjson.loads(text)
-        return digest, hit
+            hit = self._bodies[digest] = (digest, orjson.loads(text))
+        return hit
 
-    def _visible(self, conn: Connection, decisions: RequestDecisions, bodies: dict[str, tuple[str, Json]],
-                 candidates: list[str], direction: str, key: str | None, size: int,
-                 only: str | None, offer_rows: dict[str, _Offer]) -> tuple[list[tuple[str, list[str]]], bool]:
+    def _statement(self, conn: Connection, forward: bool, after: str | None, only: bool, properties: bool) -> Prepared:
+        """The page statement: offer index rows from a position in one direction, under the
+        candidate policies, with what the page shows of each offer, asset and certificate."""
+        dialect = conn.dialect.name
+        shape = (dialect, forward, after, only, properties)
+        hit = self._statements.get(shape)
+        if hit is not None:
+            return hit
+        oa, cert = offer_assets.c, dataset_certificates.c
+        if dialect == "postgresql":
+            under = oa.access_policy_id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
+        else:  # one statement whatever the number of candidates: the ids as one JSON array
+            under = oa.access_policy_id.in_(sa.select(sa.literal_column("value"))
+                                            .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.String))))
+        query = (sa.select(oa.asset_id, oa.offer_id, oa.access_policy_id, offers.c.created_at,
+                           offers.c.contract_policy_id, sa.func.json_array_length(offers.c.asset_ids),
+                           assets.c.content_type, sa.cast(assets.c.data_address, sa.Text),
+                           sa.cast(assets.c.properties, sa.Text) if properties else sa.null(),
+                           sa.cast(cert.bundle, sa.Text))
+                 .select_from(offer_assets.join(offers, offers.c.id == oa.offer_id)
+                              .outerjoin(assets, assets.c.id == oa.asset_id)
+                              .outerjoin(dataset_certificates, cert.asset_id == oa.asset_id))
+                 .where(under))
+        if only:
+            query = query.where(oa.asset_id == sa.bindparam("only"))
+        position = sa.tuple_(oa.asset_id, oa.offer_id)
+        mark = sa.tuple_(sa.bindparam("a"), sa.bindparam("o"))
+        if after == "dataset":
+            query = query.where(oa.asset_id > sa.bindparam("a") if forward else oa.asset_id < sa.bindparam("a"))
+        elif after == "row":
+            query = query.where(position > mark if forward else position < mark)
+        order = (oa.asset_id, oa.offer_id)
+        query = query.order_by(*(order if forward else [c.desc() for c in order])).limit(sa.bindparam("n"))
+        hit = self._statements[shape] = Prepared(query)
+        return hit
+
+    def _visible(self, conn: Connection, state: _Policies, decisions: RequestDecisions, per_offer: set[str],
+                 candidates: tuple[str, ...], direction: str, key: str | None, size: int,
+                 only: str | None) -> tuple[list[_Dataset], bool]:
         """Up to `size` datasets the caller may see, from the position `key` in `direction`, each
-        with its visible offers (their rows into `offer_rows`); and whether there are more."""
+        with its visible offers; and whether there are more."""
         forward = direction == "n"
-        batch = min(4096, max(64, 2 * (size + 1)))
-        visible: list[tuple[str, list[str]]] = []
-        cursor: tuple[str, str] | None = None
-        oa = offer_assets.c
-        per_offer = {p for p in candidates if decisions.kind(*bodies[p]) == PER_OFFER}
+        batch = size + 1 + size // 4  # one offer per dataset is the common case; more are read on
+        visible: list[_Dataset] = []
+        params: dict[str, Any] = {"ids": list(candidates) if conn.dialect.name == "postgresql"
+                                  else orjson.dumps(candidates).decode()}
+        if only is not None:
+            params["only"] = only
+        after = None
+        if key is not None:
+            after, params["a"] = "dataset", key
         while True:
-            query = (sa.select(oa.asset_id, oa.offer_id, oa.access_policy_id, offers.c.created_at,
-                               offers.c.contract_policy_id, offers.c.asset_ids, sa.cast(policies.c.body, sa.Text))
-                     .join(offers, offers.c.id == oa.offer_id)
-                     .join(policies, policies.c.id == offers.c.contract_policy_id)
-                     .where(oa.access_policy_id.in_(candidates)))
-            if only is not None:
-                query = query.where(oa.asset_id == only)
-            if key is not None:
-                query = query.where(oa.asset_id > key if forward else oa.asset_id < key)
-            if cursor is not None:
-                a, o = cursor
-                if forward:
-                    query = query.where(sa.or_(oa.asset_id > a, sa.and_(oa.asset_id == a, oa.offer_id > o)))
-                else:
-                    query = query.where(sa.or_(oa.asset_id < a, sa.and_(oa.asset_id == a, oa.offer_id < o)))
-            order = (oa.asset_id, oa.offer_id)
-            query = query.order_by(*(order if forward else [c.desc() for c in order])).limit(batch)
-            rows = conn.execute(query).all()
-            properties: dict[str, Any] = {}
-            needed = sorted({r[0] for r in rows if r[2] in per_offer})
-            for chunk in _chunks(needed, 500):  # the dataset's data categories: only for per-offer policies
-                properties.update(conn.execute(sa.select(assets.c.id, assets.c.properties)
-                                               .where(assets.c.id.in_(chunk))).all())
-            for asset_id, offer_id, policy_id, created, contract_id, asset_ids, text in rows:
-                digest, body = bodies[policy_id]
-                if policy_id in per_offer and not decisions.admits(digest, body, asset_id, properties.get(asset_id)):
+            params["n"] = batch
+            rows = self._statement(conn, forward, after, only is not None, bool(per_offer)).execute(conn, params).all()
+            for asset_id, offer_id, policy_id, created, contract_id, asset_count, content_type, address, props, \
+                    bundle in rows:
+                if policy_id in per_offer and not decisions.admits(
+                        *state.access[policy_id], asset_id, orjson.loads(props) if props else None):
                     continue
                 if not (visible and visible[-1][0] == asset_id):
                     if len(visible) == size:
                         return visible, True
-                    visible.append((asset_id, []))
-                visible[-1][1].append(offer_id)
-                if offer_id not in offer_rows:
-                    offer_rows[offer_id] = _Offer(offer_id, created, contract_id, len(asset_ids), self._body(text)[1])
+                    visible.append((asset_id, [], _computable(address, content_type),
+                                    orjson.loads(bundle) if bundle else None))
+                visible[-1][1].append((offer_id, created, contract_id, asset_count))
             if len(rows) < batch:
                 return visible, False
-            cursor = (rows[-1][0], rows[-1][1])
+            after, params["a"], params["o"] = "row", rows[-1][0], rows[-1][1]
             batch = min(4096, batch * 2)
 
     # ---------------------------------------------------------------- rendering
-    def _render(self, dsp_base: str, found: tuple, wire: str | None) -> Page:
-        visible, offer_rows, has_previous, has_next, size, computable_ids, certified = found
+    def _render(self, dsp_base: str, read: tuple, wire: str | None) -> Page:
+        state, visible, has_previous, has_next, size = read
         service = self.catalog.data_service(dsp_base)
         participant = self.catalog.participant_id
         datasets: list[Json] = []
         from .catalog import catalog_offer_id  # noqa: PLC0415 - catalog imports this module
-        templates: dict[str, Json] = {}  # a contract policy's catalog form, made once per page
 
-        def offer(row: Any, asset_id: str) -> Json:
-            template = templates.get(row.contract_policy_id)
+        templates = state.templates
+
+        def offer(row: _Row, asset_id: str) -> Json:
+            offer_id, _, contract_id, asset_count = row
+            template = templates.get((contract_id, wire))
             if template is None:
-                template = catalog_offer("", row.body, participant)
-                templates[row.contract_policy_id] = template = _normal(template) if wire == "2025-1" else template
-            return {**template, "@id": catalog_offer_id(row.id, asset_id, row.assets)}
+                template = catalog_offer("", state.contracts[contract_id], participant)
+                templates[(contract_id, wire)] = template = _normal(template) if wire == "2025-1" else template
+            return {**template, "@id": offer_id if asset_count == 1 else catalog_offer_id(offer_id, asset_id, asset_count)}
 
         pull = [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": service}]
         both = pull + [{"@type": "Distribution", "format": COMPUTE, "accessService": service}]
         if wire == "2025-1":
             pull, both = (_normal({"distribution": d})["distribution"] for d in (pull, both))
-        for asset_id, ids in visible:
-            rows = sorted((offer_rows[o] for o in ids if o in offer_rows), key=lambda r: (r.created_at, r.id))
-            if not rows:
-                continue
-            datasets.append({
+        for asset_id, rows, compute, certificate in visible:
+            if len(rows) > 1:
+                rows = sorted(rows, key=lambda r: (r[1], r[0]))  # in the order they were offered
+            out = {
                 "@id": asset_id,
                 "@type": "Dataset",
                 "hasPolicy": [offer(r, asset_id) for r in rows],
-                "distribution": both if asset_id in computable_ids else pull,
-                **certified.get(asset_id, {}),
-            })
+                "distribution": both if compute else pull,
+            }
+            if certificate:  # its registration certificate (connector/certs)
+                out[CATALOG_PROPERTY] = {"@type": "@json", "@value": certificate}
+            datasets.append(out)
         first, last = (visible[0][0], visible[-1][0]) if visible else (None, None)
         previous = encode_token("p", first, size) if has_previous and first is not None else None
         following = encode_token("n", last, size) if has_next and last is not None else None
         return Page(datasets, previous, following)
+
+
+class _Asset(NamedTuple):  # what compute.sql.computable reads of an asset row
+    data_address: Any
+    content_type: str | None
+
+
+def _computable(address: str | None, content_type: str | None) -> bool:
+    """Whether a dataset is also offered for computation, from its stored data address (JSON)."""
+    return address is not None and computable(_Asset(orjson.loads(address), content_type))
 
 
 def _normal(node: Json) -> Json:
@@ -248,8 +422,3 @@ def page_links(request_url: str, page: Page) -> str | None:
     links = [f'<{request_url}?continuationToken={token}>; rel="{rel}"'
              for rel, token in (("previous", page.previous), ("next", page.next)) if token is not None]
     return ", ".join(links) or None
-
-
-def _chunks(items: list[str], n: int):  # noqa: ANN202
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

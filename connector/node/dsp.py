@@ -21,7 +21,7 @@ from ..protocol.messages import (
     check_id,
 )
 from ..protocol.negotiation import Role
-from .catalog_pages import encode_2025, page_links, page_size
+from .catalog_pages import page_size
 from .codec import VERSIONS, Codec
 from .negotiations import message_digest
 from .transfers import PUSH, transfer_format
@@ -170,17 +170,12 @@ class DspApi:
             assert isinstance(msg, CatalogRequestMessage)
             limit = edc_page_limit(msg.filter) if msg.filter else None
             base = self.node.settings.dsp_base(version)
-            size = page_size(request.query.get("pageSize"))
-            fast = "2025-1" if version == "2025-1" else None  # the datasets rendered in wire form
-            catalog, page = await self.node.catalog.catalog_page(
-                base, caller, size=size, token=request.query.get("continuationToken"), wire=fast)
-            if limit is not None and isinstance(catalog.get("dataset"), list):
-                catalog = {**catalog, "dataset": catalog["dataset"][:limit]}
-            response = web.Response(body=encode_2025(catalog), content_type="application/json") if fast \
-                else self.respond(catalog, version)
-            links = page_links(f"{base}/catalog/request", page)
-            if links and limit is None:
-                response.headers["Link"] = links
+            rendered = await self.node.catalog.pages.response(
+                base, caller, dsp_version=version, size=page_size(request.query.get("pageSize")),
+                token=request.query.get("continuationToken"), limit=limit)
+            response = web.Response(body=rendered.body, content_type="application/json")
+            if rendered.links:
+                response.headers["Link"] = rendered.links
             return response
         except ProtocolError as exc:
             return self.error(exc, version, "CatalogError")

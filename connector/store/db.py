@@ -69,6 +69,7 @@ class Database:
             self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
                                                     json_serializer=_json_dumps, json_deserializer=orjson.loads)
             self.sync_engine = None
+        self._reads: Any = None  # read_committed's pool (PostgreSQL), made at first use
 
     @property
     def dialect_name(self) -> str:
@@ -93,6 +94,27 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.transaction(fn, *args)
+
+    async def read_committed(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(conn, *args) with no transaction around it on PostgreSQL: each statement sees what
+        was committed before it began (as in a read-committed transaction) and costs no BEGIN and
+        COMMIT round trips (two of a cached catalog page's three). On SQLite: `read`."""
+        if self.is_sqlite:
+            return await self.transaction(fn, *args)
+        fn = bind_context(fn)
+        if self._reads is None:
+            # Its own small pool, in autocommit and without the pre-ping, which on asyncpg is three round
+            # trips per checkout (BEGIN, a query, ROLLBACK): a connection found dead is run once more.
+            self._reads = create_async_engine(self.url, pool_size=8, max_overflow=4, isolation_level="AUTOCOMMIT",
+                                              json_serializer=_json_dumps, json_deserializer=orjson.loads)
+        for attempt in (1, 2):
+            try:
+                async with self._reads.connect() as conn:
+                    return await conn.run_sync(fn, *args)
+            except sa.exc.DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write_batches(self) -> None:
         try:
@@ -211,6 +233,8 @@ class Database:
                 self._writer.shutdown(wait=False)
         else:
             await self.async_engine.dispose()
+            if self._reads is not None:
+                await self._reads.dispose()
 
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")

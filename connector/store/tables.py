@@ -299,3 +299,13 @@ dat_seen_tokens = sa.Table(
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
+
+
+# the catalog's version (migration 0016): one row (id 1) whose counter a trigger on every table a
+# catalog page is read from (assets, policies, offers, offer_assets, dataset_certificates) raises in
+# the writer's transaction; rendered catalog pages are kept per version (node/catalog_pages.py)
+catalog_version = sa.Table(
+    "catalog_version", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +146,15 @@ class NodeProcess:
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError("node did not answer /health")
+
+    def replica(self, directory: Path) -> "NodeProcess":
+        """Another process of this node (not started): its directory copied (the same participant,
+        keys, configuration and database), listening on a port of its own."""
+        shutil.copytree(self.directory, directory)
+        port = free_port()
+        other = NodeProcess(directory, "replica", init=False, env={**self.env, "CONNECTOR_NODE_LISTEN_PORT": str(port)})
+        other.url = f"http://127.0.0.1:{port}"
+        return other
 
     def ssl(self) -> Any:
         """httpx `verify=` for this node: True, or the station CA under mTLS."""
