@@ -4,13 +4,13 @@ same transaction, by trigger, whoever writes. A replica reads it at the start of
 request and keeps rendered pages only under the version they were read at, so a change made
 through any replica is seen by the very next request on every replica.
 
-Revision ID: 0016
+Revision ID: 0015
 Revises: 0014
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0016"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
