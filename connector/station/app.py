@@ -45,6 +45,7 @@ from .. import telemetry
 from ..store.db import Database
 from .metrics import station_families
 from . import registry as reg
+from . import registry_index
 from . import shared
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
 from ..certs.station import CertificateRegistry
@@ -186,8 +187,8 @@ class Station:
         self.active_kid, self.active_key = signing[-1][0]["kid"], signing[-1][1]
         self._admin = read_admin_token(d).encode()
         self.participants: dict[str, Json] = {}
-        self.entries: dict[str, reg.Index] = {}
-        self.policy_cache = reg.PolicyCache()
+        self.registered: set[str] = set()  # participants with a self-description (the index is in the database)
+        self.decisions = registry_index.Decisions()
         # registry calls: tokens for this station only, checked against its own records on every call
         self.verifier = DatVerifier(LocalTrust(self), DbReplayStore(self.db), audience=settings.issuer,
                                     status_ttl=0.0, max_lifetime=settings.token_lifetime)
@@ -206,12 +207,11 @@ class Station:
         self.changes.seen, rows, entries, feed = await self.db.read(lambda conn: (
             shared.newest(conn),  # first: a change committed during the load is applied again at the next sync
             [dict(r) for r in conn.execute(sa.select(participants)).mappings()],
-            [dict(r) for r in conn.execute(sa.select(registry.c.participant_id, registry.c.index)).mappings()],
+            [r.participant_id for r in conn.execute(sa.select(registry.c.participant_id))],
             [(r.seq, r.participant_id) for r in conn.execute(sa.select(revocations).order_by(revocations.c.seq))]))
         self.revocation_feed = feed
         self.participants = {r["id"]: r for r in rows}
-        for e in entries:
-            self.entries[e["participant_id"]] = _index_from_dict(e["index"])
+        self.registered = set(entries)
         self._tasks.append(asyncio.create_task(self._prune(), name="station-prune"))
 
     async def stop(self) -> None:
@@ -300,7 +300,7 @@ class Station:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "issuer": self.settings.issuer,
-                                  "participants": len(self.participants), "registered": len(self.entries)})
+                                  "participants": len(self.participants), "registered": len(self.registered)})
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         """Prometheus metrics (admin token): requests, token checks, participants, registry."""
@@ -552,6 +552,7 @@ class Station:
             seq = conn.execute(sa.insert(revocations).values(participant_id=row["id"], revoked_at=now)
                                .returning(revocations.c.seq)).scalar_one()
             conn.execute(sa.delete(registry).where(registry.c.participant_id == row["id"]))
+            registry_index.delete_entry(conn, row["id"])
             shared.record(conn, row["id"], now)
             return seq
 
@@ -562,7 +563,7 @@ class Station:
         if not self.changes.enabled:  # with other processes the feed grows only in order, from the database
             self.revocation_feed.append((seq, row["id"]))
         row.update(status="revoked", revoked_at=now, revocation_reason=reason)
-        self.entries.pop(row["id"], None)  # a revoked participant is not found any more
+        self.registered.discard(row["id"])  # (its index rows went in the same transaction)
         await self.changes.sync()
         log.warning("revoked participant %s (%s)", row["id"], row["name"])
         return web.json_response(participant_view(row))
@@ -630,6 +631,7 @@ class Station:
         row = {"participant_id": caller.participant_id, "media_type": request.content_type,
                "document": body.decode("utf-8"), "signature": signature, "etag": etag,
                "index": index.to_dict(), "registered_at": time.time()}
+        index_rows = await asyncio.to_thread(registry_index.rows_for, row["index"], self.decisions)
 
         def upsert(conn: sa.Connection) -> bool | None:
             shared.lock(conn)
@@ -640,12 +642,14 @@ class Station:
             shared.record(conn, row["participant_id"], row["registered_at"])
             existed = conn.execute(sa.delete(registry).where(registry.c.participant_id == row["participant_id"])).rowcount
             conn.execute(sa.insert(registry).values(**row))
+            registry_index.delete_entry(conn, row["participant_id"])
+            registry_index.write_entry(conn, index_rows)
             return bool(existed)
 
         existed = await self.db.transaction(upsert)
         if existed is None:
             raise ApiError(401, f"participant {echo(caller.participant_id, quote=False)} is not active", "Unauthenticated")
-        self.entries[caller.participant_id] = index
+        self.registered.add(caller.participant_id)
         await self.changes.sync()
         log.info("registered the self-description of %s (%d triples, %d offers)", caller.participant_id,
                  len(graph), len(index.offers))
@@ -668,9 +672,8 @@ class Station:
             query = reg.parse_query(dict(request.query))
         except reg.QueryError as exc:
             raise ApiError(400, str(exc)) from None
-        entries = [e for pid, e in sorted(self.entries.items())
-                   if self.participants.get(pid, {}).get("status") == "active"]
-        results = reg.search(entries, query, caller, self.policy_cache, dt.datetime.now(dt.timezone.utc))
+        results = await self.db.read(registry_index.search, query, caller, self.decisions,
+                                     dt.datetime.now(dt.timezone.utc))
         return web.json_response({"count": len(results), "results": results})
 
 
@@ -694,16 +697,6 @@ def _report_view(report: Any) -> Json:
     characters (focus nodes and messages come from the submitted document)."""
     results = [{k: clip(str(v), ECHO_LIMIT) for k, v in r.items()} for r in report.results[:MAX_REPORTED_RESULTS]]
     return {"conforms": report.conforms, "results": results, "resultCount": len(report.results)}
-
-
-def _index_from_dict(doc: Json) -> reg.Index:
-    from ..identity.sd import Index, IndexedOffer
-
-    return Index(connector=doc["connector"], participant_id=doc["participantId"], organisation=doc["organisation"],
-                 jurisdiction=doc["jurisdiction"], membership=doc["membership"],
-                 membership_status=doc["membershipStatus"], station=doc["station"],
-                 security_profile=doc["securityProfile"], endpoints=doc["endpoints"],
-                 offers=[IndexedOffer(**o) for o in doc["offers"]])
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:

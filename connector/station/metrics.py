@@ -17,7 +17,7 @@ def station_families(station: Any) -> list[Metric]:
         family("hks_station_participants", "gauge", "enrolled participants by status",
                [({"status": st}, by_status.get(st, 0)) for st in sorted(set(STATUSES) | set(by_status))]),
         family("hks_station_registry_entries", "gauge", "self-descriptions in the registry",
-               [({}, len(station.entries))]),
+               [({}, len(station.registered))]),
         family("hks_station_revocations", "gauge", "entries in the revocation feed",
                [({}, len(station.revocation_feed))]),
         family("hks_station_signing_keys", "gauge", "token-signing keys published in the JWKS",

@@ -1,18 +1,18 @@
 """The station registry (pure parts): a registered self-description is checked against the
-station's own record of the participant, and searched by keyword, jurisdiction, data theme
-and policy features. "Usable for medical research by an HK organisation" is decided by the
-station's policy engine on each offer's own ODRL policy, fail closed."""
+station's own record of the participant, and a search (keyword, jurisdiction, data theme and
+policy features) is read from a participant's query, bounded. "Usable for medical research by an
+HK organisation" is decided by the station's policy engine on each offer's own ODRL policy, fail
+closed (:func:`permits`); the search itself runs on the database's index
+(:mod:`connector.station.registry_index`)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import orjson
-
 from ..identity import Caller
-from ..identity.sd import Index, IndexedOffer, connector_iri, theme_iri
+from ..identity.sd import JURISDICTION_RE, Index, connector_iri, theme_iri
 from ..protocol.errors import echo
 from ..policy import CompiledPolicy, Context, PolicyError, Request, compile_policy
 from ..vocab import policy_contexts
@@ -26,6 +26,10 @@ PURPOSE_ALIASES = {
     "medical-research": "hks:MedicalResearch",
     "evaluation": "hks:Evaluation",
 }
+
+
+#: a purpose as a compact (prefix:Name) or absolute IRI, without space or characters IRIs exclude
+_PURPOSE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]{1,300}$")
 
 
 class RegistrationRefused(ValueError):
@@ -73,7 +77,24 @@ class QueryError(ValueError):
     pass
 
 
+#: bounds on what a searcher may ask (every value is also at most 500 characters)
+MAX_WORDS, MAX_CODES = 16, 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _codes(name: str, raw: str) -> frozenset[str]:
+    codes = [j.strip().upper() for j in raw.split(",") if j.strip()]
+    if len(codes) > MAX_CODES:
+        raise QueryError(f"search parameter {name} lists more than {MAX_CODES} jurisdictions")
+    for code in codes:
+        if not JURISDICTION_RE.match(code):
+            raise QueryError(f"{echo(code)} in {name} is not a jurisdiction code (ISO 3166: HK, CN-GD-GZ, ...)")
+    return frozenset(codes)
+
+
 def parse_query(params: Mapping[str, str]) -> Query:
+    """A search from a participant's query string: known parameters only, each bounded in length,
+    in the number of words or codes it lists and in its characters; values are data, never SQL."""
     known = {"q", "jurisdiction", "theme", "purpose", "usableBy", "limit"}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -81,66 +102,64 @@ def parse_query(params: Mapping[str, str]) -> Query:
     for name, value in params.items():
         if len(value) > 500:
             raise QueryError(f"search parameter {echo(name)} is over 500 characters")
+        if _CONTROL.search(value):
+            raise QueryError(f"search parameter {echo(name)} has a control character")
+    text = (params.get("q") or "").strip().lower() or None
+    if text and len(text.split()) > MAX_WORDS:
+        raise QueryError(f"search parameter q has more than {MAX_WORDS} words")
+    raw_themes = [t.strip() for t in params.get("theme", "").split(",") if t.strip()]
+    if len(raw_themes) > MAX_CODES:
+        raise QueryError(f"search parameter theme lists more than {MAX_CODES} themes")
     themes = set()
-    for raw in filter(None, (t.strip() for t in params.get("theme", "").split(","))):
+    for raw in raw_themes:
         iri = theme_iri(raw)
         if iri is None:
             raise QueryError(f"unknown theme {echo(raw)}: give an EU data-theme code (HEAL, TRAN, ...), a word "
                              f"such as health or transport, or a theme IRI")
         themes.add(iri)
-    jurisdictions = frozenset(j.strip().upper() for j in params.get("jurisdiction", "").split(",") if j.strip())
+    jurisdictions = _codes("jurisdiction", params.get("jurisdiction", ""))
     purpose = params.get("purpose") or None
     if purpose:
         purpose = PURPOSE_ALIASES.get(purpose.lower(), purpose)
+        if not _PURPOSE_RE.match(purpose):
+            raise QueryError(f"purpose {echo(purpose)} is not a purpose: give a compact or full IRI "
+                             f"(hks:MedicalResearch, dpv:ResearchAndDevelopment) or {', '.join(PURPOSE_ALIASES)}")
     try:
         limit = int(params.get("limit", "50"))
     except ValueError:
         raise QueryError("limit must be an integer") from None
     if not 1 <= limit <= 500:
         raise QueryError("limit must be between 1 and 500")
-    usable_by = (params.get("usableBy") or "").strip().upper() or None
-    return Query(text=(params.get("q") or "").strip().lower() or None, jurisdictions=jurisdictions,
-                 themes=frozenset(themes), purpose=purpose, usable_by=usable_by, limit=limit)
+    usable_by = sorted(_codes("usableBy", params.get("usableBy") or ""))
+    if len(usable_by) > 1:
+        raise QueryError("usableBy names one jurisdiction")
+    return Query(text=text, jurisdictions=jurisdictions, themes=frozenset(themes), purpose=purpose,
+                 usable_by=usable_by[0] if usable_by else None, limit=limit)
 
 
-class PolicyCache:
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._compiled: dict[str, CompiledPolicy | None] = {}
-
-    def get(self, policy: Mapping[str, Any]) -> CompiledPolicy | None:
-        key = hashlib.sha256(orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        if key in self._compiled:
-            return self._compiled[key]
-        doc = dict(policy)
-        doc.setdefault("@type", "Offer")
-        if "uid" not in doc and "@id" not in doc:
-            doc["uid"] = "urn:hks:policy:unnamed"
-        try:
-            compiled: CompiledPolicy | None = compile_policy(doc, contexts=policy_contexts())
-        except (PolicyError, Exception):  # noqa: BLE001 - a policy the engine cannot read is never "usable"
-            compiled = None
-        if len(self._compiled) >= self.size:
-            self._compiled.pop(next(iter(self._compiled)))
-        self._compiled[key] = compiled
-        return compiled
+def compile_offer_policy(policy: Mapping[str, Any]) -> CompiledPolicy | None:
+    """An offer's policy as the station's engine reads it; None if it cannot (never usable)."""
+    doc = dict(policy)
+    doc.setdefault("@type", "Offer")
+    if "uid" not in doc and "@id" not in doc:
+        doc["uid"] = "urn:hks:policy:unnamed"
+    try:
+        return compile_policy(doc, contexts=policy_contexts())
+    except (PolicyError, Exception):  # noqa: BLE001 - a policy the engine cannot read is never "usable"
+        return None
 
 
-def usable(offer: IndexedOffer, query: Query, searcher: Caller, cache: PolicyCache, now: dt.datetime) -> tuple[bool, list[str]]:
-    """Would the offer's policy permit `use` by the searcher (or an organisation in
+def permits(compiled: CompiledPolicy, dataset_id: str, data_categories: list[str], query: Query, searcher: Caller,
+            now: dt.datetime) -> bool:
+    """Would the policy permit `use` of the dataset by the searcher (or an organisation in
     `usable_by`) for the declared purpose? Unknown facts fail closed, as in the node."""
-    if offer.policy is None:
-        return False, ["the offer's policy is missing"]
-    compiled = cache.get(offer.policy)
-    if compiled is None:
-        return False, ["the offer's policy cannot be read by the station's policy engine"]
     claims = searcher.claims or {}
     membership = claims.get("membership")
     membership = {membership} if isinstance(membership, str) else set(membership or ())
     deferred = set(DECIDED_AT_USE)
     if query.purpose:
         deferred.discard("purpose")
-    categories = frozenset(offer.data_categories) if offer.data_categories else None
+    categories = frozenset(data_categories) if data_categories else None
     if categories is None:
         deferred.add("data_categories")
     try:
@@ -150,43 +169,8 @@ def usable(offer: IndexedOffer, query: Query, searcher: Caller, cache: PolicyCac
             membership=frozenset(membership) or None, security_profile=claims.get("securityProfile"),
             use_count=0, agreement_time=now, data_categories=categories, deferred=frozenset(deferred),
         )
-        decision = compiled.evaluate(Request(action="use", target=offer.dataset_id, assignee=searcher.participant_id),
+        decision = compiled.evaluate(Request(action="use", target=dataset_id, assignee=searcher.participant_id),
                                      context)
-    except Exception as exc:  # noqa: BLE001 - fail closed
-        return False, [f"the policy could not be evaluated: {type(exc).__name__}"]
-    reasons = [r.message for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
-    return bool(decision.permitted), reasons
-
-
-def search(entries: list[Index], query: Query, searcher: Caller, cache: PolicyCache,
-           now: dt.datetime) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    policy_filter = bool(query.purpose or query.usable_by)
-    for entry in entries:
-        if query.jurisdictions and entry.jurisdiction not in query.jurisdictions:
-            continue
-        for offer in entry.offers:
-            if query.themes and not (set(offer.themes) & query.themes):
-                continue
-            if query.text:
-                haystack = " ".join([entry.organisation, offer.title, offer.description, offer.dataset_id,
-                                     *offer.keywords]).lower()
-                if not all(word in haystack for word in query.text.split()):
-                    continue
-            result = {
-                "participantId": entry.participant_id, "organisation": entry.organisation,
-                "jurisdiction": entry.jurisdiction, "connector": entry.connector, "dspEndpoints": entry.endpoints,
-                "counterPartyAddress": entry.connector.rstrip("/"),
-                "datasetId": offer.dataset_id, "offerId": offer.offer_id, "title": offer.title,
-                "description": offer.description, "keywords": offer.keywords, "themes": offer.themes,
-            }
-            if policy_filter:
-                ok, reasons = usable(offer, query, searcher, cache, now)
-                if not ok:
-                    continue
-                result["usable"] = {"purpose": query.purpose,
-                                    "recipientJurisdiction": query.usable_by or searcher.claims.get("jurisdiction")}
-            results.append(result)
-            if len(results) >= query.limit:
-                return results
-    return results
+    except Exception:  # noqa: BLE001 - fail closed
+        return False
+    return bool(decision.permitted)

@@ -1,8 +1,8 @@
 """Several station processes on one PostgreSQL database.
 
-Each process keeps its participants, registry indexes and revocation feed in memory (the token
-endpoint and the registry search read them on every request). On PostgreSQL other processes
-change them too, so:
+Each process keeps its participants, the set of registered participants and the revocation feed in
+memory (the token endpoint reads them on every request; the registry search reads the database's
+index, see :mod:`connector.station.registry_index`). On PostgreSQL other processes change them too, so:
 
 * every change (enrolment, revocation, registration) runs under one advisory transaction lock
   (:func:`lock`) and writes a row to ``station_changes`` in the same transaction. The lock makes
@@ -69,7 +69,7 @@ class Update:
     seq: int
     count: int
     participants: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    registry: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    registered: dict[str, bool] = field(default_factory=dict)  # has a self-description
     revocations: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -79,12 +79,11 @@ def read_update(conn: Connection, seen: int, feed_seq: int) -> Update | None:
     if not rows:
         return None
     pids = sorted({r.participant_id for r in rows})
-    update = Update(seq=rows[-1].seq, count=len(rows), participants=dict.fromkeys(pids), registry=dict.fromkeys(pids))
+    update = Update(seq=rows[-1].seq, count=len(rows), participants=dict.fromkeys(pids), registered=dict.fromkeys(pids, False))
     for row in conn.execute(sa.select(participants).where(participants.c.id.in_(pids))).mappings():
         update.participants[row["id"]] = dict(row)
-    for row in conn.execute(sa.select(registry.c.participant_id, registry.c.index)
-                            .where(registry.c.participant_id.in_(pids))).mappings():
-        update.registry[row["participant_id"]] = row["index"]
+    for (pid,) in conn.execute(sa.select(registry.c.participant_id).where(registry.c.participant_id.in_(pids))):
+        update.registered[pid] = True
     update.revocations = [(r.seq, r.participant_id) for r in conn.execute(
         sa.select(revocations.c.seq, revocations.c.participant_id).where(revocations.c.seq > feed_seq)
         .order_by(revocations.c.seq))]
@@ -121,8 +120,6 @@ class Changes:
                     return
 
     def apply(self, update: Update) -> None:
-        from .app import _index_from_dict
-
         st = self.station
         for pid, row in update.participants.items():
             if row is None:
@@ -131,11 +128,11 @@ class Changes:
                 st.participants[pid].update(row)  # handlers may hold the dict
             else:
                 st.participants[pid] = row
-        for pid, index in update.registry.items():
-            if index is None:
-                st.entries.pop(pid, None)
+        for pid, registered in update.registered.items():
+            if registered:
+                st.registered.add(pid)
             else:
-                st.entries[pid] = _index_from_dict(index)
+                st.registered.discard(pid)
         # Only syncs (one at a time) add to the feed on PostgreSQL, each with every number after the last
         # one it had, and numbers commit in order: the feed never shows a number before a smaller one.
         feed = st.revocation_feed

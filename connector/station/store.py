@@ -70,3 +70,35 @@ registry = sa.Table(
     sa.Column("index", sa.JSON, nullable=False),
     sa.Column("registered_at", sa.Float, nullable=False),
 )
+
+# The registry's search index (station migration st0004), rewritten with each registration: one row
+# per offer in the order the self-description lists them, so a search is an ordered, indexed query
+# instead of a scan of every self-description in each process's memory (issue 16, item 4).
+#: participant ids sort by code point, as Python sorts them, whatever the database's collation
+PidColumn = sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
+registry_offers = sa.Table(
+    "station_registry_offers", metadata,
+    sa.Column("participant_id", PidColumn, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("jurisdiction", sa.String(64)),  # the provider's, from its self-description
+    sa.Column("search_text", sa.Text, nullable=False),  # the words a query matches, lower case
+    sa.Column("decision_key", sa.String(64)),  # station_registry_policies; NULL: no readable policy
+    sa.Column("result", sa.JSON, nullable=False),  # the search result for this offer
+    sa.Index("ix_station_registry_offers_jurisdiction", "jurisdiction", "participant_id", "position"),
+    sa.Index("ix_station_registry_offers_decision_key", "decision_key"),
+)
+# sha256 of each theme IRI of an offer (IRIs of any length, fixed-size keys)
+registry_themes = sa.Table(
+    "station_registry_themes", metadata,
+    sa.Column("theme_sha256", sa.String(64), primary_key=True),
+    sa.Column("participant_id", PidColumn, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+)
+# One policy per decision key: offers whose usability the station decides the same way share it
+registry_policies = sa.Table(
+    "station_registry_policies", metadata,
+    sa.Column("decision_key", sa.String(64), primary_key=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("dataset_id", sa.Text, nullable=False),
+    sa.Column("data_categories", sa.JSON, nullable=False),
+)
