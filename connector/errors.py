@@ -91,11 +91,15 @@ class ConnectorError(Exception):
     middleware; ``extra``: more members of the error body; ``detail``: for the log only."""
 
     status: int = 500
-    code: str = "Internal"
+    #: None: ``Internal`` for a 500, else the status's name (a class with its own status only)
+    code: str | None = None
     extra: ClassVar[dict[str, Any]] = {}
     detail: str | None = None
     #: the exception's text may go into the body; None: only below 500 (a 500 says "internal error")
     expose: bool | None = None
+
+    def error_code(self) -> str:
+        return self.code or ("Internal" if self.status == 500 else status_code(self.status))
 
     def public_message(self) -> str:
         """The text of the error body: the exception's text, clipped, unless it must stay in the log."""

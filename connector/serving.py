@@ -43,7 +43,7 @@ class MalformedHeader(ConnectorError):
     status, code = 400, "MalformedHeader"
 
 
-class RequestTooLarge(ConnectorError):
+class RequestTooLarge(ConnectorError):  # aiohttp's 413 for a body over client_max_size
     status, code = 413, "TooLarge"
 
 
@@ -58,6 +58,8 @@ class HttpRefusal(ConnectorError):
 class InternalError(ConnectorError):
     """What an unexpected exception becomes: nothing of it goes into the body (it is logged)."""
 
+    code = "Internal"
+
     def __init__(self) -> None:
         super().__init__("internal error")
 
@@ -68,7 +70,7 @@ def _dumps(value: Any) -> str:
 
 def error_body(exc: ConnectorError) -> dict[str, Any]:
     """The error body of the node's management API, the station and the clearing house."""
-    return {"error": clip(exc.public_message()), "code": exc.code, "status": exc.status, **exc.extra}
+    return {"error": clip(exc.public_message()), "code": exc.error_code(), "status": exc.status, **exc.extra}
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,10 @@ def error_middleware(answers: ErrorAnswers, log: logging.Logger):  # noqa: ANN20
 
     def answer(request: web.Request, exc: ConnectorError, *, alternate: bool = True) -> web.StreamResponse:
         if exc.status >= 500:
-            log.warning("%s %s -> %d %s: %s%s", request.method, request.path, exc.status, exc.code, exc,
+            log.warning("%s %s -> %d %s: %s%s", request.method, request.path, exc.status, exc.error_code(), exc,
                         f" ({exc.detail})" if exc.detail else "")
         elif exc.status in (401, 403) or exc.detail:
-            log.info("%s %s refused (%d %s): %s%s", request.method, request.path, exc.status, exc.code, exc,
+            log.info("%s %s refused (%d %s): %s%s", request.method, request.path, exc.status, exc.error_code(), exc,
                      f" ({exc.detail})" if exc.detail else "")
         if alternate and answers.alternate is not None:
             special = answers.alternate(request, exc)

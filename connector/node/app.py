@@ -196,7 +196,7 @@ class Node:
         if not (len(parts) > 3 and parts[1] == "dsp" and parts[2] in VERSIONS):
             return None
         error_type = {"catalog": "CatalogError", "transfers": "TransferError"}.get(parts[3], "ContractNegotiationError")
-        body = error_object(error_type, exc.code, exc.public_message())
+        body = error_object(error_type, exc.error_code(), exc.public_message())
         return web.Response(body=self.codec.encode(body, parts[2]), status=exc.status, content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.Response:
