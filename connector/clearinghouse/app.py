@@ -189,8 +189,8 @@ class Sequencer:
                               type(exc).__name__, exc)
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(ApiError(503, code="LogUnavailable", message=
-                                                       "the log could not be written; nothing was appended"))
+                            fut.set_exception(ApiError(503, "the log could not be written; nothing was appended",
+                                                       "LogUnavailable"))
                     continue
                 failpoints.hit("clearinghouse:committed")
                 self.batches += 1
@@ -399,9 +399,8 @@ class ClearingHouse:
             raise ApiError(409, code="Replayed", message=f"this entry is already in the log at index {outcome.index}; "
                                             "nothing was appended", leafIndex=outcome.index)
         if isinstance(outcome, WrongParties):
-            raise ApiError(409, code="ProcessPartiesMismatch", message=
-                           f"process {outcome.process_id} belongs to provider {outcome.provider} and consumer "
-                           f"{outcome.consumer}; nothing was appended")
+            raise ApiError(409, f"process {outcome.process_id} belongs to provider {outcome.provider} and consumer "
+                                f"{outcome.consumer}; nothing was appended", "ProcessPartiesMismatch")
         assert isinstance(outcome, Appended)
         return _json({
             "leafIndex": outcome.index, "leafHash": encode_hash(signed.leaf_hash), "treeSize": batch.size,
