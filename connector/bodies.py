@@ -7,9 +7,10 @@ Every body read from a peer, the station or the clearing house goes through `rea
 from __future__ import annotations
 
 import aiohttp
+from .errors import ConnectorError
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(ConnectorError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the answer is over {limit} bytes")
         self.limit = limit

@@ -10,9 +10,10 @@ from typing import Iterator, Optional
 import httpx
 
 from . import config as config_mod
+from .errors import SetupError
 
 
-class CatalogCliError(Exception):
+class CatalogCliError(SetupError):
     pass
 
 

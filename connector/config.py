@@ -12,11 +12,12 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from .telemetry import SCHEMA as TELEMETRY_SCHEMA, TelemetrySettings, settings_from as _telemetry_from
+from .errors import SetupError
 
 CONFIG_FILE = "connector.toml"
 
 
-class ConfigError(Exception):
+class ConfigError(SetupError):
     """A setting is missing or wrong. The message names the setting."""
 
 

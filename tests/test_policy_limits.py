@@ -64,3 +64,36 @@ def test_deeply_nested_text_is_a_policy_error():
         compile_policy(text)
     assert "deeper than" in str(err.value)
     assert len(str(err.value)) < 300
+
+
+# --- the policy engine's JSON-LD subset (connector/policy/jsonld.py): input outside it is refused,
+# never expanded some other way (connector/policy/README.md lists what is outside)
+_ODRL = "http://www.w3.org/ns/odrl.jsonld"
+_SET = {"@type": "Set", "uid": "urn:policy:subset", "permission": [{"target": "urn:t", "action": "use"}]}
+OUTSIDE_THE_SUBSET = {
+    "a reverse property": ({"rev": {"@reverse": "http://example.org/r"}}, None, "@reverse"),
+    "a property-scoped context": ({"p": {"@id": "http://example.org/p", "@context": {"a": "http://example.org/"}}},
+                                  None, "@context in the definition"),
+    "an @index container": ({"m": {"@id": "http://example.org/m", "@container": "@index"}}, None, "@container"),
+    "a language map": ({"m": {"@id": "http://example.org/m", "@container": "@language"}}, None, "@container"),
+    "a JSON literal": ({"j": {"@id": "http://example.org/j", "@type": "@json"}}, None, "@json"),
+    "a nest": ({"n": {"@id": "http://example.org/n", "@nest": "@nest"}}, None, "@nest"),
+    "a base IRI": ({"@base": "http://example.org/"}, None, "@base"),
+    "a default language": ({"@language": "en"}, None, "@language in a @context"),
+    "@included in the policy": ({}, {"@included": [{"@id": "urn:x"}]}, "@included"),
+    "@nest in the policy": ({}, {"@nest": {}}, "@nest"),
+    "@reverse in the policy": ({}, {"@reverse": {"http://example.org/r": {"@id": "urn:x"}}}, "@reverse"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTSIDE_THE_SUBSET))
+def test_jsonld_outside_the_subset_is_a_policy_error(case):
+    local, extra, named = OUTSIDE_THE_SUBSET[case]
+    doc = {"@context": [_ODRL, local] if local else _ODRL, **_SET, **(extra or {})}
+    with pytest.raises(PolicyError) as info:
+        compile_policy(doc)
+    assert named in str(info.value) and "JSON-LD subset" in str(info.value), str(info.value)
+
+
+def test_the_same_policy_inside_the_subset_compiles():
+    assert compile_policy({"@context": [_ODRL, {"ex": "http://example.org/"}], **_SET}) is not None

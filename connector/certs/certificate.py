@@ -33,6 +33,7 @@ import jwt
 from ..clearinghouse.entry import EntryError, parse_signed_entry
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..identity.jose import ASYMMETRIC_ALGORITHMS
+from ..errors import IdentityError
 
 CERT_TYP = "hks-dataset-cert+jwt"
 REVOCATIONS_TYP = "hks-cert-revocations+jwt"
@@ -55,7 +56,7 @@ CLAIMS = ("iss", "serial", "datasetId", "sha256", "owner", "title", "categories"
 Json = dict[str, Any]
 
 
-class CertificateError(ValueError):
+class CertificateError(IdentityError, ValueError):
     """A certificate, its bundle or a registration request is refused; the message is the reason
     (our rule, never more than 200 characters of the input)."""
 

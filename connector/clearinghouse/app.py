@@ -29,10 +29,11 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
-from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
+from ..errors import ApiError
+from ..serving import ErrorAnswers, error_middleware, listen, run_process, serve_forever
 from .. import failpoints
 from ..identity import Caller, DevSharedSecret, Identity
-from ..protocol.errors import ProtocolError, clip, echo
+from ..protocol.errors import ProtocolError, echo
 from ..store.db import Database
 from . import store
 from .config import ClearingHouseSettings, ConfigError
@@ -49,12 +50,6 @@ log = logging.getLogger("connector.clearinghouse")
 CH_KEY: web.AppKey["ClearingHouse"] = web.AppKey("clearinghouse", object)  # type: ignore[arg-type]
 MAX_PAGE = 1000
 MAX_PROOF_PAGE = 200
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
 class _CachedDevIdentity(DevSharedSecret):
@@ -159,12 +154,12 @@ class Sequencer:
             await asyncio.gather(self._task, return_exceptions=True)
         for _, fut in self._queue:
             if not fut.done():
-                fut.set_exception(ApiError(503, "ShuttingDown", "the clearing house is shutting down; nothing was appended"))
+                fut.set_exception(ApiError(503, code="ShuttingDown", message="the clearing house is shutting down; nothing was appended"))
         self._queue.clear()
 
     async def submit(self, item: PendingEntry) -> tuple[Any, BatchResult]:
         if len(self._queue) >= self.max_pending:
-            raise ApiError(503, "Busy", "the clearing house is at capacity; nothing was appended, retry later")
+            raise ApiError(503, code="Busy", message="the clearing house is at capacity; nothing was appended, retry later")
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
         self._wake.set()
@@ -187,15 +182,15 @@ class Sequencer:
                 except asyncio.CancelledError:
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(ApiError(503, "ShuttingDown", "the clearing house is shutting down"))
+                            fut.set_exception(ApiError(503, code="ShuttingDown", message="the clearing house is shutting down"))
                     raise
                 except Exception as exc:  # noqa: BLE001 - the batch was rolled back; tell every caller
                     log.error("append of a batch of %d failed and was rolled back: %s: %s", len(batch),
                               type(exc).__name__, exc)
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(ApiError(503, "LogUnavailable",
-                                                       "the log could not be written; nothing was appended"))
+                            fut.set_exception(ApiError(503, "the log could not be written; nothing was appended",
+                                                       "LogUnavailable"))
                     continue
                 failpoints.hit("clearinghouse:committed")
                 self.batches += 1
@@ -247,7 +242,11 @@ class ClearingHouse:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_entry_bytes + 1024,
-                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(), error_middleware(ErrorAnswers(
+                                  self.settings.max_entry_bytes + 1024, over_limit_note="; nothing was appended",
+                                  unavailable=(sa.exc.OperationalError, sa.exc.InterfaceError, OSError),
+                                  unavailable_message="the log's database is unavailable",
+                                  unavailable_code="LogUnavailable"), log)])
         app[CH_KEY] = self
         app.add_routes([
             web.post("/entries", self.post_entry),
@@ -276,40 +275,11 @@ class ClearingHouse:
 
     # -- helpers -----------------------------------------------------------
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
-        try:
-            bad = undecodable_header(request)
-            if bad is not None:
-                raise ApiError(400, "MalformedHeader", malformed_header_reason(bad))
-            return await handler(request)
-        except ApiError as exc:
-            if exc.status >= 500 or exc.status == 401:
-                log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.code)
-            return _json({"error": clip(exc.message), "code": exc.code, "status": exc.status, **exc.extra}, exc.status)
-        except web.HTTPException as exc:
-            if exc.status == 413:
-                return _json({"error": f"the request body is over the limit of {self.settings.max_entry_bytes + 1024} "
-                                       "bytes; nothing was appended", "code": "TooLarge", "status": 413}, 413)
-            if exc.status >= 400:
-                return _json({"error": exc.reason, "code": exc.reason.replace(" ", ""), "status": exc.status},
-                             exc.status)
-            raise
-        except StoreError as exc:
-            log.error("storage problem on %s %s: %s", request.method, request.path, exc)
-            return _json({"error": str(exc), "code": "LogDamaged", "status": 500}, 500)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
-            log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
-            return _json({"error": "the log's database is unavailable", "code": "LogUnavailable", "status": 503}, 503)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return _json({"error": "internal error", "code": "Internal", "status": 500}, 500)
-
     async def _caller(self, request: web.Request) -> Caller:
         try:
             return await self.metrics.checked(self.identity.verify(request.headers.get("Authorization")))
         except ProtocolError as exc:  # Unauthenticated (401), or e.g. the token service unreachable (503)
-            raise ApiError(exc.status, exc.code, exc.reason) from None
+            raise ApiError(exc.status, code=exc.code, message=exc.reason) from None
 
     def _latest_acceptable(self, skew: int) -> str:
         """``YYYY-MM-DDTHH:MM:SS`` of now + skew; entry timestamps (validated, UTC) compare as strings."""
@@ -345,11 +315,11 @@ class ClearingHouse:
         """Prometheus metrics, for the bearer of [clearinghouse] metrics_token (404 when none is set)."""
         expected = self.settings.metrics_token
         if not expected:
-            raise ApiError(404, "NotEnabled", "metrics are not enabled here ([clearinghouse] metrics_token)")
+            raise ApiError(404, code="NotEnabled", message="metrics are not enabled here ([clearinghouse] metrics_token)")
         given = request.headers.get("Authorization", "")
         given = given[7:].strip() if given[:7].lower() == "bearer " else ""
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise ApiError(401, "Unauthenticated", "missing or wrong metrics token (Authorization: Bearer <token>)")
+            raise ApiError(401, code="Unauthenticated", message="missing or wrong metrics token (Authorization: Bearer <token>)")
         return self.metrics.render(await self.metrics.families())
 
     async def health(self, request: web.Request) -> web.Response:
@@ -368,70 +338,69 @@ class ClearingHouse:
         else:
             note = await self.db.read(store.checkpoint_at, size)
             if note is None:
-                raise ApiError(404, "NoSuchCheckpoint", f"the log signed no checkpoint at size {size}")
+                raise ApiError(404, code="NoSuchCheckpoint", message=f"the log signed no checkpoint at size {size}")
         return web.Response(text=note, content_type="text/plain", charset="utf-8")
 
     async def post_entry(self, request: web.Request) -> web.Response:
         caller = await self._caller(request)
         if request.content_type != "application/json":
-            raise ApiError(415, "UnsupportedMediaType", 'send the entry as application/json {"jws": "<compact JWS>"}')
+            raise ApiError(415, code="UnsupportedMediaType", message='send the entry as application/json {"jws": "<compact JWS>"}')
         body = await request.read()
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ApiError(400, "MalformedRequest", "the request body is not JSON") from None
+            raise ApiError(400, code="MalformedRequest", message="the request body is not JSON") from None
         if not isinstance(obj, dict) or "jws" not in obj:
             if isinstance(obj, dict) and "processId" in obj:
-                raise ApiError(400, "Unsigned", "the entry is not signed: send {\"jws\": \"<compact JWS>\"} "
+                raise ApiError(400, code="Unsigned", message="the entry is not signed: send {\"jws\": \"<compact JWS>\"} "
                                                 "signed by the sending node")
-            raise ApiError(400, "MalformedRequest", 'the request body must be {"jws": "<compact JWS>"}')
+            raise ApiError(400, code="MalformedRequest", message='the request body must be {"jws": "<compact JWS>"}')
         if set(obj) != {"jws"}:
             extra = sorted(set(obj) - {"jws"})[0]
-            raise ApiError(400, "MalformedRequest", f"unknown member {echo(extra)} in the request body")
+            raise ApiError(400, code="MalformedRequest", message=f"unknown member {echo(extra)} in the request body")
         try:
             signed = parse_signed_entry(obj["jws"], max_bytes=self.settings.max_entry_bytes)
         except EntryError as exc:
-            raise ApiError(413 if exc.code == "TooLarge" else 400, exc.code, f"{exc}; nothing was appended") from None
+            raise ApiError(413 if exc.code == "TooLarge" else 400, code=exc.code, message=f"{exc}; nothing was appended") from None
         entry = signed.entry
         who = caller.participant_id
         if who not in signed.parties:
             provider, consumer = (echo(entry[k], quote=False) for k in ("provider", "consumer"))
-            raise ApiError(403, "NotAParty", f"the caller {echo(who, quote=False)} is not a party named in the entry "
+            raise ApiError(403, code="NotAParty", message=f"the caller {echo(who, quote=False)} is not a party named in the entry "
                                              f"(provider {provider}, consumer {consumer})")
         if who != signed.sender:
-            raise ApiError(403, "NotTheSender", f"the entry's sender is {echo(signed.sender, quote=False)} but the "
+            raise ApiError(403, code="NotTheSender", message=f"the entry's sender is {echo(signed.sender, quote=False)} but the "
                                                 f"caller is {echo(who, quote=False)}: "
                                                 "each party logs the events it sends")
         skew = self.settings.max_clock_skew_seconds
         if entry["timestamp"][:19] > self._latest_acceptable(skew):
-            raise ApiError(400, "FutureTimestamp", f"the entry's timestamp {entry['timestamp']} is more than "
+            raise ApiError(400, code="FutureTimestamp", message=f"the entry's timestamp {entry['timestamp']} is more than "
                                                    f"{skew} s in the future")
         age = self.settings.max_entry_age_seconds
         if entry["timestamp"][:19] < self._earliest_acceptable(age):
-            raise ApiError(400, "StaleTimestamp", f"the entry's timestamp {entry['timestamp']} is more than {age} s "
+            raise ApiError(400, code="StaleTimestamp", message=f"the entry's timestamp {entry['timestamp']} is more than {age} s "
                                                   "before the clearing house's clock (rule: [clearinghouse] "
                                                   "max_entry_age_seconds); nothing was appended")
         try:
             key = await self.keys.key_for(signed.sender)
         except ParticipantKeyError as exc:
-            raise ApiError(exc.status, exc.code, f"{exc}; nothing was appended") from None
+            raise ApiError(exc.status, code=exc.code, message=f"{exc}; nothing was appended") from None
         try:
             await self.verifier.verify(signed, key)
         except EntryError as exc:
-            raise ApiError(400, exc.code, f"{exc}; nothing was appended") from None
+            raise ApiError(400, code=exc.code, message=f"{exc}; nothing was appended") from None
         except VerifierUnavailable as exc:
-            raise ApiError(503, "VerifierUnavailable", f"{exc}; nothing was appended, retry later") from None
+            raise ApiError(503, code="VerifierUnavailable", message=f"{exc}; nothing was appended, retry later") from None
         outcome, batch = await self.sequencer.submit(PendingEntry(
             leaf_hash=signed.leaf_hash, canonical=signed.canonical.decode(), protected=signed.protected,
             signature=signed.signature, process_id=signed.process_id, event=entry["event"],
             provider=entry["provider"], consumer=entry["consumer"], submitter=who))
         if isinstance(outcome, Duplicate):
-            raise ApiError(409, "Replayed", f"this entry is already in the log at index {outcome.index}; "
+            raise ApiError(409, code="Replayed", message=f"this entry is already in the log at index {outcome.index}; "
                                             "nothing was appended", leafIndex=outcome.index)
         if isinstance(outcome, WrongParties):
-            raise ApiError(409, "ProcessPartiesMismatch",
-                           f"process {outcome.process_id} belongs to provider {outcome.provider} and consumer "
-                           f"{outcome.consumer}; nothing was appended")
+            raise ApiError(409, f"process {outcome.process_id} belongs to provider {outcome.provider} and consumer "
+                                f"{outcome.consumer}; nothing was appended", "ProcessPartiesMismatch")
         assert isinstance(outcome, Appended)
         return _json({
             "leafIndex": outcome.index, "leafHash": encode_hash(signed.leaf_hash), "treeSize": batch.size,
@@ -446,7 +415,7 @@ class ClearingHouse:
         try:
             size, proof, note = await self.db.read(_inclusion_with_checkpoint, index, size)
         except ProofRangeError as exc:
-            raise ApiError(400, "OutOfRange", str(exc)) from None
+            raise ApiError(400, code="OutOfRange", message=str(exc)) from None
         return _json({"leafIndex": index, "treeSize": size, "inclusionProof": [encode_hash(h) for h in proof],
                       "checkpoint": note})
 
@@ -457,7 +426,7 @@ class ClearingHouse:
         try:
             new, proof, note = await self.db.read(_consistency_with_checkpoint, old, new)
         except ProofRangeError as exc:
-            raise ApiError(400, "OutOfRange", str(exc)) from None
+            raise ApiError(400, code="OutOfRange", message=str(exc)) from None
         return _json({"from": old, "to": new, "consistencyProof": [encode_hash(h) for h in proof],
                       "checkpoint": note})
 
@@ -465,22 +434,22 @@ class ClearingHouse:
         caller = await self._caller(request)
         pid = request.match_info["pid"]
         if len(pid) > 256:
-            raise ApiError(400, "MalformedRequest", "process ids are at most 256 characters")
+            raise ApiError(400, code="MalformedRequest", message="process ids are at most 256 characters")
         after = _int_param(request, "after", -1, low=-1)
         limit = _int_param(request, "limit", 100, low=1, high=MAX_PROOF_PAGE)
         size = _int_param(request, "size", None)
         parties = await self.db.read(store.process_parties, pid)
         auditor = self.is_auditor(caller)
         if not auditor and (parties is None or caller.participant_id not in parties):
-            raise ApiError(403, "NotAParty", f"{echo(caller.participant_id, quote=False)} is not a party to process "
+            raise ApiError(403, code="NotAParty", message=f"{echo(caller.participant_id, quote=False)} is not a party to process "
                                              f"{echo(pid, quote=False)} "
                                              "(only its provider, its consumer and auditors may read it)")
         if parties is None:
-            raise ApiError(404, "UnknownProcess", f"the log has no entries for process {echo(pid, quote=False)}")
+            raise ApiError(404, code="UnknownProcess", message=f"the log has no entries for process {echo(pid, quote=False)}")
         try:
             tree, items = await self.db.read(store.list_process_entries, pid, after, limit, size)
         except ProofRangeError as exc:
-            raise ApiError(400, "OutOfRange", str(exc)) from None
+            raise ApiError(400, code="OutOfRange", message=str(exc)) from None
         return _json({"processId": pid, "provider": parties[0], "consumer": parties[1], "treeSize": tree.size,
                       "checkpoint": tree.checkpoint, "entries": [_item(i) for i in items],
                       "next": items[-1]["leafIndex"] if len(items) == limit else None})
@@ -489,26 +458,26 @@ class ClearingHouse:
         caller = await self._caller(request)
         raw = request.match_info["index"]
         if not raw.isdigit() or len(raw) > 19:
-            raise ApiError(400, "MalformedRequest", "the entry index must be a non-negative integer")
+            raise ApiError(400, code="MalformedRequest", message="the entry index must be a non-negative integer")
         index = int(raw)
         size = _int_param(request, "size", None)
         try:
             tree, item, process_id = await self.db.read(store.entry_at, index, size)
         except ProofRangeError as exc:
-            raise ApiError(400, "OutOfRange", str(exc)) from None
+            raise ApiError(400, code="OutOfRange", message=str(exc)) from None
         if item is not None and not self.is_auditor(caller):
             parties = await self.db.read(store.process_parties, process_id)
             if parties is None or caller.participant_id not in parties:
-                raise ApiError(403, "NotAParty", f"{echo(caller.participant_id, quote=False)} may not read entry {index} "
+                raise ApiError(403, code="NotAParty", message=f"{echo(caller.participant_id, quote=False)} may not read entry {index} "
                                                  "(only the parties of its process and auditors may)")
         if item is None:
-            raise ApiError(404, "NoSuchEntry", f"the log has no entry {index} in its tree of size {tree.size}")
+            raise ApiError(404, code="NoSuchEntry", message=f"the log has no entry {index} in its tree of size {tree.size}")
         return _json({**_item(item), "treeSize": tree.size, "checkpoint": tree.checkpoint})
 
     async def get_entries(self, request: web.Request) -> web.Response:
         caller = await self._caller(request)
         if not self.is_auditor(caller):
-            raise ApiError(403, "NotAnAuditor", f"{echo(caller.participant_id, quote=False)} is not an auditor of "
+            raise ApiError(403, code="NotAnAuditor", message=f"{echo(caller.participant_id, quote=False)} is not an auditor of "
                                                 "this clearing house; "
                                                 "parties read their processes at /processes/{pid}/entries")
         proofs = _bool_param(request, "proofs")
@@ -519,7 +488,7 @@ class ClearingHouse:
         try:
             tree, items = await self.db.read(store.list_entries, start, limit, size, proofs)
         except ProofRangeError as exc:
-            raise ApiError(400, "OutOfRange", str(exc)) from None
+            raise ApiError(400, code="OutOfRange", message=str(exc)) from None
         nxt = items[-1]["leafIndex"] + 1 if items and len(items) == limit else None
         return _json({"treeSize": tree.size, "checkpoint": tree.checkpoint, "entries": [_item(i) for i in items],
                       "next": nxt})
@@ -551,20 +520,20 @@ def _int_param(request: web.Request, name: str, default: Any, *, low: int = 0, h
     raw = request.query.get(name)
     if raw is None:
         if default is ...:
-            raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} is required")
+            raise ApiError(400, code="MalformedRequest", message=f"query parameter {echo(name)} is required")
         return default
     if not (raw.isdigit() or (raw.startswith("-") and raw[1:].isdigit())) or len(raw) > 20:
-        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be an integer")
+        raise ApiError(400, code="MalformedRequest", message=f"query parameter {echo(name)} must be an integer")
     value = int(raw)
     if not low <= value <= high:
-        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be between {low} and {high}")
+        raise ApiError(400, code="MalformedRequest", message=f"query parameter {echo(name)} must be between {low} and {high}")
     return value
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "false").lower()
     if raw not in ("true", "false", "1", "0"):
-        raise ApiError(400, "MalformedRequest", f"query parameter {echo(name)} must be true or false")
+        raise ApiError(400, code="MalformedRequest", message=f"query parameter {echo(name)} must be true or false")
     return raw in ("true", "1")
 
 

@@ -37,6 +37,7 @@ from .verify import (
     open_checkpoint,
     verify_receipt,
 )
+from ..errors import TransparencyLogError
 
 __all__ = ["ClearingHouseClient", "ClearingHouseError", "EntryRefused", "ClearingHouseUnavailable",
            "LogVerificationError", "Receipt"]
@@ -45,7 +46,7 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 Authorization = str | Callable[[str], Awaitable[str]] | None
 
 
-class ClearingHouseError(Exception):
+class ClearingHouseError(TransparencyLogError):
     """Base class of the client's errors (besides :class:`LogVerificationError`: the log misbehaved)."""
 
 

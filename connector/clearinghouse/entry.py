@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from ..ledger.entry import canonical_entry
 from ..ledger.merkle import leaf_hash as _leaf_hash
 from ..protocol.errors import echo
+from ..errors import TransparencyLogError
 
 __all__ = [
     "ENTRY_VERSION", "JWS_TYP", "JWS_ALG", "EVENTS", "FIELDS", "MAX_ID_LENGTH", "MAX_JWS_BYTES",
@@ -77,7 +78,7 @@ _HEADER_KEYS = {"alg", "typ", "kid"}
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
 
-class EntryError(ValueError):
+class EntryError(TransparencyLogError, ValueError):
     """An entry or its JWS is refused.  ``code`` is short and machine-readable:
 
     ``MalformedEntry`` (schema), ``Unsigned`` (no usable signature), ``MalformedJws``,

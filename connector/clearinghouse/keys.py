@@ -32,13 +32,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..bodies import BodyTooLarge, read_limited
+from ..errors import TransparencyLogError
 
 log = logging.getLogger("connector.clearinghouse.keys")
 MAX_KEY_FILE_BYTES = 64 * 1024
 MAX_STATION_RESPONSE_BYTES = 64 * 1024
 
 
-class ParticipantKeyError(Exception):
+class ParticipantKeyError(TransparencyLogError):
     status = 403
     code = "UnknownParticipant"
 

@@ -42,16 +42,20 @@ from ..ledger.merkle import (
 )
 from .entry import b64url
 from .tables import checkpoints, entries, processes, tree_state
+from ..errors import TransparencyLogError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _CHUNK = 500  # ids per IN (...) query
 
 
-class StoreError(Exception):
-    """The log's storage is not what it should be (wrong key, damaged tree state, missing nodes)."""
+class StoreError(TransparencyLogError):
+    """The log's storage is not what it should be (wrong key, damaged tree state, missing nodes).
+    Answered 500 LogDamaged, saying what is damaged (it names no path or secret)."""
+
+    status, code, expose = 500, "LogDamaged", True
 
 
-class ProofRangeError(ValueError):
+class ProofRangeError(TransparencyLogError, ValueError):
     """A proof was asked for indices or sizes the log does not have."""
 
 

@@ -22,13 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .entry import EntryError, SignedEntry, b64url_decode, verify_entry_signature
+from ..errors import TransparencyLogError
 
 log = logging.getLogger("connector.clearinghouse.verifier")
 _ECDSA = ec.ECDSA(hashes.SHA256())
 _ITEM = struct.Struct(">HI")  # DER length, signing-input length; then DER, signing input, 64-byte signature
 
 
-class VerifierUnavailable(Exception):
+class VerifierUnavailable(TransparencyLogError):
     """The worker process failed; the entry was not checked (and is not appended)."""
 
 

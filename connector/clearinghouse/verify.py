@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..ledger.checkpoint import Checkpoint, CheckpointError, VerifierKey, parse_verifier_key, verify_checkpoint
 from ..ledger.merkle import HASH_SIZE, MAX_TREE_SIZE, verify_consistency, verify_inclusion
 from .entry import EntryError, SignedEntry, parse_signed_entry, verify_entry_signature
+from ..errors import TransparencyLogError
 
 __all__ = [
     "LogVerificationError", "Receipt", "EntryVerdict", "AuditState", "encode_hash", "decode_hash",
@@ -33,7 +34,7 @@ __all__ = [
 MAX_PROOF_LENGTH = 2 * 64 + 1  # no RFC 9162 proof for a uint64 tree is longer
 
 
-class LogVerificationError(ValueError):
+class LogVerificationError(TransparencyLogError, ValueError):
     """The log handed out something that does not verify.  ``index`` names the first bad entry if known."""
 
     def __init__(self, message: str, index: int | None = None) -> None:

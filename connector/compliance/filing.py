@@ -16,6 +16,7 @@ from typing import Any
 import holidays
 
 from ..policy.taxonomy import MAINLAND_GBA_CITIES
+from ..errors import ComplianceError
 
 Json = dict[str, Any]
 WORKING_DAYS_TO_FILE = 10
@@ -29,7 +30,7 @@ AUTHORITIES: dict[str, Json] = {
 }
 
 
-class FilingError(ValueError):
+class FilingError(ComplianceError, ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status

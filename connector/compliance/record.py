@@ -27,6 +27,7 @@ from ..policy import CompiledPolicy
 from ..policy.compiled import Atom, Logic
 from ..policy.taxonomy import covers, known_concept, unknown_in_namespace
 from ..policy.vocab import DPV, HKS, ODRL, PD, compact, expand_curie
+from ..errors import ComplianceError
 
 Json = dict[str, Any]
 
@@ -44,7 +45,7 @@ _PURPOSE = ODRL + "purpose"
 _RECIPIENT = HKS + "recipientJurisdiction"
 
 
-class RecordError(ValueError):
+class RecordError(ComplianceError, ValueError):
     """Bad input for a record: refused, nothing changes. `status` is the HTTP status to answer."""
 
     def __init__(self, message: str, status: int = 400) -> None:

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from ..policy.compute_terms import ComputeTerms
 from ..protocol.errors import echo
+from ..errors import ComputeError
 
 MAX_SQL = 4000
 MAX_ITEMS = 32
@@ -37,7 +38,7 @@ _CMP = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp
 _SELECT_ARGS = {"expressions", "from_", "from", "where", "group", "order", "limit"}
 
 
-class QueryRefused(Exception):
+class QueryRefused(ComputeError):
     """A query the terms do not allow. `rule` names the policy term (or 'query' for syntax)."""
 
     def __init__(self, rule: str, message: str, status: int = 403):

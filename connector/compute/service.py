@@ -47,6 +47,7 @@ from . import ACTION, FORMAT
 from .engine import Limits, Result, run
 from .query import Query, QueryRefused, parse, check
 from .sql import kind_of
+from ..errors import ComputeError
 
 log = logging.getLogger("connector.compute")
 Json = dict[str, Any]
@@ -75,7 +76,7 @@ class Reservation:
     query_digest: str
 
 
-class Refusal(Exception):
+class Refusal(ComputeError):
     def __init__(self, status: int, rule: str, reasons: list[str]):
         super().__init__("; ".join(reasons))
         self.status, self.rule, self.reasons = status, rule, reasons

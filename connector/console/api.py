@@ -10,7 +10,9 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
+from ..errors import ConnectorError
 from ..node.management import ManagementApi
+from ..serving import error_body
 from .result import ApiResult
 
 
@@ -49,7 +51,10 @@ class Api:
                    **match_info: str) -> ApiResult:
         handler = self._handlers[(method, template)]
         path = template.format(**match_info)
-        response = await handler(_Call(method, path, match_info, body, query or {}, self._key))
+        try:
+            response = await handler(_Call(method, path, match_info, body, query or {}, self._key))
+        except ConnectorError as exc:  # what the error middleware would have answered a program
+            return ApiResult(exc.status, error_body(exc))
         raw = getattr(response, "body", None)
         data = orjson.loads(raw) if raw else None
         return ApiResult(response.status, data)

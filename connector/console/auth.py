@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from ..store.db import Database
 from ..store.tables import console_sessions as sessions, console_users as users
+from ..errors import ConsoleError
 
 # The functions below take the node's tables by default; `Accounts` binds them to another
 # service's tables (the station's, the clearing house's: console/accounts.py).
@@ -35,7 +36,7 @@ _hasher = PasswordHasher()  # argon2id with the library's current parameters
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
-class AccountError(ValueError):
+class AccountError(ConsoleError, ValueError):
     """A username, password or role that breaks a rule; the message names the rule."""
 
 

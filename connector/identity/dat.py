@@ -77,6 +77,7 @@ from . import Caller
 from .jose import ASYMMETRIC_ALGORITHMS, PrivateKey, PublicKey, alg_for_key, key_from_jwk
 from .keys import private_database_file
 from .pki import is_participant_id
+from ..errors import IdentityError
 
 log = logging.getLogger("connector.identity")
 
@@ -117,7 +118,7 @@ class TokenUnavailable(ProtocolError):
     code = "TokenUnavailable"
 
 
-class TrustUnavailable(Exception):
+class TrustUnavailable(IdentityError):
     """The station's metadata, keys or participant status could not be read."""
 
 

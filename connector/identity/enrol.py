@@ -26,11 +26,12 @@ import aiohttp
 from ..bodies import BodyTooLarge, read_limited
 from .keys import write_private_key, write_public_file
 from .pki import CertificateError, check_issued, load_certificate, make_csr, participant_id
+from ..errors import IdentityError
 
 PARTICIPANT_FILE = "participant.json"
 
 
-class EnrolmentError(Exception):
+class EnrolmentError(IdentityError):
     """Enrolment failed; the message says why in one line (never containing a secret)."""
 
 

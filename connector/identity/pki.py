@@ -24,13 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..protocol.errors import echo
+from ..errors import IdentityError
 
 PARTICIPANT_ID_RE = re.compile(r"^(?:[0-9A-F]{2}:){19}[0-9A-F]{2}:keyid:(?:[0-9A-F]{2}:){19}[0-9A-F]{2}$")
 MAX_SANS = 10
 MAX_CSR_BYTES = 16 * 1024
 
 
-class CertificateError(ValueError):
+class CertificateError(IdentityError, ValueError):
     """A CSR or certificate is unusable; the message names the problem."""
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from rdflib import RDF, Graph, Literal, Namespace, URIRef
 
 from ..vocab import vocab_dir
+from ..errors import IdentityError
 
 IDS = Namespace("https://w3id.org/idsa/core/")
 IDSC = Namespace("https://w3id.org/idsa/code/")
@@ -164,7 +165,7 @@ class Index:
         }
 
 
-class IndexError_(ValueError):
+class IndexError_(IdentityError, ValueError):
     """The graph does not describe exactly one station connector."""
 
 

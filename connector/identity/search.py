@@ -11,9 +11,10 @@ import orjson
 from ..bodies import BodyTooLarge, read_limited
 from .dat import DatClient, StationTrust, TokenUnavailable, TrustUnavailable
 from .keys import load_private_key
+from ..errors import IdentityError
 
 
-class SearchError(Exception):
+class SearchError(IdentityError):
     """One line for people."""
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from ..errors import LedgerError
 
 __all__ = [
     "ALG_ED25519",
@@ -70,7 +71,7 @@ _SIZE_RE = re.compile(r"(?:0|[1-9][0-9]*)", re.ASCII)
 _HEX8_RE = re.compile(r"[0-9a-f]{8}", re.ASCII)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LedgerError, ValueError):
     """Base class for note and checkpoint errors."""
 
 

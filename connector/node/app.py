@@ -12,7 +12,8 @@ from aiohttp import web
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Settings
 from ..protocol.messages import error_object
-from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
+from ..errors import ConnectorError
+from ..serving import ErrorAnswers, error_middleware, listen, run_process, serve_forever
 from ..identity.binding import (build_identity, client_ssl_context, server_ssl_context,
                                 start_identity, stop_identity)
 from .sender import identity_middleware  # the DSP sender check (was in identity/binding.py)
@@ -153,7 +154,9 @@ class Node:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes,
-                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors,
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(),
+                                           error_middleware(ErrorAnswers(self.settings.max_body_bytes,
+                                                                         alternate=self._dsp_error), log),
                                            identity_middleware(self)])
         app[NODE_KEY] = self
         app.add_routes(DspApi(self).routes())
@@ -185,32 +188,16 @@ class Node:
         app.cleanup_ctx.append(lifecycle)
         return app
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
-        bad = undecodable_header(request)
-        if bad is not None:
-            return self._malformed_header(request, bad)
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status >= 400 and not exc.text.startswith("{"):
-                return json_response({"error": exc.reason, "status": exc.status}, status=exc.status)
-            raise
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return json_response({"error": "internal error"}, status=500)
-
-    def _malformed_header(self, request: web.Request, name: str) -> web.Response:
-        """400 in the error format of the API the request was for: a DSP error object under
-        /dsp/<version>, the management API's JSON everywhere else."""
-        reason = malformed_header_reason(name)
+    def _dsp_error(self, request: web.Request, exc: ConnectorError) -> web.Response | None:
+        """An error on a /dsp/<version> route in that API's shape: the DSP error object of the
+        route (DSP handlers answer their own errors with the process ids; this is for the rest,
+        e.g. a malformed header). None elsewhere: the management API's JSON."""
         parts = request.path.split("/")
-        if len(parts) > 3 and parts[1] == "dsp" and parts[2] in VERSIONS:
-            error_type = {"catalog": "CatalogError", "transfers": "TransferError"}.get(parts[3],
-                                                                                      "ContractNegotiationError")
-            body = error_object(error_type, "MalformedHeader", reason)
-            return web.Response(body=self.codec.encode(body, parts[2]), status=400, content_type="application/json")
-        return json_response({"error": reason, "code": "MalformedHeader", "status": 400}, status=400)
+        if not (len(parts) > 3 and parts[1] == "dsp" and parts[2] in VERSIONS):
+            return None
+        error_type = {"catalog": "CatalogError", "transfers": "TransferError"}.get(parts[3], "ContractNegotiationError")
+        body = error_object(error_type, exc.error_code(), exc.public_message())
+        return web.Response(body=self.codec.encode(body, parts[2]), status=exc.status, content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok", "participantId": self.participant_id,

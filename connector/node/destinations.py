@@ -32,6 +32,7 @@ import aiohttp
 from yarl import URL
 
 from ..protocol.errors import ProtocolError
+from ..errors import NodeError
 
 log = logging.getLogger("connector.destinations")
 
@@ -60,7 +61,7 @@ class DestinationUncheckable(ProtocolError):
     code = "DestinationUncheckable"
 
 
-class ForbiddenAddress(OSError):
+class ForbiddenAddress(NodeError, OSError):
     """Raised by the HTTP client when a host resolves to an address it may not connect to.
     An OSError, so aiohttp reports it as a connection error and nothing is sent."""
 

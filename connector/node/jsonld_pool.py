@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from ..protocol.bounds import JsonLdLimits
+from ..errors import NodeError
 
 log = logging.getLogger("connector.jsonld")
 
@@ -41,7 +42,7 @@ def loads(raw: bytes) -> Any:
         gc.enable()
 
 
-class PoolError(Exception):
+class PoolError(NodeError):
     """The task was not done: ``kind`` is "timeout", "busy" or "unavailable"."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -49,17 +50,17 @@ class PoolError(Exception):
         self.kind = kind
 
 
-class UnknownContextError(Exception):
+class UnknownContextError(NodeError):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.url = url
 
 
-class CanonicalizeError(Exception):
+class CanonicalizeError(NodeError):
     """PyLD or the DSP checks refused the document (the message says why)."""
 
 
-class OverLimitError(Exception):
+class OverLimitError(NodeError):
     """The document is over the nesting-depth or node-count limit (the message names it)."""
 
 

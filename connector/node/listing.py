@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ..protocol.ids import id_problem
+from ..errors import NodeError
 
 Json = dict[str, Any]
 MAX_LIMIT = 1000
 
 
-class CursorError(ValueError):
+class CursorError(NodeError, ValueError):
     pass
 
 

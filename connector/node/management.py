@@ -13,6 +13,7 @@ import orjson
 import sqlalchemy as sa
 from aiohttp import web
 
+from ..errors import ApiError
 from ..protocol.errors import ECHO_LIMIT, ProtocolError, clip, echo
 from ..protocol.ids import MAX_ID_LENGTH, RULE, id_problem
 from ..protocol.negotiation import Event, State
@@ -120,13 +121,6 @@ SCHEMAS: dict[str, Json] = {
 VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def dead_letter_view(row: Json) -> Json:
     return {"id": row["id"], "messageId": row["message_id"], "processId": row["process_id"], "kind": row["kind"],
             "recipient": row["recipient"], "url": row["url"], "status": row["status"], "attempts": row["attempts"],
@@ -189,27 +183,20 @@ class ManagementApi:
         return [web.route(method, p + path, self._wrap(handler, auth)) for method, path, handler, auth in table]
 
     def _wrap(self, handler, auth: bool):  # noqa: ANN001, ANN202
+        """The API key and the path ids checked before `handler`; its errors are answered by the
+        node's error middleware (connector/serving.py)."""
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            try:
-                if auth:
-                    given = request.headers.get("X-Api-Key", "")
-                    if not given and request.headers.get("Authorization", "").startswith("Bearer "):
-                        given = request.headers["Authorization"][7:]  # e.g. a Prometheus scrape
-                    if not given or not hmac.compare_digest(given.encode(), self._key):
-                        raise ApiError(401, "missing or wrong X-Api-Key")
-                for name, value in request.match_info.items():
-                    problem = id_problem(value)
-                    if problem is not None:
-                        raise ApiError(400, f"the {name} in the path {problem} ({RULE})")
-                return await handler(request)
-            except ApiError as exc:
-                return json_response({"error": clip(exc.message)}, status=exc.status)
-            except web.HTTPRequestEntityTooLarge:
-                return json_response({"error": "request body over the limit"}, status=413)
-            except ProtocolError as exc:
-                return json_response({"error": exc.reason, "code": exc.code}, status=exc.status)
-            except PeerError as exc:
-                return json_response({"error": str(exc)}, status=502)
+            if auth:
+                given = request.headers.get("X-Api-Key", "")
+                if not given and request.headers.get("Authorization", "").startswith("Bearer "):
+                    given = request.headers["Authorization"][7:]  # e.g. a Prometheus scrape
+                if not given or not hmac.compare_digest(given.encode(), self._key):
+                    raise ApiError(401, "missing or wrong X-Api-Key")
+            for name, value in request.match_info.items():
+                problem = id_problem(value)
+                if problem is not None:
+                    raise ApiError(400, f"the {name} in the path {problem} ({RULE})")
+            return await handler(request)
         return wrapped
 
     async def body(self, request: web.Request, schema: str) -> Json:
@@ -646,7 +633,8 @@ class ManagementApi:
                 async with self.node.session.get(doc["url"], timeout=aiohttp.ClientTimeout(total=10)) as resp:
                     await resp.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise PeerError(f"cannot reach {doc['url']}: {exc}") from None
+                raise PeerError(f"the URL could not be reached ({type(exc).__name__})",
+                                detail=f"{doc['url']}: {exc}") from None
         return json_response({"count": count, "seconds": time.perf_counter() - started})
 
     async def openapi(self, request: web.Request) -> web.Response:

@@ -40,6 +40,7 @@ from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses,
                       dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
 from .usage import (ACCESS_DENIED, AccessDenied, access_denied_text, access_refusal, decide, denial_reasons,
                     record_decision)
+from ..errors import NodeError
 
 Json = dict[str, Any]
 
@@ -57,7 +58,7 @@ _SELECT_AGREEMENT = Prepared(sa.select(agreements.c.id).where(agreements.c.id ==
 _INSERT_AGREEMENT = Prepared(agreements.insert())
 
 
-class Conflict(Exception):
+class Conflict(NodeError):
     """The row changed under us; the whole transition is retried."""
 
 

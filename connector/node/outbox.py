@@ -46,6 +46,7 @@ from ..store.tables import outbox
 from ..telemetry import continued
 from .destinations import forbidden
 from .durable import PROVIDER_PID_PLACEHOLDER, DurableOwner, response_json
+from ..errors import NodeError
 
 log = logging.getLogger("connector.outbox")
 Json = dict[str, Any]
@@ -119,15 +120,15 @@ def _peer_reason(body: bytes) -> str:
     return (f"{str(code)[:200]}: " if code else "") + (str(reason)[:200] if reason else "no reason given")
 
 
-class TransientSendError(Exception):
+class TransientSendError(NodeError):
     """Worth retrying: the peer was unreachable, timed out or answered 5xx/408/409/425/429."""
 
 
-class PermanentSendError(Exception):
+class PermanentSendError(NodeError):
     """The peer refused the message (4xx): sending it again will not help."""
 
 
-class LeaseLost(Exception):
+class LeaseLost(NodeError):
     """Another dispatcher may hold the row now: this one must neither send nor mark it."""
 
 

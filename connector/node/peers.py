@@ -9,13 +9,23 @@ import orjson
 
 from ..bodies import BodyTooLarge, read_limited
 from ..protocol.errors import ProtocolError, echo
+from ..errors import NodeError
 
 Json = dict[str, Any]
+WELL_KNOWN = "/.well-known/dspace-version"
 VERSION_ALIASES = {"2025-1": "2025-1", "2025/1": "2025-1", "2024-1": "2024-1", "2024/1": "2024-1"}
 
 
-class PeerError(Exception):
-    """A peer could not be reached or answered something unusable."""
+class PeerError(NodeError):
+    """A peer could not be reached or answered something unusable: 502. The message names the peer
+    (its participant id, or the part of the protocol that failed) and our rule; the URL, host,
+    port and the network library's text go in ``detail``, which is logged, never answered."""
+
+    status, code, expose = 502, "PeerFailed", True
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class PeerDirectory:
@@ -32,14 +42,15 @@ class PeerDirectory:
         hit = self._versions.get(root)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        url = f"{root}/.well-known/dspace-version"
+        url = root + WELL_KNOWN
         try:
             async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 if resp.status != 200:
-                    raise PeerError(f"{url} answered {resp.status}")
+                    raise PeerError(f"the peer's {WELL_KNOWN} answered {resp.status}", detail=url)
                 doc = orjson.loads(await read_limited(resp, 256 * 1024))
         except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError, BodyTooLarge) as exc:
-            raise PeerError(f"cannot read {url}: {type(exc).__name__} {exc}") from None
+            raise PeerError(f"the peer's {WELL_KNOWN} could not be read ({type(exc).__name__})",
+                            detail=f"{url}: {exc}") from None
         found: dict[str, str] = {}
         for entry in doc.get("protocolVersions", []) if isinstance(doc, dict) else []:
             if not isinstance(entry, dict):
@@ -49,7 +60,8 @@ class PeerDirectory:
             if version and isinstance(path, str):
                 found[version] = path if path.startswith("http") else root + "/" + path.strip("/")
         if not found:
-            raise PeerError(f"{url} advertises no DSP version this node speaks (2025-1, 2024-1)")
+            raise PeerError(f"the peer's {WELL_KNOWN} advertises no DSP version this node speaks (2025-1, 2024-1)",
+                            detail=url)
         self._versions[root] = (time.monotonic() + self.ttl, found)
         return found
 
@@ -83,14 +95,17 @@ class PeerDirectory:
                 status = resp.status
                 links = _links(resp)
         except (aiohttp.ClientError, OSError, TimeoutError, BodyTooLarge) as exc:
-            raise PeerError(f"cannot reach {url}: {type(exc).__name__} {exc}") from None
+            raise PeerError(f"peer {echo(recipient)} could not be reached ({type(exc).__name__})",
+                            detail=f"{method} {url}: {exc}") from None
         try:
             body = await self.codec.decode(raw, version)
         except ProtocolError as exc:
-            raise PeerError(f"{url} answered {status} with an unreadable body: {exc.reason}") from None
+            raise PeerError(f"peer {echo(recipient)} answered {status} with an unreadable body: {exc.reason}",
+                            detail=f"{method} {url}") from None
         if status >= 400:
             reason = body.get("reason") or body.get("code") or status
-            raise PeerError(f"{url} answered {status}: {echo(reason, quote=False)}")
+            raise PeerError(f"peer {echo(recipient)} answered {status}: {echo(reason, quote=False)}",
+                            detail=f"{method} {url}")
         return body, links
 
 

@@ -32,6 +32,7 @@ from aiohttp import web
 from ..identity import sd
 from ..identity.sd import DCAT, DCT, HKS, IDS, ODRL, PREFIXES, local, participant_iri
 from ..protocol.policies import catalog_offer
+from ..errors import NodeError, SetupError
 
 log = logging.getLogger("connector.selfdescription")
 Json = dict[str, Any]
@@ -296,7 +297,7 @@ class Document:
     offers: int
 
 
-class StartupError(Exception):
+class StartupError(SetupError):
     """The node must not start (one line for people)."""
 
 
@@ -519,5 +520,5 @@ class SelfDescriptionService:
                 "offers": doc.offers if doc else None, "lastError": self.last_error}
 
 
-class _Permanent(Exception):
+class _Permanent(NodeError):
     """The registry refused the document (400): retrying the same document will not help."""

@@ -32,6 +32,7 @@ from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
 from .durable import PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing, now_iso
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
+from ..errors import NodeError
 
 Json = dict[str, Any]
 E, S = TransferEvent, TransferState
@@ -59,7 +60,7 @@ _USES = sa.select(usage_counters.c.uses).where(usage_counters.c.agreement_id == 
 log = logging.getLogger("connector.transfers")
 
 
-class TransferConflict(Exception):
+class TransferConflict(NodeError):
     """The row changed under us; the transition is retried."""
 
 

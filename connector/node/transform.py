@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import orjson
+from ..errors import NodeError
 
 
-class TransformError(ValueError):
+class TransformError(NodeError, ValueError):
     """The data does not have the shape its content type promises."""
 
 

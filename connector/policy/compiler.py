@@ -87,9 +87,11 @@ class CompileOptions:
     extra_actions: tuple[str, ...] = ()
 
 
-class _Err(Exception):
+class _Err(PolicyError):
+    """One problem at one path, collected by the compiler into the PolicyError it raises."""
+
     def __init__(self, path: str, msg: str):
-        self.path = path
+        super().__init__(msg, path)
         self.msg = msg
 
 

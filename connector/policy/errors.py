@@ -1,11 +1,15 @@
 """The one exception the policy package raises for bad input."""
 
 from __future__ import annotations
+from ..errors import ConnectorError
 
 
-class PolicyError(ValueError):
+class PolicyError(ConnectorError, ValueError):
     """A policy was refused. ``errors`` lists (path, message) pairs; the path
-    names the offending part, e.g. ``permission[0].constraint[1].rightOperand``."""
+    names the offending part, e.g. ``permission[0].constraint[1].rightOperand``. The policy layer's
+    base (connector/errors.py): a refused policy is the sender's to fix, 400."""
+
+    status, code = 400, "InvalidPolicy"
 
     def __init__(self, errors: list[tuple[str, str]] | str, path: str = ""):
         if isinstance(errors, str):

@@ -8,11 +8,14 @@ mapping the caller passes (the shell passes the ``vocab/`` files as a
 :class:`~connector.policy.contexts.PolicyContexts`); anything else is an error.
 
 Supported: term definitions, prefixes and compact IRIs, @vocab, keyword
-aliases (uid -> @id), @type coercion (@id, @vocab, datatypes), @container
-@list/@set, @import, nested @context, @graph, @value/@type/@language.
-Not supported (not needed for policies): @reverse, @nest, @included, @json,
-type-scoped and property-scoped contexts (their terms are ignored; the DSP
-2025-1 context is read flat, see contexts.flatten_scoped).
+aliases (uid -> @id), @type coercion (@id, @vocab, datatypes), a term's
+@language, @container @list/@set, @import, nested @context, @graph,
+@value/@type/@language. Not supported, and refused with a PolicyError naming
+the path (never expanded some other way): @reverse, @nest, @included, @json,
+type- and property-scoped contexts (a term definition with @context; the DSP
+2025-1 context is read flat, see contexts.flatten_scoped), @container other
+than @list/@set, @base, a context's default @language/@direction,
+@propagate. @protected is accepted and not enforced.
 
 Departures from JSON-LD, on purpose:
 * a bare word in an @vocab-typed position that no term defines (DSP 2025-1
@@ -39,13 +42,25 @@ _KEYWORDS = {
 }
 
 
-class _Term:
-    __slots__ = ("iri", "type", "container")
+#: what a term definition may hold (anything else, e.g. @reverse, @context, @nest, @index, is refused)
+_TERM_KEYS = frozenset({"@id", "@type", "@container", "@language", "@protected", "@prefix"})
+#: keywords a context may hold (@base, a default @language or @direction, @propagate are refused)
+_CONTEXT_KEYWORDS = frozenset({"@vocab", "@import", "@version", "@protected"})
+#: keywords a node object may hold (@reverse, @nest, @included and the rest are refused)
+_NODE_KEYWORDS = frozenset({"@id", "@type", "@value", "@language", "@direction", "@index", "@list", "@set",
+                            "@graph", "@context"})
+_UNSUPPORTED = "is not in the JSON-LD subset the policy engine expands (connector/policy/README.md)"
 
-    def __init__(self, iri: str | None, type_: str | None = None, container: frozenset = frozenset()):
+
+class _Term:
+    __slots__ = ("iri", "type", "container", "language")
+
+    def __init__(self, iri: str | None, type_: str | None = None, container: frozenset = frozenset(),
+                 language: str | None = None):
         self.iri = iri
         self.type = type_
         self.container = container
+        self.language = language
 
 
 class ActiveContext:
@@ -107,6 +122,9 @@ class Expander:
             merged = dict(imported)
             merged.update({k: v for k, v in local.items() if k != "@import"})
             local = merged
+        unsupported = [k for k in local if k.startswith("@") and k not in _CONTEXT_KEYWORDS]
+        if unsupported:
+            raise PolicyError([(path, f"{unsupported[0]} in a @context {_UNSUPPORTED}")])
         new = ActiveContext(dict(active.terms), active.vocab)
         if "@vocab" in local:
             v = local["@vocab"]
@@ -132,9 +150,9 @@ class Expander:
             value = {"@id": value}
         if not isinstance(value, Mapping):
             raise PolicyError([(path, f"bad definition for term {term!r} in @context")])
-        if "@reverse" in value:
-            defined[term] = True
-            return
+        unsupported = [k for k in value if k not in _TERM_KEYS]
+        if unsupported:
+            raise PolicyError([(path, f"{unsupported[0]} in the definition of term {term!r} {_UNSUPPORTED}")])
         iri_src = value.get("@id")
         if iri_src is not None:
             iri = iri_src if iri_src in _KEYWORDS else self.expand_iri(ctx, iri_src, vocab=True, local=local, defined=defined, path=path)
@@ -154,9 +172,14 @@ class Expander:
         t = value.get("@type")
         if t is not None and t not in ("@id", "@vocab", "@json", "@none"):
             t = self.expand_iri(ctx, t, vocab=True, local=local, defined=defined, path=path)
+        if t == "@json":
+            raise PolicyError([(path, f"@type @json (term {term!r}) {_UNSUPPORTED}")])
         c = value.get("@container")
         container = frozenset(c if isinstance(c, list) else [c]) if c else frozenset()
-        ctx.terms[term] = _Term(iri, t, container)
+        if not container <= {"@list", "@set"}:
+            raise PolicyError([(path, f"@container {c!r} (term {term!r}) {_UNSUPPORTED}: only @list and @set")])
+        language = value.get("@language")
+        ctx.terms[term] = _Term(iri, t, container, language if isinstance(language, str) else None)
         defined[term] = True
 
     # -------------------------------------------------------------------- IRIs
@@ -259,6 +282,8 @@ class Expander:
                 vals = value if isinstance(value, list) else [value]
                 result["@graph"] = [self.expand_object(ctx, v, f"{kpath}[{i}]") for i, v in enumerate(vals) if isinstance(v, Mapping)]
             elif ek.startswith("@"):
+                if ek not in _NODE_KEYWORDS:
+                    self.errors.append((kpath, f"{ek} {_UNSUPPORTED}"))
                 continue
             else:
                 term = ctx.terms.get(key)
@@ -316,8 +341,10 @@ class Expander:
                 return [{"@id": self.expand_iri(ctx, v, vocab=False, path=path)}]
             if term.type == "@vocab":
                 return [{"@id": self.expand_iri(ctx, v, vocab=True, path=path)}]
-            if term.type not in (None, "@none", "@json"):
+            if term.type not in (None, "@none"):
                 return [{"@value": v, "@type": term.type}]
+            if term.language is not None and term.type is None:
+                return [{"@value": v, "@language": term.language}]
         return [{"@value": v}]
 
 

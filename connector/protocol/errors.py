@@ -1,37 +1,15 @@
 """Protocol errors. The shell turns each into a DSP error object and an HTTP status."""
 from __future__ import annotations
 
-#: The most characters of a peer's input that an error message may repeat.
-ECHO_LIMIT = 200
+from ..errors import ECHO_LIMIT, ConnectorError, clip, echo
+
+__all__ = ["ECHO_LIMIT", "clip", "echo", "ProtocolError", "MalformedMessage", "InvalidTransition", "UnknownProcess",
+           "Unauthenticated", "PayloadTooLarge", "Refused", "Forbidden"]
 
 
-def echo(value: object, limit: int = ECHO_LIMIT, *, quote: bool = True) -> str:
-    """A peer-supplied value for an error message (its ``repr``, or as it is with
-    ``quote=False``), with at most ``limit`` characters of it: a longer value is cut and says
-    how long it was. Every error that repeats input (the node's, the station's, the clearing
-    house's) goes through this."""
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("utf-8", "replace")
-    if isinstance(value, str):
-        if len(value) <= limit:
-            return repr(value) if quote else value
-        cut = value[:limit]
-        return f"{cut!r}… ({len(value)} characters)" if quote else f"{cut}… ({len(value)} characters)"
-    try:
-        text = repr(value) if quote else str(value)
-    except Exception:  # noqa: BLE001 - a value without a usable repr is still named
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def clip(text: str, limit: int = 1000) -> str:
-    """An error message as sent: at most ``limit`` characters, whatever went into it (a
-    backstop behind :func:`echo`)."""
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-class ProtocolError(Exception):
-    """Base class: `status` is the HTTP status, `code` a short machine-readable code."""
+class ProtocolError(ConnectorError):
+    """The protocol layer's base (connector/errors.py): `status` is the HTTP status, `code` a short
+    machine-readable code. Wrong-state messages are 400, not 409 (InvalidTransition; see there)."""
 
     status = 400
     code = "BadRequest"

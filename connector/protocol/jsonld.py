@@ -46,7 +46,7 @@ from typing import Any, Iterable
 
 from pyld import jsonld as _pyld
 
-from .errors import echo
+from .errors import ProtocolError, echo
 from .wire import CONTEXT_2024_1, CONTEXT_2025_1, VERSIONS, normalize_lists
 
 try:  # PyLD >= 2.0: per-call resolver with a caller-supplied shared cache
@@ -91,11 +91,13 @@ _ALIASES = {"https://www.w3.org/ns/odrl.jsonld": ODRL_CONTEXT}
 _PYLD_LOCK = threading.RLock()
 
 
-class UnknownContext(ValueError):
+class UnknownContext(ProtocolError, ValueError):
     """A message referenced a remote JSON-LD context that is not served locally.
 
     The node answers this with a 400 DSP error. The context is never fetched.
     """
+
+    code = "UnknownContext"
 
     def __init__(self, url: str):
         super().__init__(f"unknown JSON-LD context {echo(url)} (remote contexts are not fetched)")

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from cryptography import x509
 
-from ..serving import listen, malformed_header_reason, run_process, serve_forever, undecodable_header
+from ..errors import ApiError
+from ..serving import ErrorAnswers, error_middleware, listen, run_process, serve_forever
 from ..identity import Caller
 from ..identity.dat import DAT_SCOPE, GENERIC_AUDIENCE, DatVerifier, LEEWAY, TrustUnavailable, metadata_url
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, signing_jwk, verify_detached
@@ -98,15 +99,6 @@ def check_csr_names(csr: x509.CertificateSigningRequest, connector_url: str | No
         if value not in allowed:
             raise ApiError(400, f"csr: subject alternative name {value[:100]!r} is not the host of the participant's "
                                 "connectorUrl (the only host name the station certifies)", "SanRefused")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str = "BadRequest", **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.extra = extra
 
 
 def iso(ts: float | None) -> str | None:
@@ -234,7 +226,10 @@ class Station:
     # ------------------------------------------------------------ routes
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.registry_max_bytes,
-                              middlewares=[telemetry.middleware(), self.metrics.middleware(), self._errors, self._sync])
+                              middlewares=[telemetry.middleware(), self.metrics.middleware(),
+                                           error_middleware(ErrorAnswers(self.settings.registry_max_bytes,
+                                                                         bearer_challenge=True), log),
+                                           self._sync])
         iss = urlparse(self.settings.issuer)
         routes = [
             web.get("/.well-known/oauth-authorization-server", self.metadata),
@@ -268,28 +263,6 @@ class Station:
         from ..console.station import mount as mount_console  # the operator console at /console/
         mount_console(app, self)
         return app
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler):  # noqa: ANN001, ANN202
-        try:
-            bad = undecodable_header(request)
-            if bad is not None:
-                raise ApiError(400, malformed_header_reason(bad), "MalformedHeader")
-            return await handler(request)
-        except ApiError as exc:
-            if exc.status >= 400:
-                log.warning("%s %s refused (%d): %s", request.method, request.path, exc.status, exc.message)
-            return web.json_response({"error": clip(exc.message), "code": exc.code, **exc.extra}, status=exc.status,
-                                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None)
-        except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": "the request body is over the limit", "code": "PayloadTooLarge"}, status=413)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                return web.json_response({"error": exc.reason, "code": "HttpError"}, status=exc.status)
-            raise
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return web.json_response({"error": "internal error", "code": "InternalError"}, status=500)
 
     @web.middleware
     async def _sync(self, request: web.Request, handler):  # noqa: ANN001, ANN202

@@ -16,6 +16,7 @@ from ..identity.sd import JURISDICTION_RE, Index, connector_iri, theme_iri
 from ..protocol.errors import echo
 from ..policy import CompiledPolicy, Context, PolicyError, Request, compile_policy
 from ..vocab import policy_contexts
+from ..errors import StationError
 
 #: how the data will be used: not known when searching unless the query says (the node decides
 #: these at each use); everything else about the requester comes from the query or its claims
@@ -32,7 +33,7 @@ PURPOSE_ALIASES = {
 _PURPOSE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]{1,300}$")
 
 
-class RegistrationRefused(ValueError):
+class RegistrationRefused(StationError, ValueError):
     """The self-description contradicts the station's record (or the caller's token)."""
 
 
@@ -73,7 +74,7 @@ class Query:
     limit: int = 50
 
 
-class QueryError(ValueError):
+class QueryError(StationError, ValueError):
     pass
 
 

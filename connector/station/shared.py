@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .store import changes, participants, registry, revocations
+from ..errors import StationError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: serialises the station's writes across processes ("HKST"); the node's migration lock is 0x484B53
@@ -39,7 +40,7 @@ CHANGE_LOCK_ID = 0x48_4B_53_54
 MAX_CHANGES_PER_SYNC = 5000
 
 
-class StaleState(Exception):
+class StaleState(StationError):
     """Another process changed the station since this one last synchronised: sync and retry."""
 
 

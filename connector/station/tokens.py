@@ -18,11 +18,12 @@ import jwt
 from ..identity.dat import ASSERTION_TYPE, DAT_SCOPE, DAT_TYPE, LEEWAY
 from ..identity.jose import ASYMMETRIC_ALGORITHMS, PrivateKey, PublicKey, alg_for_key
 from ..identity.pki import is_participant_id
+from ..errors import StationError
 
 IDS_CONTEXT = "https://w3id.org/idsa/contexts/context.jsonld"
 
 
-class OAuthError(Exception):
+class OAuthError(StationError):
     """RFC 6749 §5.2 error: `error` code, a description naming the problem, HTTP status."""
 
     def __init__(self, error: str, description: str, status: int = 400) -> None:

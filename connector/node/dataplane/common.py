@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ...store.tables import transfers
 from ..transform import Modification
+from ...errors import DataPlaneError
 
 log = logging.getLogger("connector.dataplane")
 Json = dict[str, Any]
@@ -24,7 +25,7 @@ def _has_source(asset: Json) -> bool:
     return (asset.get("data_address") or {}).get("type") in ("file", "http")
 
 
-class AccessRefused(Exception):
+class AccessRefused(DataPlaneError):
     def __init__(self, status: int, reasons: list[str]):
         super().__init__("; ".join(reasons))
         self.status = status
@@ -43,11 +44,11 @@ class Grant:
     pending: list = field(default_factory=list)  # log entries queued in the outbox
 
 
-class UpstreamError(Exception):
+class UpstreamError(DataPlaneError):
     pass
 
 
-class TransferStopped(Exception):
+class TransferStopped(DataPlaneError):
     pass
 
 

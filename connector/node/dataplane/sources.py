@@ -13,6 +13,7 @@ from ...protocol.errors import echo
 from ..destinations import DestinationRefused, forbidden, parse_destination
 
 from .common import CHUNK, AccessRefused, Json, log
+from ...errors import DataPlaneError
 
 
 class Sources:
@@ -87,7 +88,7 @@ class Sources:
             resp.release()
 
 
-class RangeNotSatisfiable(ValueError):
+class RangeNotSatisfiable(DataPlaneError, ValueError):
     pass
 
 
