@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import aiohttp
+import fastjsonschema
 import jsonschema
 import orjson
 import sqlalchemy as sa
@@ -119,6 +120,12 @@ SCHEMAS: dict[str, Json] = {
     },
 }
 VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+# The same schemas compiled to Python code: the accepting path. jsonschema checked a negotiation's
+# request body in 0.37 ms, 6% of the consumer's CPU per negotiation (bench/negotiation.py, profiled);
+# fastjsonschema in 0.02 ms. A body it refuses goes on to jsonschema, which decides and explains, so
+# fastjsonschema can only make a difference by accepting what jsonschema refuses: tests/test_management_schemas.py
+# checks the two agree on each schema's valid and invalid bodies.
+ACCEPTORS = {name: fastjsonschema.compile(schema) for name, schema in SCHEMAS.items()}
 
 
 def dead_letter_view(row: Json) -> Json:
@@ -205,6 +212,11 @@ class ManagementApi:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+        try:
+            ACCEPTORS[schema](doc)
+            return doc
+        except fastjsonschema.JsonSchemaException:
+            pass
         validator = VALIDATORS[schema]
         if validator.is_valid(doc):
             return doc
