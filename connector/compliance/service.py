@@ -9,12 +9,15 @@ Hooks into the node, each a call from one place:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
+import re
 import time
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
+import orjson
 import rfc8785
 import sqlalchemy as sa
 from aiohttp import web
@@ -22,11 +25,15 @@ from sqlalchemy.engine import Connection
 
 from ..store.tables import (access_log, agreements, assets, compliance_record_versions, compliance_records, policies,
                             transfers)
+from ..vocab import POLICY_CONTEXT_FILES
 from . import filing as fil
 from . import provenance
 from . import record as rec
 
 log = logging.getLogger("connector.compliance")
+# the fields in which one agreement's terms differ from another's made from the same offer
+_IDENTITY_FIELDS = frozenset({"@id", "uid", "assigner", "assignee", "timestamp"})
+_UUID_URN = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 Json = dict[str, Any]
 CODE = "CrossBorderPrecondition"
 
@@ -39,6 +46,7 @@ class ComplianceService:
         self.verified_by = "station" if settings.identity_mode == "station" else settings.identity_mode
         self.own_claims = {"organisation": settings.node.name, "jurisdiction": settings.node.jurisdiction or None}
         self.clock: Callable[[], float] = getattr(node, "clock", None) or time.time  # the node's clock where it has one
+        self._profile_by_terms: dict[bytes, bool] = {}  # see _shape_says_not_cross_border
 
     # ------------------------------------------------------------------ hooks
     def on_agreement(self, conn: Connection, agreement: Json, negotiation: Json, ts: float,
@@ -46,6 +54,8 @@ class ComplianceService:
         """An agreement was just recorded (same transaction). A cross-border one gets its record,
         whose SHA-256 goes to the clearing house through the outbox. A record that cannot be made
         does not stop the agreement: its transfers are refused instead (fail closed, `gate`)."""
+        if self._shape_says_not_cross_border(agreement["policy"]):
+            return
         try:
             policy = self.node.catalog.policies.compile(agreement["policy"])
         except Exception:  # noqa: BLE001 - an agreement whose policy does not compile is refused at use anyway
@@ -60,6 +70,39 @@ class ComplianceService:
                 self._create(conn, agreement, negotiation, ts, peer_claims, policy)
         except Exception:  # noqa: BLE001 - logged; the agreement's transfers are refused without a record
             log.exception("agreement %s: its cross-border record could not be made", str(agreement.get("id"))[:100])
+
+    def _shape_says_not_cross_border(self, body: Any) -> bool:
+        """True when this agreement's terms are known not to be cross-border without compiling them.
+
+        Every agreement's policy is new to the policy cache (its own id and timestamp), and compiling
+        each one cost 8% of a node's CPU per negotiation. Whether a policy is cross-border depends
+        on its profile, its context and its uid (rec.is_cross_border). When the uid is a plain
+        `urn:uuid:` (which no standard context rewrites, and which is never the GBA template) and the
+        context is absent or standard, the answer is the profile's, the same for every agreement with
+        the same terms apart from the identity fields: kept per terms. Anything else is compiled."""
+        if not isinstance(body, dict) or not all(
+                isinstance(body.get(k), str) and _UUID_URN.match(body[k]) for k in ("@id", "uid") if k in body):
+            return False
+        context = body.get("@context")
+        names = [context] if isinstance(context, str) else context if isinstance(context, list) else None
+        if context is not None and (names is None or not all(isinstance(n, str) and n in POLICY_CONTEXT_FILES
+                                                             for n in names)):
+            return False
+        terms = {k: v for k, v in body.items() if k not in _IDENTITY_FIELDS}
+        try:
+            key = hashlib.sha256(orjson.dumps(terms, option=orjson.OPT_SORT_KEYS)).digest()
+        except TypeError:
+            return False
+        known = self._profile_by_terms.get(key)
+        if known is None:
+            try:
+                known = rec.CROSS_BORDER_PROFILE in self.node.catalog.policies.compile(body).profile
+            except Exception:  # noqa: BLE001 - the caller compiles it again and says why
+                return False
+            self._profile_by_terms[key] = known
+            if len(self._profile_by_terms) > 256:
+                self._profile_by_terms.pop(next(iter(self._profile_by_terms)))
+        return not known
 
     def _create(self, conn: Connection, agreement: Json, negotiation: Json, ts: float, peer_claims: Any,
                 policy: Any) -> None:
