@@ -144,6 +144,8 @@ class LogSender:
         self.wake = asyncio.Event()
         self._client: ClearingHouseClient | None = None
         self._said_unconfigured = False
+        #: rows by state as of the last round (the station's /metrics reads it)
+        self.counts: dict[str, int] = {st: 0 for st in STATES}
 
     # -- the clearing house, read lazily ------------------------------------------------
     def _clearinghouse(self) -> ClearingHouseClient | None:
@@ -201,6 +203,7 @@ class LogSender:
         """Send every due row this process can lease; the seconds until the next is due."""
         client = self._clearinghouse()
         if client is None:
+            self.counts = await self.station.db.read(counts)
             return 5.0
         while True:
             rows = await self.station.db.transaction(self._lease, time.time())
@@ -208,8 +211,9 @@ class LogSender:
                 break
             for row in rows:
                 await self._send(client, row)
-        nxt = await self.station.db.read(lambda conn: conn.execute(
-            sa.select(sa.func.min(log_outbox.c.next_attempt_at)).where(log_outbox.c.state != "sent")).scalar())
+        nxt, self.counts = await self.station.db.read(lambda conn: (conn.execute(
+            sa.select(sa.func.min(log_outbox.c.next_attempt_at)).where(log_outbox.c.state != "sent")).scalar(),
+            counts(conn)))
         return 30.0 if nxt is None else min(30.0, max(0.2, nxt - time.time()))
 
     def _lease(self, conn: sa.Connection, now: float) -> list[Json]:

@@ -167,6 +167,8 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
     ca = make_ca(ca_key, name, now=dt.datetime.now(dt.timezone.utc), serial=x509.random_serial_number())
     write_public_file(directory / CA_CERT_FILE, cert_pem(ca).encode())
     new_token_key(directory, token_alg)
+    from ..certs.station_log import load_identity  # its clearing-house identity: replicas copy the same files
+    load_identity(directory, name, ca_key, ca)
     write_secret_file(directory / ADMIN_TOKEN_FILE, (secrets.token_urlsafe(32) + "\n").encode())
     lines = [
         "# Hong Kong station authority. Every setting can be overridden by CONNECTOR_<SECTION>_<KEY>.",

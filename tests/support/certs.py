@@ -46,7 +46,7 @@ def certified_net(base: Path) -> Iterator[dict]:
                                       "contractPolicyId": "open"}, expect=201)
         (base / "station.jwks").write_text(httpx.get(station.url + "/jwks.json").text)
         yield {"station": station, "ch": ch, "pearl": pearl, "harbour": harbour, "base": base,
-               "jwks": base / "station.jwks", "ch_key": ch.verifier_key}
+               "jwks": base / "station.jwks", "ch_key": ch.verifier_key, "ch_url": ch_url}
     finally:
         for proc in reversed(procs):
             proc.stop()
