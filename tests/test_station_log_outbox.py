@@ -69,3 +69,20 @@ def test_the_backoff_doubles_up_to_its_cap_and_never_stops():
     waits = [backoff(n) for n in range(1, 20)]
     assert waits[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(waits) == station_log.BACKOFF_CAP and waits[-1] == station_log.BACKOFF_CAP
+
+
+async def test_a_refused_entry_becomes_a_visible_dead_letter_and_is_still_retried(two_processes):
+    from connector.clearinghouse.client import EntryRefused
+
+    a, _ = two_processes
+    now = time.time()
+    await a.station.db.transaction(lambda conn: enqueue(conn, 9, "jws-9", now))
+    [row] = await a.station.db.transaction(a._lease, now)
+    await a._failed(row, row["jws"], EntryRefused(403, "NotAParty", "the caller is not a party"))
+    dead = await a.station.db.read(lambda conn: dict(conn.execute(sa.select(log_outbox)).mappings().one()))
+    assert dead["state"] == "dead" and dead["attempts"] == 1 and "NotAParty" in dead["last_error"]
+    assert dead["lease_owner"] is None
+    assert await a.station.db.read(station_log.counts) == {"pending": 0, "sent": 0, "dead": 1}
+    assert await a.station.db.transaction(a._lease, dead["next_attempt_at"] - 0.5) == []  # backing off
+    again = await a.station.db.transaction(a._lease, dead["next_attempt_at"] + 0.01)
+    assert [r["serial"] for r in again] == [9]  # never given up

@@ -182,6 +182,7 @@ class LogSender:
     # -- the loop ---------------------------------------------------------------------
     async def run(self) -> None:
         while True:
+            self.wake.clear()  # before the round: an approval during it wakes the next one
             try:
                 delay = await self.send_due()
             except asyncio.CancelledError:
@@ -189,7 +190,6 @@ class LogSender:
             except Exception:  # noqa: BLE001 - the database may be away: try again shortly
                 log.exception("sending certificate log entries failed")
                 delay = 5.0
-            self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
             except asyncio.TimeoutError:
