@@ -140,6 +140,9 @@ async def _demo_steps(base: Path, step: Step, runners: list[web.AppRunner]) -> d
     admin_token = station_config.read_admin_token(base / "station")
     step(f"the station authority is running at {station_url} (CA, token service, registry)")
     ch_url, ch_key = await _start_clearinghouse(base, station_url, ch_port, runners)
+    # the station logs the dataset certificates it signs there (read when its first entry is due)
+    station_settings.clearinghouse_url = station_settings.clearinghouse_audience = ch_url
+    station_settings.clearinghouse_verifier_key = ch_key
     step(f"the clearing house is running at {ch_url}; its public key: {ch_key[:40]}...")
 
     nodes: dict[str, tuple[Node, str]] = {}

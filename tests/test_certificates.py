@@ -198,3 +198,42 @@ def test_a_revocation_list_with_tampered_times_is_refused(net):
                            headers={"typ": "hks-cert-revocations+jwt", "kid": "k1"})
     with pytest.raises(CertificateError, match="nextUpdate is not after its issuedAt"):
         check_revocations(backwards, {"keys": [jwk]}, "s", datetime(2026, 1, 2, tzinfo=timezone.utc))
+
+
+def test_the_station_logs_a_certificate_approved_while_the_clearing_house_is_down_once_it_is_back(net):
+    """The entry is written with the approval and sent by the station's retry loop: while the
+    clearing house is away nothing is advertised (the node's status is "logging"); once it is back
+    the same entry is logged and the bundle verifies."""
+    import time
+
+    from support.certs import refreshed
+
+    pearl, station, ch = net["pearl"], net["station"], net["ch"]
+    pearl.api("POST", "/assets", {"id": "while-down", "title": "While down", "contentType": "text/csv",
+                                  "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=201)
+    doc = pearl.api("POST", "/assets/while-down/registration", expect=200)
+    ch.stop()
+    try:
+        station.admin("POST", f"/admin/certificates/{doc['request']}/approve", {}, expect=200)
+        deadline = time.monotonic() + 30
+        while True:
+            entry = next(e for e in station.admin("GET", "/admin/certificates/log", expect=200)["entries"]
+                         if e["serial"] == doc["request"])
+            if entry["attempts"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert entry["state"] == "pending" and entry["attempts"] >= 1 and entry["lastError"], entry
+        assert pearl.api("POST", "/assets/while-down/registration/refresh", expect=200)["status"] == "logging"
+        pearl.api("GET", "/assets/while-down/certificate", expect=404)
+        metrics = httpx.get(station.url + "/metrics", headers={"Authorization": f"Bearer {station.admin_token}"}).text
+        assert 'hks_station_certificate_log_entries{state="pending"}' in metrics
+    finally:
+        ch.start()
+    done = refreshed(pearl, "while-down", seconds=60)
+    assert done["status"] == "approved", done
+    listing = station.admin("GET", "/admin/certificates/log?state=sent", expect=200)
+    sent = next(e for e in listing["entries"] if e["serial"] == doc["request"])
+    assert sent["leafIndex"] == done["bundle"]["receipt"]["leafIndex"]
+    assert listing["counts"]["dead"] == 0
+    out = verify(net, done["bundle"])
+    assert out.returncode == 0, out.stderr

@@ -6,10 +6,13 @@ token-signing key (the keys of its ``/jwks.json``); its claims::
 
     {"iss": station issuer, "serial": 7, "datasetId": "visits", "sha256": "<64 hex>",
      "owner": "urn:hks:participant:...", "title": "...", "categories": ["pd:Name", ...],
-     "issuedAt": "2026-12-02T08:30:00Z", "reviewStatus": "approved", "replaces": 3 | null}
+     "issuedAt": "2026-12-02T08:30:00Z", "reviewStatus": "approved", "replaces": 3 | null,
+     "loggedBy": "<the station's clearing-house participant id>"}
 
-The owner logs the SHA-256 of the certificate's JWS text at the clearing house (event
-``dataset.certified``, process ``urn:hks:dataset-certificate:<first 32 hex of that SHA-256>``); the bundle carries the
+The station itself logs the SHA-256 of the certificate's JWS text at the clearing house (event
+``dataset.certified``, process ``urn:hks:dataset-certificate:<first 32 hex of that SHA-256>``, sender
+``loggedBy``, parties the owner and the station); a verifier refuses an entry any other party sent
+(the owner included). The bundle carries the
 certificate, that signed log entry and its receipt (inclusion proof and signed checkpoint), so a
 verifier needs only the station's and the clearing house's public keys.
 
@@ -51,7 +54,8 @@ CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: a list issued up to this much after the time of the check is accepted (the two clocks differ)
 REVOCATIONS_SKEW = timedelta(minutes=5)
 _ISO_Z_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
-CLAIMS = ("iss", "serial", "datasetId", "sha256", "owner", "title", "categories", "issuedAt", "reviewStatus", "replaces")
+CLAIMS = ("iss", "serial", "datasetId", "sha256", "owner", "title", "categories", "issuedAt", "reviewStatus", "replaces",
+          "loggedBy")
 
 Json = dict[str, Any]
 
@@ -104,10 +108,12 @@ def check_request(doc: object) -> Json:
             "replaces": replaces}
 
 
-def certificate_claims(*, issuer: str, serial: int, request: Mapping[str, Any], owner: str, issued_at: str) -> Json:
+def certificate_claims(*, issuer: str, serial: int, request: Mapping[str, Any], owner: str, issued_at: str,
+                       logged_by: str) -> Json:
     return {"iss": issuer, "serial": serial, "datasetId": request["datasetId"], "sha256": request["sha256"],
             "owner": owner, "title": request["title"], "categories": list(request["categories"]),
-            "issuedAt": issued_at, "reviewStatus": "approved", "replaces": request.get("replaces")}
+            "issuedAt": issued_at, "reviewStatus": "approved", "replaces": request.get("replaces"),
+            "loggedBy": logged_by}
 
 
 def sign(claims: Mapping[str, Any], key: Any, kid: str, alg: str, typ: str = CERT_TYP) -> str:
@@ -172,6 +178,8 @@ def check_claims(claims: Json) -> Json:
         raise CertificateError(f"the certificate's claims are malformed: {exc}") from None
     if not isinstance(claims["owner"], str) or not DATASET_ID_RE.fullmatch(claims["owner"]):
         raise CertificateError("the certificate's owner is not a participant id")
+    if not isinstance(claims["loggedBy"], str) or not DATASET_ID_RE.fullmatch(claims["loggedBy"]):
+        raise CertificateError("the certificate's loggedBy is not the station's clearing-house participant id")
     return claims
 
 
@@ -220,7 +228,7 @@ def verify_bundle(bundle: object, *, station_jwks: object, clearinghouse_key: st
                   data_sha256: str | None = None, owner: str | None = None, dataset_id: str | None = None,
                   at: datetime | None = None) -> Verified:
     """Check a certificate bundle offline: the station's signature, the log entry naming the
-    certificate's SHA-256 (sent by its owner), its inclusion proof against the clearing house's
+    certificate's SHA-256 (sent by the station: the certificate's loggedBy), its inclusion proof against the clearing house's
     signed checkpoint, and where given: the signed revocation list (current at `at`, which the
     caller must then pass: this module reads no clock), the data's digest, the expected owner and
     dataset id. Raises CertificateError with the reason."""
@@ -237,8 +245,9 @@ def verify_bundle(bundle: object, *, station_jwks: object, clearinghouse_key: st
         raise CertificateError("the clearing-house entry is not the one for this certificate")
     if e["sha256"] != sha256_hex(token.encode("ascii")):
         raise CertificateError("the clearing-house entry logs another certificate (its SHA-256 differs)")
-    if e["sender"] != claims["owner"]:
-        raise CertificateError("the clearing-house entry was not logged by the certificate's owner")
+    if e["sender"] != claims["loggedBy"]:
+        raise CertificateError("the clearing-house entry was not logged by the station that signed the certificate "
+                               f"(sender {str(e['sender'])[:100]}, the station logs as {claims['loggedBy'][:100]})")
     try:
         receipt = Receipt.from_json(bundle.get("receipt"))
         verify_receipt(receipt, clearinghouse_key, leaf_hash=entry.leaf_hash)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -14,6 +15,8 @@ import typer
 
 from .certificate import MAX_BUNDLE_BYTES, CertificateError, verify_bundle
 
+#: how long `asset certificate` waits for the station to log an approved certificate
+LOGGING_WAIT_SECONDS = 30.0
 app = typer.Typer(help="dataset registration certificates of a running node", no_args_is_help=True)
 
 
@@ -39,9 +42,13 @@ def register(directory: Path = typer.Argument(..., help="node directory (its con
 def certificate(directory: Path = typer.Argument(..., help="node directory (its connector.toml)"),
                 asset_id: str = typer.Argument(..., help="the asset (dataset) id"),
                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the certificate file here")) -> None:
-    """Ask the station how the review went; once approved, the certificate is logged at the clearing
-    house and advertised in the catalog. With --out, write the certificate file."""
+    """Ask the station how the review went; once approved and logged at the clearing house by the
+    station, the certificate is advertised in the catalog. With --out, write the certificate file."""
     doc = _call(directory, "POST", f"/assets/{quote(asset_id, safe='')}/registration/refresh")
+    deadline = time.monotonic() + LOGGING_WAIT_SECONDS
+    while doc["status"] == "logging" and time.monotonic() < deadline:  # the station's entry is on its way
+        time.sleep(0.5)
+        doc = _call(directory, "POST", f"/assets/{quote(asset_id, safe='')}/registration/refresh")
     typer.echo(f"{asset_id}: {doc['status']}" + (f" ({doc['reason']})" if doc.get("reason") else ""))
     if doc["status"] == "approved" and out is not None:
         bundle = _call(directory, "GET", f"/assets/{quote(asset_id, safe='')}/certificate")

@@ -8,8 +8,10 @@ Management API (under /api/v1, the node's API key), added by `CertificateService
   allowed upstream hosts) and ask the station for a certificate. An asset that already has one is
   re-registered as a new version (``replaces`` the old serial).
 * ``POST /assets/{id}/registration/refresh`` — ask the station how the review went; once approved,
-  check the certificate (the station's signature, this node as owner, this dataset, this digest),
-  log its SHA-256 at the clearing house and keep the bundle with its inclusion proof.
+  check the certificate (the station's signature, this node as owner, this dataset, this digest)
+  and, once the station has logged it at the clearing house, its log entry (sent by the station)
+  and inclusion proof against the pinned clearing-house key; keep that bundle. Until the station's
+  entry is in the log the status is ``logging``: refresh again.
 * ``GET /assets/{id}/certificate`` — the bundle (what `connector verify-certificate` checks).
 
 The catalog advertises a dataset's bundle as the property `certificate.CATALOG_PROPERTY`.
@@ -20,7 +22,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import orjson
@@ -28,11 +29,10 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ..bodies import read_limited
-from ..clearinghouse.entry import make_entry, sign_entry
 from ..node.management import ApiError as RegistrationError  # the management API's refusal: {"error": ...}
 from ..store.tables import assets, dataset_certificates
-from .certificate import (CATALOG_PROPERTY, CERT_TYP, LOG_EVENT, CertificateError, check_claims, process_id,
-                          serial_of, sha256_hex, verify_signed)
+from .certificate import (CATALOG_PROPERTY, CERT_TYP, CertificateError, check_claims, serial_of, sha256_hex,
+                          verify_bundle, verify_signed)
 
 log = logging.getLogger("connector.certs")
 Json = dict[str, Any]
@@ -205,7 +205,8 @@ class CertificateService:
             return web.json_response({"assetId": asset_id, "status": str(doc.get("status"))[:20]})
         token = doc.get("certificate")
         try:
-            claims = check_claims(verify_signed(token, await self._jwks(), CERT_TYP, "certificate"))
+            jwks = await self._jwks()
+            claims = check_claims(verify_signed(token, jwks, CERT_TYP, "certificate"))
         except CertificateError as exc:
             raise RegistrationError(502, f"the station's certificate is refused: {exc}") from None
         me = self.node.participant_id
@@ -213,24 +214,22 @@ class CertificateService:
                 or str(claims["serial"]) != row["request_id"]:
             raise RegistrationError(502, "the station's certificate is not the one requested (owner, dataset, digest "
                                          "or serial differs)")
-        ch = self.node.clearinghouse
-        if ch is None:
-            raise RegistrationError(409, "no clearing house is configured: a certificate is advertised only once "
-                                         "logged there")
-        entry = make_entry(process_id=process_id(token), event=LOG_EVENT, provider=me, consumer=me, sender=me,
-                           timestamp=datetime.now(timezone.utc), sha256=hashlib.sha256(token.encode("ascii")).digest())
-        jws = sign_entry(entry, ch._key)
+        if not doc.get("logged"):  # the station logs it itself; its receipt comes with the request
+            return web.json_response({"assetId": asset_id, "status": "logging", "serial": claims["serial"]})
+        key = self.node.settings.clearinghouse_verifier_key
+        if not key:
+            raise RegistrationError(409, "no clearing house is configured: a certificate is advertised only once its "
+                                         "log entry is checked against the clearing house's key")
+        bundle = {"certificate": token, "logEntry": doc.get("logEntry"), "receipt": doc.get("receipt")}
         try:
-            receipt = await ch.submit_now(jws)
-        except Exception as exc:  # noqa: BLE001 - the log's detail stays in our log; retry with refresh
-            log.warning("asset %s: logging certificate %s failed: %s %s", asset_id[:100], claims["serial"],
-                        type(exc).__name__, exc)
-            raise RegistrationError(503, "the clearing house did not log the certificate; refresh again later") from None
-        bundle = {"certificate": token, "logEntry": jws, "receipt": receipt.to_json()}
+            verified = verify_bundle(bundle, station_jwks=jwks, clearinghouse_key=key, owner=me, dataset_id=asset_id,
+                                     data_sha256=row["sha256"])
+        except CertificateError as exc:
+            raise RegistrationError(502, f"the station's log entry for the certificate is refused: {exc}") from None
         await self._set(asset_id, status="approved", bundle=bundle)
         self.node.catalog._changed()  # the self-description names the certificate: rebuilt and re-registered
-        log.info("asset %s: certificate %s issued and logged at index %d", asset_id[:100], claims["serial"],
-                 receipt.leaf_index)
+        log.info("asset %s: certificate %s issued, logged by the station at index %d", asset_id[:100],
+                 claims["serial"], verified.leaf_index)
         return web.json_response({"assetId": asset_id, "status": "approved", "serial": claims["serial"],
                                   "bundle": bundle})
 

@@ -30,6 +30,7 @@ from aiohttp import web
 from ..protocol.errors import echo
 from ..station.store import metadata
 from .certificate import REVOCATIONS_TYP, CertificateError, certificate_claims, check_request, sign
+from . import station_log
 
 log = logging.getLogger("connector.station.certificates")
 Json = dict[str, Any]
@@ -89,6 +90,7 @@ class CertificateRegistry:
             web.get("/certificates/requests/{serial}", self.get_request),
             web.get("/certificates/revocations", self.revocations),
             web.get("/admin/certificates", self.list),
+            web.get("/admin/certificates/log", self.log_entries),
             web.post("/admin/certificates/{serial}/approve", self.approve),
             web.post("/admin/certificates/{serial}/reject", self.reject),
             web.post("/admin/certificates/{serial}/revoke", self.revoke),
@@ -172,7 +174,30 @@ class CertificateRegistry:
         row = await self._row(request.match_info["serial"])
         if caller.participant_id != "station-admin" and row["participant_id"] != caller.participant_id:
             raise self._error(404, f"no certificate request {row['serial']}", "NotFound")  # not another's
-        return web.json_response(view(row))
+        out = view(row)
+        if row["certificate"]:  # the station's log entry and its receipt, once the clearing house has it
+            outbox = station_log.log_outbox
+            logged = await self.station.db.read(lambda conn: conn.execute(sa.select(outbox).where(
+                outbox.c.serial == row["serial"])).mappings().first())
+            out["logged"] = bool(logged and logged["state"] == "sent")
+            if out["logged"]:
+                out["logEntry"], out["receipt"] = logged["jws"], logged["receipt"]
+        return web.json_response(out)
+
+    async def log_entries(self, request: web.Request) -> web.Response:
+        """The station's certificate log outbox (admin): ?state=pending|sent|dead; dead letters show here."""
+        self.station._admin_auth(request)
+        state = request.query.get("state")
+        if state is not None and state not in station_log.STATES:
+            raise self._error(400, f"state must be one of {', '.join(station_log.STATES)}", "BadRequest")
+        outbox = station_log.log_outbox
+        query = sa.select(outbox).order_by(outbox.c.id.desc()).limit(1000)
+        if state is not None:
+            query = query.where(outbox.c.state == state)
+        rows, counts = await self.station.db.read(lambda conn: (
+            [dict(r) for r in conn.execute(query).mappings()], station_log.counts(conn)))
+        return web.json_response({"submitter": self.station.log_identity.participant_id, "counts": counts,
+                                  "entries": [station_log.view(r) for r in rows]})
 
     def _issue_revocations(self, conn: sa.Connection, now: float) -> str:
         """A new signed list, numbered one above the newest, in the caller's transaction. Two replicas
@@ -252,11 +277,14 @@ class CertificateRegistry:
                 raise self._error(409, f"the requesting participant {row['participant_id'][:100]} is not active",
                                   "Conflict")
             claims = certificate_claims(issuer=st.settings.issuer, serial=row["serial"], owner=row["participant_id"],
-                                        issued_at=_iso(now), request={
+                                        issued_at=_iso(now), logged_by=st.log_identity.participant_id, request={
                                             "datasetId": row["dataset_id"], "sha256": row["sha256"],
                                             "title": row["title"], "categories": row["categories"],
                                             "replaces": row["replaces"]})
             token = sign(claims, st.active_key, st.active_kid, st.public_keys[st.active_kid][1])
+            # logged by the station, durably: the entry commits with the approval, the sender sends it
+            station_log.enqueue(conn, row["serial"], station_log.signed_entry(
+                st.log_identity, token, row["participant_id"], now), now)
             if row["replaces"] is not None:
                 conn.execute(sa.update(registrations).where(sa.and_(
                     registrations.c.serial == row["replaces"], registrations.c.status == "approved"))
@@ -265,7 +293,9 @@ class CertificateRegistry:
                      row["participant_id"])
             return {"status": "approved", "certificate": token, "reviewed_at": now, "reason": reason}
 
-        return await self._review(request, issue)
+        response = await self._review(request, issue)
+        st.log_sender.wake.set()
+        return response
 
     async def reject(self, request: web.Request) -> web.Response:
         def refuse(conn: sa.Connection, row: Json, reason: str | None, now: float) -> Json:

@@ -50,6 +50,7 @@ from . import registry_index
 from . import shared
 from .config import CA_CERT_FILE, StationSettings, read_admin_token
 from ..certs.station import CertificateRegistry
+from ..certs.station_log import LogSender, load_identity
 from .store import participants, registry, revocations, seen_tokens, used_assertions
 from .tokens import OAuthError, assertion_subject, check_form, dat_claims, sign_dat, verify_assertion
 
@@ -189,6 +190,9 @@ class Station:
         self.changes = shared.Changes(self)  # other processes' changes (PostgreSQL)
         self._tasks: list[asyncio.Task] = []
         self.metrics = ServiceMetrics("station")
+        # the station's own clearing-house identity: it logs the certificates it signs
+        self.log_identity = load_identity(d, settings.name, self.ca_key, self.ca_cert)
+        self.log_sender = LogSender(self)
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -205,11 +209,13 @@ class Station:
         self.participants = {r["id"]: r for r in rows}
         self.registered = set(entries)
         self._tasks.append(asyncio.create_task(self._prune(), name="station-prune"))
+        self._tasks.append(asyncio.create_task(self.log_sender.run(), name="station-certificate-log"))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.log_sender.close()
         await self.db.dispose()
 
     async def _prune(self) -> None:
@@ -499,7 +505,11 @@ class Station:
         return web.json_response(participant_view(self._find(request)))
 
     async def public_participant(self, request: web.Request) -> web.Response:
-        return web.json_response(participant_view(self._find(request)), headers={"Cache-Control": "no-cache"})
+        if request.match_info["pid"] == self.log_identity.participant_id:  # the station, as the log's submitter
+            row = self.log_identity.record()
+        else:
+            row = self._find(request)
+        return web.json_response(participant_view(row), headers={"Cache-Control": "no-cache"})
 
     async def revoke(self, request: web.Request) -> web.Response:
         self._admin_auth(request)

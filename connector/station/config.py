@@ -45,6 +45,12 @@ class StationSettings:
     registry_max_bytes: int = 1024 * 1024
     certificate_days: int = 365
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # [telemetry]
+    #: [clearinghouse]: where the station logs the certificates it signs (its URL, its id as the
+    #: tokens' audience, default the URL; and its pinned signed-note verifier key). Read again while
+    #: unset, so they can be written after the station started (connector/certs/station_log.py).
+    clearinghouse_url: str = ""
+    clearinghouse_audience: str = ""
+    clearinghouse_verifier_key: str = ""
 
     @property
     def issuer(self) -> str:
@@ -59,6 +65,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                "max_assertion_lifetime_seconds": (int, False), "certificate_days": (int, False),
                "service_audiences": (list, False), "allow_generic_audience": (bool, False)},
     "registry": {"max_body_bytes": (int, False)},
+    "clearinghouse": {"url": (str, False), "audience": (str, False), "verifier_key": (str, False)},
 }
 
 
@@ -105,6 +112,10 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
     max_body = checked.get("registry", {}).get("max_body_bytes", 1024 * 1024)
     if not 4096 <= max_body <= 16 * 1024 * 1024:
         raise ConfigError(f"setting [registry] max_body_bytes must be between 4096 and 16777216, got {max_body}")
+    ch = checked.get("clearinghouse", {})
+    ch_url = ch.get("url", "").strip().rstrip("/")
+    if ch_url and urlparse(ch_url).scheme not in ("http", "https"):
+        raise ConfigError(f"setting [clearinghouse] url must be an http(s) URL, got {ch_url[:200]!r}")
     for name in (CA_CERT_FILE, "keys/ca.key", ADMIN_TOKEN_FILE):
         if not (directory / name).is_file():
             raise ConfigError(f"{directory / name} is missing (made by: connector station init)")
@@ -114,7 +125,9 @@ def load(directory: str | Path, environ: Mapping[str, str] | None = None) -> Sta
                            public_url=public_url, database_url=db_url, token_lifetime=lifetime,
                            service_audiences=tuple(a.strip().rstrip("/") for a in services),
                            allow_generic_audience=tokens.get("allow_generic_audience", False),
-                           max_assertion_lifetime=max_assertion, registry_max_bytes=max_body, certificate_days=days)
+                           max_assertion_lifetime=max_assertion, registry_max_bytes=max_body, certificate_days=days,
+                           clearinghouse_url=ch_url, clearinghouse_audience=ch.get("audience", "").strip() or ch_url,
+                           clearinghouse_verifier_key=ch.get("verifier_key", "").strip())
 
 
 def new_token_key(directory: Path, alg: str) -> Path:
@@ -154,6 +167,8 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
     ca = make_ca(ca_key, name, now=dt.datetime.now(dt.timezone.utc), serial=x509.random_serial_number())
     write_public_file(directory / CA_CERT_FILE, cert_pem(ca).encode())
     new_token_key(directory, token_alg)
+    from ..certs.station_log import load_identity  # its clearing-house identity: replicas copy the same files
+    load_identity(directory, name, ca_key, ca)
     write_secret_file(directory / ADMIN_TOKEN_FILE, (secrets.token_urlsafe(32) + "\n").encode())
     lines = [
         "# Hong Kong station authority. Every setting can be overridden by CONNECTOR_<SECTION>_<KEY>.",
@@ -179,6 +194,10 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
         "",
         "[registry]",
         "max_body_bytes = 1048576",
+        "",
+        "[clearinghouse]",
+        "# where the station logs the dataset certificates it signs: url, audience (its id; default the url)",
+        "# and verifier_key (its signed-note key, pinned). Read again while unset: they can be added later.",
         "",
     ]
     write_secret_file(path, "\n".join(lines).encode())

@@ -22,4 +22,8 @@ def station_families(station: Any) -> list[Metric]:
                [({}, len(station.revocation_feed))]),
         family("hks_station_signing_keys", "gauge", "token-signing keys published in the JWKS",
                [({}, len(station.public_keys))]),
+        # dead: refused by the clearing house or failing for long (still retried; GET /admin/certificates/log)
+        family("hks_station_certificate_log_entries", "gauge",
+               "certificate log entries the station sends the clearing house, by state",
+               [({"state": st}, n) for st, n in sorted(station.log_sender.counts.items())]),
     ]

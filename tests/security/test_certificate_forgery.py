@@ -155,3 +155,42 @@ def test_a_malformed_digest_is_refused(net):
     assert resp.status_code == 400 and "64 lowercase hex digits" in resp.json()["error"]
     assert "<script>" not in resp.text
     assert registrations(net) == before
+
+
+def test_an_entry_the_owner_logs_for_the_certificate_is_refused(net):
+    """Only the station logs a certificate: the owner's own entry, really in the log with a valid
+    inclusion proof, does not make a bundle that verifies."""
+    import asyncio
+    import datetime as dt
+    import time
+
+    from connector.clearinghouse.client import ClearingHouseClient
+    from connector.identity.dat import ASSERTION_TYPE, DAT_SCOPE, client_assertion
+    from connector.identity.keys import load_private_key
+
+    pearl, station = net["pearl"], net["station"]
+    token = net["bundle"]["certificate"]
+    logged_by = claims_of(token)["loggedBy"]
+    assert logged_by != pearl.participant_id
+    assert json.loads(base64.urlsafe_b64decode(net["bundle"]["logEntry"].split(".")[1] + "==="))["sender"] == logged_by
+    record = httpx.get(f"{station.url}/participants/{logged_by}").json()  # where the clearing house looked it up
+    assert record["status"] == "active" and "BEGIN CERTIFICATE" in record["certificate"]
+    key = load_private_key(pearl.directory / "keys" / "node.key")
+    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE, "scope": DAT_SCOPE,
+            "client_assertion": client_assertion(pearl.participant_id, key, station.url + "/token", now=time.time()),
+            "audience": net["ch_url"]}
+    dat = httpx.post(station.url + "/token", data=form, timeout=10).json()["access_token"]
+    # the process is bound to its parties (the owner and the station), so the owner sends as one of them
+    entry = make_entry(process_id=process_id(token), event="dataset.certified", provider=pearl.participant_id,
+                       consumer=logged_by, sender=pearl.participant_id,
+                       timestamp=dt.datetime.now(dt.timezone.utc), sha256=hashlib.sha256(token.encode()).digest())
+    jws = sign_entry(entry, key)
+
+    async def log_it():  # noqa: ANN202
+        async with ClearingHouseClient(net["ch_url"], net["ch_key"], authorization=f"Bearer {dat}") as ch:
+            return await ch.submit(jws)
+
+    receipt = asyncio.run(log_it())  # the clearing house accepts it: the owner is a party and the sender
+    out = verify(net, {**net["bundle"], "logEntry": jws, "receipt": receipt.to_json()})
+    assert out.returncode == 1
+    assert "not logged by the station that signed the certificate" in out.stderr

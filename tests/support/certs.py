@@ -28,6 +28,7 @@ def certified_net(base: Path) -> Iterator[dict]:
                "CONNECTOR_CLEARINGHOUSE_AUDIENCE": ch_url}
         ch.start()
         procs.append(ch)
+        configure_station_clearinghouse(station, ch_url, ch.verifier_key)
         pearl = NodeProcess(base / "pearl", "Pearl River Medical Centre", station=station, jurisdiction="CN-GD-GZ",
                             env={**env, "CONNECTOR_DATAPLANE_UPSTREAM_HOSTS": "127.0.0.1"})
         harbour = NodeProcess(base / "harbour", "Harbour Lab", station=station, env=env)
@@ -45,7 +46,7 @@ def certified_net(base: Path) -> Iterator[dict]:
                                       "contractPolicyId": "open"}, expect=201)
         (base / "station.jwks").write_text(httpx.get(station.url + "/jwks.json").text)
         yield {"station": station, "ch": ch, "pearl": pearl, "harbour": harbour, "base": base,
-               "jwks": base / "station.jwks", "ch_key": ch.verifier_key}
+               "jwks": base / "station.jwks", "ch_key": ch.verifier_key, "ch_url": ch_url}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -88,9 +89,34 @@ def certify(net: dict, asset: str = "visits") -> dict:
     pearl, station = net["pearl"], net["station"]
     doc = pearl.api("POST", f"/assets/{asset}/registration", expect=200)
     station.admin("POST", f"/admin/certificates/{doc['request']}/approve", {}, expect=200)
-    done = pearl.api("POST", f"/assets/{asset}/registration/refresh", expect=200)
+    done = refreshed(pearl, asset)
     assert done["status"] == "approved", done
     return done["bundle"]
+
+
+def refreshed(node, asset: str, seconds: float = 30.0) -> dict:
+    """Refresh until the station has logged the approved certificate (status no longer "logging")."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    done = node.api("POST", f"/assets/{asset}/registration/refresh", expect=200)
+    while done["status"] == "logging" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        done = node.api("POST", f"/assets/{asset}/registration/refresh", expect=200)
+    return done
+
+
+def configure_station_clearinghouse(station, url: str, verifier_key: str) -> None:
+    """The operator writes the clearing house's settings after both started: the running station
+    reads them on its next attempt (no restart)."""
+    path = station.directory / "station.toml"
+    lines = f'url = "{url}"\naudience = "{url}"\nverifier_key = "{verifier_key}"\n'
+    text = path.read_text(encoding="utf-8")
+    if "\n[clearinghouse]\n" in text:
+        text = text.replace("\n[clearinghouse]\n", "\n[clearinghouse]\n" + lines, 1)
+    else:
+        text += "\n[clearinghouse]\n" + lines
+    path.write_text(text, encoding="utf-8")
 
 
 def verify(net: dict, bundle: dict | Path, *extra: str) -> subprocess.CompletedProcess:
