@@ -20,7 +20,7 @@ Usage: ``python scripts/dpv_extract.py DPV_TTL PD_TTL [-o vocab/dpv/dpv-2.2.json
 (needs rdflib, a dependency of the project), then ``python scripts/dpv_extract.py --python``,
 which renders ``connector/policy/_dpv.py`` from that JSON file. The pure policy package builds its
 concept hierarchy at import time and reads no file, so it carries the JSON as two text tables (one
-concept a line) that it parses at import;
+concept a line) that vocab.concept_table reads at import;
 ``tests/test_vocab_contexts.py`` checks that the two are equal.
 """
 
@@ -44,48 +44,22 @@ SOURCE = {"repository": "https://github.com/w3c/dpv", "commit": "f01a55c3", "ver
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "vocab" / "dpv" / "dpv-2.2.json"
 DEFAULT_PY = Path(__file__).resolve().parents[1] / "connector" / "policy" / "_dpv.py"
 
-PY_HEADER = '''"""Personal-data categories and purposes from the W3C Data Privacy Vocabulary 2.2.
-
-Rendered from vocab/dpv/dpv-2.2.json (the source; made from the DPV 2.2 Turtle files, w3c/dpv
-f01a55c3: 2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl, W3C
-Software and Document Licence) by scripts/dpv_extract.py --python. Do not edit by hand: edit the
-script and rerun it.
-
-The data is carried as two text tables, one concept a line: ``concept | broader concepts
-(space-separated) | English label``, plus ``| special`` for a special category of personal data;
-``dpv:`` and ``pd:`` abbreviate the two namespaces. The tables are data, not code: the module
-builds PERSONAL_DATA (IRI -> (broader IRIs, label, special-category flag)) and PURPOSES
-(IRI -> (broader IRIs, label)) from them at import.
+PY_HEADER = '''"""Personal-data categories and purposes of the W3C Data Privacy Vocabulary 2.2 (w3c/dpv f01a55c3,
+2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl; W3C Software and
+Document Licence), rendered from vocab/dpv/dpv-2.2.json by scripts/dpv_extract.py --python: do not
+edit by hand. Two tables, one concept a line, that vocab.concept_table reads (its docstring says how).
 """
 
 from __future__ import annotations
 
-DPV = "https://w3id.org/dpv#"
-PD = "https://w3id.org/dpv/pd#"
-_NAMESPACES = {"dpv": DPV, "pd": PD}
+from .vocab import concept_table
 '''
 
 PY_FOOTER = '''
 
-
-def _iri(curie: str) -> str:
-    prefix, _, name = curie.partition(":")
-    return _NAMESPACES[prefix] + name
-
-
-def _rows(table: str) -> list[tuple[str, tuple[str, ...], str, bool]]:
-    rows = []
-    for line in table.splitlines():
-        concept, broader, label, *flag = line.split(" | ")
-        rows.append((_iri(concept), tuple(_iri(b) for b in broader.split()), label, flag == ["special"]))
-    return rows
-
-
-PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = {
-    iri: (broader, label, special) for iri, broader, label, special in _rows(_PERSONAL_DATA_TABLE)
-}
+PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = concept_table(_PERSONAL_DATA_TABLE)
 PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {
-    iri: (broader, label) for iri, broader, label, _ in _rows(_PURPOSES_TABLE)
+    iri: (broader, label) for iri, (broader, label, _) in concept_table(_PURPOSES_TABLE).items()
 }
 '''
 

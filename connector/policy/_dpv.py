@@ -1,22 +1,12 @@
-"""Personal-data categories and purposes from the W3C Data Privacy Vocabulary 2.2.
-
-Rendered from vocab/dpv/dpv-2.2.json (the source; made from the DPV 2.2 Turtle files, w3c/dpv
-f01a55c3: 2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl, W3C
-Software and Document Licence) by scripts/dpv_extract.py --python. Do not edit by hand: edit the
-script and rerun it.
-
-The data is carried as two text tables, one concept a line: ``concept | broader concepts
-(space-separated) | English label``, plus ``| special`` for a special category of personal data;
-``dpv:`` and ``pd:`` abbreviate the two namespaces. The tables are data, not code: the module
-builds PERSONAL_DATA (IRI -> (broader IRIs, label, special-category flag)) and PURPOSES
-(IRI -> (broader IRIs, label)) from them at import.
+"""Personal-data categories and purposes of the W3C Data Privacy Vocabulary 2.2 (w3c/dpv f01a55c3,
+2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl; W3C Software and
+Document Licence), rendered from vocab/dpv/dpv-2.2.json by scripts/dpv_extract.py --python: do not
+edit by hand. Two tables, one concept a line, that vocab.concept_table reads (its docstring says how).
 """
 
 from __future__ import annotations
 
-DPV = "https://w3id.org/dpv#"
-PD = "https://w3id.org/dpv/pd#"
-_NAMESPACES = {"dpv": DPV, "pd": PD}
+from .vocab import concept_table
 
 _PERSONAL_DATA_TABLE = """\
 dpv:AnonymisedData | dpv:NonPersonalData | Anonymised Data
@@ -380,23 +370,7 @@ dpv:VendorSelectionAssessment | dpv:VendorManagement | Vendor Selection Assessme
 dpv:Verification | dpv:EnforceSecurity | Verification
 """
 
-
-def _iri(curie: str) -> str:
-    prefix, _, name = curie.partition(":")
-    return _NAMESPACES[prefix] + name
-
-
-def _rows(table: str) -> list[tuple[str, tuple[str, ...], str, bool]]:
-    rows = []
-    for line in table.splitlines():
-        concept, broader, label, *flag = line.split(" | ")
-        rows.append((_iri(concept), tuple(_iri(b) for b in broader.split()), label, flag == ["special"]))
-    return rows
-
-
-PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = {
-    iri: (broader, label, special) for iri, broader, label, special in _rows(_PERSONAL_DATA_TABLE)
-}
+PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = concept_table(_PERSONAL_DATA_TABLE)
 PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {
-    iri: (broader, label) for iri, broader, label, _ in _rows(_PURPOSES_TABLE)
+    iri: (broader, label) for iri, (broader, label, _) in concept_table(_PURPOSES_TABLE).items()
 }

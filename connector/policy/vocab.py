@@ -74,15 +74,32 @@ def expand_curie(value: str) -> str:
     return value
 
 
+def _known_curie(curie: str) -> str:
+    """expand_curie for the package's own tables, which use only the well-known prefixes."""
+    if curie.partition(":")[0] not in WELL_KNOWN_PREFIXES:
+        raise ValueError(f"{curie!r} does not start with a well-known prefix")
+    return expand_curie(curie)
+
+
 def _iri_pairs(table: str) -> dict[str, str]:
-    """Lines of ``prefix:term  prefix:term`` (well-known prefixes only) as {IRI: IRI}, in order."""
+    """Lines of ``prefix:term  prefix:term`` as {IRI: IRI}, in order."""
     pairs = {}
     for line in table.strip().splitlines():
         term, same = line.split()
-        if any(c.partition(":")[0] not in WELL_KNOWN_PREFIXES for c in (term, same)):
-            raise ValueError(f"not a well-known prefix in {line!r}")
-        pairs[expand_curie(term)] = expand_curie(same)
+        pairs[_known_curie(term)] = _known_curie(same)
     return pairs
+
+
+def concept_table(table: str) -> dict[str, tuple[tuple[str, ...], str, bool]]:
+    """Lines of ``concept | broader concepts (space-separated) | label [| special]`` (CURIEs) as
+    {IRI: (broader IRIs, label, special)}, in order: how _dpv.py carries the DPV data."""
+    concepts = {}
+    for line in table.strip("\n").splitlines():
+        concept, broader, label, *flag = line.split(" | ")
+        if flag not in ([], ["special"]):
+            raise ValueError(f"unexpected last column in {line!r}")
+        concepts[_known_curie(concept)] = (tuple(_known_curie(b) for b in broader.split()), label, bool(flag))
+    return concepts
 
 
 def suggest(word: str, candidates) -> str:
