@@ -19,7 +19,8 @@ Output: ``{"source": {...}, "personal_data": {IRI: [broader IRIs, English label,
 Usage: ``python scripts/dpv_extract.py DPV_TTL PD_TTL [-o vocab/dpv/dpv-2.2.json]``
 (needs rdflib, a dependency of the project), then ``python scripts/dpv_extract.py --python``,
 which renders ``connector/policy/_dpv.py`` from that JSON file. The pure policy package builds its
-concept hierarchy at import time and reads no file, so it carries the JSON as Python literals;
+concept hierarchy at import time and reads no file, so it carries the JSON as two text tables (one
+concept a line) that vocab.concept_table reads at import;
 ``tests/test_vocab_contexts.py`` checks that the two are equal.
 """
 
@@ -43,33 +44,48 @@ SOURCE = {"repository": "https://github.com/w3c/dpv", "commit": "f01a55c3", "ver
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "vocab" / "dpv" / "dpv-2.2.json"
 DEFAULT_PY = Path(__file__).resolve().parents[1] / "connector" / "policy" / "_dpv.py"
 
-PY_HEADER = '''"""Personal-data categories and purposes from the W3C Data Privacy Vocabulary 2.2.
-
-Rendered from vocab/dpv/dpv-2.2.json (the source; made from the DPV 2.2 Turtle files, w3c/dpv
-f01a55c3: 2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl, W3C
-Software and Document Licence) by scripts/dpv_extract.py --python. Each entry: IRI -> (broader
-IRIs, English label, special-category flag). Do not edit by hand: edit the script and rerun it.
+PY_HEADER = '''"""Personal-data categories and purposes of the W3C Data Privacy Vocabulary 2.2 (w3c/dpv f01a55c3,
+2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl; W3C Software and
+Document Licence), rendered from vocab/dpv/dpv-2.2.json by scripts/dpv_extract.py --python: do not
+edit by hand. Two tables, one concept a line, that vocab.concept_table reads (its docstring says how).
 """
 
 from __future__ import annotations
 
-DPV = "https://w3id.org/dpv#"
-PD = "https://w3id.org/dpv/pd#"
-
-# fmt: off
+from .vocab import concept_table
 '''
+
+PY_FOOTER = '''
+
+PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = concept_table(_PERSONAL_DATA_TABLE)
+PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {
+    iri: (broader, label) for iri, (broader, label, _) in concept_table(_PURPOSES_TABLE).items()
+}
+'''
+
+
+def _curie(iri: str) -> str:
+    for prefix, ns in (("pd", PD), ("dpv", DPV)):  # pd's namespace starts with dpv's: try it first
+        if iri.startswith(ns):
+            return f"{prefix}:{iri[len(ns):]}"
+    raise ValueError(f"{iri} is in neither the DPV nor the PD namespace")
+
+
+def _table(name: str, entries: dict) -> list[str]:
+    lines = [f'{name} = """\\']
+    for iri, (broader, label, *special) in entries.items():
+        if " | " in label or "\\" in label or '"""' in label or label != label.strip():
+            raise ValueError(f"label of {iri} cannot stand in the table: {label!r}")
+        lines.append(" | ".join([_curie(iri), " ".join(_curie(b) for b in broader), label]
+                                + (["special"] if special == [True] else [])))
+    return lines + ['"""']
 
 
 def render_python(data: dict) -> str:
     """connector/policy/_dpv.py for ``data`` (the JSON file's content)."""
-    lines = [PY_HEADER + "PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = {"]
-    for iri, (broader, label, special) in data["personal_data"].items():
-        lines.append(f"    {iri!r}: ({tuple(broader)!r}, {label!r}, {special!r}),")
-    lines += ["}", "", "PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {"]
-    for iri, (broader, label) in data["purposes"].items():
-        lines.append(f"    {iri!r}: ({tuple(broader)!r}, {label!r}),")
-    lines += ["}", "# fmt: on", ""]
-    return "\n".join(lines)
+    lines = [PY_HEADER, *_table("_PERSONAL_DATA_TABLE", data["personal_data"]), "",
+             *_table("_PURPOSES_TABLE", data["purposes"])]
+    return "\n".join(lines) + PY_FOOTER
 
 
 def extract(dpv_ttl: Path, pd_ttl: Path) -> dict:

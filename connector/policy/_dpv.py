@@ -1,376 +1,376 @@
-"""Personal-data categories and purposes from the W3C Data Privacy Vocabulary 2.2.
-
-Rendered from vocab/dpv/dpv-2.2.json (the source; made from the DPV 2.2 Turtle files, w3c/dpv
-f01a55c3: 2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl, W3C
-Software and Document Licence) by scripts/dpv_extract.py --python. Each entry: IRI -> (broader
-IRIs, English label, special-category flag). Do not edit by hand: edit the script and rerun it.
+"""Personal-data categories and purposes of the W3C Data Privacy Vocabulary 2.2 (w3c/dpv f01a55c3,
+2.2/pd/pd.ttl and the dpv:Purpose subtree and data classes of 2.2/dpv/dpv.ttl; W3C Software and
+Document Licence), rendered from vocab/dpv/dpv-2.2.json by scripts/dpv_extract.py --python: do not
+edit by hand. Two tables, one concept a line, that vocab.concept_table reads (its docstring says how).
 """
 
 from __future__ import annotations
 
-DPV = "https://w3id.org/dpv#"
-PD = "https://w3id.org/dpv/pd#"
+from .vocab import concept_table
 
-# fmt: off
-PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = {
-    'https://w3id.org/dpv#AnonymisedData': (('https://w3id.org/dpv#NonPersonalData',), 'Anonymised Data', False),
-    'https://w3id.org/dpv#Data': ((), 'Data', False),
-    'https://w3id.org/dpv#NonPersonalData': (('https://w3id.org/dpv#Data',), 'Non-Personal Data', False),
-    'https://w3id.org/dpv#PersonalData': (('https://w3id.org/dpv#Data',), 'Personal Data', False),
-    'https://w3id.org/dpv#PseudonymisedData': (('https://w3id.org/dpv#PersonalData',), 'Pseudonymised Data', False),
-    'https://w3id.org/dpv#SensitivePersonalData': (('https://w3id.org/dpv#PersonalData', 'https://w3id.org/dpv#SensitiveData'), 'Sensitive Personal Data', False),
-    'https://w3id.org/dpv#SpecialCategoryPersonalData': (('https://w3id.org/dpv#SensitivePersonalData',), 'Special Category Personal Data', False),
-    'https://w3id.org/dpv/pd#Accent': (('https://w3id.org/dpv/pd#Language',), 'Accent', False),
-    'https://w3id.org/dpv/pd#AccountIdentifier': (('https://w3id.org/dpv/pd#FinancialAccount',), 'Account Identifier', False),
-    'https://w3id.org/dpv/pd#Acquaintance': (('https://w3id.org/dpv/pd#SocialNetwork',), 'Acquaintance', False),
-    'https://w3id.org/dpv/pd#Age': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Age', False),
-    'https://w3id.org/dpv/pd#AgeExact': (('https://w3id.org/dpv/pd#AgeRange',), 'Age Exact', False),
-    'https://w3id.org/dpv/pd#AgeRange': (('https://w3id.org/dpv/pd#Age',), 'Age Range', False),
-    'https://w3id.org/dpv/pd#ApartmentOwned': (('https://w3id.org/dpv/pd#HouseOwned',), 'Apartment Owned', False),
-    'https://w3id.org/dpv/pd#Association': (('https://w3id.org/dpv/pd#SocialNetwork',), 'Association', False),
-    'https://w3id.org/dpv/pd#Attitude': (('https://w3id.org/dpv/pd#Behavioural',), 'Attitude', False),
-    'https://w3id.org/dpv/pd#Authenticating': (('https://w3id.org/dpv/pd#Internal',), 'Authenticating', False),
-    'https://w3id.org/dpv/pd#AuthenticationHistory': (('https://w3id.org/dpv/pd#Behavioural',), 'Authentication History', False),
-    'https://w3id.org/dpv/pd#BankAccount': (('https://w3id.org/dpv/pd#FinancialAccount',), 'Bank Account', False),
-    'https://w3id.org/dpv/pd#Behavioural': (('https://w3id.org/dpv/pd#External',), 'Behavioural', False),
-    'https://w3id.org/dpv/pd#Biometric': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#Identifying'), 'Biometric', True),
-    'https://w3id.org/dpv/pd#BirthCountry': (('https://w3id.org/dpv/pd#BirthPlace',), 'Birth Country', False),
-    'https://w3id.org/dpv/pd#BirthDate': (('https://w3id.org/dpv/pd#Age',), 'Birth Date', False),
-    'https://w3id.org/dpv/pd#BirthPlace': (('https://w3id.org/dpv/pd#Location',), 'Birth Place', False),
-    'https://w3id.org/dpv/pd#BloodType': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Blood Type', True),
-    'https://w3id.org/dpv/pd#BrowserFingerprint': (('https://w3id.org/dpv/pd#DeviceBased',), 'Browser Fingerprint', False),
-    'https://w3id.org/dpv/pd#BrowserHistory': (('https://w3id.org/dpv/pd#BrowsingBehaviour',), 'Browser History', False),
-    'https://w3id.org/dpv/pd#BrowsingBehaviour': (('https://w3id.org/dpv/pd#Behavioural',), 'Browsing Behaviour', False),
-    'https://w3id.org/dpv/pd#BrowsingReferral': (('https://w3id.org/dpv/pd#BrowsingBehaviour',), 'Browsing Referral', False),
-    'https://w3id.org/dpv/pd#CallLog': (('https://w3id.org/dpv/pd#Behavioural',), 'Call Log', False),
-    'https://w3id.org/dpv/pd#CarOwned': (('https://w3id.org/dpv/pd#Ownership',), 'Car Owned', False),
-    'https://w3id.org/dpv/pd#Character': (('https://w3id.org/dpv/pd#PublicLife',), 'Character', False),
-    'https://w3id.org/dpv/pd#Citizenship': (('https://w3id.org/dpv/pd#External',), 'Citizenship', False),
-    'https://w3id.org/dpv/pd#City': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'City', False),
-    'https://w3id.org/dpv/pd#Communication': (('https://w3id.org/dpv/pd#Social',), 'Communication', False),
-    'https://w3id.org/dpv/pd#CommunicationsMetadata': (('https://w3id.org/dpv/pd#PublicLife',), 'Communications Metadata', False),
-    'https://w3id.org/dpv/pd#Connection': (('https://w3id.org/dpv/pd#SocialNetwork',), 'Connection', False),
-    'https://w3id.org/dpv/pd#Contact': (('https://w3id.org/dpv/pd#Tracking',), 'Contact', False),
-    'https://w3id.org/dpv/pd#Country': (('https://w3id.org/dpv/pd#Location',), 'Country', False),
-    'https://w3id.org/dpv/pd#Credit': (('https://w3id.org/dpv/pd#Transactional',), 'Credit', False),
-    'https://w3id.org/dpv/pd#CreditCapacity': (('https://w3id.org/dpv/pd#Credit',), 'Credit Capacity', False),
-    'https://w3id.org/dpv/pd#CreditCardNumber': (('https://w3id.org/dpv/pd#PaymentCardNumber',), 'Credit Card Number', False),
-    'https://w3id.org/dpv/pd#CreditRecord': (('https://w3id.org/dpv/pd#Credit',), 'Credit Record', False),
-    'https://w3id.org/dpv/pd#CreditScore': (('https://w3id.org/dpv/pd#CreditWorthiness',), 'Credit Score', False),
-    'https://w3id.org/dpv/pd#CreditStanding': (('https://w3id.org/dpv/pd#Credit',), 'Credit Standing', False),
-    'https://w3id.org/dpv/pd#CreditWorthiness': (('https://w3id.org/dpv/pd#Credit',), 'Credit Worthiness', False),
-    'https://w3id.org/dpv/pd#Criminal': (('https://w3id.org/dpv/pd#Social',), 'Criminal', False),
-    'https://w3id.org/dpv/pd#CriminalCharge': (('https://w3id.org/dpv/pd#Criminal',), 'Criminal Charge', False),
-    'https://w3id.org/dpv/pd#CriminalConviction': (('https://w3id.org/dpv/pd#Criminal',), 'Criminal Conviction', False),
-    'https://w3id.org/dpv/pd#CriminalOffence': (('https://w3id.org/dpv/pd#Criminal',), 'Criminal Offence', False),
-    'https://w3id.org/dpv/pd#CriminalPardon': (('https://w3id.org/dpv/pd#Criminal',), 'Criminal Pardon', False),
-    'https://w3id.org/dpv/pd#CurrentEmployment': (('https://w3id.org/dpv/pd#EmploymentHistory',), 'Current Employment', False),
-    'https://w3id.org/dpv/pd#DNACode': (('https://w3id.org/dpv/pd#MedicalHealth',), 'DNA Code', True),
-    'https://w3id.org/dpv/pd#Demeanour': (('https://w3id.org/dpv/pd#Behavioural',), 'Demeanour', False),
-    'https://w3id.org/dpv/pd#Demographic': (('https://w3id.org/dpv/pd#External',), 'Demographic', False),
-    'https://w3id.org/dpv/pd#DeviceApplications': (('https://w3id.org/dpv/pd#DeviceSoftware',), 'Device Applications', False),
-    'https://w3id.org/dpv/pd#DeviceBased': (('https://w3id.org/dpv/pd#Tracking',), 'Device Based', False),
-    'https://w3id.org/dpv/pd#DeviceOperatingSystem': (('https://w3id.org/dpv/pd#DeviceSoftware',), 'Device Operating System', False),
-    'https://w3id.org/dpv/pd#DeviceSoftware': (('https://w3id.org/dpv/pd#DeviceBased',), 'Device Software', False),
-    'https://w3id.org/dpv/pd#Dialect': (('https://w3id.org/dpv/pd#Language',), 'Dialect', False),
-    'https://w3id.org/dpv/pd#DigitalFingerprint': (('https://w3id.org/dpv/pd#Tracking',), 'Digital Fingerprint', False),
-    'https://w3id.org/dpv/pd#Disability': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Disability', True),
-    'https://w3id.org/dpv/pd#DisciplinaryAction': (('https://w3id.org/dpv/pd#Professional',), 'Disciplinary Action', False),
-    'https://w3id.org/dpv/pd#Dislike': (('https://w3id.org/dpv/pd#Interest',), 'Dislike', False),
-    'https://w3id.org/dpv/pd#Divorce': (('https://w3id.org/dpv/pd#FamilyStructure',), 'Divorce', False),
-    'https://w3id.org/dpv/pd#Domicile': (('https://w3id.org/dpv/pd#Location',), 'Domicile', False),
-    'https://w3id.org/dpv/pd#DrugTestResult': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Drug Test Result', True),
-    'https://w3id.org/dpv/pd#Education': (('https://w3id.org/dpv/pd#Professional',), 'Education', False),
-    'https://w3id.org/dpv/pd#EducationExperience': (('https://w3id.org/dpv/pd#Education',), 'Education Experience', False),
-    'https://w3id.org/dpv/pd#EducationQualification': (('https://w3id.org/dpv/pd#Education',), 'Education Qualification', False),
-    'https://w3id.org/dpv/pd#EmailAddress': (('https://w3id.org/dpv/pd#Contact',), 'Email Address', False),
-    'https://w3id.org/dpv/pd#EmailAddressPersonal': (('https://w3id.org/dpv/pd#EmailAddress',), 'Email Address Personal', False),
-    'https://w3id.org/dpv/pd#EmailAddressWork': (('https://w3id.org/dpv/pd#EmailAddress',), 'Email Address Work', False),
-    'https://w3id.org/dpv/pd#EmailContent': (('https://w3id.org/dpv/pd#Communication',), 'Email Content', False),
-    'https://w3id.org/dpv/pd#Emotion': (('https://w3id.org/dpv/pd#Internal',), 'Emotion', False),
-    'https://w3id.org/dpv/pd#EmploymentHistory': (('https://w3id.org/dpv/pd#Professional',), 'Employment History', False),
-    'https://w3id.org/dpv/pd#EthnicOrigin': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#Ethnicity'), 'Ethnic Origin', True),
-    'https://w3id.org/dpv/pd#Ethnicity': (('https://w3id.org/dpv/pd#External',), 'Ethnicity', False),
-    'https://w3id.org/dpv/pd#External': (('https://w3id.org/dpv#PersonalData',), 'External', False),
-    'https://w3id.org/dpv/pd#FacialExpression': (('https://w3id.org/dpv/pd#Biometric',), 'Facial Expression', True),
-    'https://w3id.org/dpv/pd#FacialPrint': (('https://w3id.org/dpv/pd#Biometric',), 'Facial Print', True),
-    'https://w3id.org/dpv/pd#Family': (('https://w3id.org/dpv/pd#Social',), 'Family', False),
-    'https://w3id.org/dpv/pd#FamilyHealthHistory': (('https://w3id.org/dpv/pd#HealthHistory',), 'Family Health History', True),
-    'https://w3id.org/dpv/pd#FamilyStructure': (('https://w3id.org/dpv/pd#Family',), 'Family Structure', False),
-    'https://w3id.org/dpv/pd#Favourite': (('https://w3id.org/dpv/pd#Preference',), 'Favourite', False),
-    'https://w3id.org/dpv/pd#FavouriteColour': (('https://w3id.org/dpv/pd#Favourite',), 'Favourite Colour', False),
-    'https://w3id.org/dpv/pd#FavouriteFood': (('https://w3id.org/dpv/pd#Favourite',), 'Favourite Food', False),
-    'https://w3id.org/dpv/pd#FavouriteMusic': (('https://w3id.org/dpv/pd#Favourite',), 'Favourite Music', False),
-    'https://w3id.org/dpv/pd#Fetish': (('https://w3id.org/dpv/pd#Sexual',), 'Fetish', True),
-    'https://w3id.org/dpv/pd#Financial': (('https://w3id.org/dpv#PersonalData',), 'Financial', False),
-    'https://w3id.org/dpv/pd#FinancialAccount': (('https://w3id.org/dpv/pd#Financial',), 'Financial Account', False),
-    'https://w3id.org/dpv/pd#FinancialAccountNumber': (('https://w3id.org/dpv/pd#AccountIdentifier',), 'Financial Account Number', False),
-    'https://w3id.org/dpv/pd#FinancialStatus': (('https://w3id.org/dpv/pd#Financial',), 'Financial Status', False),
-    'https://w3id.org/dpv/pd#Fingerprint': (('https://w3id.org/dpv/pd#Biometric',), 'Fingerprint', True),
-    'https://w3id.org/dpv/pd#Friend': (('https://w3id.org/dpv/pd#SocialNetwork',), 'Friend', False),
-    'https://w3id.org/dpv/pd#GPSCoordinate': (('https://w3id.org/dpv/pd#Location',), 'GPS Coordinate', False),
-    'https://w3id.org/dpv/pd#Gender': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Gender', False),
-    'https://w3id.org/dpv/pd#GeneralReputation': (('https://w3id.org/dpv/pd#PublicLife',), 'General Reputation', False),
-    'https://w3id.org/dpv/pd#Genetic': (('https://w3id.org/dpv/pd#Health',), 'Genetic', True),
-    'https://w3id.org/dpv/pd#Geographic': (('https://w3id.org/dpv/pd#Demographic',), 'Geographic', False),
-    'https://w3id.org/dpv/pd#GroupMembership': (('https://w3id.org/dpv/pd#SocialNetwork',), 'Group Membership', False),
-    'https://w3id.org/dpv/pd#GroupProfile': (('https://w3id.org/dpv/pd#Profile',), 'Group Profile', False),
-    'https://w3id.org/dpv/pd#HairColour': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Hair Colour', False),
-    'https://w3id.org/dpv/pd#Health': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Health', True),
-    'https://w3id.org/dpv/pd#HealthHistory': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Health History', True),
-    'https://w3id.org/dpv/pd#HealthRecord': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Health Record', True),
-    'https://w3id.org/dpv/pd#Height': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Height', False),
-    'https://w3id.org/dpv/pd#Historical': (('https://w3id.org/dpv#PersonalData',), 'Historical', False),
-    'https://w3id.org/dpv/pd#HouseNumber': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'House Number', False),
-    'https://w3id.org/dpv/pd#HouseOwned': (('https://w3id.org/dpv/pd#Ownership',), 'House Owned', False),
-    'https://w3id.org/dpv/pd#Household': (('https://w3id.org/dpv#PersonalData',), 'Household', False),
-    'https://w3id.org/dpv/pd#IPAddress': (('https://w3id.org/dpv/pd#DeviceBased',), 'IP Address', False),
-    'https://w3id.org/dpv/pd#Identifier': (('https://w3id.org/dpv/pd#Tracking',), 'Identifier', False),
-    'https://w3id.org/dpv/pd#Identifying': (('https://w3id.org/dpv/pd#External',), 'Identifying', False),
-    'https://w3id.org/dpv/pd#Income': (('https://w3id.org/dpv/pd#Transactional',), 'Income', False),
-    'https://w3id.org/dpv/pd#IncomeBracket': (('https://w3id.org/dpv/pd#Demographic',), 'Income Bracket', False),
-    'https://w3id.org/dpv/pd#IndividualHealthHistory': (('https://w3id.org/dpv/pd#HealthHistory',), 'Individual Health History', True),
-    'https://w3id.org/dpv/pd#IndividualProfile': (('https://w3id.org/dpv/pd#Profile',), 'Individual Profile', False),
-    'https://w3id.org/dpv/pd#Insurance': (('https://w3id.org/dpv/pd#Financial',), 'Insurance', False),
-    'https://w3id.org/dpv/pd#Intention': (('https://w3id.org/dpv/pd#Preference',), 'Intention', False),
-    'https://w3id.org/dpv/pd#Interaction': (('https://w3id.org/dpv/pd#PublicLife',), 'Interaction', False),
-    'https://w3id.org/dpv/pd#Interest': (('https://w3id.org/dpv/pd#Preference',), 'Interest', False),
-    'https://w3id.org/dpv/pd#Internal': (('https://w3id.org/dpv#PersonalData',), 'Internal', False),
-    'https://w3id.org/dpv/pd#Job': (('https://w3id.org/dpv/pd#Professional',), 'Job', False),
-    'https://w3id.org/dpv/pd#KnowledgeBelief': (('https://w3id.org/dpv/pd#Internal',), 'Knowledge and Beliefs', False),
-    'https://w3id.org/dpv/pd#Language': (('https://w3id.org/dpv/pd#External',), 'Language', False),
-    'https://w3id.org/dpv/pd#LifeHistory': (('https://w3id.org/dpv/pd#Historical',), 'Life History', False),
-    'https://w3id.org/dpv/pd#Like': (('https://w3id.org/dpv/pd#Interest',), 'Like', False),
-    'https://w3id.org/dpv/pd#LinkClicked': (('https://w3id.org/dpv/pd#Behavioural',), 'Link Clicked', False),
-    'https://w3id.org/dpv/pd#LoanRecord': (('https://w3id.org/dpv/pd#Transactional',), 'Loan Record', False),
-    'https://w3id.org/dpv/pd#Locality': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'Locality', False),
-    'https://w3id.org/dpv/pd#Location': (('https://w3id.org/dpv/pd#Tracking',), 'Location', False),
-    'https://w3id.org/dpv/pd#MACAddress': (('https://w3id.org/dpv/pd#DeviceBased',), 'MAC Address', False),
-    'https://w3id.org/dpv/pd#MaritalStatus': (('https://w3id.org/dpv/pd#PublicLife',), 'Marital Status', False),
-    'https://w3id.org/dpv/pd#Marriage': (('https://w3id.org/dpv/pd#FamilyStructure',), 'Marriage', False),
-    'https://w3id.org/dpv/pd#MedicalHealth': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#External'), 'Medical Health', True),
-    'https://w3id.org/dpv/pd#MentalHealth': (('https://w3id.org/dpv/pd#Health',), 'Mental Health', True),
-    'https://w3id.org/dpv/pd#Mood': (('https://w3id.org/dpv/pd#Internal',), 'Mood', False),
-    'https://w3id.org/dpv/pd#Name': (('https://w3id.org/dpv/pd#Identifying',), 'Name', False),
-    'https://w3id.org/dpv/pd#Nationality': (('https://w3id.org/dpv/pd#External',), 'Nationality', False),
-    'https://w3id.org/dpv/pd#OfficialID': (('https://w3id.org/dpv/pd#Identifying',), 'Official ID', False),
-    'https://w3id.org/dpv/pd#Offspring': (('https://w3id.org/dpv/pd#FamilyStructure',), 'Offspring', False),
-    'https://w3id.org/dpv/pd#Opinion': (('https://w3id.org/dpv/pd#Preference',), 'Opinion', False),
-    'https://w3id.org/dpv/pd#Ownership': (('https://w3id.org/dpv/pd#Financial',), 'Ownership', False),
-    'https://w3id.org/dpv/pd#PINCode': (('https://w3id.org/dpv/pd#Authenticating',), 'PIN Code', False),
-    'https://w3id.org/dpv/pd#Parent': (('https://w3id.org/dpv/pd#FamilyStructure',), 'Parent', False),
-    'https://w3id.org/dpv/pd#Passport': (('https://w3id.org/dpv/pd#OfficialID',), 'Passport', False),
-    'https://w3id.org/dpv/pd#Password': (('https://w3id.org/dpv/pd#Authenticating',), 'Password', False),
-    'https://w3id.org/dpv/pd#PastEmployment': (('https://w3id.org/dpv/pd#EmploymentHistory',), 'Past Employment', False),
-    'https://w3id.org/dpv/pd#PaymentCard': (('https://w3id.org/dpv/pd#FinancialAccount',), 'Payment Card', False),
-    'https://w3id.org/dpv/pd#PaymentCardExpiry': (('https://w3id.org/dpv/pd#PaymentCard',), 'Payment Card Expiry', False),
-    'https://w3id.org/dpv/pd#PaymentCardNumber': (('https://w3id.org/dpv/pd#AccountIdentifier', 'https://w3id.org/dpv/pd#PaymentCard'), 'Payment Card Number', False),
-    'https://w3id.org/dpv/pd#PerformanceAtWork': (('https://w3id.org/dpv/pd#Behavioural', 'https://w3id.org/dpv/pd#Professional'), 'Performance at Work', False),
-    'https://w3id.org/dpv/pd#PersonalDocuments': (('https://w3id.org/dpv/pd#External',), 'Personal Documents', False),
-    'https://w3id.org/dpv/pd#PersonalPossession': (('https://w3id.org/dpv/pd#Ownership',), 'Personal Possession', False),
-    'https://w3id.org/dpv/pd#Personality': (('https://w3id.org/dpv/pd#Behavioural',), 'Personality', False),
-    'https://w3id.org/dpv/pd#PhilosophicalBelief': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#KnowledgeBelief'), 'Philosophical Belief', True),
-    'https://w3id.org/dpv/pd#PhysicalAddress': (('https://w3id.org/dpv/pd#Contact', 'https://w3id.org/dpv/pd#Location'), 'Physical Address', False),
-    'https://w3id.org/dpv/pd#PhysicalCharacteristic': (('https://w3id.org/dpv/pd#External',), 'Physical Characteristic', False),
-    'https://w3id.org/dpv/pd#PhysicalHealth': (('https://w3id.org/dpv/pd#Health',), 'Physical Health', True),
-    'https://w3id.org/dpv/pd#PhysicalTrait': (('https://w3id.org/dpv/pd#Demographic',), 'Physical Trait', False),
-    'https://w3id.org/dpv/pd#Picture': (('https://w3id.org/dpv/pd#Identifying',), 'Picture', False),
-    'https://w3id.org/dpv/pd#Piercing': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Piercing', False),
-    'https://w3id.org/dpv/pd#PoliticalAffiliation': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#PublicLife'), 'Political Affiliation', True),
-    'https://w3id.org/dpv/pd#PoliticalOpinion': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#PublicLife'), 'Political Opinion', True),
-    'https://w3id.org/dpv/pd#PostalCode': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'Postal Code', False),
-    'https://w3id.org/dpv/pd#Preference': (('https://w3id.org/dpv/pd#Internal',), 'Preference', False),
-    'https://w3id.org/dpv/pd#Prescription': (('https://w3id.org/dpv/pd#MedicalHealth',), 'Prescription', True),
-    'https://w3id.org/dpv/pd#PrivacyPreference': (('https://w3id.org/dpv/pd#Preference',), 'Privacy Preference', False),
-    'https://w3id.org/dpv/pd#Proclivity': (('https://w3id.org/dpv/pd#Sexual',), 'Proclivity', True),
-    'https://w3id.org/dpv/pd#Professional': (('https://w3id.org/dpv/pd#Social',), 'Professional', False),
-    'https://w3id.org/dpv/pd#ProfessionalCertification': (('https://w3id.org/dpv/pd#Professional',), 'Professional Certification', False),
-    'https://w3id.org/dpv/pd#ProfessionalEvaluation': (('https://w3id.org/dpv/pd#Professional',), 'Professional Evaluation', False),
-    'https://w3id.org/dpv/pd#ProfessionalInterview': (('https://w3id.org/dpv/pd#Professional',), 'Professional Interview', False),
-    'https://w3id.org/dpv/pd#Profile': (('https://w3id.org/dpv#PersonalData',), 'Profile', False),
-    'https://w3id.org/dpv/pd#PublicLife': (('https://w3id.org/dpv/pd#Social',), 'Public Life', False),
-    'https://w3id.org/dpv/pd#PubliclyAvailableSocialMedia': (('https://w3id.org/dpv/pd#SocialMedia',), 'Publicly Available Social Media', False),
-    'https://w3id.org/dpv/pd#Purchase': (('https://w3id.org/dpv/pd#Transactional',), 'Purchase', False),
-    'https://w3id.org/dpv/pd#PurchasesAndSpendingHabit': (('https://w3id.org/dpv/pd#Transactional',), 'Purchases and Spending Habit', False),
-    'https://w3id.org/dpv/pd#Race': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#Ethnicity'), 'Race', True),
-    'https://w3id.org/dpv/pd#Reference': (('https://w3id.org/dpv/pd#Professional',), 'Reference', False),
-    'https://w3id.org/dpv/pd#Region': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'Region', False),
-    'https://w3id.org/dpv/pd#Relationship': (('https://w3id.org/dpv/pd#Family',), 'Relationship', False),
-    'https://w3id.org/dpv/pd#Reliability': (('https://w3id.org/dpv/pd#Behavioural',), 'Reliability', False),
-    'https://w3id.org/dpv/pd#Religion': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#PublicLife'), 'Religion', True),
-    'https://w3id.org/dpv/pd#ReligiousBelief': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#KnowledgeBelief'), 'Religious Belief', True),
-    'https://w3id.org/dpv/pd#Residency': (('https://w3id.org/dpv/pd#Location',), 'Residency', False),
-    'https://w3id.org/dpv/pd#Retina': (('https://w3id.org/dpv/pd#Biometric',), 'Retina', True),
-    'https://w3id.org/dpv/pd#RoomNumber': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'Room Number', False),
-    'https://w3id.org/dpv/pd#Salary': (('https://w3id.org/dpv/pd#Professional',), 'Salary', False),
-    'https://w3id.org/dpv/pd#Sale': (('https://w3id.org/dpv/pd#Transactional',), 'Sale', False),
-    'https://w3id.org/dpv/pd#School': (('https://w3id.org/dpv/pd#Professional',), 'School', False),
-    'https://w3id.org/dpv/pd#SecretText': (('https://w3id.org/dpv/pd#Authenticating',), 'Secret Text', False),
-    'https://w3id.org/dpv/pd#ServiceConsumptionBehaviour': (('https://w3id.org/dpv/pd#Behavioural',), 'Service Consumption Behaviour', False),
-    'https://w3id.org/dpv/pd#Sexual': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#External'), 'Sexual', True),
-    'https://w3id.org/dpv/pd#SexualHistory': (('https://w3id.org/dpv/pd#Sexual',), 'Sexual History', True),
-    'https://w3id.org/dpv/pd#SexualPreference': (('https://w3id.org/dpv/pd#Sexual',), 'Sexual Preference', True),
-    'https://w3id.org/dpv/pd#Sibling': (('https://w3id.org/dpv/pd#FamilyStructure',), 'Sibling', False),
-    'https://w3id.org/dpv/pd#SkinTone': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Skin Tone', False),
-    'https://w3id.org/dpv/pd#Social': (('https://w3id.org/dpv#PersonalData',), 'Social', False),
-    'https://w3id.org/dpv/pd#SocialMedia': (('https://w3id.org/dpv/pd#Communication',), 'Social Media', False),
-    'https://w3id.org/dpv/pd#SocialMediaCommunication': (('https://w3id.org/dpv/pd#Communication',), 'Social Media Communication', False),
-    'https://w3id.org/dpv/pd#SocialNetwork': (('https://w3id.org/dpv/pd#Social',), 'Social Network', False),
-    'https://w3id.org/dpv/pd#SocialStatus': (('https://w3id.org/dpv/pd#PublicLife',), 'Social Status', False),
-    'https://w3id.org/dpv/pd#Street': (('https://w3id.org/dpv/pd#PhysicalAddress',), 'Street', False),
-    'https://w3id.org/dpv/pd#TVViewingBehaviour': (('https://w3id.org/dpv/pd#ServiceConsumptionBehaviour',), 'TV Viewing Behaviour', False),
-    'https://w3id.org/dpv/pd#Tattoo': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Tattoo', False),
-    'https://w3id.org/dpv/pd#Tax': (('https://w3id.org/dpv/pd#Transactional',), 'Tax', False),
-    'https://w3id.org/dpv/pd#TelephoneNumber': (('https://w3id.org/dpv/pd#Contact',), 'Telephone Number', False),
-    'https://w3id.org/dpv/pd#Thought': (('https://w3id.org/dpv/pd#KnowledgeBelief',), 'Thought', False),
-    'https://w3id.org/dpv/pd#Tracking': (('https://w3id.org/dpv#PersonalData',), 'Tracking', False),
-    'https://w3id.org/dpv/pd#TradeUnionMembership': (('https://w3id.org/dpv#SpecialCategoryPersonalData', 'https://w3id.org/dpv/pd#GroupMembership'), 'Trade Union Membership', True),
-    'https://w3id.org/dpv/pd#Transaction': (('https://w3id.org/dpv/pd#Transactional',), 'Transaction', False),
-    'https://w3id.org/dpv/pd#Transactional': (('https://w3id.org/dpv/pd#Financial',), 'Transactional', False),
-    'https://w3id.org/dpv/pd#TravelHistory': (('https://w3id.org/dpv/pd#Location',), 'Travel History', False),
-    'https://w3id.org/dpv/pd#UID': (('https://w3id.org/dpv/pd#Identifying',), 'UID', False),
-    'https://w3id.org/dpv/pd#UserAgent': (('https://w3id.org/dpv/pd#Tracking',), 'User agent', False),
-    'https://w3id.org/dpv/pd#Username': (('https://w3id.org/dpv/pd#Identifying',), 'Username', False),
-    'https://w3id.org/dpv/pd#VehicalLicenseNumber': (('https://w3id.org/dpv/pd#VehicleLicense',), 'Vehicle License Number', False),
-    'https://w3id.org/dpv/pd#VehicalLicenseRegistration': (('https://w3id.org/dpv/pd#VehicleLicense',), 'Vehicle License Registration', False),
-    'https://w3id.org/dpv/pd#Vehicle': (('https://w3id.org/dpv/pd#External',), 'Vehicle', False),
-    'https://w3id.org/dpv/pd#VehicleLicense': (('https://w3id.org/dpv/pd#Identifying', 'https://w3id.org/dpv/pd#Vehicle'), 'Vehicle License', False),
-    'https://w3id.org/dpv/pd#VehicleUsage': (('https://w3id.org/dpv/pd#Behavioural', 'https://w3id.org/dpv/pd#Vehicle'), 'Vehicle Usage', False),
-    'https://w3id.org/dpv/pd#VoiceCommunicationRecording': (('https://w3id.org/dpv/pd#Communication',), 'Voice Communication Recording', False),
-    'https://w3id.org/dpv/pd#VoiceMail': (('https://w3id.org/dpv/pd#Communication',), 'Voice Mail', False),
-    'https://w3id.org/dpv/pd#Weight': (('https://w3id.org/dpv/pd#PhysicalCharacteristic',), 'Weight', False),
-    'https://w3id.org/dpv/pd#WorkEnvironment': (('https://w3id.org/dpv/pd#Professional',), 'Work Environment', False),
-    'https://w3id.org/dpv/pd#WorkHistory': (('https://w3id.org/dpv/pd#Professional',), 'Work History', False),
-}
+_PERSONAL_DATA_TABLE = """\
+dpv:AnonymisedData | dpv:NonPersonalData | Anonymised Data
+dpv:Data |  | Data
+dpv:NonPersonalData | dpv:Data | Non-Personal Data
+dpv:PersonalData | dpv:Data | Personal Data
+dpv:PseudonymisedData | dpv:PersonalData | Pseudonymised Data
+dpv:SensitivePersonalData | dpv:PersonalData dpv:SensitiveData | Sensitive Personal Data
+dpv:SpecialCategoryPersonalData | dpv:SensitivePersonalData | Special Category Personal Data
+pd:Accent | pd:Language | Accent
+pd:AccountIdentifier | pd:FinancialAccount | Account Identifier
+pd:Acquaintance | pd:SocialNetwork | Acquaintance
+pd:Age | pd:PhysicalCharacteristic | Age
+pd:AgeExact | pd:AgeRange | Age Exact
+pd:AgeRange | pd:Age | Age Range
+pd:ApartmentOwned | pd:HouseOwned | Apartment Owned
+pd:Association | pd:SocialNetwork | Association
+pd:Attitude | pd:Behavioural | Attitude
+pd:Authenticating | pd:Internal | Authenticating
+pd:AuthenticationHistory | pd:Behavioural | Authentication History
+pd:BankAccount | pd:FinancialAccount | Bank Account
+pd:Behavioural | pd:External | Behavioural
+pd:Biometric | dpv:SpecialCategoryPersonalData pd:Identifying | Biometric | special
+pd:BirthCountry | pd:BirthPlace | Birth Country
+pd:BirthDate | pd:Age | Birth Date
+pd:BirthPlace | pd:Location | Birth Place
+pd:BloodType | pd:MedicalHealth | Blood Type | special
+pd:BrowserFingerprint | pd:DeviceBased | Browser Fingerprint
+pd:BrowserHistory | pd:BrowsingBehaviour | Browser History
+pd:BrowsingBehaviour | pd:Behavioural | Browsing Behaviour
+pd:BrowsingReferral | pd:BrowsingBehaviour | Browsing Referral
+pd:CallLog | pd:Behavioural | Call Log
+pd:CarOwned | pd:Ownership | Car Owned
+pd:Character | pd:PublicLife | Character
+pd:Citizenship | pd:External | Citizenship
+pd:City | pd:PhysicalAddress | City
+pd:Communication | pd:Social | Communication
+pd:CommunicationsMetadata | pd:PublicLife | Communications Metadata
+pd:Connection | pd:SocialNetwork | Connection
+pd:Contact | pd:Tracking | Contact
+pd:Country | pd:Location | Country
+pd:Credit | pd:Transactional | Credit
+pd:CreditCapacity | pd:Credit | Credit Capacity
+pd:CreditCardNumber | pd:PaymentCardNumber | Credit Card Number
+pd:CreditRecord | pd:Credit | Credit Record
+pd:CreditScore | pd:CreditWorthiness | Credit Score
+pd:CreditStanding | pd:Credit | Credit Standing
+pd:CreditWorthiness | pd:Credit | Credit Worthiness
+pd:Criminal | pd:Social | Criminal
+pd:CriminalCharge | pd:Criminal | Criminal Charge
+pd:CriminalConviction | pd:Criminal | Criminal Conviction
+pd:CriminalOffence | pd:Criminal | Criminal Offence
+pd:CriminalPardon | pd:Criminal | Criminal Pardon
+pd:CurrentEmployment | pd:EmploymentHistory | Current Employment
+pd:DNACode | pd:MedicalHealth | DNA Code | special
+pd:Demeanour | pd:Behavioural | Demeanour
+pd:Demographic | pd:External | Demographic
+pd:DeviceApplications | pd:DeviceSoftware | Device Applications
+pd:DeviceBased | pd:Tracking | Device Based
+pd:DeviceOperatingSystem | pd:DeviceSoftware | Device Operating System
+pd:DeviceSoftware | pd:DeviceBased | Device Software
+pd:Dialect | pd:Language | Dialect
+pd:DigitalFingerprint | pd:Tracking | Digital Fingerprint
+pd:Disability | pd:MedicalHealth | Disability | special
+pd:DisciplinaryAction | pd:Professional | Disciplinary Action
+pd:Dislike | pd:Interest | Dislike
+pd:Divorce | pd:FamilyStructure | Divorce
+pd:Domicile | pd:Location | Domicile
+pd:DrugTestResult | pd:MedicalHealth | Drug Test Result | special
+pd:Education | pd:Professional | Education
+pd:EducationExperience | pd:Education | Education Experience
+pd:EducationQualification | pd:Education | Education Qualification
+pd:EmailAddress | pd:Contact | Email Address
+pd:EmailAddressPersonal | pd:EmailAddress | Email Address Personal
+pd:EmailAddressWork | pd:EmailAddress | Email Address Work
+pd:EmailContent | pd:Communication | Email Content
+pd:Emotion | pd:Internal | Emotion
+pd:EmploymentHistory | pd:Professional | Employment History
+pd:EthnicOrigin | dpv:SpecialCategoryPersonalData pd:Ethnicity | Ethnic Origin | special
+pd:Ethnicity | pd:External | Ethnicity
+pd:External | dpv:PersonalData | External
+pd:FacialExpression | pd:Biometric | Facial Expression | special
+pd:FacialPrint | pd:Biometric | Facial Print | special
+pd:Family | pd:Social | Family
+pd:FamilyHealthHistory | pd:HealthHistory | Family Health History | special
+pd:FamilyStructure | pd:Family | Family Structure
+pd:Favourite | pd:Preference | Favourite
+pd:FavouriteColour | pd:Favourite | Favourite Colour
+pd:FavouriteFood | pd:Favourite | Favourite Food
+pd:FavouriteMusic | pd:Favourite | Favourite Music
+pd:Fetish | pd:Sexual | Fetish | special
+pd:Financial | dpv:PersonalData | Financial
+pd:FinancialAccount | pd:Financial | Financial Account
+pd:FinancialAccountNumber | pd:AccountIdentifier | Financial Account Number
+pd:FinancialStatus | pd:Financial | Financial Status
+pd:Fingerprint | pd:Biometric | Fingerprint | special
+pd:Friend | pd:SocialNetwork | Friend
+pd:GPSCoordinate | pd:Location | GPS Coordinate
+pd:Gender | pd:PhysicalCharacteristic | Gender
+pd:GeneralReputation | pd:PublicLife | General Reputation
+pd:Genetic | pd:Health | Genetic | special
+pd:Geographic | pd:Demographic | Geographic
+pd:GroupMembership | pd:SocialNetwork | Group Membership
+pd:GroupProfile | pd:Profile | Group Profile
+pd:HairColour | pd:PhysicalCharacteristic | Hair Colour
+pd:Health | pd:MedicalHealth | Health | special
+pd:HealthHistory | pd:MedicalHealth | Health History | special
+pd:HealthRecord | pd:MedicalHealth | Health Record | special
+pd:Height | pd:PhysicalCharacteristic | Height
+pd:Historical | dpv:PersonalData | Historical
+pd:HouseNumber | pd:PhysicalAddress | House Number
+pd:HouseOwned | pd:Ownership | House Owned
+pd:Household | dpv:PersonalData | Household
+pd:IPAddress | pd:DeviceBased | IP Address
+pd:Identifier | pd:Tracking | Identifier
+pd:Identifying | pd:External | Identifying
+pd:Income | pd:Transactional | Income
+pd:IncomeBracket | pd:Demographic | Income Bracket
+pd:IndividualHealthHistory | pd:HealthHistory | Individual Health History | special
+pd:IndividualProfile | pd:Profile | Individual Profile
+pd:Insurance | pd:Financial | Insurance
+pd:Intention | pd:Preference | Intention
+pd:Interaction | pd:PublicLife | Interaction
+pd:Interest | pd:Preference | Interest
+pd:Internal | dpv:PersonalData | Internal
+pd:Job | pd:Professional | Job
+pd:KnowledgeBelief | pd:Internal | Knowledge and Beliefs
+pd:Language | pd:External | Language
+pd:LifeHistory | pd:Historical | Life History
+pd:Like | pd:Interest | Like
+pd:LinkClicked | pd:Behavioural | Link Clicked
+pd:LoanRecord | pd:Transactional | Loan Record
+pd:Locality | pd:PhysicalAddress | Locality
+pd:Location | pd:Tracking | Location
+pd:MACAddress | pd:DeviceBased | MAC Address
+pd:MaritalStatus | pd:PublicLife | Marital Status
+pd:Marriage | pd:FamilyStructure | Marriage
+pd:MedicalHealth | dpv:SpecialCategoryPersonalData pd:External | Medical Health | special
+pd:MentalHealth | pd:Health | Mental Health | special
+pd:Mood | pd:Internal | Mood
+pd:Name | pd:Identifying | Name
+pd:Nationality | pd:External | Nationality
+pd:OfficialID | pd:Identifying | Official ID
+pd:Offspring | pd:FamilyStructure | Offspring
+pd:Opinion | pd:Preference | Opinion
+pd:Ownership | pd:Financial | Ownership
+pd:PINCode | pd:Authenticating | PIN Code
+pd:Parent | pd:FamilyStructure | Parent
+pd:Passport | pd:OfficialID | Passport
+pd:Password | pd:Authenticating | Password
+pd:PastEmployment | pd:EmploymentHistory | Past Employment
+pd:PaymentCard | pd:FinancialAccount | Payment Card
+pd:PaymentCardExpiry | pd:PaymentCard | Payment Card Expiry
+pd:PaymentCardNumber | pd:AccountIdentifier pd:PaymentCard | Payment Card Number
+pd:PerformanceAtWork | pd:Behavioural pd:Professional | Performance at Work
+pd:PersonalDocuments | pd:External | Personal Documents
+pd:PersonalPossession | pd:Ownership | Personal Possession
+pd:Personality | pd:Behavioural | Personality
+pd:PhilosophicalBelief | dpv:SpecialCategoryPersonalData pd:KnowledgeBelief | Philosophical Belief | special
+pd:PhysicalAddress | pd:Contact pd:Location | Physical Address
+pd:PhysicalCharacteristic | pd:External | Physical Characteristic
+pd:PhysicalHealth | pd:Health | Physical Health | special
+pd:PhysicalTrait | pd:Demographic | Physical Trait
+pd:Picture | pd:Identifying | Picture
+pd:Piercing | pd:PhysicalCharacteristic | Piercing
+pd:PoliticalAffiliation | dpv:SpecialCategoryPersonalData pd:PublicLife | Political Affiliation | special
+pd:PoliticalOpinion | dpv:SpecialCategoryPersonalData pd:PublicLife | Political Opinion | special
+pd:PostalCode | pd:PhysicalAddress | Postal Code
+pd:Preference | pd:Internal | Preference
+pd:Prescription | pd:MedicalHealth | Prescription | special
+pd:PrivacyPreference | pd:Preference | Privacy Preference
+pd:Proclivity | pd:Sexual | Proclivity | special
+pd:Professional | pd:Social | Professional
+pd:ProfessionalCertification | pd:Professional | Professional Certification
+pd:ProfessionalEvaluation | pd:Professional | Professional Evaluation
+pd:ProfessionalInterview | pd:Professional | Professional Interview
+pd:Profile | dpv:PersonalData | Profile
+pd:PublicLife | pd:Social | Public Life
+pd:PubliclyAvailableSocialMedia | pd:SocialMedia | Publicly Available Social Media
+pd:Purchase | pd:Transactional | Purchase
+pd:PurchasesAndSpendingHabit | pd:Transactional | Purchases and Spending Habit
+pd:Race | dpv:SpecialCategoryPersonalData pd:Ethnicity | Race | special
+pd:Reference | pd:Professional | Reference
+pd:Region | pd:PhysicalAddress | Region
+pd:Relationship | pd:Family | Relationship
+pd:Reliability | pd:Behavioural | Reliability
+pd:Religion | dpv:SpecialCategoryPersonalData pd:PublicLife | Religion | special
+pd:ReligiousBelief | dpv:SpecialCategoryPersonalData pd:KnowledgeBelief | Religious Belief | special
+pd:Residency | pd:Location | Residency
+pd:Retina | pd:Biometric | Retina | special
+pd:RoomNumber | pd:PhysicalAddress | Room Number
+pd:Salary | pd:Professional | Salary
+pd:Sale | pd:Transactional | Sale
+pd:School | pd:Professional | School
+pd:SecretText | pd:Authenticating | Secret Text
+pd:ServiceConsumptionBehaviour | pd:Behavioural | Service Consumption Behaviour
+pd:Sexual | dpv:SpecialCategoryPersonalData pd:External | Sexual | special
+pd:SexualHistory | pd:Sexual | Sexual History | special
+pd:SexualPreference | pd:Sexual | Sexual Preference | special
+pd:Sibling | pd:FamilyStructure | Sibling
+pd:SkinTone | pd:PhysicalCharacteristic | Skin Tone
+pd:Social | dpv:PersonalData | Social
+pd:SocialMedia | pd:Communication | Social Media
+pd:SocialMediaCommunication | pd:Communication | Social Media Communication
+pd:SocialNetwork | pd:Social | Social Network
+pd:SocialStatus | pd:PublicLife | Social Status
+pd:Street | pd:PhysicalAddress | Street
+pd:TVViewingBehaviour | pd:ServiceConsumptionBehaviour | TV Viewing Behaviour
+pd:Tattoo | pd:PhysicalCharacteristic | Tattoo
+pd:Tax | pd:Transactional | Tax
+pd:TelephoneNumber | pd:Contact | Telephone Number
+pd:Thought | pd:KnowledgeBelief | Thought
+pd:Tracking | dpv:PersonalData | Tracking
+pd:TradeUnionMembership | dpv:SpecialCategoryPersonalData pd:GroupMembership | Trade Union Membership | special
+pd:Transaction | pd:Transactional | Transaction
+pd:Transactional | pd:Financial | Transactional
+pd:TravelHistory | pd:Location | Travel History
+pd:UID | pd:Identifying | UID
+pd:UserAgent | pd:Tracking | User agent
+pd:Username | pd:Identifying | Username
+pd:VehicalLicenseNumber | pd:VehicleLicense | Vehicle License Number
+pd:VehicalLicenseRegistration | pd:VehicleLicense | Vehicle License Registration
+pd:Vehicle | pd:External | Vehicle
+pd:VehicleLicense | pd:Identifying pd:Vehicle | Vehicle License
+pd:VehicleUsage | pd:Behavioural pd:Vehicle | Vehicle Usage
+pd:VoiceCommunicationRecording | pd:Communication | Voice Communication Recording
+pd:VoiceMail | pd:Communication | Voice Mail
+pd:Weight | pd:PhysicalCharacteristic | Weight
+pd:WorkEnvironment | pd:Professional | Work Environment
+pd:WorkHistory | pd:Professional | Work History
+"""
 
+_PURPOSES_TABLE = """\
+dpv:AcademicResearch | dpv:ResearchAndDevelopment | Academic Research
+dpv:AccountManagement | dpv:Purpose | Account Management
+dpv:Advertising | dpv:Marketing | Advertising
+dpv:AgeVerification | dpv:Verification | Age Verification
+dpv:CombatClimateChange | dpv:PublicBenefit | Combat Climate Change
+dpv:CommercialPurpose | dpv:Purpose | Commercial Purpose
+dpv:CommercialResearch | dpv:CommercialPurpose dpv:ResearchAndDevelopment | Commercial Research
+dpv:CommunicationForCustomerCare | dpv:CommunicationManagement dpv:CustomerCare | Communication for Customer Care
+dpv:CommunicationManagement | dpv:Purpose | Communication Management
+dpv:CounterMoneyLaundering | dpv:FraudPreventionAndDetection | Counter Money Laundering
+dpv:Counterterrorism | dpv:PublicBenefit | Counterterrorism
+dpv:CustomerCare | dpv:CustomerManagement | Customer Care
+dpv:CustomerClaimsManagement | dpv:CustomerManagement | Customer Claims Management
+dpv:CustomerManagement | dpv:Purpose | Customer Management
+dpv:CustomerOrderManagement | dpv:CustomerManagement | Customer Order Management
+dpv:CustomerRelationshipManagement | dpv:CustomerManagement | Customer Relationship Management
+dpv:CustomerSolvencyMonitoring | dpv:CustomerManagement | Customer Solvency Monitoring
+dpv:DataAltruism | dpv:PublicBenefit | Data Altruism
+dpv:DataGovernance | dpv:OrganisationGovernance | Data Governance
+dpv:DataInteroperabilityAssessment | dpv:DataInteroperabilityManagement | Data Interoperability Assessment
+dpv:DataInteroperabilityImprovement | dpv:DataInteroperabilityManagement | Data Interoperability Improvement
+dpv:DataInteroperabilityManagement | dpv:DataGovernance | Data Interoperability Management
+dpv:DataInventoryManagement | dpv:DataGovernance | Data Inventory Management
+dpv:DataQualityAssessment | dpv:DataQualityManagement | Data Quality Assessment
+dpv:DataQualityImprovement | dpv:DataQualityManagement | Data Quality Improvement
+dpv:DataQualityManagement | dpv:DataGovernance | Data Quality Management
+dpv:DataSecurityManagement | dpv:DataGovernance | Data Security Management
+dpv:DeliveryOfGoods | dpv:RequestedServiceProvision | Delivery of Goods
+dpv:DirectMarketing | dpv:Marketing | Direct Marketing
+dpv:DisputeManagement | dpv:OrganisationGovernance | Dispute Management
+dpv:EnforceAccessControl | dpv:EnforceSecurity | Enforce Access Control
+dpv:EnforceSecurity | dpv:Purpose | Enforce Security
+dpv:EstablishContractualAgreement | dpv:Purpose | Establish Contractual Agreement
+dpv:FraudPreventionAndDetection | dpv:MisusePreventionAndDetection | Fraud Prevention and Detection
+dpv:FulfilmentOfContractualObligation | dpv:FulfilmentOfObligation | Fulfilment of Contractual Obligation
+dpv:FulfilmentOfObligation | dpv:Purpose | Fulfilment of Obligation
+dpv:HumanResourceManagement | dpv:Purpose | Human Resource Management
+dpv:IdentityAuthentication | dpv:EnforceSecurity | Identity Authentication
+dpv:IdentityVerification | dpv:Verification | Identity Verification
+dpv:ImproveExistingProductsAndServices | dpv:OptimisationForController | Improve Existing Products and Services
+dpv:ImproveHealthcare | dpv:PublicBenefit | Improve Healthcare
+dpv:ImproveInternalCRMProcesses | dpv:CustomerRelationshipManagement dpv:OptimisationForController | Improve Internal CRM Processes
+dpv:ImprovePublicServices | dpv:PublicBenefit | Improve Public Services
+dpv:ImproveTransportMobility | dpv:PublicBenefit | Improve Transport and Mobility
+dpv:IncreaseServiceRobustness | dpv:OptimisationForController | Increase Service Robustness
+dpv:InternalResourceOptimisation | dpv:OptimisationForController | Internal Resource Optimisation
+dpv:LegalCompliance | dpv:FulfilmentOfObligation | Legal Compliance
+dpv:MaintainFraudDatabase | dpv:FraudPreventionAndDetection | Maintain Fraud Database
+dpv:Marketing | dpv:Purpose | Marketing
+dpv:MemberPartnerManagement | dpv:OrganisationGovernance | Members and Partners Management
+dpv:MetadataManagement | dpv:DataGovernance | Metadata Management
+dpv:MisusePreventionAndDetection | dpv:EnforceSecurity | Misuse, Prevention and Detection
+dpv:NonCommercialPurpose | dpv:Purpose | Non-commercial Purpose
+dpv:NonCommercialResearch | dpv:NonCommercialPurpose dpv:ResearchAndDevelopment | Non-Commercial Research
+dpv:OptimisationForConsumer | dpv:ServiceOptimisation | Optimisation for Consumer
+dpv:OptimisationForController | dpv:ServiceOptimisation | Optimisation for Controller
+dpv:OptimiseUserInterface | dpv:OptimisationForConsumer | Optimise User Interface
+dpv:OrganisationComplianceManagement | dpv:OrganisationGovernance | Organisation Compliance Management
+dpv:OrganisationGovernance | dpv:Purpose | Organisation Governance
+dpv:OrganisationRiskManagement | dpv:OrganisationGovernance | Organisation Risk Management
+dpv:PaymentManagement | dpv:ServiceProvision | Payment Management
+dpv:Personalisation | dpv:Purpose | Personalisation
+dpv:PersonalisedAdvertising | dpv:Advertising dpv:Personalisation | Personalised Advertising
+dpv:PersonalisedBenefits | dpv:ServicePersonalisation | Personalised Benefits
+dpv:PersonnelBehaviourMonitoring | dpv:PersonnelMonitoring | Personnel Behaviour Monitoring
+dpv:PersonnelHiring | dpv:PersonnelManagement | Personnel Hiring
+dpv:PersonnelManagement | dpv:HumanResourceManagement | Personnel Management
+dpv:PersonnelMonitoring | dpv:PersonnelManagement | Personnel Monitoring
+dpv:PersonnelOffboarding | dpv:PersonnelManagement | Personnel Offboarding
+dpv:PersonnelOnboarding | dpv:PersonnelHiring | Personnel Onboarding
+dpv:PersonnelPayment | dpv:PersonnelManagement | Personnel Payment
+dpv:PersonnelPerformanceEvaluation | dpv:PersonnelPerformanceManagement | Personnel Performance Evaluation
+dpv:PersonnelPerformanceManagement | dpv:PersonnelManagement dpv:PersonnelMonitoring | Personnel Performance Management
+dpv:PersonnelPerformanceMonitoring | dpv:PersonnelMonitoring dpv:PersonnelPerformanceManagement | Personnel Performance Monitoring
+dpv:PersonnelPerformancePrediction | dpv:PersonnelPerformanceManagement | Personnel Performance Prediction
+dpv:PersonnelPromotionManagement | dpv:PersonnelManagement | Personnel Promotion Management
+dpv:PersonnelTerminationManagement | dpv:PersonnelManagement | Personnel Termination Management
+dpv:PersonnelWorkloadManagement | dpv:PersonnelManagement | Personnel Workload Management
+dpv:PoliticalCampaign | dpv:Advertising dpv:Personalisation | Political Campaign
+dpv:ProtectionOfIPR | dpv:FulfilmentOfObligation | Protection of Intellectual Property Rights
+dpv:ProtectionOfNationalSecurity | dpv:PublicBenefit | Protection of National Security
+dpv:ProtectionOfPublicSecurity | dpv:PublicBenefit | Protection of Public Security
+dpv:ProvideEventRecommendations | dpv:ProvidePersonalisedRecommendations | Provide Event Recommendations
+dpv:ProvideOfficialStatistics | dpv:PublicBenefit | Provide Official Statistics
+dpv:ProvidePersonalisedRecommendations | dpv:ServicePersonalisation | Provide Personalised Recommendations
+dpv:ProvideProductRecommendations | dpv:ProvidePersonalisedRecommendations | Provide Product Recommendations
+dpv:PublicBenefit | dpv:Purpose | Public Benefit
+dpv:PublicPolicyMaking | dpv:PublicBenefit | Public Policy Making
+dpv:PublicRelations | dpv:Marketing | Public Relations
+dpv:Purpose |  | Purpose
+dpv:RecordManagement | dpv:Purpose | Record Management
+dpv:RecruitmentAdvertising | dpv:Advertising dpv:PersonnelHiring | Recruitment Advertising
+dpv:RecruitmentApplicantBackgroundCheck | dpv:RecruitmentManagement | Recruitment Applicant Background Check
+dpv:RecruitmentApplicantCriminalBackgroundCheck | dpv:RecruitmentManagement | Recruitment Applicant Criminal Background Check
+dpv:RecruitmentApplicantInformationAuthentication | dpv:RecruitmentManagement | Recruitment Applicant Information Authentication
+dpv:RecruitmentApplicantSelection | dpv:RecruitmentManagement | Recruitment Applicant Selection
+dpv:RecruitmentApplicationAnalysis | dpv:RecruitmentApplicationManagement | Recruitment Application Analysis
+dpv:RecruitmentApplicationManagement | dpv:RecruitmentManagement | Recruitment Application Management
+dpv:RecruitmentApplicationScreening | dpv:RecruitmentApplicationManagement | Recruitment Application Screening
+dpv:RecruitmentInterviewAnalysis | dpv:RecruitmentInterviewManagement | Recruitment Interview Analysis
+dpv:RecruitmentInterviewAssessment | dpv:RecruitmentInterviewManagement | Recruitment Interview Assessment
+dpv:RecruitmentInterviewManagement | dpv:RecruitmentManagement | Recruitment Interview Management
+dpv:RecruitmentInterviewScheduling | dpv:RecruitmentInterviewManagement | Recruitment Interview Scheduling
+dpv:RecruitmentManagement | dpv:PersonnelHiring | Recruitment Management
+dpv:RecruitmentTargetedAdvertising | dpv:RecruitmentAdvertising dpv:TargetedAdvertising | Targeted Recruitment Advertising
+dpv:RepairImpairments | dpv:ServiceProvision | Repair Impairments
+dpv:RequestedServiceProvision | dpv:ServiceProvision | Requested Service Provision
+dpv:ResearchAndDevelopment | dpv:Purpose | Research and Development
+dpv:ScientificResearch | dpv:ResearchAndDevelopment | Scientific Research
+dpv:SearchFunctionalities | dpv:ServiceProvision | Search Functionalities
+dpv:SellDataToThirdParties | dpv:SellProducts | Sell Data to Third Parties
+dpv:SellInsightsFromData | dpv:SellProducts | Sell Insights from Data
+dpv:SellProducts | dpv:ServiceProvision | Sell Products
+dpv:SellProductsToDataSubject | dpv:SellProducts | Sell Products to Data Subject
+dpv:ServiceOptimisation | dpv:ServiceProvision | Service Optimisation
+dpv:ServicePersonalisation | dpv:Personalisation dpv:ServiceProvision | Service Personalisation
+dpv:ServiceProvision | dpv:Purpose | Service Provision
+dpv:ServiceRegistration | dpv:ServiceProvision | Service Registration
+dpv:ServiceUsageAnalytics | dpv:ServiceProvision | Service Usage Analytics
+dpv:SocialMediaMarketing | dpv:Marketing | Social Media Marketing
+dpv:TargetedAdvertising | dpv:PersonalisedAdvertising | Targeted Advertising
+dpv:TechnicalServiceProvision | dpv:ServiceProvision | Technical Service Provision
+dpv:UserInterfacePersonalisation | dpv:ServicePersonalisation | User Interface Personalisation
+dpv:VendorManagement | dpv:Purpose | Vendor Management
+dpv:VendorPayment | dpv:VendorManagement | Vendor Payment
+dpv:VendorRecordsManagement | dpv:VendorManagement | Vendor Records Management
+dpv:VendorSelectionAssessment | dpv:VendorManagement | Vendor Selection Assessment
+dpv:Verification | dpv:EnforceSecurity | Verification
+"""
+
+PERSONAL_DATA: dict[str, tuple[tuple[str, ...], str, bool]] = concept_table(_PERSONAL_DATA_TABLE)
 PURPOSES: dict[str, tuple[tuple[str, ...], str]] = {
-    'https://w3id.org/dpv#AcademicResearch': (('https://w3id.org/dpv#ResearchAndDevelopment',), 'Academic Research'),
-    'https://w3id.org/dpv#AccountManagement': (('https://w3id.org/dpv#Purpose',), 'Account Management'),
-    'https://w3id.org/dpv#Advertising': (('https://w3id.org/dpv#Marketing',), 'Advertising'),
-    'https://w3id.org/dpv#AgeVerification': (('https://w3id.org/dpv#Verification',), 'Age Verification'),
-    'https://w3id.org/dpv#CombatClimateChange': (('https://w3id.org/dpv#PublicBenefit',), 'Combat Climate Change'),
-    'https://w3id.org/dpv#CommercialPurpose': (('https://w3id.org/dpv#Purpose',), 'Commercial Purpose'),
-    'https://w3id.org/dpv#CommercialResearch': (('https://w3id.org/dpv#CommercialPurpose', 'https://w3id.org/dpv#ResearchAndDevelopment'), 'Commercial Research'),
-    'https://w3id.org/dpv#CommunicationForCustomerCare': (('https://w3id.org/dpv#CommunicationManagement', 'https://w3id.org/dpv#CustomerCare'), 'Communication for Customer Care'),
-    'https://w3id.org/dpv#CommunicationManagement': (('https://w3id.org/dpv#Purpose',), 'Communication Management'),
-    'https://w3id.org/dpv#CounterMoneyLaundering': (('https://w3id.org/dpv#FraudPreventionAndDetection',), 'Counter Money Laundering'),
-    'https://w3id.org/dpv#Counterterrorism': (('https://w3id.org/dpv#PublicBenefit',), 'Counterterrorism'),
-    'https://w3id.org/dpv#CustomerCare': (('https://w3id.org/dpv#CustomerManagement',), 'Customer Care'),
-    'https://w3id.org/dpv#CustomerClaimsManagement': (('https://w3id.org/dpv#CustomerManagement',), 'Customer Claims Management'),
-    'https://w3id.org/dpv#CustomerManagement': (('https://w3id.org/dpv#Purpose',), 'Customer Management'),
-    'https://w3id.org/dpv#CustomerOrderManagement': (('https://w3id.org/dpv#CustomerManagement',), 'Customer Order Management'),
-    'https://w3id.org/dpv#CustomerRelationshipManagement': (('https://w3id.org/dpv#CustomerManagement',), 'Customer Relationship Management'),
-    'https://w3id.org/dpv#CustomerSolvencyMonitoring': (('https://w3id.org/dpv#CustomerManagement',), 'Customer Solvency Monitoring'),
-    'https://w3id.org/dpv#DataAltruism': (('https://w3id.org/dpv#PublicBenefit',), 'Data Altruism'),
-    'https://w3id.org/dpv#DataGovernance': (('https://w3id.org/dpv#OrganisationGovernance',), 'Data Governance'),
-    'https://w3id.org/dpv#DataInteroperabilityAssessment': (('https://w3id.org/dpv#DataInteroperabilityManagement',), 'Data Interoperability Assessment'),
-    'https://w3id.org/dpv#DataInteroperabilityImprovement': (('https://w3id.org/dpv#DataInteroperabilityManagement',), 'Data Interoperability Improvement'),
-    'https://w3id.org/dpv#DataInteroperabilityManagement': (('https://w3id.org/dpv#DataGovernance',), 'Data Interoperability Management'),
-    'https://w3id.org/dpv#DataInventoryManagement': (('https://w3id.org/dpv#DataGovernance',), 'Data Inventory Management'),
-    'https://w3id.org/dpv#DataQualityAssessment': (('https://w3id.org/dpv#DataQualityManagement',), 'Data Quality Assessment'),
-    'https://w3id.org/dpv#DataQualityImprovement': (('https://w3id.org/dpv#DataQualityManagement',), 'Data Quality Improvement'),
-    'https://w3id.org/dpv#DataQualityManagement': (('https://w3id.org/dpv#DataGovernance',), 'Data Quality Management'),
-    'https://w3id.org/dpv#DataSecurityManagement': (('https://w3id.org/dpv#DataGovernance',), 'Data Security Management'),
-    'https://w3id.org/dpv#DeliveryOfGoods': (('https://w3id.org/dpv#RequestedServiceProvision',), 'Delivery of Goods'),
-    'https://w3id.org/dpv#DirectMarketing': (('https://w3id.org/dpv#Marketing',), 'Direct Marketing'),
-    'https://w3id.org/dpv#DisputeManagement': (('https://w3id.org/dpv#OrganisationGovernance',), 'Dispute Management'),
-    'https://w3id.org/dpv#EnforceAccessControl': (('https://w3id.org/dpv#EnforceSecurity',), 'Enforce Access Control'),
-    'https://w3id.org/dpv#EnforceSecurity': (('https://w3id.org/dpv#Purpose',), 'Enforce Security'),
-    'https://w3id.org/dpv#EstablishContractualAgreement': (('https://w3id.org/dpv#Purpose',), 'Establish Contractual Agreement'),
-    'https://w3id.org/dpv#FraudPreventionAndDetection': (('https://w3id.org/dpv#MisusePreventionAndDetection',), 'Fraud Prevention and Detection'),
-    'https://w3id.org/dpv#FulfilmentOfContractualObligation': (('https://w3id.org/dpv#FulfilmentOfObligation',), 'Fulfilment of Contractual Obligation'),
-    'https://w3id.org/dpv#FulfilmentOfObligation': (('https://w3id.org/dpv#Purpose',), 'Fulfilment of Obligation'),
-    'https://w3id.org/dpv#HumanResourceManagement': (('https://w3id.org/dpv#Purpose',), 'Human Resource Management'),
-    'https://w3id.org/dpv#IdentityAuthentication': (('https://w3id.org/dpv#EnforceSecurity',), 'Identity Authentication'),
-    'https://w3id.org/dpv#IdentityVerification': (('https://w3id.org/dpv#Verification',), 'Identity Verification'),
-    'https://w3id.org/dpv#ImproveExistingProductsAndServices': (('https://w3id.org/dpv#OptimisationForController',), 'Improve Existing Products and Services'),
-    'https://w3id.org/dpv#ImproveHealthcare': (('https://w3id.org/dpv#PublicBenefit',), 'Improve Healthcare'),
-    'https://w3id.org/dpv#ImproveInternalCRMProcesses': (('https://w3id.org/dpv#CustomerRelationshipManagement', 'https://w3id.org/dpv#OptimisationForController'), 'Improve Internal CRM Processes'),
-    'https://w3id.org/dpv#ImprovePublicServices': (('https://w3id.org/dpv#PublicBenefit',), 'Improve Public Services'),
-    'https://w3id.org/dpv#ImproveTransportMobility': (('https://w3id.org/dpv#PublicBenefit',), 'Improve Transport and Mobility'),
-    'https://w3id.org/dpv#IncreaseServiceRobustness': (('https://w3id.org/dpv#OptimisationForController',), 'Increase Service Robustness'),
-    'https://w3id.org/dpv#InternalResourceOptimisation': (('https://w3id.org/dpv#OptimisationForController',), 'Internal Resource Optimisation'),
-    'https://w3id.org/dpv#LegalCompliance': (('https://w3id.org/dpv#FulfilmentOfObligation',), 'Legal Compliance'),
-    'https://w3id.org/dpv#MaintainFraudDatabase': (('https://w3id.org/dpv#FraudPreventionAndDetection',), 'Maintain Fraud Database'),
-    'https://w3id.org/dpv#Marketing': (('https://w3id.org/dpv#Purpose',), 'Marketing'),
-    'https://w3id.org/dpv#MemberPartnerManagement': (('https://w3id.org/dpv#OrganisationGovernance',), 'Members and Partners Management'),
-    'https://w3id.org/dpv#MetadataManagement': (('https://w3id.org/dpv#DataGovernance',), 'Metadata Management'),
-    'https://w3id.org/dpv#MisusePreventionAndDetection': (('https://w3id.org/dpv#EnforceSecurity',), 'Misuse, Prevention and Detection'),
-    'https://w3id.org/dpv#NonCommercialPurpose': (('https://w3id.org/dpv#Purpose',), 'Non-commercial Purpose'),
-    'https://w3id.org/dpv#NonCommercialResearch': (('https://w3id.org/dpv#NonCommercialPurpose', 'https://w3id.org/dpv#ResearchAndDevelopment'), 'Non-Commercial Research'),
-    'https://w3id.org/dpv#OptimisationForConsumer': (('https://w3id.org/dpv#ServiceOptimisation',), 'Optimisation for Consumer'),
-    'https://w3id.org/dpv#OptimisationForController': (('https://w3id.org/dpv#ServiceOptimisation',), 'Optimisation for Controller'),
-    'https://w3id.org/dpv#OptimiseUserInterface': (('https://w3id.org/dpv#OptimisationForConsumer',), 'Optimise User Interface'),
-    'https://w3id.org/dpv#OrganisationComplianceManagement': (('https://w3id.org/dpv#OrganisationGovernance',), 'Organisation Compliance Management'),
-    'https://w3id.org/dpv#OrganisationGovernance': (('https://w3id.org/dpv#Purpose',), 'Organisation Governance'),
-    'https://w3id.org/dpv#OrganisationRiskManagement': (('https://w3id.org/dpv#OrganisationGovernance',), 'Organisation Risk Management'),
-    'https://w3id.org/dpv#PaymentManagement': (('https://w3id.org/dpv#ServiceProvision',), 'Payment Management'),
-    'https://w3id.org/dpv#Personalisation': (('https://w3id.org/dpv#Purpose',), 'Personalisation'),
-    'https://w3id.org/dpv#PersonalisedAdvertising': (('https://w3id.org/dpv#Advertising', 'https://w3id.org/dpv#Personalisation'), 'Personalised Advertising'),
-    'https://w3id.org/dpv#PersonalisedBenefits': (('https://w3id.org/dpv#ServicePersonalisation',), 'Personalised Benefits'),
-    'https://w3id.org/dpv#PersonnelBehaviourMonitoring': (('https://w3id.org/dpv#PersonnelMonitoring',), 'Personnel Behaviour Monitoring'),
-    'https://w3id.org/dpv#PersonnelHiring': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Hiring'),
-    'https://w3id.org/dpv#PersonnelManagement': (('https://w3id.org/dpv#HumanResourceManagement',), 'Personnel Management'),
-    'https://w3id.org/dpv#PersonnelMonitoring': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Monitoring'),
-    'https://w3id.org/dpv#PersonnelOffboarding': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Offboarding'),
-    'https://w3id.org/dpv#PersonnelOnboarding': (('https://w3id.org/dpv#PersonnelHiring',), 'Personnel Onboarding'),
-    'https://w3id.org/dpv#PersonnelPayment': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Payment'),
-    'https://w3id.org/dpv#PersonnelPerformanceEvaluation': (('https://w3id.org/dpv#PersonnelPerformanceManagement',), 'Personnel Performance Evaluation'),
-    'https://w3id.org/dpv#PersonnelPerformanceManagement': (('https://w3id.org/dpv#PersonnelManagement', 'https://w3id.org/dpv#PersonnelMonitoring'), 'Personnel Performance Management'),
-    'https://w3id.org/dpv#PersonnelPerformanceMonitoring': (('https://w3id.org/dpv#PersonnelMonitoring', 'https://w3id.org/dpv#PersonnelPerformanceManagement'), 'Personnel Performance Monitoring'),
-    'https://w3id.org/dpv#PersonnelPerformancePrediction': (('https://w3id.org/dpv#PersonnelPerformanceManagement',), 'Personnel Performance Prediction'),
-    'https://w3id.org/dpv#PersonnelPromotionManagement': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Promotion Management'),
-    'https://w3id.org/dpv#PersonnelTerminationManagement': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Termination Management'),
-    'https://w3id.org/dpv#PersonnelWorkloadManagement': (('https://w3id.org/dpv#PersonnelManagement',), 'Personnel Workload Management'),
-    'https://w3id.org/dpv#PoliticalCampaign': (('https://w3id.org/dpv#Advertising', 'https://w3id.org/dpv#Personalisation'), 'Political Campaign'),
-    'https://w3id.org/dpv#ProtectionOfIPR': (('https://w3id.org/dpv#FulfilmentOfObligation',), 'Protection of Intellectual Property Rights'),
-    'https://w3id.org/dpv#ProtectionOfNationalSecurity': (('https://w3id.org/dpv#PublicBenefit',), 'Protection of National Security'),
-    'https://w3id.org/dpv#ProtectionOfPublicSecurity': (('https://w3id.org/dpv#PublicBenefit',), 'Protection of Public Security'),
-    'https://w3id.org/dpv#ProvideEventRecommendations': (('https://w3id.org/dpv#ProvidePersonalisedRecommendations',), 'Provide Event Recommendations'),
-    'https://w3id.org/dpv#ProvideOfficialStatistics': (('https://w3id.org/dpv#PublicBenefit',), 'Provide Official Statistics'),
-    'https://w3id.org/dpv#ProvidePersonalisedRecommendations': (('https://w3id.org/dpv#ServicePersonalisation',), 'Provide Personalised Recommendations'),
-    'https://w3id.org/dpv#ProvideProductRecommendations': (('https://w3id.org/dpv#ProvidePersonalisedRecommendations',), 'Provide Product Recommendations'),
-    'https://w3id.org/dpv#PublicBenefit': (('https://w3id.org/dpv#Purpose',), 'Public Benefit'),
-    'https://w3id.org/dpv#PublicPolicyMaking': (('https://w3id.org/dpv#PublicBenefit',), 'Public Policy Making'),
-    'https://w3id.org/dpv#PublicRelations': (('https://w3id.org/dpv#Marketing',), 'Public Relations'),
-    'https://w3id.org/dpv#Purpose': ((), 'Purpose'),
-    'https://w3id.org/dpv#RecordManagement': (('https://w3id.org/dpv#Purpose',), 'Record Management'),
-    'https://w3id.org/dpv#RecruitmentAdvertising': (('https://w3id.org/dpv#Advertising', 'https://w3id.org/dpv#PersonnelHiring'), 'Recruitment Advertising'),
-    'https://w3id.org/dpv#RecruitmentApplicantBackgroundCheck': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Applicant Background Check'),
-    'https://w3id.org/dpv#RecruitmentApplicantCriminalBackgroundCheck': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Applicant Criminal Background Check'),
-    'https://w3id.org/dpv#RecruitmentApplicantInformationAuthentication': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Applicant Information Authentication'),
-    'https://w3id.org/dpv#RecruitmentApplicantSelection': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Applicant Selection'),
-    'https://w3id.org/dpv#RecruitmentApplicationAnalysis': (('https://w3id.org/dpv#RecruitmentApplicationManagement',), 'Recruitment Application Analysis'),
-    'https://w3id.org/dpv#RecruitmentApplicationManagement': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Application Management'),
-    'https://w3id.org/dpv#RecruitmentApplicationScreening': (('https://w3id.org/dpv#RecruitmentApplicationManagement',), 'Recruitment Application Screening'),
-    'https://w3id.org/dpv#RecruitmentInterviewAnalysis': (('https://w3id.org/dpv#RecruitmentInterviewManagement',), 'Recruitment Interview Analysis'),
-    'https://w3id.org/dpv#RecruitmentInterviewAssessment': (('https://w3id.org/dpv#RecruitmentInterviewManagement',), 'Recruitment Interview Assessment'),
-    'https://w3id.org/dpv#RecruitmentInterviewManagement': (('https://w3id.org/dpv#RecruitmentManagement',), 'Recruitment Interview Management'),
-    'https://w3id.org/dpv#RecruitmentInterviewScheduling': (('https://w3id.org/dpv#RecruitmentInterviewManagement',), 'Recruitment Interview Scheduling'),
-    'https://w3id.org/dpv#RecruitmentManagement': (('https://w3id.org/dpv#PersonnelHiring',), 'Recruitment Management'),
-    'https://w3id.org/dpv#RecruitmentTargetedAdvertising': (('https://w3id.org/dpv#RecruitmentAdvertising', 'https://w3id.org/dpv#TargetedAdvertising'), 'Targeted Recruitment Advertising'),
-    'https://w3id.org/dpv#RepairImpairments': (('https://w3id.org/dpv#ServiceProvision',), 'Repair Impairments'),
-    'https://w3id.org/dpv#RequestedServiceProvision': (('https://w3id.org/dpv#ServiceProvision',), 'Requested Service Provision'),
-    'https://w3id.org/dpv#ResearchAndDevelopment': (('https://w3id.org/dpv#Purpose',), 'Research and Development'),
-    'https://w3id.org/dpv#ScientificResearch': (('https://w3id.org/dpv#ResearchAndDevelopment',), 'Scientific Research'),
-    'https://w3id.org/dpv#SearchFunctionalities': (('https://w3id.org/dpv#ServiceProvision',), 'Search Functionalities'),
-    'https://w3id.org/dpv#SellDataToThirdParties': (('https://w3id.org/dpv#SellProducts',), 'Sell Data to Third Parties'),
-    'https://w3id.org/dpv#SellInsightsFromData': (('https://w3id.org/dpv#SellProducts',), 'Sell Insights from Data'),
-    'https://w3id.org/dpv#SellProducts': (('https://w3id.org/dpv#ServiceProvision',), 'Sell Products'),
-    'https://w3id.org/dpv#SellProductsToDataSubject': (('https://w3id.org/dpv#SellProducts',), 'Sell Products to Data Subject'),
-    'https://w3id.org/dpv#ServiceOptimisation': (('https://w3id.org/dpv#ServiceProvision',), 'Service Optimisation'),
-    'https://w3id.org/dpv#ServicePersonalisation': (('https://w3id.org/dpv#Personalisation', 'https://w3id.org/dpv#ServiceProvision'), 'Service Personalisation'),
-    'https://w3id.org/dpv#ServiceProvision': (('https://w3id.org/dpv#Purpose',), 'Service Provision'),
-    'https://w3id.org/dpv#ServiceRegistration': (('https://w3id.org/dpv#ServiceProvision',), 'Service Registration'),
-    'https://w3id.org/dpv#ServiceUsageAnalytics': (('https://w3id.org/dpv#ServiceProvision',), 'Service Usage Analytics'),
-    'https://w3id.org/dpv#SocialMediaMarketing': (('https://w3id.org/dpv#Marketing',), 'Social Media Marketing'),
-    'https://w3id.org/dpv#TargetedAdvertising': (('https://w3id.org/dpv#PersonalisedAdvertising',), 'Targeted Advertising'),
-    'https://w3id.org/dpv#TechnicalServiceProvision': (('https://w3id.org/dpv#ServiceProvision',), 'Technical Service Provision'),
-    'https://w3id.org/dpv#UserInterfacePersonalisation': (('https://w3id.org/dpv#ServicePersonalisation',), 'User Interface Personalisation'),
-    'https://w3id.org/dpv#VendorManagement': (('https://w3id.org/dpv#Purpose',), 'Vendor Management'),
-    'https://w3id.org/dpv#VendorPayment': (('https://w3id.org/dpv#VendorManagement',), 'Vendor Payment'),
-    'https://w3id.org/dpv#VendorRecordsManagement': (('https://w3id.org/dpv#VendorManagement',), 'Vendor Records Management'),
-    'https://w3id.org/dpv#VendorSelectionAssessment': (('https://w3id.org/dpv#VendorManagement',), 'Vendor Selection Assessment'),
-    'https://w3id.org/dpv#Verification': (('https://w3id.org/dpv#EnforceSecurity',), 'Verification'),
+    iri: (broader, label) for iri, (broader, label, _) in concept_table(_PURPOSES_TABLE).items()
 }
-# fmt: on

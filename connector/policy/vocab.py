@@ -74,6 +74,34 @@ def expand_curie(value: str) -> str:
     return value
 
 
+def _known_curie(curie: str) -> str:
+    """expand_curie for the package's own tables, which use only the well-known prefixes."""
+    if curie.partition(":")[0] not in WELL_KNOWN_PREFIXES:
+        raise ValueError(f"{curie!r} does not start with a well-known prefix")
+    return expand_curie(curie)
+
+
+def _iri_pairs(table: str) -> dict[str, str]:
+    """Lines of ``prefix:term  prefix:term`` as {IRI: IRI}, in order."""
+    pairs = {}
+    for line in table.strip().splitlines():
+        term, same = line.split()
+        pairs[_known_curie(term)] = _known_curie(same)
+    return pairs
+
+
+def concept_table(table: str) -> dict[str, tuple[tuple[str, ...], str, bool]]:
+    """Lines of ``concept | broader concepts (space-separated) | label [| special]`` (CURIEs) as
+    {IRI: (broader IRIs, label, special)}, in order: how _dpv.py carries the DPV data."""
+    concepts = {}
+    for line in table.strip("\n").splitlines():
+        concept, broader, label, *flag = line.split(" | ")
+        if flag not in ([], ["special"]):
+            raise ValueError(f"unexpected last column in {line!r}")
+        concepts[_known_curie(concept)] = (tuple(_known_curie(b) for b in broader.split()), label, bool(flag))
+    return concepts
+
+
 def suggest(word: str, candidates) -> str:
     """' (did you mean X?)' or ''."""
     m = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
@@ -178,29 +206,29 @@ ACTION_PARENT.update(
 
 #: skos:exactMatch from ODRL22.ttl (deprecated term -> its replacement), plus
 #: IDS spellings of the same actions.
-ACTION_EXACT: dict[str, str] = {
-    ODRL + "append": ODRL + "modify",
-    ODRL + "appendTo": ODRL + "modify",
-    ODRL + "write": ODRL + "modify",
-    ODRL + "writeTo": ODRL + "modify",
-    ODRL + "copy": ODRL + "reproduce",
-    ODRL + "export": ODRL + "transform",
-    ODRL + "license": ODRL + "grantUse",
-    ODRL + "pay": ODRL + "compensate",
-    ODRL + "attachPolicy": CC + "Notice",
-    ODRL + "attachSource": CC + "SourceCode",
-    ODRL + "shareAlike": CC + "ShareAlike",
-    ODRL + "commercialize": CC + "CommercialUse",
-    ODRL + "share": CC + "Sharing",
-    IDSC + "log": HKS + "log",
-    IDSC + "LOG": HKS + "log",
-    IDSC + "USE": ODRL + "use",
-    IDSC + "DELETE": ODRL + "delete",
-    IDSC + "NOTIFY": ODRL + "inform",
-    HKS + "notify": ODRL + "inform",
-    HKS + "pseudonymize": HKS + "pseudonymise",
-    ODRL + "anonymise": ODRL + "anonymize",
-}
+ACTION_EXACT: dict[str, str] = _iri_pairs("""
+odrl:append         odrl:modify
+odrl:appendTo       odrl:modify
+odrl:write          odrl:modify
+odrl:writeTo        odrl:modify
+odrl:copy           odrl:reproduce
+odrl:export         odrl:transform
+odrl:license        odrl:grantUse
+odrl:pay            odrl:compensate
+odrl:attachPolicy   cc:Notice
+odrl:attachSource   cc:SourceCode
+odrl:shareAlike     cc:ShareAlike
+odrl:commercialize  cc:CommercialUse
+odrl:share          cc:Sharing
+idsc:log            hks:log
+idsc:LOG            hks:log
+idsc:USE            odrl:use
+idsc:DELETE         odrl:delete
+idsc:NOTIFY         odrl:inform
+hks:notify          odrl:inform
+hks:pseudonymize    hks:pseudonymise
+odrl:anonymise      odrl:anonymize
+""")
 
 KNOWN_ACTIONS = frozenset(ACTION_PARENT) | frozenset(ACTION_EXACT)
 
@@ -352,20 +380,20 @@ for _n, _label in _GENERIC_ODRL.items():
 LEFT_OPERANDS: dict[str, LeftOperand] = {lo.iri: lo for lo in _LEFT}
 
 #: other spellings of the same left operands
-LEFT_OPERAND_ALIASES: dict[str, str] = {
-    DPV + "hasPersonalData": HKS + "dataCategory",
-    DPV + "hasPurpose": ODRL + "purpose",
-    DPV + "hasRecipient": HKS + "organisation",
-    IDSC + "CONNECTOR": HKS + "connector",
-    IDSC + "SYSTEM": HKS + "connector",
-    IDSC + "SECURITY_LEVEL": HKS + "securityProfile",
-    IDSC + "PURPOSE": ODRL + "purpose",
-    IDSC + "COUNT": ODRL + "count",
-    IDSC + "ELAPSED_TIME": ODRL + "elapsedTime",
-    IDSC + "POLICY_EVALUATION_TIME": ODRL + "dateTime",
-    VCARD + "hasRole": HKS + "role",
-    IDSC + "ROLE": HKS + "role",
-}
+LEFT_OPERAND_ALIASES: dict[str, str] = _iri_pairs("""
+dpv:hasPersonalData          hks:dataCategory
+dpv:hasPurpose               odrl:purpose
+dpv:hasRecipient             hks:organisation
+idsc:CONNECTOR               hks:connector
+idsc:SYSTEM                  hks:connector
+idsc:SECURITY_LEVEL          hks:securityProfile
+idsc:PURPOSE                 odrl:purpose
+idsc:COUNT                   odrl:count
+idsc:ELAPSED_TIME            odrl:elapsedTime
+idsc:POLICY_EVALUATION_TIME  odrl:dateTime
+vcard:hasRole                hks:role
+idsc:ROLE                    hks:role
+""")
 
 
 def resolve_bare_left_operand(word: str) -> str | None:

@@ -6,8 +6,8 @@ models below are the same for both protocol versions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
 
 from .errors import ECHO_LIMIT, MalformedMessage, clip, echo
 from .ids import RULE, id_problem
@@ -131,61 +131,65 @@ class CatalogRequestMessage(Message):
         return out
 
 
+#: wire name of each field of an offer-bearing message
+_OFFER_WIRE = {"consumer_pid": "consumerPid", "provider_pid": "providerPid", "offer": "offer",
+               "callback_address": "callbackAddress"}
+
+
 @dataclass(frozen=True)
-class ContractRequestMessage(Message):
+class _OfferBearingMessage(Message):
+    """A contract request (the consumer's) or a contract offer (the provider's): the same message
+    seen from either side. OWN_PID is the sender's process id, required; the other side's pid is
+    optional, and the DSP 2025-1 schema wants exactly one of it (a counter-message) or
+    callbackAddress (the initial one)."""
+
+    OWN_PID: ClassVar[str] = ""  # field name of the sender's pid
+    OTHER_PID: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls, doc: Json) -> Self:
+        w = cls.TYPE
+        read = {
+            cls.OWN_PID: lambda key: _req_id(doc, key, w),
+            cls.OTHER_PID: lambda key: _opt_id(doc, key, w),
+            "offer": lambda key: check_policy(doc.get(key), w, kind="Offer", need_target=False),
+            "callback_address": lambda key: _opt_str(doc, key, w),
+        }
+        # in field order, so that of several problems the same one is reported first as before
+        return cls(**{f.name: read[f.name](_OFFER_WIRE[f.name]) for f in fields(cls) if f.name in read})
+
+    def to_neutral(self) -> Json:
+        own, other = _OFFER_WIRE[self.OWN_PID], _OFFER_WIRE[self.OTHER_PID]
+        out: Json = {"@type": self.TYPE, own: getattr(self, self.OWN_PID), "offer": self.offer}
+        if getattr(self, self.OTHER_PID):
+            out[other] = getattr(self, self.OTHER_PID)
+        else:
+            out["callbackAddress"] = self.callback_address
+        return out
+
+
+@dataclass(frozen=True)
+class ContractRequestMessage(_OfferBearingMessage):
     TYPE: ClassVar[str] = "ContractRequestMessage"
     EVENT: ClassVar[Event] = Event.REQUEST
+    OWN_PID: ClassVar[str] = "consumer_pid"
+    OTHER_PID: ClassVar[str] = "provider_pid"
     consumer_pid: str
     offer: Json
     callback_address: str | None = None
     provider_pid: str | None = None
 
-    @classmethod
-    def parse(cls, doc: Json) -> "ContractRequestMessage":
-        w = cls.TYPE
-        return cls(
-            consumer_pid=_req_id(doc, "consumerPid", w),
-            offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
-            callback_address=_opt_str(doc, "callbackAddress", w),
-            provider_pid=_opt_id(doc, "providerPid", w),
-        )
-
-    def to_neutral(self) -> Json:
-        out: Json = {"@type": self.TYPE, "consumerPid": self.consumer_pid, "offer": self.offer}
-        # 2025-1 schema: exactly one of callbackAddress (initial) or providerPid (counter).
-        if self.provider_pid:
-            out["providerPid"] = self.provider_pid
-        else:
-            out["callbackAddress"] = self.callback_address
-        return out
-
 
 @dataclass(frozen=True)
-class ContractOfferMessage(Message):
+class ContractOfferMessage(_OfferBearingMessage):
     TYPE: ClassVar[str] = "ContractOfferMessage"
     EVENT: ClassVar[Event] = Event.OFFER
+    OWN_PID: ClassVar[str] = "provider_pid"
+    OTHER_PID: ClassVar[str] = "consumer_pid"
     provider_pid: str
     offer: Json
     consumer_pid: str | None = None
     callback_address: str | None = None
-
-    @classmethod
-    def parse(cls, doc: Json) -> "ContractOfferMessage":
-        w = cls.TYPE
-        return cls(
-            provider_pid=_req_id(doc, "providerPid", w),
-            offer=check_policy(doc.get("offer"), w, kind="Offer", need_target=False),
-            consumer_pid=_opt_id(doc, "consumerPid", w),
-            callback_address=_opt_str(doc, "callbackAddress", w),
-        )
-
-    def to_neutral(self) -> Json:
-        out: Json = {"@type": self.TYPE, "providerPid": self.provider_pid, "offer": self.offer}
-        if self.consumer_pid:
-            out["consumerPid"] = self.consumer_pid
-        else:
-            out["callbackAddress"] = self.callback_address
-        return out
 
 
 @dataclass(frozen=True)
