@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.nodes import SHARED_SECRET, NodeProcess, free_port, postgres_admin_dsn  # noqa: E402
+from support.stats import pct  # noqa: E402
 
 from connector.identity import DevSharedSecret  # noqa: E402
 from connector.node.catalog_pages import encode_token  # noqa: E402
@@ -57,11 +58,6 @@ app.add_routes([web.post("/catalog/request", page)])
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=lambda *a: print("listening", flush=True),
             access_log=None)
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def access_policy(k: int) -> dict:

@@ -42,6 +42,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from connector.clearinghouse import config as ch_config  # noqa: E402
 from connector.clearinghouse import store  # noqa: E402
@@ -49,15 +50,11 @@ from connector.clearinghouse.app import open_database  # noqa: E402
 from connector.clearinghouse.testing import ClearingHouseProcess, Participant  # noqa: E402
 from connector.ledger.checkpoint import parse_checkpoint  # noqa: E402
 from connector.ledger.merkle import CompactTree, leaf_hash, verify_inclusion  # noqa: E402
+from support.stats import pct  # noqa: E402
 
 SECRET = "bench-station-secret-" + secrets.token_hex(8)
 TARGET_APPENDS = 3000
 TARGET_PROOF_MS = 1.0
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def drive(bodies: list[tuple[bytes, str]], c: int, post) -> tuple[float, list[float]]:  # noqa: ANN001

@@ -36,11 +36,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.nodes import NodeProcess, postgres_admin_dsn  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+from support.stats import pct  # noqa: E402
 
 
 async def drive(n: int, c: int, one) -> tuple[float, list[float]]:  # noqa: ANN001

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import fresh_postgres_database  # noqa: E402
 from support.nodes import StationProcess, free_port, postgres_admin_dsn  # noqa: E402
+from support.stats import pct  # noqa: E402
 from support.registry_data import generate  # noqa: E402
 
 from connector.identity.dat import client_assertion, token_request_form  # noqa: E402
@@ -65,11 +66,6 @@ app.add_routes([web.get("/registry/search", search)])
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=lambda *a: print("listening", flush=True),
             access_log=None)
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def seed(url: str, n: int, station_url: str) -> dict:
