@@ -4,6 +4,7 @@ the backoff between attempts grows to its cap. Real PostgreSQL (and SQLite for t
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from types import SimpleNamespace
 
@@ -86,3 +87,59 @@ async def test_a_refused_entry_becomes_a_visible_dead_letter_and_is_still_retrie
     assert await a.station.db.transaction(a._lease, dead["next_attempt_at"] - 0.5) == []  # backing off
     again = await a.station.db.transaction(a._lease, dead["next_attempt_at"] + 0.01)
     assert [r["serial"] for r in again] == [9]  # never given up
+
+
+async def test_a_401_is_retried_as_an_outage_not_a_dead_letter_at_once(two_processes):
+    """The clearing house not trusting the station's token yet (a key rotation) is transient."""
+    from connector.clearinghouse.client import EntryRefused
+
+    a, _ = two_processes
+    now = time.time()
+    await a.station.db.transaction(lambda conn: enqueue(conn, 11, "jws-11", now))
+    for attempt in range(1, station_log.DEAD_AFTER + 1):
+        [row] = await a.station.db.transaction(a._lease, time.time() + backoff(attempt) + 1)
+        await a._failed(row, row["jws"], EntryRefused(401, "Unauthorized", "token not accepted"))
+        state = await a.station.db.read(lambda conn: conn.execute(sa.select(log_outbox.c.state)).scalar())
+        assert state == ("dead" if attempt >= station_log.DEAD_AFTER else "pending"), attempt
+
+
+async def test_settings_changed_on_a_running_station_are_read_and_the_warning_waits_for_an_entry(
+        tmp_path, caplog):
+    from connector.station import config as station_config
+
+    station_config.init_directory(tmp_path / "st", name="Warn Station", port=9)
+    settings = station_config.load(tmp_path / "st")
+    db = Database(settings.database_url)
+    await db.migrate(shared.MIGRATIONS)
+    try:
+        sender = LogSender(SimpleNamespace(db=db, settings=settings))
+        with caplog.at_level("WARNING", logger=station_log.log.name):
+            assert await sender.send_due() == 5.0  # nothing configured, nothing waiting: quiet
+            assert "wait to be logged" not in caplog.text
+            await db.transaction(lambda conn: enqueue(conn, 3, "jws-3", time.time()))
+            await sender.send_due()
+            assert "1 certificate(s) wait to be logged" in caplog.text
+        # the operator configures the clearing house while the station runs
+        toml = tmp_path / "st" / station_config.CONFIG_FILE
+        text = toml.read_text()
+        assert text.rsplit("\n[", 1)[-1].startswith("clearinghouse]")  # the last table: append to it
+        toml.write_text(text + '\nurl = "http://127.0.0.1:9"\nverifier_key = "' + "A" * 43 + '"\n')
+        later = time.time() + 5
+        os.utime(toml, (later, later))  # a distinct mtime even on a coarse clock
+        sender._reread_settings(settings)
+        assert settings.clearinghouse_url == "http://127.0.0.1:9"
+    finally:
+        await db.dispose()
+
+
+async def test_settings_given_in_process_are_not_overwritten_by_an_unchanged_file(tmp_path):
+    """The demo hands the station its clearing house in-process, after the sender's first round."""
+    from connector.station import config as station_config
+
+    station_config.init_directory(tmp_path / "st", name="Demo Station", port=9)
+    settings = station_config.load(tmp_path / "st")
+    sender = LogSender(SimpleNamespace(settings=settings))
+    sender._reread_settings(settings)  # first round: nothing configured anywhere
+    settings.clearinghouse_url, settings.clearinghouse_verifier_key = "http://127.0.0.1:9", "B" * 43
+    sender._reread_settings(settings)
+    assert (settings.clearinghouse_url, settings.clearinghouse_verifier_key) == ("http://127.0.0.1:9", "B" * 43)

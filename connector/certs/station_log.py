@@ -144,32 +144,43 @@ class LogSender:
         self.wake = asyncio.Event()
         self._client: ClearingHouseClient | None = None
         self._said_unconfigured = False
+        self._settings_mtime: float | None = None
         #: rows by state as of the last round (the station's /metrics reads it)
         self.counts: dict[str, int] = {st: 0 for st in STATES}
 
     # -- the clearing house, read lazily ------------------------------------------------
     def _clearinghouse(self) -> ClearingHouseClient | None:
         s = self.station.settings
+        self._reread_settings(s)
         if not (s.clearinghouse_url and s.clearinghouse_verifier_key):
-            from ..station import config as station_config
-            try:
-                fresh = station_config.load(s.directory)
-            except Exception as exc:  # noqa: BLE001 - keep the running settings; say why
-                log.error("station settings not re-read: %s", exc)
-                return None
-            s.clearinghouse_url, s.clearinghouse_audience = fresh.clearinghouse_url, fresh.clearinghouse_audience
-            s.clearinghouse_verifier_key = fresh.clearinghouse_verifier_key
-        if not (s.clearinghouse_url and s.clearinghouse_verifier_key):
-            if not self._said_unconfigured:
-                log.warning("certificates wait to be logged: no clearing house is configured ([clearinghouse] url "
-                            "and verifier_key)")
-                self._said_unconfigured = True
             return None
         if self._client is None or self._client.url != s.clearinghouse_url.rstrip("/"):
             self._client = ClearingHouseClient(s.clearinghouse_url, s.clearinghouse_verifier_key,
                                                authorization=self._authorization, timeout=REQUEST_TIMEOUT,
                                                audience=s.clearinghouse_audience or None)
         return self._client
+
+    def _reread_settings(self, s: Any) -> None:
+        """The clearing-house settings as station.toml says now: an operator may set or change them
+        on a running station (the demo sets them after the station starts)."""
+        from ..station import config as station_config
+        try:
+            mtime = (Path(s.directory) / station_config.CONFIG_FILE).stat().st_mtime
+        except OSError:
+            return
+        if self._settings_mtime is None and s.clearinghouse_url and s.clearinghouse_verifier_key:
+            self._settings_mtime = mtime  # what this process was started with (or was given in-process)
+            return
+        if mtime == self._settings_mtime:
+            return
+        try:
+            fresh = station_config.load(s.directory)
+        except Exception as exc:  # noqa: BLE001 - keep the running settings; say why
+            log.error("station settings not re-read: %s", exc)
+            return
+        self._settings_mtime = mtime
+        s.clearinghouse_url, s.clearinghouse_audience = fresh.clearinghouse_url, fresh.clearinghouse_audience
+        s.clearinghouse_verifier_key = fresh.clearinghouse_verifier_key
 
     async def _authorization(self, audience: str) -> str:
         """A DAT for the clearing house, minted by the station for its own log identity."""
@@ -204,7 +215,13 @@ class LogSender:
         client = self._clearinghouse()
         if client is None:
             self.counts = await self.station.db.read(counts)
+            waiting = self.counts["pending"] + self.counts["dead"]
+            if waiting and not self._said_unconfigured:  # only once something actually waits
+                log.warning("%d certificate(s) wait to be logged: no clearing house is configured "
+                            "([clearinghouse] url and verifier_key in station.toml)", waiting)
+                self._said_unconfigured = True
             return 5.0
+        self._said_unconfigured = False
         while True:
             rows = await self.station.db.transaction(self._lease, time.time())
             if not rows:
@@ -264,7 +281,9 @@ class LogSender:
 
     async def _failed(self, row: Json, jws: str, exc: Exception) -> None:
         attempts = row["attempts"] + 1
-        refused = isinstance(exc, (EntryRefused, LogVerificationError))
+        # A 401 is the clearing house not (yet) trusting our token, e.g. during a key rotation:
+        # retried as an outage, not shown as a dead letter at once.
+        refused = isinstance(exc, LogVerificationError) or (isinstance(exc, EntryRefused) and exc.status != 401)
         dead = refused or attempts >= DEAD_AFTER
         state = "dead" if dead else "pending"
         reason = str(exc)[:500]

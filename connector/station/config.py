@@ -46,8 +46,8 @@ class StationSettings:
     certificate_days: int = 365
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # [telemetry]
     #: [clearinghouse]: where the station logs the certificates it signs (its URL, its id as the
-    #: tokens' audience, default the URL; and its pinned signed-note verifier key). Read again while
-    #: unset, so they can be written after the station started (connector/certs/station_log.py).
+    #: tokens' audience, default the URL; and its pinned signed-note verifier key). Read again
+    #: whenever station.toml changes, so they can be set on a running station (certs/station_log.py).
     clearinghouse_url: str = ""
     clearinghouse_audience: str = ""
     clearinghouse_verifier_key: str = ""
@@ -197,7 +197,7 @@ def init_directory(directory: str | Path, *, name: str = "Hong Kong Station", po
         "",
         "[clearinghouse]",
         "# where the station logs the dataset certificates it signs: url, audience (its id; default the url)",
-        "# and verifier_key (its signed-note key, pinned). Read again while unset: they can be added later.",
+        "# and verifier_key (its signed-note key, pinned). Read again when this file changes.",
         "",
     ]
     write_secret_file(path, "\n".join(lines).encode())
