@@ -42,7 +42,7 @@ from ..store.tables import agreements, assets, compute_budgets, computations, tr
 from ..node.dataplane import AccessRefused, DataPlane
 from ..node.dataplane.access import consent_on_record
 from ..node.transfers import AGREEMENT_WITH_ACCESS
-from ..node.usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_text, claims_context
+from ..node.usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_peer_text, access_denied_text, claims_context
 from . import ACTION, FORMAT
 from .engine import Limits, Result, run
 from .query import Query, QueryRefused, parse, check
@@ -217,9 +217,9 @@ class ComputeService:
                 budget = {"computations": 0, "epsilon_spent": 0.0}
         qd = query.digest() if isinstance(query, Query) else None
 
-        def refuse(status: int, rule: str, reasons: list[str]) -> Refusal:
+        def refuse(status: int, rule: str, reasons: list[str], told: list[str] | None = None) -> Refusal:
             self._record(conn, row, aid, consumer, now, permitted=False, rule=rule, reasons=reasons, query_digest=qd)
-            refusal = Refusal(status, rule, reasons)
+            refusal = Refusal(status, rule, reasons if told is None else told)
             refusal.pending = self._log_outbox(conn, row, consumer, {
                 "agreement": aid, "transfer": row["id"], "queryDigest": qd, "refused": rule}, now)
             return refusal
@@ -231,7 +231,7 @@ class ComputeService:
             return refuse(409, "asset", ["the asset is no longer a CSV, Parquet or NDJSON file under the data root"])
         denied = self.dataplane._access_refusal(agreement, asset, row["claims"] or {}, now)
         if denied is not None:
-            return refuse(403, "access-policy", [access_denied_text(denied)])
+            return refuse(403, "access-policy", [access_denied_text(denied)], [access_denied_peer_text(denied)])
         try:
             decision = self._decide(agreement, asset, row["claims"] or {}, now=now, count=budget["computations"],
                                     purpose=purpose, deferred=frozenset(), conn=conn)

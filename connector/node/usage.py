@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from ..compute import ACTION as COMPUTE_ACTION
 from ..identity import Caller
 from ..protocol.errors import Forbidden
+from ..policy.explain import Msg
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
 from ..store.tables import access_log
 from ..vocab import policy_contexts
@@ -149,33 +150,72 @@ def denial_reasons(decision: Decision) -> list[str]:
     return sentences or ["no permission of the policy covers this request"]
 
 
+class AccessRefusal(list):
+    """Why an offer's access policy refused: the engine's full sentences (this list: for our access
+    log and operator) and `peer`, what the requester is told. An access policy is the provider's
+    secret (it decides who even sees an offer): the requester learns which of its own attributes
+    refused, never whom or what the policy admits."""
+
+    def __init__(self, reasons: list[str], peer: list[str] | None = None) -> None:
+        super().__init__(reasons)
+        self.peer = list(reasons) if peer is None else peer
+
+
+#: in place of the policy's own values in a sentence told to the requester
+WITHHELD = "(not disclosed)"
+
+
+def _peer_sentence(reason: Any) -> str:
+    """A refusal reason without the policy's values: the requester's own value and the attribute."""
+    text = getattr(reason, "text", None)
+    params = getattr(text, "params", None)
+    if isinstance(text, Msg) and params and "expected" in params and set(params) <= {"label", "value", "expected"}:
+        return Msg(text.id, **{**params, "expected": WITHHELD}).render()
+    if reason.left_operand:
+        return f"the request does not satisfy the access policy's condition on {reason.left_operand[:200]}"
+    return f"the access policy does not admit this request ({reason.code})"
+
+
 def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Caller, target: str, now: float,
-                   asset_properties: Mapping[str, Any] | None, offer_id: str | None = None) -> list[str] | None:
+                   asset_properties: Mapping[str, Any] | None, offer_id: str | None = None) -> AccessRefusal | None:
     """None when the offer's access policy admits `caller` (its verified claims) to `target`;
-    otherwise the reasons, in the engine's words. `access_body` None means the offer (or its
-    policy) is gone: refused (fail closed). Decided exactly as the catalog decides."""
+    otherwise the reasons, in the engine's words, and what the requester is told. `access_body`
+    None means the offer (or its policy) is gone: refused (fail closed). Decided exactly as the
+    catalog decides."""
     if access_body is None:
         what = f"the offer {offer_id!r}" if offer_id else "the offer"
-        return [f"{what} is no longer offered for {target!r}: refused (fail closed)"]
+        return AccessRefusal([f"{what} is no longer offered for {target!r}: refused (fail closed)"])
     try:
         decision = decide(cache, access_body, caller=caller, target=target, now=now,
                           asset_properties=asset_properties, at_negotiation=True)
     except Exception:  # noqa: BLE001 - a policy that cannot be evaluated refuses (fail closed)
         log.exception("the access policy of offer %s could not be evaluated", offer_id)
-        return ["the offer's access policy could not be evaluated: refused (fail closed)"]
-    return None if decision.permitted else denial_reasons(decision)
+        return AccessRefusal(["the offer's access policy could not be evaluated: refused (fail closed)"])
+    if decision.permitted:
+        return None
+    shown = [r for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
+    peer = list(dict.fromkeys(_peer_sentence(r) for r in shown)) or ["no permission of the policy covers this request"]
+    return AccessRefusal(denial_reasons(decision), peer)
 
 
 def access_denied_text(reasons: list[str]) -> str:
+    """The refusal as our access log keeps it: the engine's full sentences."""
     return "Refused by the offer's access policy: " + " ".join(reasons)
 
 
+def access_denied_peer_text(reasons: list[str]) -> str:
+    """The refusal as the requester is told it (see AccessRefusal)."""
+    told = reasons.peer if isinstance(reasons, AccessRefusal) else reasons
+    return "Refused by the offer's access policy: " + " ".join(told)
+
+
 class AccessDenied(Forbidden):
-    """A DSP error (403, code AccessDenied) naming the rules of the access policy that refused."""
+    """A DSP error (403, code AccessDenied) telling the requester which of its attributes the
+    access policy refused; `reasons` keeps the engine's full sentences for our own record."""
 
     def __init__(self, reasons: list[str], *, offer_id: str | None = None) -> None:
-        super().__init__(access_denied_text(reasons), code=ACCESS_DENIED)
-        self.reasons = reasons
+        super().__init__(access_denied_peer_text(reasons), code=ACCESS_DENIED)
+        self.reasons = list(reasons)
         self.offer_id = offer_id
 
 

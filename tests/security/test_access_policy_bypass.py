@@ -128,6 +128,8 @@ def test_requesting_a_hidden_offer_by_its_id_is_refused(space, version):
     assert error["code"] == "AccessDenied"
     reason = " ".join(error["reason"]) if isinstance(error["reason"], list) else error["reason"]
     assert "access policy" in reason and RULE in reason and "127.0.0.1" not in reason
+    # M learns that its own organisation is not admitted, never whom the policy admits
+    assert n1.participant_id not in reason and "(not disclosed)" in reason and m.participant_id in reason
     # (c) through M's own node, which sends the request with the offer id it guessed
     neg = m.api("POST", "/negotiations", {"counterPartyAddress": provider.url, "datasetId": dataset, "offer": offer,
                                           "counterPartyId": provider.participant_id,
@@ -135,11 +137,13 @@ def test_requesting_a_hidden_offer_by_its_id_is_refused(space, version):
     ended = m.wait_state(neg["id"], "TERMINATED,FINALIZED")
     assert ended["state"] == "TERMINATED" and ended["agreement"] is None
     assert "403" in (ended["error"] or "") and RULE in ended["error"]
+    assert n1.participant_id not in ended["error"]
     assert agreements_of(m, dataset) == [] and agreements_of(provider, dataset) == []
     assert not [n for n in provider.api("GET", "/negotiations?limit=1000")
                 if n["counterPartyId"] == m.participant_id and n["datasetId"] == dataset]
     logged = [r for r in refusals(provider, m, "negotiation") if r["offerId"] == offer_id]
     assert len(logged) == 2 and all(RULE in " ".join(r["reasons"]) for r in logged)
+    assert all(n1.participant_id in " ".join(r["reasons"]) for r in logged)  # our own log keeps the whole rule
     # the participant it admits still gets it
     assert n1.wait_state(n1.negotiate(provider, dataset, offer_id, version)["id"])["state"] == "FINALIZED"
 
@@ -159,6 +163,7 @@ def test_agreement_withheld_when_access_is_revoked_during_the_negotiation(space,
     ended = m.wait_state(neg["id"], "TERMINATED,FINALIZED")
     assert ended["state"] == "TERMINATED" and ended["termination"]["code"] == "AccessDenied", ended
     assert RULE in " ".join(ended["termination"]["reason"])
+    assert n1.participant_id not in " ".join(ended["termination"]["reason"])
     assert agreements_of(m, dataset) == [] and agreements_of(provider, dataset) == []
     assert [r for r in refusals(provider, m, "negotiation") if r["offerId"] == offer_id]
 
@@ -186,6 +191,8 @@ async def test_counter_request_after_access_is_revoked_is_refused(space, version
                 "offer": counter_offer}, version)
             termination = await fake.next(f"/cb/negotiations/{cpid}/termination")
         assert termination["code"] == "AccessDenied" and RULE in " ".join(termination["reason"])
+        told = json.dumps(termination)
+        assert n1.participant_id not in told and "(not disclosed)" in told
         row = await asyncio.to_thread(provider.api, "GET", f"/negotiations/{ppid}")
         assert row["state"] == "TERMINATED" and row["agreement"] is None
         assert await asyncio.to_thread(agreements_of, provider, dataset) == []
@@ -214,13 +221,16 @@ def test_transfer_and_pull_after_access_is_revoked_are_refused(space, version):
     refused = httpx.get(pull["endpoint"], headers={"Authorization": f"Bearer {pull_token}"})
     assert refused.status_code == 403, refused.text  # a valid token, refused by the access policy
     assert "access policy" in refused.json()["reasons"][0] and RULE in refused.json()["reasons"][0]
+    assert n1.participant_id not in refused.text
     again = m.api("POST", "/transfers", {"agreementId": agreement_id, "format": "HttpData-PULL"}, expect=201)
     ended = m.api("GET", f"/transfers/{again['id']}?waitFor=TERMINATED&timeout=10", expect=200)
     assert ended["state"] == "TERMINATED" and "403" in (ended["error"] or "") and RULE in ended["error"], ended
+    assert n1.participant_id not in ended["error"]
     # every refusal is in the provider's access log, with the rule
     at_access = [r for r in refusals(provider, m, "access") if r["agreementId"] == agreement_id]
     at_start = [r for r in refusals(provider, m, "transfer-start") if r["agreementId"] == agreement_id]
     assert len(at_access) == 1 and RULE in at_access[0]["reasons"][0] and at_access[0]["offerId"] == offer_id
+    assert n1.participant_id in at_access[0]["reasons"][0]  # told to nobody but our operator
     assert len(at_start) == 1 and RULE in " ".join(at_start[0]["reasons"])
 
 

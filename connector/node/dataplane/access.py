@@ -18,7 +18,7 @@ from ...compliance.record import consent_facts
 from ...store.tables import access_log, agreements, assets, compliance_records, transfers, usage_counters
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
-from ..usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_text, access_refusal, claims_context
+from ..usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_peer_text, access_denied_text, access_refusal, claims_context
 
 from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
 
@@ -119,9 +119,11 @@ class Access:
             if uses is None:
                 conn.execute(usage_counters.insert(), {"agreement_id": agreement["id"], "uses": 0, "updated_at": now})
                 uses = 0
+        told: list[str] | None = None
         denied = self._access_refusal(agreement, asset, row["claims"] or {}, now)
         if denied is not None:  # the offer's access policy no longer admits the consumer
             decision, permitted, reasons, duties = None, False, [access_denied_text(denied)], []
+            told = [access_denied_peer_text(denied)]  # the consumer is not told the policy's values
         else:
             try:
                 policy = self.policies.compile(agreement["policy"])
@@ -162,7 +164,7 @@ class Access:
         if permitted and not _has_source(asset):
             permitted, reasons = False, [NO_DATA_ADDRESS]
         if not permitted:  # returned, not raised: the refusal's log entry must be committed
-            refusal = AccessRefused(403, reasons or ["no permission of the agreement covers this access"])
+            refusal = AccessRefused(403, told or reasons or ["no permission of the agreement covers this access"])
             refusal.pending = pending
             return refusal
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == agreement["id"])
