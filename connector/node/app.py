@@ -130,6 +130,7 @@ class Node:
 
             self.negotiations.audit = self.transfers.audit = audit
             self._tasks.append(asyncio.create_task(self.clearinghouse.audit_loop(), name="receipt-audit"))
+            self._tasks.append(asyncio.create_task(self.clearinghouse.consistency_loop(), name="log-consistency"))
         for service in (self.negotiations, self.transfers):
             service.outbox_owner = self.dispatcher.owner
             service.lease_seconds = self.dispatcher.lease_seconds

@@ -77,6 +77,8 @@ class ClearingHouseLog(DurableOwner):
         self.alarm: str | None = None
         self._checking = asyncio.Lock()
         self._seen: list[str] = []  # checkpoints from receipts kept, to check for consistency
+        self._to_check: str | None = None  # the newest of them, for consistency_loop
+        self._check_due = asyncio.Event()
         self._auditing = asyncio.Lock()
         self.last_audit: Json | None = None  # the outcome of the newest audit run (status, metrics)
 
@@ -149,10 +151,27 @@ class ClearingHouseLog(DurableOwner):
         self._seen.append(receipt.checkpoint)
 
     async def after_flush(self) -> None:
-        """On the event loop, after the flush committed: check the newest checkpoint received."""
+        """On the event loop, after the flush committed: hand the newest checkpoint received to
+        `consistency_loop`. Not awaited here: checking fetches a proof from the clearing house,
+        and a slow one must not hold up the outbox's next flush."""
         if self._seen:
-            newest, self._seen = self._seen[-1], []
-            await self.observe(newest)
+            self._to_check, self._seen = self._seen[-1], []
+            self._check_due.set()
+
+    async def consistency_loop(self) -> None:
+        """Checks the newest checkpoint handed over, one at a time (newer ones replace a waiting one)."""
+        while True:
+            await self._check_due.wait()
+            self._check_due.clear()
+            newest, self._to_check = self._to_check, None
+            if newest is None:
+                continue
+            try:
+                await self.observe(newest)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. the database away: the next receipt's checkpoint is checked
+                log.exception("the clearing house's consistency could not be checked now")
 
     def on_refused(self, conn: Connection, entry: Json, error: str) -> None:
         log.error("the clearing house refused a log entry for %s: %s", entry["process_id"], error)

@@ -495,12 +495,15 @@ class Dispatcher:
             self._held.pop(entry["id"], None)
         for entry in following:  # each the new head of its process, leased to us with its predecessor's mark
             self._start(entry)
-        for owner in list(self.owners.values()):
-            await owner.after_flush()
         for owner, pid in ended:  # refused for good: the process was terminated
             owner.ended(pid)
         for owner, pid, row, outgoing in dead:  # terminated by a dead letter: as after any transition
             owner.committed(pid, outgoing, row)
+        for owner in list(self.owners.values()):
+            try:
+                await owner.after_flush()
+            except Exception:  # noqa: BLE001 - the flush committed: its marks stand, only this hook failed
+                log.exception("outbox: %s's after-flush hook failed", type(owner).__name__)
 
     def _flush_tx(self, conn: Connection, batch: list[tuple[Json, str, Any]], now: float):  # noqa: ANN202
         ended: list[tuple[DurableOwner, str]] = []
