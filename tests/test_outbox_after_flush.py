@@ -5,29 +5,17 @@ import time
 
 import sqlalchemy as sa
 
-from connector.node.durable import DurableOwner
 from connector.node.outbox import Dispatcher
 from connector.store.db import Database
 from connector.store.tables import outbox
+from support.owners import QuietOwner
 
 OWNER = "0" * 32
 
 
-class Recorder(DurableOwner):
-    name = "test"
-    kinds = frozenset({"test"})
-
+class Recorder(QuietOwner):
     def __init__(self) -> None:
         self.ended_pids: list[str] = []
-
-    def on_sent(self, conn, entry, response):  # noqa: ANN001, ANN201
-        return None
-
-    def on_refused(self, conn, entry, error):  # noqa: ANN001, ANN201
-        return None
-
-    def on_dead(self, conn, entry, cause):  # noqa: ANN001, ANN201
-        return None
 
     def ended(self, pid: str) -> None:
         self.ended_pids.append(pid)

@@ -11,28 +11,13 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from connector.node.durable import DurableOwner
 from connector.node.outbox import Dispatcher
 from connector.store.db import Database
 from connector.store.tables import outbox
+from support.owners import QuietOwner as Owner
 
 pytestmark = pytest.mark.postgres
 OWNER = "0" * 32
-
-
-class Owner(DurableOwner):
-    """What the dispatcher calls back when a row is marked sent (here: nothing to record)."""
-    name = "test"
-    kinds = frozenset({"test"})
-
-    def on_sent(self, conn, entry, response):  # noqa: ANN001, ANN201
-        return None
-
-    def on_refused(self, conn, entry, error):  # noqa: ANN001, ANN201
-        return None
-
-    def on_dead(self, conn, entry, cause):  # noqa: ANN001, ANN201
-        return None
 
 
 async def test_a_flush_aborted_by_a_deadlock_keeps_its_sent_marks(pg_url):
