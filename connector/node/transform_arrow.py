@@ -39,13 +39,13 @@ class Batches:
     def feed(self, chunk: bytes) -> bytes | None:
         self.parts.append(chunk)
         self.held += len(chunk)
-        if self.held < self.size:
+        if self.held < self.size or b"\n" not in chunk:  # joined only when it can end a batch: linear in a long line
             return None
         data = b"".join(self.parts)
         cut = data.rfind(b"\n") + 1
         rest = data[cut:]
         self.parts, self.held = ([rest] if rest else []), len(rest)
-        return data[:cut] if cut else None
+        return data[:cut]
 
     def rest(self) -> bytes:
         data = b"".join(self.parts)
