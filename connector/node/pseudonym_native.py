@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..errors import NodeError
+
 log = logging.getLogger("connector.transform")
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -32,8 +34,8 @@ DISABLE_ENV = "CONNECTOR_NATIVE_PSEUDONYMS"
 COMPILE_TIMEOUT = 120
 
 
-class NativeUnavailable(Exception):
-    pass
+class NativeUnavailable(NodeError):
+    """The kernel cannot be built or loaded here; the Python path is used (never raised to callers)."""
 
 
 def cache_dir() -> Path:
