@@ -11,6 +11,7 @@ value of a batch (remembered, bounded). Memory: one batch (BATCH bytes) and its 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Callable
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ BATCH = 4 * 1024 * 1024
 PSEUDONYM_CACHE = 200_000
 NATIVE_MIN = 64  # fewer values: the Python loop costs less than the round trip through Arrow
 _UNSAFE = (b'"', b"\r", b"\x00")
+_NOT_NEWLINE = re.compile(rb"[^\n]")
 _WRITE = pacsv.WriteOptions(include_header=False, quoting_style="none", eol="\n")
 
 
@@ -85,7 +87,7 @@ class ArrowCsvTransformer:
     def _fast(self, batch: bytes) -> bytes | None:
         header, keep = self.record.header, self.record.keep
         if header is None or self.record.pending or self.record.lines.tail or len(keep) < 2 \
-                or any(c in batch for c in _UNSAFE) or not batch.strip(b"\n"):
+                or any(c in batch for c in _UNSAFE) or not _NOT_NEWLINE.search(batch):
             return None
         names = [f"c{i}" for i in range(len(header))]
         try:
