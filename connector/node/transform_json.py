@@ -125,20 +125,20 @@ class BatchJsonArrayTransformer:
             out.append(self.scanner.feed(data[:first + 1]))
             data = data[first + 1:]
         pos = 0
-        tried = False
+        tried = False  # one try per batch: retrying at every element could parse the batch again each time
         while pos < len(data):
-            if self._between_elements() and not tried:
+            if not tried and self._between_elements():
                 tried = True
                 taken, pos = self._elements(data, pos)
                 out.append(taken)
                 continue
-            # Up to the next candidate end (or all of it): the scanner may be between elements there.
-            m = _ELEMENT_END.search(data, pos)
-            end = m.end() - 1 if m else len(data)
+            if tried:
+                end = len(data)
+            else:  # up to the next candidate end: the scanner may be between elements there
+                m = _ELEMENT_END.search(data, pos)
+                end = m.end() - 1 if m else len(data)
             out.append(self.scanner.feed(data[pos:end]))
             pos = end
-            if self._between_elements():
-                tried = False
         return b"".join(out)
 
     def _elements(self, data: bytes, pos: int) -> tuple[bytes, int]:
