@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import orjson
 
@@ -153,3 +154,26 @@ def test_large_json_batches_take_the_batch_path_and_match():
         batched = BatchJsonArrayTransformer(mod, batch=32 * 1024, native=native)
         assert run(batched, array, cuts) == run(JsonArrayTransformer(mod), array, [])
         assert batched.batched_elements > 4_500  # most elements in orjson batches, not through the scanner
+
+
+@pytest.mark.parametrize("indent", [None, orjson.OPT_INDENT_2])
+def test_json_records_with_nested_objects_take_the_batch_path_and_bad_data_is_parsed_a_bounded_number_of_times(
+        monkeypatch, indent):
+    # Every record holds an array of objects, so most candidate element ends are inside a record:
+    # the batch path must still find the records' ends, and data it cannot parse goes to the
+    # scanner after a bounded number of tries per batch, never one per element.
+    records = [{"id": f"P{i}", "tags": [{"k": j} for j in range(8)]} for i in range(3_000)]
+    mod = Modification(frozenset(), frozenset({"id"}), b"k" * 32)
+    good = orjson.dumps(records, option=indent or 0)
+    batched = BatchJsonArrayTransformer(mod, batch=32 * 1024)
+    assert run(batched, good, list(range(0, len(good), 4096))) == run(JsonArrayTransformer(mod), good, [])
+    assert batched.batched_elements > 2_500
+    bad = good[:-1] + b',{"id": x}]'
+    parsed: list[int] = []
+    loads = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda text: parsed.append(len(text)) or loads(text))
+    batched = BatchJsonArrayTransformer(mod, batch=32 * 1024)
+    with monkeypatch.context() as m:
+        m.setattr("connector.node.transform_json._element_end_like", lambda head: re.compile(rb"\},(?P<next>\{)"))
+        assert run(batched, bad, list(range(0, len(bad), 4096))) is TransformError  # every "},{" is a candidate
+    assert sum(1 for n in parsed if n > 1024) <= 4 * (len(bad) // (32 * 1024) + 1)

@@ -20,9 +20,19 @@ from .transform_arrow import BATCH, Batches, Pseudonyms
 _WHITESPACE = b" \t\r\n"  # JSON's, as JsonArrayTransformer skips it
 # The end of an object or array, a comma and the start of the next: where a top-level element
 # may end. Only a candidate: orjson parsing the elements before it whole is the proof.
-_ELEMENT_END = re.compile(rb"[}\]][ \t\r\n]*,[ \t\r\n]*[{\[]")
+_ELEMENT_END = re.compile(rb"[}\]][ \t\r\n]*,[ \t\r\n]*(?P<next>[{\[])")
 _TAIL_WINDOW = 64 * 1024
 _CANDIDATES = 4  # parses tried per batch, at most
+_FIRST_KEY = re.compile(rb'[ \t\r\n]*(\{[ \t\r\n]*"[^"\\]{0,64}"[ \t\r\n]*:)')
+
+
+def _element_end_like(head: bytes) -> re.Pattern:
+    """A candidate end followed by an object that starts with the same key as `head`'s: records
+    usually do, objects nested in them usually not, so fewer candidates fail to parse."""
+    first = _FIRST_KEY.match(head)
+    if first is None:
+        return _ELEMENT_END
+    return re.compile(rb"[}\]][ \t\r\n]*,[ \t\r\n]*(?P<next>" + re.escape(first.group(1)) + rb")")
 
 
 class RecordBatch:
@@ -99,6 +109,7 @@ class BatchJsonArrayTransformer:
         self.parts: list[bytes] = []
         self.held = 0
         self.batched_elements = 0
+        self.element_end: re.Pattern | None = None  # learnt from the first element
 
     def feed(self, chunk: bytes) -> bytes:
         self.parts.append(chunk)
@@ -136,7 +147,7 @@ class BatchJsonArrayTransformer:
                 end = len(data)
             else:  # up to the next candidate end: the scanner may be between elements there
                 m = _ELEMENT_END.search(data, pos)
-                end = m.end() - 1 if m else len(data)
+                end = m.start("next") if m else len(data)
             out.append(self.scanner.feed(data[pos:end]))
             pos = end
         return b"".join(out)
@@ -144,9 +155,15 @@ class BatchJsonArrayTransformer:
     def _elements(self, data: bytes, pos: int) -> tuple[bytes, int]:
         """The elements from `pos` (between elements) to the last candidate end where orjson reads
         them as a sequence of whole elements; else nothing. Returns output and where to go on."""
-        candidates = list(_ELEMENT_END.finditer(data, max(pos, len(data) - _TAIL_WINDOW)))
-        if not candidates and len(data) - pos > _TAIL_WINDOW:
-            candidates = list(_ELEMENT_END.finditer(data, pos))
+        if self.element_end is None:
+            self.element_end = _element_end_like(data[pos:pos + 256])
+        candidates = []
+        for pattern in (self.element_end, _ELEMENT_END):  # followed by a record like the first one, then any
+            candidates = list(pattern.finditer(data, max(pos, len(data) - _TAIL_WINDOW)))
+            if not candidates and len(data) - pos > _TAIL_WINDOW:
+                candidates = list(pattern.finditer(data, pos))
+            if candidates:
+                break
         for end in reversed(candidates[-_CANDIDATES:]):
             text = b"[" + data[pos:end.start() + 1] + b"]"
             try:
@@ -165,4 +182,4 @@ class BatchJsonArrayTransformer:
         if not self.scanner.first:
             written = b"," + written
         self.scanner.first = False
-        return written, end.end() - 1  # the comma is taken: the scanner is between elements again
+        return written, end.start("next")  # the comma is taken: the scanner is between elements again
