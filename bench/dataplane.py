@@ -4,11 +4,14 @@ against the same file served by a bare aiohttp FileResponse server in the same r
 with the same client. Also: the provider's peak RSS growth during the pull, and the
 throughput of CSV modification in transit (drop one field, pseudonymise one): through the data plane,
 and in the process alone (the batch transformer) against pyarrow reading and writing the same CSV
-without modification (issue 16 targets: >= 150 MB/s, ratio >= 0.5).
+without modification (issue 16 targets: >= 150 MB/s, ratio >= 0.5); the same for NDJSON against
+orjson reading and writing every line (no target yet). Wall and CPU time (`*_cpu_*`: robust on a
+loaded machine; the CPU of every thread of the process, so below wall-clock rates when threads help).
 
     python bench/dataplane.py [--quick]
 
-Last line: one JSON object (bench, value, unit, baseline, ratio, rss_growth_mib, csv_mb_s ...).
+Last line: one JSON object (bench, value, unit, baseline, ratio, rss_growth_mib, csv_mb_s,
+csv_transform_mb_s, csv_ratio, ndjson_transform_mb_s, ndjson_ratio ...).
 """
 from __future__ import annotations
 
@@ -55,46 +58,87 @@ def write_big_file(path: Path, size: int) -> None:
             fh.write(block)
 
 
+VISIT_FIELDS = ["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"]
+
+
+def visits(start: int, count: int) -> list[list]:
+    return [[f"P{i:07d}", f"Patient {i}", f"9{i:07d}", 20 + i % 60, "FM"[i % 2], "Tianhe", "E11", "6.1", "2025-03-01"]
+            for i in range(start, start + count)]
+
+
 def write_csv(path: Path, size: int) -> None:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["patient_id", "name", "phone", "age", "sex", "district", "diagnosis_code", "hba1c", "visit_date"])
     i = 0
     with open(path, "w") as fh:
-        fh.write(out.getvalue())
+        csv.writer(fh, lineterminator="\n").writerow(VISIT_FIELDS)
         while fh.tell() < size:
             out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            for _ in range(1000):
-                writer.writerow([f"P{i:07d}", f"Patient {i}", f"9{i:07d}", 20 + i % 60, "FM"[i % 2], "Tianhe",
-                                 "E11", "6.1", "2025-03-01"])
-                i += 1
+            csv.writer(out, lineterminator="\n").writerows(visits(i, 1000))
+            i += 1000
             fh.write(out.getvalue())
 
 
-def csv_in_process(path: Path) -> dict:
-    """The batch transformer alone over the CSV (256 KiB chunks, as the data plane reads a file),
-    and pyarrow's read + write of the same CSV without modification; the better of two runs each."""
+def write_ndjson(path: Path, size: int) -> None:
+    """The same visits as records, one JSON object a line."""
+    import orjson
+
+    i = 0
+    with open(path, "wb") as fh:
+        while fh.tell() < size:
+            fh.write(b"".join(orjson.dumps(dict(zip(VISIT_FIELDS, row, strict=True)), option=orjson.OPT_APPEND_NEWLINE)
+                              for row in visits(i, 1000)))
+            i += 1000
+
+
+def best_of_two(run) -> tuple[float, float]:  # noqa: ANN001
+    """The shortest wall time and the shortest CPU time (all of this process's threads) of two runs."""
+    wall, cpu = [], []
+    for _ in range(2):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)
+
+
+def modified_in_process(csv_path: Path, ndjson_path: Path) -> dict:
+    """The batch transformers alone (256 KiB chunks, as the data plane reads a file): CSV against
+    pyarrow's read + write of the same CSV without modification, NDJSON against orjson reading and
+    writing every line without modification (what the record path's parse and write cost)."""
+    import orjson
     import pyarrow.csv as pacsv
 
+    from connector.node import pseudonym_native
     from connector.node.transform import Modification, transformer
 
-    data = path.read_bytes()
     mod = Modification(frozenset({"name"}), frozenset({"patient_id"}), os.urandom(32))
-    ours, plain = [], []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        tx = transformer("csv", mod)
-        for i in range(0, len(data), 256 * 1024):
-            tx.feed(data[i:i + 256 * 1024])
-        tx.finish()
-        ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        pacsv.write_csv(pacsv.read_csv(io.BytesIO(data)), io.BytesIO())
-        plain.append(time.perf_counter() - t0)
-    mb = len(data) / MIB
-    return {"csv_transform_mb_s": round(mb / min(ours), 1), "csv_pyarrow_read_write_mb_s": round(mb / min(plain), 1),
-            "csv_ratio": round(min(plain) / min(ours), 3)}
+
+    def modify(kind: str, data: bytes):  # noqa: ANN202
+        def run() -> None:
+            tx = transformer(kind, mod)
+            for i in range(0, len(data), 256 * 1024):
+                tx.feed(data[i:i + 256 * 1024])
+            tx.finish()
+        return run
+
+    def orjson_read_write(data: bytes):  # noqa: ANN202
+        return lambda: b"".join(orjson.dumps(orjson.loads(line), option=orjson.OPT_APPEND_NEWLINE)
+                                for line in data.splitlines())
+
+    results = {"native_pseudonyms": pseudonym_native.kernel() is not None}
+    for kind, path, baseline_name, baseline in (
+            ("csv", csv_path, "pyarrow_read_write", lambda d: lambda: pacsv.write_csv(pacsv.read_csv(io.BytesIO(d)), io.BytesIO())),
+            ("ndjson", ndjson_path, "orjson_read_write", orjson_read_write)):
+        data = path.read_bytes()
+        mb = len(data) / MIB
+        ours_wall, ours_cpu = best_of_two(modify(kind, data))
+        plain_wall, plain_cpu = best_of_two(baseline(data))
+        results.update({f"{kind}_transform_mb_s": round(mb / ours_wall, 1),
+                        f"{kind}_{baseline_name}_mb_s": round(mb / plain_wall, 1),
+                        f"{kind}_ratio": round(plain_wall / ours_wall, 3),
+                        f"{kind}_transform_cpu_mb_s": round(mb / ours_cpu, 1),
+                        f"{kind}_cpu_ratio": round(plain_cpu / ours_cpu, 3)})
+        del data
+    return results
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -143,6 +187,7 @@ def main() -> None:
     csv_size = (64 if args.quick else 256) * MIB
     keep = tempfile.TemporaryDirectory(prefix="bench-dataplane-csv-")
     csv_path = Path(keep.name) / "visits.csv"
+    ndjson_path = Path(keep.name) / "visits.ndjson"
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
         base = Path(tmp)
         provider = NodeProcess(base / "provider", "BenchProvider")
@@ -185,6 +230,7 @@ def main() -> None:
             got, secs = asyncio.run(pull(modified["url"], modified["headers"]))
             csv_in = (data / "visits.csv").stat().st_size
             os.replace(data / "visits.csv", csv_path)
+            write_ndjson(ndjson_path, csv_size)
             csv_rate = csv_in / MIB / secs
         finally:
             consumer.stop()
@@ -198,7 +244,7 @@ def main() -> None:
         "ratio": round(value / baseline, 3), "runs": {k: [round(v, 1) for v in vs] for k, vs in results.items()},
         "file_mib": size // MIB, "rss_growth_mib": round(max(0, peak - rss_before) / 1024, 1),
         "csv_mb_s": round(csv_rate, 1), "csv_input_mib": round(csv_in / MIB, 1), "csv_output_mib": round(got / MIB, 1),
-        **csv_in_process(csv_path),
+        **modified_in_process(csv_path, ndjson_path),
         "target": {"ratio": 0.8, "rss_growth_mib": 100, "csv_transform_mb_s": 150, "csv_ratio": 0.5},
     }))
 

@@ -196,6 +196,15 @@ def test_csv_arrives_with_personal_fields_removed_or_pseudonymised(nodes):
     assert again[1][0] == rows[1][0]  # the same pseudonym every time (linkable records)
 
 
+def test_pushed_csv_is_modified_as_the_pulled_one(nodes):
+    provider, consumer = nodes
+    agreement = agree(consumer, provider, "modify")
+    pulled = data(consumer, transfer(consumer, agreement)["id"])
+    pushed = data(consumer, transfer(consumer, agreement, fmt="HttpData-PUSH", expect="COMPLETED")["id"])
+    assert pushed.status_code == pulled.status_code == 200
+    assert pushed.content == pulled.content and b"ps_" in pushed.content and b"Patient 1" not in pushed.content
+
+
 def test_declared_purpose_is_decided_at_each_access(nodes):
     provider, consumer = nodes
     row = transfer(consumer, agree(consumer, provider, "research"))

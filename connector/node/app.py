@@ -31,6 +31,7 @@ from .dataplane import DataPlane
 from ..compute.service import ComputeService
 from .destinations import DestinationGuard, GuardedConnector, parse_allow_list
 from .outbox import Dispatcher
+from . import pseudonym_native
 from .transfers import TransferService
 from .peers import PeerDirectory
 from .selfdescription import SelfDescriptionService, StartupError
@@ -99,6 +100,8 @@ class Node:
 
     async def start(self) -> None:
         await self.db.migrate()
+        # Built or loaded off the event loop, before the first modified transfer asks for it.
+        self._tasks.append(asyncio.create_task(asyncio.to_thread(pseudonym_native.kernel), name="native-pseudonyms"))
         if self.settings.tck_enabled:
             from .tck import seed, seed_transfers
             await seed(self)

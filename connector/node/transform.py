@@ -248,7 +248,9 @@ class JsonArrayTransformer:
 
 
 def transformer(kind: str, mod: Modification):  # noqa: ANN201
-    if kind == "csv":  # in large batches through pyarrow, the same bytes as CsvTransformer
+    """The batch transformer for `kind`: the same bytes as the record path's, in large batches."""
+    if kind == "csv":
         from .transform_arrow import ArrowCsvTransformer
         return ArrowCsvTransformer(mod)
-    return {"csv": CsvTransformer, "ndjson": NdjsonTransformer, "json": JsonArrayTransformer}[kind](mod)
+    from .transform_json import BatchJsonArrayTransformer, BatchNdjsonTransformer
+    return {"ndjson": BatchNdjsonTransformer, "json": BatchJsonArrayTransformer}[kind](mod)

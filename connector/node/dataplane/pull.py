@@ -85,11 +85,12 @@ class Pull:
         sent = 0
         try:
             async for chunk in self._guarded(transfer_id, chunks):
-                out = tx.feed(chunk) if tx else chunk
+                # a transformer's batch costs tens of milliseconds: in a thread, the event loop serves on
+                out = await asyncio.to_thread(tx.feed, chunk) if tx else chunk
                 await response.write(out)
                 sent += len(out)
             if tx:
-                await response.write(tx.finish())
+                await response.write(await asyncio.to_thread(tx.finish))
             await response.write_eof()
         except (TransferStopped, TransformError, UpstreamError, aiohttp.ClientError, asyncio.TimeoutError,
                 OSError) as exc:
