@@ -30,6 +30,7 @@ from ..protocol.messages import (
 )
 from ..protocol.negotiation import TERMINAL, Event, Role, State, next_state
 from ..identity import Caller
+from ..policy.explain import msg_to_json
 from ..protocol.policies import agreement_from_offer, message_offer, same_terms
 from ..store.tables import agreements, assets, negotiations
 from .automation import Action, DefaultStrategy, View
@@ -374,9 +375,11 @@ class NegotiationService(DurableProcesses):
         if decision.permitted:
             return None
         reasons = denial_reasons(decision)
+        # the engine's sentences as message ids too (kept in our row only): the console shows them translated
+        messages = [msg_to_json(r.sentence()) for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
         return Action(Event.TERMINATE, "Refused by the contract policy: " + " ".join(reasons), code="PolicyDenied",
                       details={"effect": str(decision.effect.value if hasattr(decision.effect, "value") else decision.effect),
-                               "reasons": reasons})
+                               "reasons": reasons, **({"reasonMessages": messages} if messages else {})})
 
     def _gate(self, conn: Connection, row: Json, actions: list[Action], who: Caller, ts: float,
               requested: bool = False) -> tuple[list[Action], str | None]:
