@@ -517,7 +517,7 @@ class Console(Shell):
                     "contentType": asset.get("contentType") or "", "source": address.get("type", ""),
                     "location": address.get("path") or address.get("url") or ""}
         return self.page(request, "asset_edit.html", {
-            "asset": asset, "form": form, "size": self.asset_size(asset.get("dataAddress")),
+            "asset": asset, "form": form, "asset_size": self.asset_size(asset.get("dataAddress")),
             "error": _localized_error(error), "error_field": _error_field(error)}, status=status)
 
     async def edit_asset(self, request: web.Request) -> web.StreamResponse:
@@ -843,10 +843,10 @@ def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
     decision = termination.get("decision")
     translated = _sentences(decision.get("reasonMessages")) if ours and isinstance(decision, dict) else None
     if translated:
-        return {"peer": False, "lead": i18n.gettext("Refused by the contract policy:"), "items": translated}
+        return {"peer": False, "lead": i18n.gettext("Refused by the contract policy:"), "lines": translated}
     if ours:
-        return {"peer": False, "lead": "", "items": texts}
-    return {"peer": True, "lead": "", "items": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}
+        return {"peer": False, "lead": "", "lines": texts}
+    return {"peer": True, "lead": "", "lines": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}
 
 
 def _utc_now() -> str:
