@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -458,24 +459,25 @@ class Console(Shell):
     #: at most this many assets of a list have their file's size read (one stat each) per page
     SIZES_PER_PAGE = 500
 
-    def asset_size(self, address: Any) -> dict[str, Any]:
-        """What is known of an asset's size now: a file under the data root is measured (one stat,
-        at display time); an HTTP upstream's is unknown (never fetched to find out)."""
-        if not isinstance(address, dict) or address.get("type") != "file":
-            return {"known": False, "why": "http" if isinstance(address, dict) and address.get("type") == "http"
-                    else "none"}
+    def asset_size(self, address: Any, locale: str) -> str:
+        """What is known of an asset's size now, in words: a file under the data root is measured (one
+        stat, at display time); an HTTP upstream's is unknown (never fetched to find out)."""
+        if not isinstance(address, dict) or address.get("type") not in ("file", "http"):
+            return i18n.gettext("none")
+        if address["type"] == "http":
+            return i18n.gettext("unknown (an HTTP upstream: not fetched to measure)")
         try:
-            path = self.node.dataplane._file_path(str(address.get("path", "")))
-            return {"known": True, "bytes": path.stat().st_size} if path.is_file() else {"known": False, "why": "missing"}
+            found = self.node.dataplane._file_path(str(address.get("path", ""))).stat()
         except (OSError, ValueError):
-            return {"known": False, "why": "missing"}
+            return i18n.gettext("the file is missing")
+        return i18n.format_bytes(found.st_size, locale) if stat.S_ISREG(found.st_mode) else i18n.gettext("the file is missing")
 
     async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
                      status: int = 200) -> web.Response:
         result = await self.api.call("GET", "/assets")
         q = request.query.get("q", "").strip().lower()[:200]
         rows = [a for a in result.data or [] if not q or q in (a["id"] + " " + (a["title"] or "")).lower()]
-        sizes = {a["id"]: self.asset_size(a.get("dataAddress")) for a in rows[:self.SIZES_PER_PAGE]}
+        sizes = {a["id"]: self.asset_size(a.get("dataAddress"), request["locale"]) for a in rows[:self.SIZES_PER_PAGE]}
         return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "sizes": sizes,
                                                   "error": _localized_error(error), "error_field": _error_field(error)},
                          status=status)
@@ -517,7 +519,7 @@ class Console(Shell):
                     "contentType": asset.get("contentType") or "", "source": address.get("type", ""),
                     "location": address.get("path") or address.get("url") or ""}
         return self.page(request, "asset_edit.html", {
-            "asset": asset, "form": form, "asset_size": self.asset_size(asset.get("dataAddress")),
+            "asset": asset, "form": form, "asset_size": self.asset_size(asset.get("dataAddress"), request["locale"]),
             "error": _localized_error(error), "error_field": _error_field(error)}, status=status)
 
     async def edit_asset(self, request: web.Request) -> web.StreamResponse:
