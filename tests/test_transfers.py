@@ -270,6 +270,11 @@ def test_a_transfer_under_an_expired_agreement_is_refused(nodes):
     started = consumer.api("POST", "/transfers", {"agreementId": agreement_id}, expect=201)
     row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=TERMINATED&timeout=20")
     assert row["state"] == "TERMINATED" and "PolicyDenied" in row["termination"]["reason"][0]
+    # the provider's access log keeps the engine's sentences as message ids too, which read back as the text
+    from connector.policy.explain import msg_from_json
+    refused = next(a for a in provider.api("GET", f"/access-log?agreementId={agreement_id}", expect=200)
+                   if a["stage"] == "transfer-start")
+    assert [str(msg_from_json(m)) for m in refused["reasonMessages"]] == refused["reasons"]
 
 
 class Upstream:

@@ -119,6 +119,7 @@ WORDS = (
     N_('; '),
     N_(' and '),
     N_(' and then '),
+    N_("Refused by the offer's access policy: %(reasons)s"),  # connector/node/usage.py ACCESS_DENIED_TEXT
 )
 
 #: the titles and descriptions of the templates in `policies/` (their dct:title and dct:description):

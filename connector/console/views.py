@@ -844,8 +844,9 @@ def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
     ours = termination.get("by") == role
     decision = termination.get("decision")
     translated = _sentences(decision.get("reasonMessages")) if ours and isinstance(decision, dict) else None
-    if translated:
-        return {"peer": False, "lead": i18n.gettext("Refused by the contract policy:"), "lines": translated}
+    if translated:  # an access policy's sentence names its policy itself; a contract policy's reasons do not
+        lead = "" if decision.get("policy") == "access" else i18n.gettext("Refused by the contract policy:")
+        return {"peer": False, "lead": lead, "lines": translated}
     if ours:
         return {"peer": False, "lead": "", "lines": texts}
     return {"peer": True, "lead": "", "lines": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}

@@ -39,7 +39,8 @@ from .catalog import CatalogService
 # tests that import them from negotiations (kept for now, to be dropped once they import durable).
 from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing,  # noqa: F401
                       dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
-from .usage import (ACCESS_DENIED, AccessDenied, access_denied_text, access_refusal, decide, denial_reasons,
+from .usage import (ACCESS_DENIED, AccessDenied, access_denied_messages, access_denied_text, access_refusal, decide,
+                    denial_reasons,
                     record_decision)
 from ..errors import NodeError
 
@@ -400,8 +401,10 @@ class NegotiationService(DurableProcesses):
         if denied is not None:
             record_decision(conn, stage="negotiation", consumer_id=who.participant_id, reasons=denied, now=ts,
                             offer_id=row["offer_id"])
+            messages = access_denied_messages(denied)  # kept in our row: the console shows them translated
             return [Action(Event.TERMINATE, access_denied_text(denied), code=ACCESS_DENIED,
-                           details={"effect": "deny", "reasons": denied})], None
+                           details={"effect": "deny", "reasons": denied,
+                                    **({"reasonMessages": messages, "policy": "access"} if messages else {})})], None
         if not agreeing:
             return actions, found.offer_id
         if found.dataset_id != row["dataset_id"] or not same_terms(found.policy, row["offer"]):

@@ -19,7 +19,8 @@ from ...compliance.record import consent_facts
 from ...store.tables import access_log, agreements, assets, compliance_records, transfers, usage_counters
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
-from ..usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_text, access_refusal, claims_context
+from ..usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_messages, access_denied_text,
+                     access_refusal, claims_context)
 
 from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
 
@@ -84,7 +85,8 @@ class Access:
                                     "refused (fail closed)"]
         if decision.permitted:
             return None
-        return "PolicyDenied", [r.message for r in decision.reasons if r.code != "constraint-deferred"] or ["not permitted"]
+        return "PolicyDenied", [EngineSentence(r) for r in decision.reasons
+                                if r.code != "constraint-deferred"] or ["not permitted"]
 
     def _decide_access(self, conn: Connection, transfer_id: str, purpose: str | None,
                        now: float, token_hash: str | None = None) -> "Grant | AccessRefused":
@@ -124,6 +126,7 @@ class Access:
         reason_msgs = None  # the engine's sentences as message ids, for the console's languages
         if denied is not None:  # the offer's access policy no longer admits the consumer
             decision, permitted, reasons, duties = None, False, [access_denied_text(denied)], []
+            reason_msgs = access_denied_messages(denied)
         else:
             try:
                 policy = self.policies.compile(agreement["policy"])
