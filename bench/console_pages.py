@@ -32,9 +32,9 @@ from support.nodes import NodeProcess  # noqa: E402
 STATES = ["FINALIZED", "TERMINATED", "REQUESTED", "AGREED", "VERIFIED", "OFFERED"]
 
 
-def fill(database_url: str, count: int) -> str:
+def fill(database_url: str, count: int, data_root: Path) -> str:
     """`count` negotiations (a tenth with agreement, transfer, access and outbox rows); returns one id."""
-    from connector.store.tables import access_log, agreements, negotiations, outbox, transfers
+    from connector.store.tables import access_log, agreements, assets, negotiations, outbox, transfer_bytes, transfers
 
     engine = sa.create_engine(database_url.replace("+aiosqlite", ""))
     now = time.time()
@@ -67,7 +67,18 @@ def fill(database_url: str, count: int) -> str:
             out_rows.append(dict(message_id=uuid.uuid4().hex, process_id=nid, kind="ContractRequestMessage",
                                  url="http://127.0.0.1:9", recipient="p", body={}, status="sent", attempts=1,
                                  next_attempt_at=now, created_at=now - i, sent_at=now - i))
+    # the assets the negotiations name: files under the data root (measured on the assets page), some
+    # of them missing, and HTTP upstreams (their size unknown)
+    asset_rows = [dict(id=f"dataset-{i}", title=f"Dataset {i}", description="", content_type="text/csv",
+                       properties={}, created_at=now - i,
+                       data_address={"type": "http", "url": f"http://upstream.example/{i}.csv"} if i % 3 == 2
+                       else {"type": "file", "path": f"dataset-{i}.csv"}) for i in range(300)]
+    for i in range(0, 300, 3):
+        (data_root / f"dataset-{i}.csv").write_text("a,b\n" * (i + 1))
     with engine.begin() as conn:
+        conn.execute(assets.insert(), asset_rows)
+        conn.execute(transfer_bytes.insert(), [dict(transfer_id=r["id"], bytes=1024 * 1024 + i, updated_at=now)
+                                               for i, r in enumerate(tr_rows)])
         conn.execute(negotiations.insert(), neg_rows)
         conn.execute(agreements.insert(), agr_rows)
         conn.execute(transfers.insert(), tr_rows)
@@ -89,7 +100,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), "bench",
                         "--role", "operator", "--password-stdin"], input="bench-password\n", text=True, check=True,
                        capture_output=True)  # also migrates the database
-        nid, tid = fill(node.settings.database_url, args.negotiations)
+        nid, tid = fill(node.settings.database_url, args.negotiations, node.settings.dataplane_data_root)
         node.start()
         try:
             client = httpx.Client(base_url=node.url, timeout=30)
@@ -103,7 +114,7 @@ def main() -> None:
                      "negotiation": f"/console/negotiations/{quote(nid, safe='')}",
                      "transfers": "/console/transfers", "transfer": f"/console/transfers/{quote(tid, safe='')}",
                      "audit": f"/console/audit/{quote(nid, safe='')}", "assets": "/console/assets",
-                     "policies": "/console/policies",
+                     "asset edit": "/console/assets/dataset-3/edit", "policies": "/console/policies",
                      "policy template": "/console/policies/templates/gba-cross-border-personal-information",
                      "policy template, checked": "/console/policies/templates/gba-cross-border-personal-information"
                                                  "?count=3&purposes=hks%3AMedicalResearch&drop=name+phone+address",

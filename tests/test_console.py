@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import orjson
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
@@ -27,21 +28,22 @@ def used_messages() -> set[str]:
     options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None}):
+            str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}):
         found.add(message if isinstance(message, str) else message[0])
     # the policy engine's sentences: message ids in Msg(...) calls and M_(...) tables
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(POLICY), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
         found.add(message if isinstance(message, str) else message[0])
-    from connector.console.policy_words import WORDS
-    return found | set(WORDS)
+    from connector.console.policy_words import TEMPLATE_TEXTS, WORDS
+    return found | set(WORDS) | set(TEMPLATE_TEXTS)
 
 
 @pytest.mark.parametrize("locale", ["zh_Hant_HK", "zh_Hans"])
 def test_every_message_the_console_uses_is_translated(locale):
     with open(CONSOLE / "locales" / locale / "LC_MESSAGES" / "messages.po", "rb") as fp:
         catalog = read_po(fp, locale=locale)
-    translated = {m.id for m in catalog if m.id and m.string}
+    translated = {m.id[0] if isinstance(m.id, tuple) else m.id for m in catalog
+                  if m.id and (all(m.string) if isinstance(m.string, tuple) else m.string)}
     missing = sorted(used_messages() - translated)
     assert missing == [], f"{locale}: untranslated: {missing[:10]}"
 
@@ -52,6 +54,45 @@ def test_every_vocabulary_word_in_the_engines_sentences_is_listed_for_the_catalo
     needed = {w for lo in LEFT_OPERANDS.values() for w in (lo.label, lo.missing) if w}
     needed |= {kind.replace("-", " ") for kind in DUTY_KIND_LABELS}
     assert sorted(needed - set(WORDS)) == []
+
+
+def test_every_templates_title_and_description_is_listed_for_the_catalogs():
+    from connector.console.policy_words import TEMPLATE_TEXTS
+    from connector.console.views import TEMPLATES
+    needed = {orjson.loads(body)[key] for body in TEMPLATES.values() for key in ("dct:title", "dct:description")}
+    assert TEMPLATES and sorted(needed - set(TEMPLATE_TEXTS)) == []
+
+
+def test_a_stored_engine_sentence_renders_in_the_viewers_language():
+    """An access refused by the engine keeps its sentences as message ids (access_log.reason_msgs):
+    read back, they render in Chinese; an old row without them, or a damaged one, shows its text."""
+    from connector.console import i18n
+    from connector.console.views import access_reasons
+    from connector.policy import Context, Request
+    from connector.policy.explain import msg_from_json, msg_to_json
+    from connector.node.usage import PolicyCache
+    policy = PolicyCache().compile({"permission": [{"action": "use", "constraint": [
+        {"leftOperand": "purpose", "operator": "isA", "rightOperand": {"@id": "hks:MedicalResearch"}}]}]})
+    decision = policy.evaluate(Request(action="use"), Context.from_dict({"now": "2026-01-01T00:00:00Z"}))
+    assert not decision.permitted
+    stored = orjson.loads(orjson.dumps([msg_to_json(r.sentence()) for r in decision.reasons]))
+    english = [r.message for r in decision.reasons]
+    assert [str(msg_from_json(m)) for m in stored] == english  # the same sentence read back
+    row = {"reasons": english, "reasonMessages": stored}
+    try:
+        i18n.activate("zh_Hant_HK")
+        chinese = access_reasons(row)
+        assert chinese != english
+        assert all(any("\u4e00" <= ch <= "\u9fff" for ch in text) for text in chinese), chinese
+        assert access_reasons({"reasons": english, "reasonMessages": None}) == english
+        assert access_reasons({"reasons": english, "reasonMessages": [{"m": 3}]}) == english
+        deep: dict = {"m": "%(x)s", "p": {}}
+        for _ in range(20):
+            deep = {"m": "%(x)s", "p": {"x": deep}}
+        with pytest.raises(ValueError):
+            msg_from_json(deep)
+    finally:
+        i18n.activate("en")
 
 
 def _catalog(locale: str) -> dict[str, str]:

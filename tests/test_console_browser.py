@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from support.console import (ARTIFACTS, Space, Watched, axe_violations, chromium_or_skip, shot, sign_in)
+from support.console import (ARTIFACTS, PASSWORDS, Space, Watched, add_user, axe_violations, chromium_or_skip, shot,
+                             sign_in)
 
 pytestmark = pytest.mark.slow
 
@@ -305,7 +306,7 @@ def test_a_policy_from_a_templates_form_checked_as_it_is_typed(space, browser):
     page, base = w.page, consumer.url
     sign_in(page, base, "alice")
     page.goto(base + "/console/policies")
-    page.get_by_role("link", name="gba-cross-border-personal-information").click()
+    page.get_by_role("link", name="GBA cross-border personal information (mainland GBA city to Hong Kong)").click()
     assert page.get_by_label("Number of uses").input_value() == "10"
     assert page.get_by_label("Fields to drop").input_value() == "name phone"
     assert page.get_by_label("Fields to pseudonymise").input_value() == "patient_id"
@@ -458,3 +459,126 @@ def test_new_screens_have_no_serious_accessibility_violations(space, browser):
     page.get_by_role("button", name="Next").click()
     found["wizard-policies"] = axe_violations(page)
     assert {k: v for k, v in found.items() if v} == {}
+
+
+# ------------------------------------------- editing an asset, a transfer's bytes, refusals in Chinese
+
+def test_edit_an_asset_with_its_size_in_english_and_in_chinese(space, browser):
+    """An asset's size (a file measured, an HTTP upstream unknown), edited through the console: a
+    refused address stands next to its field in the viewer's language, a good one is saved."""
+    consumer = space.consumer
+    (consumer.directory / "data" / "survey.csv").write_text("district,n\nTsuen Wan,12\n")
+    consumer.api("POST", "/assets", {"id": "edit-me", "title": "Survey draft"}, expect=201)
+    w = new_page(browser, bypass_csp=True)  # axe-core is injected below
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    w.allow(400)
+    page.goto(base + "/console/assets")
+    page.get_by_role("link", name="Edit edit-me").click()
+    page.get_by_role("heading", name=re.compile("^Edit asset")).wait_for()
+    assert page.locator("#asset-size").inner_text() == "none"
+    page.locator("#src-file").check()
+    page.get_by_label("Path or URL").fill("../outside.csv")
+    page.get_by_role("button", name="Save changes").click()
+    error = page.locator("#location-error")
+    assert "outside the data root" in error.inner_text() and "../outside.csv" in error.inner_text()
+    assert page.get_by_label("Path or URL").get_attribute("aria-describedby") == "location-error"
+    shot(page, "en-asset-edit-refused")
+    edit_page = {"edit-refused": axe_violations(page)}
+    page.get_by_label("Path or URL").fill("survey.csv")
+    page.get_by_label("Content type").fill("text/csv")
+    page.get_by_label("Title").fill("District survey")
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(base + "/console/assets")
+    row = page.locator("tr", has_text="edit-me")
+    assert "District survey" in row.inner_text() and "24 bytes" in row.locator(".asset-size").inner_text()
+    assert consumer.api("GET", "/assets/edit-me", expect=200)["contentType"] == "text/csv"
+    shot(page, "en-assets-with-sizes")
+    edit_page["assets"] = axe_violations(page)
+
+    zh = new_page(browser, locale="zh-HK", bypass_csp=True)
+    zh.allow(400)
+    page = zh.page
+    sign_in(page, base, "alice", user_label="用戶名稱", password_label="密碼", button="登入")
+    page.goto(base + "/console/assets/edit-me/edit")
+    page.get_by_role("heading", name=re.compile("^編輯資產")).wait_for()
+    assert "24 位元組" in page.locator("#asset-size").inner_text()
+    page.locator("#src-http").check()
+    page.get_by_label("路徑或網址").fill("http://example.com/survey.csv")
+    page.get_by_role("button", name="儲存更改").click()
+    said = page.locator("#location-error").inner_text()
+    assert "不在允許的上游清單內" in said and "example.com" in said, said
+    shot(page, "zh-hant-asset-edit-refused")
+    edit_page["zh-edit-refused"] = axe_violations(page)
+    page.locator("#src-file").check()
+    page.get_by_label("路徑或網址").fill("survey.csv")
+    page.get_by_label("標題").fill("地區調查")
+    page.get_by_role("button", name="儲存更改").click()
+    page.wait_for_url(base + "/console/assets")
+    assert "地區調查" in page.locator("tr", has_text="edit-me").inner_text()
+    assert consumer.api("GET", "/assets/edit-me", expect=200)["title"] == "地區調查"
+    assert {k: v for k, v in edit_page.items() if v} == {}
+    assert w.errors == [] and zh.errors == []
+
+
+def test_a_transfers_bytes_live_and_refusals_in_chinese(space, browser):
+    """The transfer page counts the bytes moved as they are (no reload); the provider's own console
+    shows its engine's refusal of an access in Chinese, and the consumer's shows the provider's words
+    quoted and marked as not translated."""
+    import httpx
+
+    provider, consumer = space.provider, space.consumer
+    add_user(provider, "carol", "operator", PASSWORDS["carol"])
+    neg = consumer.wait_state(consumer.negotiate(provider, "visits", "visits-research")["id"])
+    started = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"]}, expect=201)
+    row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=20", expect=200)
+    w = new_page(browser, bypass_csp=True)
+    page, base = w.page, consumer.url
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/console/transfers/{row['id']}")
+    assert page.locator("#transfer-bytes").get_attribute("data-bytes") == "0"
+    page.evaluate("window.__sameDocument = 3")
+    size = (provider.directory / "data" / "visits.csv").stat().st_size
+    got = httpx.get(f"{consumer.url}/api/v1/transfers/{row['id']}/data", params={"purpose": "hks:MedicalResearch"},
+                    headers=consumer.headers(), timeout=30)
+    assert got.status_code == 200 and len(got.content) == size
+    page.locator(f'#transfer-bytes[data-bytes="{size}"]').wait_for()  # arrived through the event stream
+    assert page.evaluate("window.__sameDocument") == 3
+    assert f"{size} bytes" in page.locator("#transfer-bytes").inner_text()
+    shot(page, "en-transfer-bytes")
+    found = {"transfer": axe_violations(page)}
+
+    # the consumer's console, in Chinese: the provider's refusal is its own words, quoted
+    zh = new_page(browser, locale="zh-HK", bypass_csp=True)
+    zh.allow(403)
+    page = zh.page
+    sign_in(page, base, "alice", user_label="用戶名稱", password_label="密碼", button="登入")
+    page.goto(f"{base}/console/transfers/{row['id']}")
+    page.get_by_role("button", name="下載").click()
+    refusal = page.locator(".refusal").inner_text()
+    assert "對方的原話" in refusal and "declared no purpose" in page.locator(".peer-words q").first.inner_text()
+    shot(page, "zh-hant-refused-download-peer-words")
+    found["zh-refused-download"] = axe_violations(page)
+
+    # the provider's console, in Chinese: its engine's reason for that refusal, translated
+    pz = new_page(browser, locale="zh-HK", bypass_csp=True)
+    page = pz.page
+    sign_in(page, provider.url, "carol", user_label="用戶名稱", password_label="密碼", button="登入")
+    page.goto(f"{provider.url}/console/transfers/{row['providerPid']}")
+    refused_row = page.locator("tr.refused").first
+    reasons = refused_row.locator(".access-reasons").inner_text()
+    assert "請求方沒有聲明用途" in reasons and "declared" not in reasons, reasons
+    assert f"{size} 位元組" in page.locator("#transfer-bytes").inner_text()
+    shot(page, "zh-hant-provider-access-refused")
+    found["zh-provider-transfer"] = axe_violations(page)
+    # and its contract policy's refusal of a negotiation (registry-gz admits CN-GD-GZ only)
+    ended = consumer.wait_state(consumer.negotiate(provider, "registry", "registry-gz")["id"], "TERMINATED")
+    mine = next(n for n in provider.api("GET", "/negotiations?state=TERMINATED", expect=200)
+                if n["consumerPid"] == ended["consumerPid"])
+    page.goto(f"{provider.url}/console/negotiations/{mine['id']}")
+    why = page.locator(".refusal").inner_text()
+    assert "合約政策拒絕" in why and "CN-GD-GZ" in why and "Refused by" not in why, why
+    shot(page, "zh-hant-provider-negotiation-refused")
+    found["zh-provider-negotiation"] = axe_violations(page)
+    assert {k: v for k, v in found.items() if v} == {}
+    assert w.errors == [] and zh.errors == [] and pz.errors == []

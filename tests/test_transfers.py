@@ -279,6 +279,11 @@ def test_a_transfer_under_an_expired_agreement_is_refused(nodes):
     started = consumer.api("POST", "/transfers", {"agreementId": agreement_id}, expect=201)
     row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=TERMINATED&timeout=20")
     assert row["state"] == "TERMINATED" and "PolicyDenied" in row["termination"]["reason"][0]
+    # the provider's access log keeps the engine's sentences as message ids too, which read back as the text
+    from connector.policy.explain import msg_from_json
+    refused = next(a for a in provider.api("GET", f"/access-log?agreementId={agreement_id}", expect=200)
+                   if a["stage"] == "transfer-start")
+    assert [str(msg_from_json(m)) for m in refused["reasonMessages"]] == refused["reasons"]
 
 
 class Upstream:
@@ -359,3 +364,78 @@ def test_an_expired_token_is_refused(nodes):
     engine.dispose()
     resp = httpx.get(row["endpoint"], headers=_provider_token(provider, consumer, row))
     assert resp.status_code == 401 and "expired" in resp.json()["reasons"][0]
+
+
+def wait_bytes(node, transfer_id, expected, timeout=10.0):
+    """The transfer's byte count once it reaches `expected` (the data plane adds it at the stream's end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = node.api("GET", f"/transfers/{transfer_id}", expect=200)
+        if row["bytesMoved"] >= expected or time.monotonic() > deadline:
+            return row
+        time.sleep(0.2)
+
+
+def test_each_side_counts_the_bytes_its_data_plane_moved(nodes):
+    """Provider (served, pushed) and consumer (downloaded, received) each keep the bytes moved for
+    their transfer in their database, over all its accesses; a refused access adds nothing."""
+    provider, consumer = nodes
+    size = len((provider.directory / "data" / "big.bin").read_bytes())
+    row = transfer(consumer, agree(consumer, provider, "big", dataset="big"))
+    assert consumer.api("GET", f"/transfers/{row['id']}", expect=200)["bytesMoved"] == 0
+    assert len(data(consumer, row["id"]).content) == size
+    assert wait_bytes(consumer, row["id"], size)["bytesMoved"] == size
+    served = wait_bytes(provider, row["providerPid"], size)
+    assert served["bytesMoved"] == size and served["bytesCountedAt"] is not None
+    assert len(data(consumer, row["id"]).content) == size  # a second access adds up
+    assert wait_bytes(provider, row["providerPid"], 2 * size)["bytesMoved"] == 2 * size
+    # a push: the provider's pushed bytes, the consumer's received bytes
+    pushed = transfer(consumer, agree(consumer, provider, "open"), fmt="HttpData-PUSH", expect="COMPLETED")
+    csv_size = len((provider.directory / "data" / "visits.csv").read_bytes())
+    assert wait_bytes(consumer, pushed["id"], csv_size)["bytesMoved"] == csv_size
+    assert wait_bytes(provider, pushed["providerPid"], csv_size)["bytesMoved"] == csv_size
+    # refused (no purpose declared): nothing moved
+    research = transfer(consumer, agree(consumer, provider, "research"))
+    assert data(consumer, research["id"]).status_code == 403
+    assert provider.api("GET", f"/transfers/{research['providerPid']}", expect=200)["bytesMoved"] == 0
+    # the engine's reasons are kept as message ids beside their text, for the console's languages
+    refusal = next(a for a in provider.api("GET", f"/access-log?agreementId={research['agreementId']}", expect=200)
+                   if not a["permitted"])
+    assert len(refusal["reasonMessages"]) == len(refusal["reasons"]) >= 1
+    assert any("declared no purpose" in r for r in refusal["reasons"])
+
+
+def test_an_asset_edited_through_the_api_is_checked_and_in_the_next_catalog_page(nodes):
+    provider, consumer = nodes
+    provider.api("POST", "/assets", {"id": "editable", "title": "Before"}, expect=201)
+    provider.api("POST", "/offers", {"id": "offer-editable", "assetIds": ["editable"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+
+    def formats() -> list[str]:
+        datasets = consumer.catalog(provider)["catalog"]["dataset"]
+        found = next(d for d in datasets if d["@id"] == "editable")
+        return sorted(d["format"] for d in found["distribution"])
+
+    assert formats() == ["HttpData-PULL"]
+    changed = provider.api("PATCH", "/assets/editable", {
+        "title": "After", "description": "visits, as CSV", "contentType": "text/csv",
+        "dataAddress": {"type": "file", "path": "visits.csv"}}, expect=200)
+    assert changed == {"id": "editable", "title": "After", "description": "visits, as CSV", "contentType": "text/csv",
+                       "properties": {}, "dataAddress": {"type": "file", "path": "visits.csv"}}
+    assert formats() == ["HKS-Compute", "HttpData-PULL"]  # a CSV file: now computable, at the very next page
+    assert provider.api("PATCH", "/assets/editable", {"title": ""}, expect=200)["title"] == "editable"
+    # refused as at creation, and nothing changed
+    for body, needle in [({"dataAddress": {"type": "file", "path": "../outside.csv"}}, "outside the data root"),
+                         ({"dataAddress": {"type": "http", "url": "http://example.com/data"}},
+                          "not on the allowed upstream"),
+                         ({"dataAddress": {"type": "ftp", "url": "x"}}, "'type' must be"),
+                         ({"dataAddress": {}}, "cannot be removed"), ({}, "at least one"),
+                         ({"id": "other"}, "Additional properties"), ({"title": "x" * 1001}, "too long")]:
+        resp = httpx.patch(provider.url + "/api/v1/assets/editable", headers=provider.headers(), json=body)
+        assert resp.status_code == 400 and needle in resp.json()["error"], (body, resp.text)
+    assert provider.api("GET", "/assets/editable", expect=200)["dataAddress"] == {"type": "file", "path": "visits.csv"}
+    missing = httpx.patch(provider.url + "/api/v1/assets/nothing-here", headers=provider.headers(), json={"title": "x"})
+    assert missing.status_code == 404
+    # the data plane reads the new address at the next access
+    row = transfer(consumer, agree(consumer, provider, "editable", dataset="editable"))
+    assert data(consumer, row["id"]).content == (provider.directory / "data" / "visits.csv").read_bytes()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_datetime
+from babel.numbers import format_decimal
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -119,3 +120,17 @@ def format_time(ts: Any, locale: str, tz: ZoneInfo) -> str:
         return str(ts)[:40]
     text = format_datetime(moment, format="medium", tzinfo=tz, locale=Locale.parse(locale))
     return f"{text} ({tz.key})"
+
+
+def format_bytes(count: int, locale: str) -> str:
+    """A byte count in the viewer's locale: exact below 1 KiB, else in KiB/MiB/GiB with the exact count."""
+    exact = format_decimal(count, locale=Locale.parse(locale))
+    if count < 1024:
+        return ngettext("%(n)s byte", "%(n)s bytes", count) % {"n": exact}
+    size, unit = float(count), "B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024:
+            break
+    short = format_decimal(round(size, 1), format="#,##0.0", locale=Locale.parse(locale))
+    return gettext("%(size)s %(unit)s (%(n)s bytes)") % {"size": short, "unit": unit, "n": exact}

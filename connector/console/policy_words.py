@@ -119,4 +119,24 @@ WORDS = (
     N_('; '),
     N_(' and '),
     N_(' and then '),
+    N_("Refused by the offer's access policy: %(reasons)s"),  # connector/node/usage.py ACCESS_DENIED_TEXT
+)
+
+#: the titles and descriptions of the templates in `policies/` (their dct:title and dct:description):
+#: the console shows them in the viewer's language; tests/test_console.py checks they are all here
+TEMPLATE_TEXTS = (
+    N_("Computation only: aggregates over groups of at least 10 (usable but not visible)"),
+    N_("No record leaves the provider. The consumer may run at most 50 aggregate computations (count, avg, sum; not min, max or median, which release one record's value) over hba1c and age, grouped by or filtered on district and age_band; groups of fewer than 10 records are suppressed, at most 200 rows per result, every computation logged to the clearing house. Medical research only. Edit the lists, minGroupSize and the count to fit the asset; add hks:epsilonPerQuery and hks:epsilonTotal for differentially private noise."),
+    N_("GBA cross-border personal information (mainland GBA city to Hong Kong)"),
+    N_("Personal data of GBA residents under the GBA Standard Contract: medical research only, by organisations in Hong Kong or the nine mainland GBA cities, no onward transfer outside that area, at most 10 retrievals, use and retention for at most one year after the agreement, names and phone numbers dropped and patient ids pseudonymised in transit, every access logged to the clearing house."),
+    N_("Hong Kong open data with attribution"),
+    N_("Any organisation enrolled at the station may use the data for any purpose, including commercially, provided it attributes the data to its source wherever it is used or republished."),
+    N_("N-times evaluation licence (N = 5)"),
+    N_("Try the data before licensing it: evaluation purposes only, at most 5 retrievals in total (count lteq 5 counts the retrieval being decided, so the 6th is refused), within 30 days of the agreement; every retrieval is logged to the clearing house. Change the count's rightOperand to set N."),
+    N_("Named partners only"),
+    N_("Only the organisations listed by their station participant ids may use the data (replace the example ids with your partners'); each use is notified to the provider."),
+    N_("Research only, for one year"),
+    N_("Use for research and development only, for one year from the agreement; the recipient deletes the data when the year is over."),
+    N_("Station members only"),
+    N_("Only organisations enrolled at the Hong Kong station, connecting through a connector with at least the IDS TRUST security profile, may use the data; every access is logged to the clearing house."),
 )

@@ -164,6 +164,7 @@ class Shell:
             "session": session, "csrf": session.csrf if session else "", "locale": locale,
             "lang_tag": i18n.LANGUAGES[locale][0], "languages": i18n.LANGUAGES, "path": request.path_qs,
             "when": lambda ts: i18n.format_time(ts, locale, request["tz"]),
+            "size": lambda n: i18n.format_bytes(int(n or 0), locale),
             "role_name": role_name, "may_act": bool(session and session.may("operator")), "P": PREFIX,
             "quote": lambda s: quote(str(s), safe=""), **self.base_context(),
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -22,7 +23,7 @@ from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..node.usage import PolicyCache, check_policy
 from ..policy import Context, PolicyError
 from ..policy import Request as PolicyRequest
-from ..policy.explain import duty_msg
+from ..policy.explain import duty_msg, msg_from_json
 from ..protocol.errors import clip
 from ..protocol.ids import id_problem
 from ..protocol.negotiation import State
@@ -36,6 +37,7 @@ from .shell import N_, PREFIX, SESSION_KEY, Handler, Route, Shell
 log = logging.getLogger("connector.console")
 PAGE = 100  # rows a list page shows
 SSE_SECONDS = 300  # an event stream ends after this; the browser reconnects
+BYTES_POLL = 1.0  # a transfer's page reads its byte count this often (the data plane writes it about as often)
 
 
 class Console(Shell):
@@ -77,6 +79,8 @@ class Console(Shell):
             ("GET", "/audit/{id}/events", self.audit_events, viewer),
             ("GET", "/assets", self.assets, viewer), ("GET", "/policies", self.policies_page, viewer),
             ("POST", "/assets", self.create_asset, operator), ("POST", "/policies", self.create_policy, operator),
+            ("GET", "/assets/{id}/edit", self.edit_asset_form, operator),
+            ("POST", "/assets/{id}", self.edit_asset, operator),
             ("POST", "/offers", self.create_offer, operator),
             ("GET", "/offers/new", self.offer_wizard, operator),
             ("POST", "/offers/new", self.offer_wizard_step, operator),
@@ -138,7 +142,8 @@ class Console(Shell):
         recent_t = await self.api.call("GET", "/transfers", query={"limit": "10"})
         recent_a = await self.api.call("GET", "/access-log", query={"limit": "10"})
         return {"recent_negotiations": sorted(recent_n.data or [], key=lambda r: -r["updatedAt"]),
-                "recent_transfers": recent_t.data or [], "recent_accesses": recent_a.data or []}
+                "recent_transfers": recent_t.data or [],
+                "recent_accesses": [{**a, "shown": access_reasons(a)} for a in recent_a.data or []]}
 
     async def _reachable(self, url: str) -> bool:
         """Whether a service answers its /health (cached 10 s; the answer says only yes or no)."""
@@ -246,7 +251,8 @@ class Console(Shell):
         result = await self.api.call("GET", "/negotiations/{id}", id=pid)
         if not result.ok:
             return None
-        return {"n": result.data, "timeline": await self._timeline(pid), "final": result.data["state"] in _FINAL}
+        return {"n": result.data, "timeline": await self._timeline(pid), "final": result.data["state"] in _FINAL,
+                "why": termination_shown(result.data.get("termination"), result.data.get("role"))}
 
     async def negotiation(self, request: web.Request) -> web.Response:
         context = await self._negotiation_context(request.match_info["id"])
@@ -324,7 +330,9 @@ class Console(Shell):
             return None
         accesses = await self.api.call("GET", "/access-log",
                                        query={"agreementId": result.data["agreementId"], "limit": "50"})
-        return {"t": result.data, "accesses": accesses.data or [], "timeline": await self._timeline(pid)}
+        return {"t": result.data, "accesses": [{**a, "shown": access_reasons(a)} for a in accesses.data or []],
+                "timeline": await self._timeline(pid),
+                "why": termination_shown(result.data.get("termination"), result.data.get("role"))}
 
     async def transfer(self, request: web.Request) -> web.Response:
         context = await self._transfer_context(request.match_info["id"])
@@ -341,13 +349,24 @@ class Console(Shell):
         shown = request.query.get("shown")
         last = shown if shown in {s.value for s in TransferState} else row["state"]
 
-        async def changed() -> str | None:
-            nonlocal last
-            found = await self.node.transfers.wait_for(pid, {s.value for s in TransferState} - {last}, 5.0)
-            if found is None or found["state"] == last:
+        shown_bytes = request.query.get("bytes", "")
+        last_bytes = int(shown_bytes) if shown_bytes.isdigit() and len(shown_bytes) <= 18 else -1
+
+        async def changed() -> tuple[str, str] | None:
+            """A new state: the whole live part (event `state`); else new bytes moved: only the
+            count (event `bytes`), so a purpose being typed in the download form stays."""
+            nonlocal last, last_bytes
+            found = await self.node.transfers.wait_for(pid, {s.value for s in TransferState} - {last}, BYTES_POLL)
+            if found is not None and found["state"] != last:
+                last = found["state"]
+                context = await self._transfer_context(pid) or {}
+                last_bytes = context.get("t", {}).get("bytesMoved", last_bytes)
+                return "state", self._fragment(request, "_transfer_live.html", context)
+            progress = await self.api.api.transfer_progress(pid)
+            if progress["bytesMoved"] == last_bytes:
                 return None
-            last = found["state"]
-            return self._fragment(request, "_transfer_live.html", await self._transfer_context(pid) or {})
+            last_bytes = progress["bytesMoved"]
+            return "bytes", self._fragment(request, "_transfer_bytes.html", {"t": progress})
         return await self._sse(request, "state", changed, poll=0.0)
 
     def transfer_action(self, action: str) -> Handler:
@@ -373,7 +392,9 @@ class Console(Shell):
             data = orjson.loads(response.body) if response.body else {}
         except orjson.JSONDecodeError:
             data = {}
-        return self.refused(request, ApiResult(response.status, data if isinstance(data, dict) else {}),
+        data = data if isinstance(data, dict) else {}
+        # reasons come only from the provider's answer, relayed (the node's own refusals give an error alone)
+        return self.refused(request, ApiResult(response.status, data), peer=isinstance(data.get("reasons"), list),
                             back=f"{PREFIX}/transfers/{quote(request.match_info['id'], safe='')}")
 
     # -------------------------------------------------------------------- audit
@@ -435,13 +456,42 @@ class Console(Shell):
         return response
 
     # ------------------------------------------------------ assets and policies
+    #: at most this many assets of a list have their file's size read (one stat each) per page
+    SIZES_PER_PAGE = 500
+
+    def asset_size(self, address: Any, locale: str) -> str:
+        """What is known of an asset's size now, in words: a file under the data root is measured (one
+        stat, at display time); an HTTP upstream's is unknown (never fetched to find out)."""
+        if not isinstance(address, dict) or address.get("type") not in ("file", "http"):
+            return i18n.gettext("none")
+        if address["type"] == "http":
+            return i18n.gettext("unknown (an HTTP upstream: not fetched to measure)")
+        try:
+            found = self.node.dataplane._file_path(str(address.get("path", ""))).stat()
+        except (OSError, ValueError):
+            return i18n.gettext("the file is missing")
+        return i18n.format_bytes(found.st_size, locale) if stat.S_ISREG(found.st_mode) else i18n.gettext("the file is missing")
+
     async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
                      status: int = 200) -> web.Response:
         result = await self.api.call("GET", "/assets")
         q = request.query.get("q", "").strip().lower()[:200]
         rows = [a for a in result.data or [] if not q or q in (a["id"] + " " + (a["title"] or "")).lower()]
-        return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "error": error,
-                                                  "error_field": _error_field(error)}, status=status)
+        sizes = {a["id"]: self.asset_size(a.get("dataAddress"), request["locale"]) for a in rows[:self.SIZES_PER_PAGE]}
+        return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "sizes": sizes,
+                                                  "error": _localized_error(error), "error_field": _error_field(error)},
+                         status=status)
+
+    @staticmethod
+    def _asset_form(form: dict[str, str]) -> dict[str, Any]:
+        """The fields of an asset form as the API takes them (the data address only when a source is chosen)."""
+        body: dict[str, Any] = {}
+        source = form.get("source", "")
+        if source == "file":
+            body["dataAddress"] = {"type": "file", "path": form.get("location", "")}
+        elif source == "http":
+            body["dataAddress"] = {"type": "http", "url": form.get("location", "")}
+        return body
 
     async def create_asset(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v)[:10_000] for k, v in (await request.post()).items() if k != "csrf"}
@@ -449,14 +499,40 @@ class Console(Shell):
         for field in ("title", "description", "contentType"):
             if form.get(field):
                 body[field] = form[field]
-        source = form.get("source", "")
-        if source == "file":
-            body["dataAddress"] = {"type": "file", "path": form.get("location", "")}
-        elif source == "http":
-            body["dataAddress"] = {"type": "http", "url": form.get("location", "")}
+        body.update(self._asset_form(form))
         result = await self.api.call("POST", "/assets", body)
         if not result.ok:
             return await self.assets(request, form=form, error=result.error, status=result.status)
+        raise web.HTTPSeeOther(PREFIX + "/assets")
+
+    async def edit_asset_form(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
+                              status: int = 200) -> web.Response:
+        """An asset's title, description, content type and data address, with its size; a change is
+        the management API's PATCH, whose refusal stands next to its field in the viewer's language."""
+        found = await self.api.call("GET", "/assets/{id}", id=request.match_info["id"])
+        if not found.ok:
+            return self.not_found(request)
+        asset = found.data
+        if form is None:
+            address = asset.get("dataAddress") or {}
+            form = {"title": asset.get("title") or "", "description": asset.get("description") or "",
+                    "contentType": asset.get("contentType") or "", "source": address.get("type", ""),
+                    "location": address.get("path") or address.get("url") or ""}
+        return self.page(request, "asset_edit.html", {
+            "asset": asset, "form": form, "asset_size": self.asset_size(asset.get("dataAddress"), request["locale"]),
+            "error": _localized_error(error), "error_field": _error_field(error)}, status=status)
+
+    async def edit_asset(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v)[:10_000] for k, v in (await request.post()).items() if k != "csrf"}
+        body: dict[str, Any] = {field: form.get(field, "") for field in ("title", "description", "contentType")}
+        if not body["contentType"]:
+            body["contentType"] = "application/octet-stream"  # as at creation
+        body.update(self._asset_form(form))
+        result = await self.api.call("PATCH", "/assets/{id}", body, id=request.match_info["id"])
+        if result.status == 404:
+            return self.not_found(request)
+        if not result.ok:
+            return await self.edit_asset_form(request, form=form, error=result.error, status=result.status)
         raise web.HTTPSeeOther(PREFIX + "/assets")
 
     async def policies_page(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
@@ -469,7 +545,9 @@ class Console(Shell):
             form["odrl"] = TEMPLATES[template]
         return self.page(request, "policies.html", {
             "rows": result.data or [], "offers": offers.data or [], "form": form, "error": error,
-            "error_field": error_field or _error_field(error), "templates": sorted(TEMPLATES), "template": template},
+            "error_field": error_field or _error_field(error), "templates": sorted(TEMPLATES), "template": template,
+            "template_titles": {name: i18n.gettext(_text(orjson.loads(body).get("dct:title")))
+                                for name, body in TEMPLATES.items()}},
             status=status)
 
     async def create_policy(self, request: web.Request) -> web.StreamResponse:
@@ -507,7 +585,8 @@ class Console(Shell):
                 form_errors.append(api_error)
         elif policy_id and id_problem(policy_id):
             id_error = f"id: {id_problem(policy_id)}"
-        context = {"name": name, "title": _text(template.get("dct:title")), "params": params,
+        context = {"name": name, "title": i18n.gettext(_text(template.get("dct:title"))),
+                   "description": i18n.gettext(_text(template.get("dct:description"))), "params": params,
                    "values": {p.name: values.get(p.name, p.default) for p in params}, "policy_id": policy_id or "",
                    "field_errors": field_errors, "form_errors": form_errors, "id_error": id_error,
                    "s": None if field_errors or form_errors else self.sentences(filled),
@@ -672,23 +751,31 @@ class Console(Shell):
         return None
 
     # ------------------------------------------------------------------ helpers
-    def refused(self, request: web.Request, result: ApiResult, *, back: str) -> web.Response:
+    def refused(self, request: web.Request, result: ApiResult, *, back: str, peer: bool = False) -> web.Response:
+        """A refusal: this node's own (its reasons as they are), or relayed from the peer (`peer`: its
+        words quoted, bounded and marked as not translated)."""
         reasons = result.data.get("reasons") if isinstance(result.data, dict) else None
+        reasons = reasons if isinstance(reasons, list) else []
+        if peer:
+            reasons = [clip(_reason_text(r), PEER_TEXT_LIMIT) for r in reasons[:PEER_REASONS]]
         return self.page(request, "refused.html", {"status": result.status, "error": result.error,
-                                                   "reasons": reasons if isinstance(reasons, list) else [],
-                                                   "back": back}, status=result.status if result.status >= 400 else 400)
+                                                   "reasons": reasons, "peer": peer, "back": back},
+                         status=result.status if result.status >= 400 else 400)
 
     def _fragment(self, request: web.Request, template: str, context: dict[str, Any]) -> str:
         env = aiohttp_jinja2.get_env(request.app)
         locale = request["locale"]
         session = request.get(SESSION_KEY)
         base = {"when": lambda ts: i18n.format_time(ts, locale, request["tz"]), "state_name": state_name,
+                "size": lambda n: i18n.format_bytes(int(n or 0), locale),
                 "may_act": bool(session and session.may("operator")), "csrf": session.csrf if session else "",
                 "P": PREFIX, "quote": lambda s: quote(str(s), safe=""), "locale": locale}
         return env.get_template(template).render(**base, **context)
 
-    async def _sse(self, request: web.Request, event: str, changed: Callable[[], Awaitable[str | None]], *,
-                   poll: float) -> web.StreamResponse:
+    async def _sse(self, request: web.Request, event: str,
+                   changed: Callable[[], Awaitable[str | tuple[str, str] | None]], *, poll: float) -> web.StreamResponse:
+        """Server-sent events: what `changed` returns (html as `event`, or an (event, html) pair),
+        a keep-alive comment when nothing changed."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
         locale = request["locale"]
@@ -700,8 +787,9 @@ class Console(Shell):
                 i18n.activate(locale)
                 html = await changed()
                 if html is not None:
+                    name, html = html if isinstance(html, tuple) else (event, html)
                     data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
-                    await response.write(f"event: {event}\n{data}\n".encode())
+                    await response.write(f"event: {name}\n{data}\n".encode())
                 else:
                     await response.write(b": keep-alive\n\n")
                 if poll:
@@ -715,6 +803,53 @@ class Console(Shell):
 
 
 _FINAL = {"FINALIZED", "TERMINATED"}
+#: a peer's words are shown quoted, at most this many reasons of at most this many characters each
+PEER_REASONS, PEER_TEXT_LIMIT = 10, 500
+
+
+def _reason_text(reason: Any) -> str:
+    """A reason as received: text, or a JSON-LD value or {message} object."""
+    if isinstance(reason, dict):
+        reason = reason.get("message") or reason.get("@value") or ""
+    return str(reason)
+
+
+def _sentences(stored: Any, limit: int = 50) -> list[str] | None:
+    """Stored engine sentences (message ids with parameters) in the viewer's language, or None
+    when they are missing or unreadable (the English text is shown then)."""
+    if not isinstance(stored, list) or not stored:
+        return None
+    try:
+        return [i18n.sentence(msg_from_json(m)) for m in stored[:limit]]
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def access_reasons(access: dict[str, Any]) -> list[str]:
+    """An access's reasons: the engine's sentences translated when stored, else its English text
+    (rows from before they were stored, and reasons that are not the engine's)."""
+    texts = [_reason_text(r) for r in access.get("reasons") or []]
+    translated = _sentences(access.get("reasonMessages"))
+    return translated if translated is not None and len(translated) == len(texts) else texts
+
+
+def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
+    """Why a process ended, as the page shows it: our own engine's sentences translated when
+    stored; our own other words as they are; the peer's words (it ended the process, or refused
+    our message) quoted, bounded and marked as the peer's, since they cannot be translated."""
+    if not isinstance(termination, dict):
+        return None
+    raw = termination.get("reason")
+    texts = [_reason_text(r) for r in ([raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [])]
+    ours = termination.get("by") == role
+    decision = termination.get("decision")
+    translated = _sentences(decision.get("reasonMessages")) if ours and isinstance(decision, dict) else None
+    if translated:  # an access policy's sentence names its policy itself; a contract policy's reasons do not
+        lead = "" if decision.get("policy") == "access" else i18n.gettext("Refused by the contract policy:")
+        return {"peer": False, "lead": lead, "lines": translated}
+    if ours:
+        return {"peer": False, "lead": "", "lines": texts}
+    return {"peer": True, "lead": "", "lines": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}
 
 
 def _utc_now() -> str:
@@ -732,6 +867,34 @@ def _templates() -> dict[str, str]:
 
 
 TEMPLATES = _templates()
+
+
+#: the management API's refusals of a form's field, as messages in the viewer's language (the API
+#: answers programs in English; a refusal not listed here is shown as the API worded it)
+_API_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^dataAddress: path (?P<value>.*) is outside the data root$"),
+     N_("This path is outside the data root: %(value)s")),
+    (re.compile(r"^dataAddress: host (?P<value>.*) is not on the allowed upstream list"),
+     N_("The host %(value)s is not on the allowed upstream list ([dataplane] upstream_hosts).")),
+    (re.compile(r"^dataAddress: the url must be http\(s\)$"), N_("The URL must start with http:// or https://.")),
+    (re.compile(r"^dataAddress: a file source needs a 'path'"), N_("Give the file's path under the data root.")),
+    (re.compile(r"^dataAddress: an http source needs a 'url'"), N_("Give the URL of the data.")),
+    (re.compile(r"^dataAddress: the url is refused: (?P<value>.*)$"), N_("This URL is refused: %(value)s")),
+    (re.compile(r"^\w+: is too long \((?P<n>\d+) characters; at most (?P<max>\d+) are allowed\)$"),
+     N_("Too long: %(n)s characters, at most %(max)s.")),
+    (re.compile(r"^id: must not contain whitespace"),
+     N_("An id must not contain whitespace, control characters, '/', '?' or '#'.")),
+    (re.compile(r"^asset (?P<value>.*) already exists$"), N_("An asset with this id already exists.")),
+)
+
+
+def _localized_error(error: str) -> str:
+    """An API refusal in the viewer's language when it is one the console knows (its values kept)."""
+    for pattern, message in _API_ERRORS:
+        match = pattern.match(error or "")
+        if match:
+            return i18n.gettext(message) % match.groupdict()
+    return error
 
 
 def _error_field(error: str) -> str:

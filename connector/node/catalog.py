@@ -70,6 +70,26 @@ class CatalogService:
         self._changed()
         return row
 
+    async def update_asset(self, asset_id: str, change: Json) -> Json | None:
+        """Change an asset's title, description, content type or data address (None: no such asset).
+        One transaction; the catalog's version rises with it (trigger of migration 0015), so every
+        replica's next catalog page shows the change, and every later access reads the new address."""
+        columns = {"title": "title", "description": "description", "contentType": "content_type",
+                   "dataAddress": "data_address"}
+        values = {column: change[key] for key, column in columns.items() if key in change}
+        if "title" in values and not values["title"]:
+            values["title"] = asset_id  # as at creation: an asset always has a title
+
+        def update(conn: Connection) -> Json | None:
+            if conn.execute(sa.update(assets).where(assets.c.id == asset_id).values(**values)).rowcount != 1:
+                return None
+            return dict(conn.execute(sa.select(assets).where(assets.c.id == asset_id)).mappings().one())
+
+        row = await self.db.transaction(update)
+        if row is not None:
+            self._changed()
+        return row
+
     async def create_policy(self, policy_id: str, body: Json) -> Json:
         row = {"id": policy_id, "body": body, "created_at": time.time()}
         await self.db.transaction(lambda conn: conn.execute(sa.insert(policies).values(**row)))

@@ -21,7 +21,7 @@ from ..protocol.negotiation import Event, State
 from ..protocol.policies import typed_literals
 from ..protocol.transfer import TransferEvent, TransferState
 from ..store.tables import (access_log, agreements, assets, idempotency_keys, negotiations, offers, outbox, policies,
-                            transfers)
+                            transfer_bytes, transfers)
 from .catalog_walk import read_catalog, same_endpoint
 from .listing import MAX_LIMIT, CursorError, decode_cursor, next_link, query_page
 from .metrics import node_families
@@ -55,6 +55,14 @@ SCHEMAS: dict[str, Json] = {
             "id": ID, "title": {"type": "string", "maxLength": 1000}, "description": {"type": "string", "maxLength": 10000},
             "contentType": {"type": "string", "maxLength": 255}, "properties": {"type": "object"},
             "dataAddress": {"type": "object"},
+        },
+    },
+    "AssetChange": {
+        "type": "object", "additionalProperties": False,
+        "description": "the fields to change (the others stay); a dataAddress is checked as at creation",
+        "properties": {
+            "title": {"type": "string", "maxLength": 1000}, "description": {"type": "string", "maxLength": 10000},
+            "contentType": {"type": "string", "minLength": 1, "maxLength": 255}, "dataAddress": {"type": "object"},
         },
     },
     "PolicyInput": {
@@ -157,7 +165,7 @@ class ManagementApi:
         table = [
             ("GET", "/openapi.json", self.openapi, False),
             ("POST", "/assets", self.create_asset, True), ("GET", "/assets", self.list_assets, True),
-            ("GET", "/assets/{id}", self.get_asset, True),
+            ("GET", "/assets/{id}", self.get_asset, True), ("PATCH", "/assets/{id}", self.update_asset, True),
             ("POST", "/policies", self.create_policy, True), ("GET", "/policies", self.list_policies, True),
             ("GET", "/policies/{id}", self.get_policy, True),
             ("POST", "/offers", self.create_offer, True), ("GET", "/offers", self.list_offers, True),
@@ -233,8 +241,9 @@ class ManagementApi:
         return doc
 
     # -------------------------------------------------------------- catalog
-    async def create_asset(self, request: web.Request) -> web.Response:
-        doc = await self.body(request, "AssetInput")
+    async def _checked_address(self, doc: Json) -> None:
+        """An asset's data address as create and update take it: under the data root or on an allowed
+        public upstream (the data plane checks again at every access)."""
         if doc.get("dataAddress"):
             try:
                 doc["dataAddress"] = self.node.dataplane.check_data_address(doc["dataAddress"])
@@ -242,11 +251,27 @@ class ManagementApi:
                     await self.node.dataplane.check_upstream_address(doc["dataAddress"]["url"])
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from None
+
+    async def create_asset(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "AssetInput")
+        await self._checked_address(doc)
         try:
             row = await self.node.catalog.create_asset(doc)
         except sa.exc.IntegrityError:
             raise ApiError(409, f"asset {echo(doc['id'])} already exists") from None
         return json_response(_asset_view(row), status=201)
+
+    async def update_asset(self, request: web.Request) -> web.Response:
+        doc = await self.body(request, "AssetChange")
+        if not doc:
+            raise ApiError(400, "body: give at least one of title, description, contentType, dataAddress")
+        if "dataAddress" in doc and not doc["dataAddress"]:
+            raise ApiError(400, "dataAddress: give a file or http address (an asset's data cannot be removed)")
+        await self._checked_address(doc)
+        row = await self.node.catalog.update_asset(request.match_info["id"], doc)
+        if row is None:
+            raise ApiError(404, f"no asset {echo(request.match_info['id'])}")
+        return json_response(_asset_view(row))
 
     async def list_assets(self, request: web.Request) -> web.Response:
         rows, headers = await self._listing(request, assets)
@@ -537,7 +562,14 @@ class ManagementApi:
             row = await self.node.transfers.get(pid)
         if row is None:
             raise ApiError(404, f"no transfer {echo(pid)}")
-        return json_response(transfer_view(row))
+        return json_response({**transfer_view(row), **await self.transfer_progress(pid)})
+
+    async def transfer_progress(self, pid: str) -> Json:
+        """The bytes this node's data plane has moved for a transfer so far, and when they were last
+        counted (a running stream adds its count about once a second)."""
+        query = sa.select(transfer_bytes.c.bytes, transfer_bytes.c.updated_at).where(transfer_bytes.c.transfer_id == pid)
+        found = await self.node.db.read(lambda conn: conn.execute(query).first())
+        return {"bytesMoved": found[0] if found else 0, "bytesCountedAt": found[1] if found else None}
 
     def _transfer_action(self, event: TransferEvent):  # noqa: ANN202
         async def act(request: web.Request) -> web.Response:
@@ -568,7 +600,8 @@ class ManagementApi:
         return json_response([{"id": r["id"], "stage": r["stage"], "transferId": r["transfer_id"],
                                    "agreementId": r["agreement_id"], "offerId": r["offer_id"],
                                    "consumerId": r["consumer_id"], "at": r["at"], "permitted": r["permitted"],
-                                   "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"]}
+                                   "purpose": r["purpose"], "reasons": r["reasons"], "duties": r["duties"],
+                                   "reasonMessages": r["reason_msgs"]}
                                   for r in rows])
 
     # ------------------------------------------------------- dead letters
@@ -727,7 +760,11 @@ def openapi_document() -> Json:
         "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
         "paths": {
             "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets (?limit=N: a page, Link rel=next with its cursor)")},
-            "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",))},
+            "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",)),
+                                    "patch": op("change an asset's title, description, content type or data address "
+                                                "(checked as at creation); the catalog shows the change at its next "
+                                                "page, and every later access reads the new address",
+                                                "AssetChange", ("id",))},
             "/api/v1/policies": {"post": op("store an ODRL policy", "PolicyInput"), "get": op("list policies (?limit=N: a page, Link rel=next with its cursor)")},
             "/api/v1/policies/{id}": {"get": op("get a policy", params=("id",))},
             "/api/v1/offers": {"post": op("offer assets under an access and a contract policy", "OfferInput"), "get": op("list offers (?limit=N: a page, Link rel=next with its cursor)")},
@@ -752,7 +789,9 @@ def openapi_document() -> Json:
                           params=("id",))},
             "/api/v1/transfers": {"post": idempotent(op("start a transfer under an agreement", "TransferInput")),
                                   "get": op("list transfers")},
-            "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits)", params=("id",))},
+            "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits), with bytesMoved: "
+                                                 "the bytes this node's data plane has moved for it so far",
+                                                 params=("id",))},
             "/api/v1/transfers/{id}/suspend": {"post": op("suspend a transfer", "TerminateInput", ("id",))},
             "/api/v1/transfers/{id}/resume": {"post": op("resume a suspended transfer", params=("id",))},
             "/api/v1/transfers/{id}/complete": {"post": op("complete a transfer", params=("id",))},

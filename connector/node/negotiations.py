@@ -30,6 +30,7 @@ from ..protocol.messages import (
 )
 from ..protocol.negotiation import TERMINAL, Event, Role, State, next_state
 from ..identity import Caller
+from ..policy.explain import msg_to_json
 from ..protocol.policies import agreement_from_offer, message_offer, same_terms
 from ..store.tables import agreements, assets, negotiations
 from .automation import Action, DefaultStrategy, View
@@ -38,8 +39,8 @@ from .catalog import CatalogService
 # tests that import them from negotiations (kept for now, to be dropped once they import durable).
 from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing,  # noqa: F401
                       dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
-from .usage import (ACCESS_DENIED, AccessDenied, access_denied_peer_text, access_denied_text, access_refusal, decide, denial_reasons,
-                    record_decision)
+from .usage import (ACCESS_DENIED, AccessDenied, access_denied_messages, access_denied_peer_text, access_refusal,
+                    decide, denial_reasons, record_decision)
 from ..errors import NodeError
 
 Json = dict[str, Any]
@@ -374,9 +375,11 @@ class NegotiationService(DurableProcesses):
         if decision.permitted:
             return None
         reasons = denial_reasons(decision)
+        # the engine's sentences as message ids too (kept in our row only): the console shows them translated
+        messages = [msg_to_json(r.sentence()) for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
         return Action(Event.TERMINATE, "Refused by the contract policy: " + " ".join(reasons), code="PolicyDenied",
                       details={"effect": str(decision.effect.value if hasattr(decision.effect, "value") else decision.effect),
-                               "reasons": reasons})
+                               "reasons": reasons, **({"reasonMessages": messages} if messages else {})})
 
     def _gate(self, conn: Connection, row: Json, actions: list[Action], who: Caller, ts: float,
               requested: bool = False) -> tuple[list[Action], str | None]:
@@ -397,8 +400,10 @@ class NegotiationService(DurableProcesses):
         if denied is not None:
             record_decision(conn, stage="negotiation", consumer_id=who.participant_id, reasons=denied, now=ts,
                             offer_id=row["offer_id"])
+            messages = access_denied_messages(denied)  # kept in our row: the console shows them translated
             return [Action(Event.TERMINATE, access_denied_peer_text(denied), code=ACCESS_DENIED,
-                           details={"effect": "deny", "reasons": list(denied)})], None
+                           details={"effect": "deny", "reasons": list(denied),
+                                    **({"reasonMessages": messages, "policy": "access"} if messages else {})})], None
         if not agreeing:
             return actions, found.offer_id
         if found.dataset_id != row["dataset_id"] or not same_terms(found.policy, row["offer"]):

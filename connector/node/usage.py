@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 from ..compute import ACTION as COMPUTE_ACTION
 from ..identity import Caller
 from ..protocol.errors import Forbidden
-from ..policy.explain import Msg
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
+from ..policy.explain import Join, Msg, msg_to_json
 from ..store.tables import access_log
 from ..vocab import policy_contexts
 
@@ -144,9 +144,21 @@ def decide(cache: PolicyCache, body: Json, *, caller: Caller, target: str, now: 
     return decision
 
 
+class EngineSentence(str):
+    """One of the engine's sentences: its English text (what the API, the peer and the logs get),
+    carrying the sentence as message id and parameters (`msg`) for the console's languages."""
+
+    msg: Any
+
+    def __new__(cls, reason: Any) -> "EngineSentence":
+        sentence = super().__new__(cls, reason.message)
+        sentence.msg = reason.sentence()
+        return sentence
+
+
 def denial_reasons(decision: Decision) -> list[str]:
     """The refusal in sentences a data-protection officer understands."""
-    sentences = [r.message for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
+    sentences = [EngineSentence(r) for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
     return sentences or ["no permission of the policy covers this request"]
 
 
@@ -176,6 +188,24 @@ def _peer_sentence(reason: Any) -> str:
     return f"the access policy does not admit this request ({reason.code})"
 
 
+def reason_messages(reasons: list[str]) -> list[Any] | None:
+    """The engine's sentences among `reasons` as stored message ids (access_log.reason_msgs), or
+    None unless every reason is one (a reason of our own words stays text)."""
+    msgs = [getattr(r, "msg", None) for r in reasons]
+    return [msg_to_json(m) for m in msgs] if msgs and all(m is not None for m in msgs) else None
+
+
+#: the text of an access policy's refusal (its reasons follow); a message id of the console's catalogs
+ACCESS_DENIED_TEXT = "Refused by the offer's access policy: %(reasons)s"
+
+
+def access_denied_messages(reasons: list[str]) -> list[Any] | None:
+    """`access_denied_text` as one stored sentence, when its reasons are the engine's."""
+    if not reasons or not all(getattr(r, "msg", None) is not None for r in reasons):
+        return None
+    return [msg_to_json(Msg(ACCESS_DENIED_TEXT, reasons=Join(" ", [r.msg for r in reasons])))]
+
+
 def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Caller, target: str, now: float,
                    asset_properties: Mapping[str, Any] | None, offer_id: str | None = None) -> AccessRefusal | None:
     """None when the offer's access policy admits `caller` (its verified claims) to `target`;
@@ -200,13 +230,13 @@ def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Call
 
 def access_denied_text(reasons: list[str]) -> str:
     """The refusal as our access log keeps it: the engine's full sentences."""
-    return "Refused by the offer's access policy: " + " ".join(reasons)
+    return ACCESS_DENIED_TEXT % {"reasons": " ".join(reasons)}
 
 
 def access_denied_peer_text(reasons: list[str]) -> str:
     """The refusal as the requester is told it (see AccessRefusal)."""
     told = reasons.peer if isinstance(reasons, AccessRefusal) else reasons
-    return "Refused by the offer's access policy: " + " ".join(told)
+    return ACCESS_DENIED_TEXT % {"reasons": " ".join(told)}
 
 
 class AccessDenied(Forbidden):
@@ -226,5 +256,6 @@ def record_decision(conn: Connection, *, stage: str, consumer_id: str, reasons: 
     a refusal at negotiation or at transfer start."""
     conn.execute(access_log.insert(), {
         "transfer_id": transfer_id, "agreement_id": agreement_id, "consumer_id": consumer_id[:512], "at": now,
-        "permitted": permitted, "purpose": None, "reasons": reasons, "duties": [], "stage": stage,
+        "permitted": permitted, "purpose": None, "reasons": reasons, "reason_msgs": reason_messages(reasons),
+        "duties": [], "stage": stage,
         "offer_id": offer_id[:512] if offer_id else None})

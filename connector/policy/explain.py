@@ -97,6 +97,46 @@ class Join(Msg):
         return found
 
 
+#: a stored sentence read back is at most this deep and has at most this many parts in all
+_STORED_DEPTH, _STORED_PARTS = 8, 200
+
+
+def msg_to_json(msg: Any) -> Any:
+    """A sentence as JSON to store beside its English text (message ids and parameters), so a
+    shell can render it later in its viewer's language (`msg_from_json`). Plain values as text."""
+    if isinstance(msg, Term):
+        return {"t": msg.id, "lower": msg.lower}
+    if isinstance(msg, Join):
+        return {"j": msg.sep, "parts": [msg_to_json(p) for p in msg.parts]}
+    if isinstance(msg, Msg):
+        return {"m": msg.id, "p": {k: msg_to_json(v) for k, v in msg.params.items()}}
+    return msg if isinstance(msg, (str, int, float, bool)) or msg is None else str(msg)
+
+
+def msg_from_json(data: Any) -> Any:
+    """A sentence stored by `msg_to_json` (a Msg, or the plain value). ValueError: not one."""
+    budget = [_STORED_PARTS]
+
+    def read(item: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if depth > _STORED_DEPTH or budget[0] < 0:
+            raise ValueError("a stored sentence too deep or too long")
+        if not isinstance(item, dict):
+            if isinstance(item, (str, int, float, bool)) or item is None:
+                return item
+            raise ValueError("not a stored sentence")
+        if isinstance(item.get("t"), str):
+            return Term(item["t"], bool(item.get("lower")))
+        if isinstance(item.get("j"), str) and isinstance(item.get("parts"), list):
+            return Join(item["j"], [read(p, depth + 1) for p in item["parts"]])
+        message_id, params = item.get("m"), item.get("p", {})
+        if isinstance(message_id, str) and isinstance(params, dict):
+            return Msg(message_id, **{str(k): read(v, depth + 1) for k, v in params.items()})
+        raise ValueError("not a stored sentence")
+
+    return read(data, 0)
+
+
 def M_(message: str) -> str:
     """Marks a message id kept in a table (extracted with ``-k M_``)."""
     return message

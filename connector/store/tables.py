@@ -187,7 +187,19 @@ access_log = sa.Table(
     sa.Column("duties", sa.JSON, nullable=False),
     sa.Column("stage", sa.String(32), nullable=False, server_default="access"),  # negotiation | transfer-start | access
     sa.Column("offer_id", sa.String(512), nullable=True),
+    # the engine's reasons as message ids with parameters, beside `reasons` (their English text); NULL
+    # for older rows and reasons that are not the engine's (the console then shows the text)
+    sa.Column("reason_msgs", sa.JSON, nullable=True),
     sa.Index("ix_access_log_agreement", "agreement_id", "at"),
+)
+
+transfer_bytes = sa.Table(
+    "transfer_bytes", metadata,
+    # the bytes this node's data plane has moved for a transfer (all its accesses), added at a bounded
+    # rate while a stream runs and at its end (connector/node/dataplane/common.py ByteMeter)
+    sa.Column("transfer_id", sa.String(255), primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 received_data = sa.Table(

@@ -27,7 +27,8 @@ RESEARCH = {"permission": [{"action": "use", "constraint": [
     {"leftOperand": "purpose", "operator": "isA", "rightOperand": {"@id": "hks:MedicalResearch"}}]}]}
 GZ_ONLY = {"permission": [{"action": "use", "constraint": [
     {"leftOperand": "hks:recipientJurisdiction", "operator": "eq", "rightOperand": "CN-GD-GZ"}]}]}
-PASSWORDS = {"alice": "alice-operator-pw", "bob": "bob-viewer-pw-1", "root": "root-admin-pw-1"}
+PASSWORDS = {"alice": "alice-operator-pw", "bob": "bob-viewer-pw-1", "root": "root-admin-pw-1",
+             "carol": "carol-operator-pw"}  # carol: the provider's operator, added by the test that signs her in
 ROLES = {"alice": "operator", "bob": "viewer", "root": "admin"}
 
 

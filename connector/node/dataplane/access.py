@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from ...identity import Caller
 from ...policy import Context, Request
+from ...policy.explain import msg_to_json
 from ...protocol.errors import echo
 from ...protocol.negotiation import Role
 from ...protocol.transfer import TransferState
@@ -18,7 +19,8 @@ from ...compliance.record import consent_facts
 from ...store.tables import access_log, agreements, assets, compliance_records, transfers, usage_counters
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
-from ..usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_peer_text, access_denied_text, access_refusal, claims_context
+from ..usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_messages, access_denied_peer_text,
+                     access_denied_text, access_refusal, claims_context)
 
 from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
 
@@ -83,7 +85,8 @@ class Access:
                                     "refused (fail closed)"]
         if decision.permitted:
             return None
-        return "PolicyDenied", [r.message for r in decision.reasons if r.code != "constraint-deferred"] or ["not permitted"]
+        return "PolicyDenied", [EngineSentence(r) for r in decision.reasons
+                                if r.code != "constraint-deferred"] or ["not permitted"]
 
     def _decide_access(self, conn: Connection, transfer_id: str, purpose: str | None,
                        now: float, token_hash: str | None = None) -> "Grant | AccessRefused":
@@ -121,9 +124,11 @@ class Access:
                 uses = 0
         told: list[str] | None = None
         denied = self._access_refusal(agreement, asset, row["claims"] or {}, now)
+        reason_msgs = None  # the engine's sentences as message ids, for the console's languages
         if denied is not None:  # the offer's access policy no longer admits the consumer
             decision, permitted, reasons, duties = None, False, [access_denied_text(denied)], []
             told = [access_denied_peer_text(denied)]  # the consumer is not told the policy's values
+            reason_msgs = access_denied_messages(denied)
         else:
             try:
                 policy = self.policies.compile(agreement["policy"])
@@ -137,16 +142,19 @@ class Access:
                 raise AccessRefused(403, [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
                                           "access refused (fail closed)"]) from None
             reasons = [r.message for r in decision.reasons]
+            reason_msgs = [msg_to_json(r.sentence()) for r in decision.reasons]
             duties = [d.to_dict() for d in decision.duties]
             permitted = decision.permitted
             if permitted:
                 blocking = self._unperformable(decision.duties, asset)
                 if blocking:
-                    permitted, reasons = False, blocking
+                    permitted, reasons, reason_msgs = False, blocking, None
         record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
                   "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties,
                   "stage": "access", "offer_id": agreement["offer_id"]}
-        access_id = conn.execute(access_log.insert().returning(access_log.c.id), record).scalar_one()
+        # the sentences' ids are stored beside the record, not in it: the clearing house digests the record
+        access_id = conn.execute(access_log.insert().returning(access_log.c.id),
+                                 {**record, "reason_msgs": reason_msgs}).scalar_one()
         ch = self.node.clearinghouse
         must_log = permitted and any(d.kind == "log" and d.timing == "before-release" for d in decision.duties)
         log_jws, pending = None, []
@@ -197,7 +205,7 @@ class Access:
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == grant.transfer["agreement_id"])
                      .values(uses=usage_counters.c.uses - 1))
         conn.execute(sa.update(access_log).where(access_log.c.id == grant.access_id)
-                     .values(permitted=False, reasons=[reason]))
+                     .values(permitted=False, reasons=[reason], reason_msgs=None))
 
     async def _give_back(self, grant: Grant, reasons: list[str]) -> None:
         """A delivery that failed before its first byte consumed nothing: the use counted in the

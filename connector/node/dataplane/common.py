@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from ...store.tables import transfers
+from ...store.tables import transfer_bytes, transfers
 from ..transform import Modification
 from ...errors import DataPlaneError
 
@@ -19,6 +19,8 @@ CHUNK = 256 * 1024  # measured here: large blocking reads beat per-chunk thread 
 HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
 NO_DATA_ADDRESS = "the asset has no data address: there is nothing this node could deliver"
 _STATE = sa.select(transfers.c.state).where(transfers.c.id == sa.bindparam("b_tid"))
+#: a stream adds its bytes to its transfer's count at most this often (seconds), and at its end
+BYTES_FLUSH_SECONDS = 1.0
 
 
 def _has_source(asset: Json) -> bool:
@@ -56,3 +58,47 @@ def abort(request: web.Request) -> None:
     """Cut the connection of a response already under way, so the client sees an error."""
     if request.transport is not None:
         request.transport.abort()
+
+
+def add_transfer_bytes(conn: Any, transfer_id: str, count: int, now: float) -> None:
+    """Add `count` to a transfer's byte count (one upsert: concurrent streams and replicas add up)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(transfer_bytes).values(transfer_id=transfer_id, bytes=count, updated_at=now)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[transfer_bytes.c.transfer_id],
+        set_={"bytes": transfer_bytes.c.bytes + statement.excluded.bytes, "updated_at": statement.excluded.updated_at}))
+
+
+class ByteMeter:
+    """The bytes of one stream, added to its transfer's count in the database at most every
+    BYTES_FLUSH_SECONDS and at the end (`close`): the console's progress, the same on every replica,
+    without a write per chunk. A failed write is logged and retried with the next; the stream goes on."""
+
+    def __init__(self, db: Any, clock: Any, transfer_id: str) -> None:
+        self.db, self.clock, self.transfer_id = db, clock, transfer_id
+        self.pending = 0
+        self.total = 0
+        self._due = clock.monotonic() + BYTES_FLUSH_SECONDS
+
+    async def add(self, count: int) -> None:
+        self.pending += count
+        self.total += count
+        if self.clock.monotonic() >= self._due:
+            await self.flush()
+
+    async def flush(self) -> None:
+        self._due = self.clock.monotonic() + BYTES_FLUSH_SECONDS
+        if not self.pending:
+            return
+        count, self.pending = self.pending, 0
+        try:
+            await self.db.transaction(add_transfer_bytes, self.transfer_id, count, self.clock.now())
+        except Exception:  # noqa: BLE001 - the count is progress shown, never a decision: the data goes on
+            self.pending += count
+            log.exception("transfer %s: its byte count could not be written", self.transfer_id)
+
+    async def close(self) -> None:
+        await self.flush()

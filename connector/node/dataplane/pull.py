@@ -12,7 +12,8 @@ from ...protocol.errors import echo
 from ...protocol.transfer import TransferState
 from ..transform import TransformError, kind_of, transformer
 
-from .common import NO_DATA_ADDRESS, _STATE, AccessRefused, Grant, Json, TransferStopped, UpstreamError, abort, log
+from .common import (NO_DATA_ADDRESS, _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError,
+                     abort, log)
 from .sources import RangeNotSatisfiable, _file_chunks, _parse_range
 
 #: how often a stream in flight reads its transfer's state again (seconds)
@@ -82,23 +83,27 @@ class Pull:
         transfer_id = grant.transfer["id"]
         # A failure after this point aborts the connection: the consumer sees an error,
         # never a truncated success. So does a suspension or termination mid-stream.
-        sent = 0
+        meter = ByteMeter(self.node.db, self.clock, transfer_id)
         try:
             async for chunk in self._guarded(transfer_id, chunks):
                 # a transformer's batch costs tens of milliseconds: in a thread, the event loop serves on
                 out = await asyncio.to_thread(tx.feed, chunk) if tx else chunk
                 await response.write(out)
-                sent += len(out)
+                await meter.add(len(out))
             if tx:
-                await response.write(await asyncio.to_thread(tx.finish))
+                tail = await asyncio.to_thread(tx.finish)
+                await response.write(tail)
+                await meter.add(len(tail))
             await response.write_eof()
         except (TransferStopped, TransformError, UpstreamError, aiohttp.ClientError, asyncio.TimeoutError,
                 OSError) as exc:
-            log.warning("transfer %s: the data stream was cut after %d bytes: %s", transfer_id, sent, exc)
-            if sent == 0:
+            log.warning("transfer %s: the data stream was cut after %d bytes: %s", transfer_id, meter.total, exc)
+            if meter.total == 0:
                 await self._give_back(grant, [f"the delivery failed before any byte was sent: {type(exc).__name__}"])
             abort(request)
-        self.node.metrics.data_bytes("served", sent)
+        finally:
+            await meter.close()
+        self.node.metrics.data_bytes("served", meter.total)
         return response
 
     def on_state(self, row: Json) -> None:

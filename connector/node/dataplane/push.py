@@ -15,7 +15,7 @@ from ...store.tables import transfers
 from ..transform import kind_of, transformer
 from ..transfers import PUSH
 
-from .common import _STATE, AccessRefused, Grant, Json, TransferStopped, UpstreamError, log
+from .common import _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError, log
 from .sources import _file_chunks
 
 
@@ -48,17 +48,20 @@ class Push:
             auth_type = (endpoint_property(address, "authType") or "bearer").lower()
             headers["Authorization"] = f"Bearer {auth}" if auth_type == "bearer" else auth
         sent = [0]
+        meter = ByteMeter(self.node.db, self.clock, row["id"])
         try:
-            body = self._guarded(row["id"], self._push_body(grant, sent))
+            body = self._guarded(row["id"], self._push_body(grant, sent, meter))
             async with self.node.session.put(address["endpoint"], data=body, headers=headers, allow_redirects=False,
                                              timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
                 if resp.status >= 300:
                     raise UpstreamError(f"the consumer's endpoint answered {resp.status}")
+            await meter.close()
             self.node.metrics.data_bytes("pushed", sent[0])
             if await self._stopped(row["id"]):  # suspended or terminated as the last bytes went
                 raise TransferStopped(f"transfer {row['id']} was stopped while its data was pushed")
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)
         except Exception as exc:  # noqa: BLE001 - recorded on the transfer, which ends
+            await meter.close()
             if sent[0] == 0:
                 await self._give_back(grant, [f"the push failed before any byte was sent: {type(exc).__name__}"])
             if isinstance(exc, TransferStopped) or isinstance(exc.__cause__, TransferStopped) \
@@ -72,8 +75,8 @@ class Push:
             await self.node.transfers.act(row["id"], TransferEvent.TERMINATE,
                                           "the push failed: the data could not be delivered to the push endpoint")
 
-    async def _push_body(self, grant: Grant, sent: list[int]) -> AsyncIterator[bytes]:
-        """The pushed data; `sent[0]` counts the bytes handed to the HTTP client."""
+    async def _push_body(self, grant: Grant, sent: list[int], meter: ByteMeter) -> AsyncIterator[bytes]:
+        """The pushed data; `sent[0]` and `meter` count the bytes handed to the HTTP client."""
         address = grant.asset["data_address"]
         kind = kind_of(grant.asset["content_type"], str(address.get("path", "")))
         tx = transformer(kind, grant.modification) if grant.modification.active and kind else None
@@ -83,9 +86,13 @@ class Push:
             # a transformer's batch costs tens of milliseconds: in a thread, the event loop serves on
             out = await asyncio.to_thread(tx.feed, chunk) if tx else chunk
             sent[0] += len(out)
+            await meter.add(len(out))
             yield out
         if tx:
-            yield await asyncio.to_thread(tx.finish)
+            tail = await asyncio.to_thread(tx.finish)
+            sent[0] += len(tail)
+            await meter.add(len(tail))
+            yield tail
 
     async def _stopped(self, transfer_id: str) -> bool:
         state = await self.node.db.read(lambda conn: conn.execute(_STATE, {"b_tid": transfer_id}).scalar())

@@ -24,7 +24,7 @@ from ...store.tables import agreements, received_data, transfers
 from ..destinations import forbidden
 from ..transfers import PUSH
 
-from .common import CHUNK, HTTP_ENDPOINT_TYPE, Json, abort, log
+from .common import CHUNK, HTTP_ENDPOINT_TYPE, ByteMeter, Json, abort, log
 from .tokens import PUSH_TOKEN_PLACEHOLDER, _b64
 
 
@@ -77,15 +77,19 @@ class Receiver:
 
         await self.node.db.transaction(record, None)  # the deadline is on record before the first byte
         size = 0
+        meter = ByteMeter(self.node.db, self.clock, transfer_id)
         try:
             with open(part, "wb") as fh:
                 async for chunk in request.content.iter_chunked(CHUNK):
                     fh.write(chunk)
                     size += len(chunk)
+                    await meter.add(len(chunk))
             os.replace(part, target)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
+        finally:
+            await meter.close()
         await self.node.db.transaction(record, size)
         self.node.metrics.data_bytes("received", size)
         return web.json_response({"received": size}, status=201)
@@ -175,13 +179,17 @@ class Receiver:
                                                                                     "application/octet-stream")})
             response.enable_chunked_encoding()
             await response.prepare(request)
+            meter = ByteMeter(self.node.db, self.clock, row["id"])
             try:
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     await response.write(chunk)
+                    await meter.add(len(chunk))
                 await response.write_eof()
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 detail = f"the provider's data broke off: {type(exc).__name__} {exc}"[:2000]
                 await self.node.db.transaction(lambda conn: conn.execute(sa.update(transfers).where(
                     transfers.c.id == row["id"]).values(error=detail)))
                 abort(request)  # the caller must not mistake a truncated stream for the data
+            finally:
+                await meter.close()
             return response
