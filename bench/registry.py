@@ -4,7 +4,8 @@ A real station process (SQLite, or PostgreSQL with --postgres) holds N registere
 with generated, realistic self-descriptions (`tests/support/registry_data.py`: 1-6 datasets each,
 about 2.3 offers per participant, policies from the repository's templates with participant-specific
 variants), seeded straight into its database through the same index writer a registration uses
-(the signed Turtle documents themselves are not stored: the search never reads them). An enrolled HK
+(the signed Turtle documents themselves are not stored: the search never reads them), then on
+PostgreSQL analysed (as autovacuum does soon after a bulk load). An enrolled HK
 participant (real CSR, real client assertion, real DAT) asks the README's searches, `--jurisdiction
 CN-GD-GZ --theme health` and `--purpose hks:MedicalResearch --usable-by HK`, and the console's word
 search (`q=diabetes`), in turn, at concurrency C. Baseline: the same responses, pre-computed, served
@@ -88,6 +89,8 @@ async def seed(url: str, n: int, station_url: str) -> dict:
                  "signature": "(not stored)", "etag": uuid.uuid4().hex, "index": i, "registered_at": now} for i in part])
             registry_index.write_entries(conn, [registry_index.rows_for(index, decisions) for index in part])
         await db.transaction(write)
+    if db.is_postgres:  # statistics, as autovacuum gathers within a minute of a bulk load (without: other plans)
+        await db.transaction(lambda conn: conn.execute(sa.text("ANALYZE")))
     await db.dispose()
     return {"participants": n, "offers": sum(len(i["offers"]) for i in indexes)}
 

@@ -247,6 +247,36 @@ async def test_re_registration_and_removal_keep_the_search_equal_and_the_policie
     assert keys == used
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_decision_that_reads_the_time_is_kept_for_its_second_only(backend, tmp_path):
+    """Decisions that do not read the time last across searches; one that does (here: usable until
+    00:00:01) is shared by the searches of one whole second and decided again in the next."""
+    records, indexes = generate(6, seed=11, now=NOW)
+    entry = next(i for i, r in zip(indexes, records) if r["status"] == "active" and i["offers"])
+    entry["offers"] = entry["offers"][:1]
+    entry["offers"][0]["policy"] = {
+        "@id": "urn:test:until-one-second-past", "assigner": entry["participantId"],
+        "permission": [{"action": "use", "constraint": [{
+            "leftOperand": "dateTime", "operator": "lt",
+            "rightOperand": {"@value": "2026-06-01T00:00:01Z", "@type": "xsd:dateTime"}}]}]}
+    async with database_url(backend, tmp_path, "station") as url:
+        db = Database(url)
+        await db.migrate(shared.MIGRATIONS)
+        decisions = registry_index.Decisions()
+        await db.transaction(lambda conn: (conn.execute(sa.insert(participants), participant_rows(records)),
+                                           registry_index.write_entry(conn, registry_index.rows_for(entry, decisions))))
+        searcher = Caller(records[-1]["id"], {"jurisdiction": "HK", "membership": ["hks:StationMember"]})
+        query = reg.parse_query({"usableBy": "HK"})
+
+        async def found(seconds: float) -> int:
+            return len(await db.read(registry_index.search, query, searcher, decisions,
+                                     NOW + dt.timedelta(seconds=seconds)))
+        try:
+            assert [await found(0), await found(0.9), await found(1), await found(1.5), await found(0)] == [1, 1, 0, 0, 1]
+        finally:
+            await db.dispose()
+
+
 @pytest.mark.parametrize("params, refusal", [
     ({"q": "x" * 501}, "over 500 characters"),
     ({"q": " ".join(["w"] * 17)}, "more than 16 words"),

@@ -7,7 +7,7 @@ from connector.station import config as station_config
 from connector.station.app import Station
 from connector.station.store import metadata
 
-HEAD = "st0005"  # the newest station migration (connector/station/migrations/versions)
+HEAD = "st0006"  # the newest station migration (connector/station/migrations/versions)
 
 
 async def test_a_station_database_from_before_migrations_is_adopted_with_its_data(tmp_path):

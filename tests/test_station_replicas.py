@@ -109,6 +109,20 @@ def test_a_revocation_at_one_station_process_holds_at_the_other(stations):
     assert httpx.get(second.url + "/revocations?since=0", timeout=30).json() == feed
 
 
+def test_a_dat_one_process_has_verified_is_refused_there_once_the_other_revokes(stations):
+    """The first process keeps the DATs it verified (no database work per search); a revocation made at
+    the second is read at the first's next request, before the token is taken."""
+    first, second = stations
+    pid, _, form = enrolled_form(first, "Kowloon Clinical Data Office")
+    token = ask_token(first, form).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):  # verified, then from the first process's cache
+        assert httpx.get(first.url + "/registry/search?q=anything", headers=bearer, timeout=30).status_code == 200
+    second.admin("POST", f"/admin/participants/{pid}/revoke", {"reason": "left"}, expect=200)
+    refused = httpx.get(first.url + "/registry/search?q=anything", headers=bearer, timeout=30)
+    assert refused.status_code == 401 and "revoked" in refused.text, refused.text
+
+
 def test_concurrent_enrolments_through_both_processes_keep_one_key_one_name_and_one_feed(stations):
     first, second = stations
     key = ec.generate_private_key(ec.SECP256R1())

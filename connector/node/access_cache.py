@@ -78,12 +78,20 @@ def _walk(obj: Any, seen: set[int], out: dict[str, bool]) -> None:
         _walk(child, seen, out)
 
 
-def classify(compiled: Any) -> str:
+def reads(compiled: Any) -> frozenset[str]:
+    """What a decision under the compiled policy reads besides the requester's claims and what is
+    constant or deferred at negotiation: "offer" (a target, an asset collection, the data
+    categories or a term not classified) and "time" (a clock constraint, a duty deadline)."""
     found: dict[str, bool] = {}
     _walk(compiled, set(), found)
-    if found.get("offer"):
+    return frozenset(found)
+
+
+def classify(compiled: Any) -> str:
+    found = reads(compiled)
+    if "offer" in found:
         return PER_OFFER
-    return PER_REQUEST if found.get("time") else STATIC
+    return PER_REQUEST if "time" in found else STATIC
 
 
 class AccessDecisions:

@@ -655,9 +655,11 @@ class Station:
             query = reg.parse_query(dict(request.query))
         except reg.QueryError as exc:
             raise ApiError(400, str(exc)) from None
-        results = await self.db.read(registry_index.search, query, caller, self.decisions,
-                                     dt.datetime.now(dt.timezone.utc))
-        return web.json_response({"count": len(results), "results": results})
+        # (no transaction on PostgreSQL: a search is read-only, and each of its statements saw only what
+        # was committed before it in a read-committed transaction too)
+        results = await self.db.read_committed(registry_index.search_json, query, caller, self.decisions,
+                                               dt.datetime.now(dt.timezone.utc))
+        return web.Response(body=registry_index.answer(results), content_type="application/json")
 
 
 def _parse_and_validate(body: bytes, fmt: str):  # noqa: ANN202

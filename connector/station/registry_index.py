@@ -15,13 +15,18 @@ the dataset id and data categories when the compiled policy reads them (a target
 collection, a data-category constraint or anything not classified as claims or time; see
 :func:`connector.node.access_cache.classify`). A policy the engine cannot read gets no key: never
 usable. A key's decision for a (purpose, usableBy, searcher's claims) is cached across requests
-when it depends on nothing else, and within the request when it also depends on the time.
+when the policy does not read the time (the key already holds the policy, and the dataset and its
+categories when the policy reads them; nothing else goes into the decision), and for the rest of
+the second when it does: the registry decides at whole seconds (``now`` without its fraction, less
+than the clock skew a token's leeway allows), so every search within one second shares them.
 
 A search with a policy filter reads the candidates' keys in order, in growing batches, and stops
-at ``limit`` usable offers."""
+at ``limit`` usable offers. Results are read as the JSON text stored at registration and joined
+into the answer as they are (:func:`search_json`): no parse and no re-serialisation per request."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from typing import Any, Iterable, Mapping
 
@@ -30,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..identity import Caller
-from ..node.access_cache import PER_OFFER, STATIC, classify, claims_key
+from ..node.access_cache import PER_OFFER, classify, claims_key, reads
 from ..policy import CompiledPolicy
 from .registry import Query, compile_offer_policy, permits
 from .store import participants, registry_offers, registry_policies, registry_themes
@@ -64,13 +69,17 @@ def result(entry: Mapping[str, Any], offer: Mapping[str, Any]) -> Json:
 
 
 class Decisions:
-    """Compiled policies by decision key, their kinds, and decisions that hold across requests.
-    Bounded: each map is emptied when full (read again from the database when needed)."""
+    """Compiled policies by decision key (with whether their decisions last across requests), and
+    the decisions that do. Bounded: each map is emptied when full (read again when needed)."""
 
     def __init__(self, size: int = 65536) -> None:
         self.size = size
-        self.compiled: dict[str, tuple[CompiledPolicy, str, str, list[str]]] = {}
-        self.static: dict[tuple[str, str | None, str | None, str], bool] = {}
+        self.compiled: dict[str, tuple[CompiledPolicy, bool, str, list[str]]] = {}
+        self.lasting: dict[tuple[str, str | None, str | None, str], bool] = {}
+        #: decisions that read the time, of the newest second decided (the second is in the key: a
+        #: search of an earlier second that finishes later adds entries no other search reads)
+        self.second: dt.datetime | None = None
+        self.this_second: dict[tuple[str, str | None, str | None, str, dt.datetime], bool] = {}
         self.kinds: dict[bytes, str] = {}  # by policy content, for making keys at registration
 
     def key(self, policy: Json | None, dataset_id: str, categories: list[str]) -> tuple[str | None, Json | None]:
@@ -99,8 +108,9 @@ class Decisions:
             content += b"\x00" + orjson.dumps([dataset_id, categories])
         return hashlib.sha256(content).hexdigest(), named_only
 
-    def load(self, conn: Connection, keys: Iterable[str]) -> dict[str, tuple[CompiledPolicy, str, str, list[str]]]:
-        """The compiled policy, its kind and its dataset and categories of each key (absent: no policy)."""
+    def load(self, conn: Connection, keys: Iterable[str]) -> dict[str, tuple[CompiledPolicy, bool, str, list[str]]]:
+        """The compiled policy of each key, whether its decisions last across requests (it does not read
+        the time), and its dataset and categories (absent: no policy)."""
         found = {k: self.compiled[k] for k in keys if k in self.compiled}
         missing = [k for k in keys if k not in found]
         for start in range(0, len(missing), 500):
@@ -111,30 +121,34 @@ class Decisions:
                 if compiled is None:  # (keys are made only for readable policies)
                     continue
                 try:
-                    kind = classify(compiled)
-                except Exception:  # noqa: BLE001
-                    kind = PER_OFFER
+                    lasting = "time" not in reads(compiled)
+                except Exception:  # noqa: BLE001 - unclassifiable: decided anew in each request
+                    lasting = False
                 if len(self.compiled) >= self.size:
                     self.compiled.clear()
-                entry = (compiled, kind, row["dataset_id"], row["data_categories"])
+                entry = (compiled, lasting, row["dataset_id"], row["data_categories"])
                 self.compiled[row["decision_key"]] = found[row["decision_key"]] = entry
         return found
 
 
 class RequestDecisions:
-    """The decisions of one search: one query, one searcher, one `now`."""
+    """The decisions of one search: one query, one searcher, one `now` (a whole second)."""
 
     def __init__(self, owner: Decisions, query: Query, searcher: Caller, now: dt.datetime) -> None:
-        self.owner, self.query, self.searcher, self.now = owner, query, searcher, now
+        self.owner, self.query, self.searcher, self.now = owner, query, searcher, now.replace(microsecond=0)
         self.claims = claims_key(searcher)
         self.memo: dict[str, bool] = {}
+        if owner.second is None or self.now > owner.second:
+            owner.second, owner.this_second = self.now, {}
 
     def usable(self, conn: Connection, keys: set[str]) -> dict[str, bool]:
-        owner, memo = self.owner, self.memo
+        owner, memo, query = self.owner, self.memo, self.query
         undecided = []
         for key in keys:
             if key not in memo:
-                hit = owner.static.get((key, self.query.purpose, self.query.usable_by, self.claims))
+                hit = owner.lasting.get((key, query.purpose, query.usable_by, self.claims))
+                if hit is None:
+                    hit = owner.this_second.get((key, query.purpose, query.usable_by, self.claims, self.now))
                 if hit is None:
                     undecided.append(key)
                 else:
@@ -146,12 +160,16 @@ class RequestDecisions:
                 if entry is None:  # no policy under that key: fail closed
                     memo[key] = False
                     continue
-                compiled, kind, dataset_id, categories = entry
+                compiled, lasting, dataset_id, categories = entry
                 hit = memo[key] = permits(compiled, dataset_id, categories, self.query, self.searcher, self.now)
-                if kind == STATIC:
-                    if len(owner.static) >= owner.size:
-                        owner.static.clear()
-                    owner.static[(key, self.query.purpose, self.query.usable_by, self.claims)] = hit
+                if lasting:
+                    if len(owner.lasting) >= owner.size:
+                        owner.lasting.clear()
+                    owner.lasting[(key, query.purpose, query.usable_by, self.claims)] = hit
+                else:
+                    if len(owner.this_second) >= owner.size:
+                        owner.this_second.clear()
+                    owner.this_second[(key, query.purpose, query.usable_by, self.claims, self.now)] = hit
         return memo
 
 
@@ -211,48 +229,80 @@ def write_entries(conn: Connection, entries: list[tuple[list[Json], list[Json], 
 
 
 # ------------------------------------------------------------------- search
-def _contains(conn: Connection, column: Any, word: str) -> Any:
-    """`word in column` (a substring, as Python's `in`; no LIKE wildcards to escape)."""
-    fn = sa.func.strpos if conn.dialect.name == "postgresql" else sa.func.instr
-    return fn(column, word) > 0
+# A search's statements are built once per shape (which filters, how many words, which step) with
+# their values as parameters: building a statement and its cache key cost more of a search's time
+# than running it (CPU profile of bench/registry.py), and a statement object keeps its key.
+RESULTS, KEYS, KEYS_AFTER, BY_PARTICIPANTS = "results", "keys", "keys-after", "by-participants"
 
 
-def _candidates(conn: Connection, query: Query) -> list[Any]:
+@functools.lru_cache(maxsize=512)
+def _statement(dialect: str, step: str, jurisdictions: bool = False, themes: bool = False, words: int = 0) -> Any:
     o = registry_offers.c
+    stored = sa.cast(o.result, sa.Text)  # the JSON text as stored, not parsed (json::text on PostgreSQL)
+    if step == BY_PARTICIPANTS:  # (by participant, its index; not by (participant, position) pairs)
+        return sa.select(o.participant_id, o.position, stored).where(
+            o.participant_id.in_(sa.bindparam("pids", expanding=True)))
     where = [participants.c.status == "active"]
-    if query.jurisdictions:
-        where.append(o.jurisdiction.in_(sorted(query.jurisdictions)))
-    if query.themes:
+    if jurisdictions:
+        where.append(o.jurisdiction.in_(sa.bindparam("jurisdictions", expanding=True)))
+    if themes:
         t = registry_themes.c
         where.append(sa.select(t.theme_sha256).where(
             t.participant_id == o.participant_id, t.position == o.position,
-            t.theme_sha256.in_(sorted(sha256(x) for x in query.themes))).exists())
-    for word in (query.text or "").split():
-        where.append(_contains(conn, o.search_text, word))
-    return where
+            t.theme_sha256.in_(sa.bindparam("themes", expanding=True))).exists())
+    # a word is a substring, as Python's `in` (no LIKE wildcards to escape)
+    contains = sa.func.strpos if dialect == "postgresql" else sa.func.instr
+    for i in range(words):
+        where.append(contains(o.search_text, sa.bindparam(f"w{i}", type_=sa.Text)) > 0)
+    if step == RESULTS:
+        columns: tuple[Any, ...] = (stored,)
+    else:
+        columns = (o.participant_id, o.position, o.decision_key)
+        where.append(o.decision_key.is_not(None))
+        if step == KEYS_AFTER:  # (row values would not use the index)
+            after_pid = sa.bindparam("after_pid", type_=o.participant_id.type)
+            where.append(sa.or_(o.participant_id > after_pid,
+                                sa.and_(o.participant_id == after_pid, o.position > sa.bindparam("after_position"))))
+    return (sa.select(*columns).select_from(registry_offers.join(participants, participants.c.id == o.participant_id))
+            .where(*where).order_by(o.participant_id, o.position).limit(sa.bindparam("limit")))
 
 
-def _joined(*columns: Any) -> Any:
-    return sa.select(*columns).select_from(
-        registry_offers.join(participants, participants.c.id == registry_offers.c.participant_id))
+def _candidates(conn: Connection, query: Query, step: str) -> tuple[Any, Json]:
+    """The statement of one step of a search, and its parameters."""
+    words = (query.text or "").split()
+    params: Json = {f"w{i}": word for i, word in enumerate(words)}
+    if query.jurisdictions:
+        params["jurisdictions"] = sorted(query.jurisdictions)
+    if query.themes:
+        params["themes"] = sorted(sha256(x) for x in query.themes)
+    return _statement(conn.dialect.name, step, bool(query.jurisdictions), bool(query.themes), len(words)), params
 
 
 def search(conn: Connection, query: Query, searcher: Caller, decisions: Decisions, now: dt.datetime) -> list[Json]:
-    o = registry_offers.c
-    where = _candidates(conn, query)
-    order = (o.participant_id, o.position)
+    """The results of a search, parsed (see :func:`search_json`)."""
+    return [orjson.loads(text) for text in search_json(conn, query, searcher, decisions, now)]
+
+
+def answer(results: list[str]) -> bytes:
+    """The search's answer, ``{"count": N, "results": [...]}``, joined from the results' JSON texts."""
+    return b'{"count":%d,"results":[%s]}' % (len(results), ",".join(results).encode())
+
+
+def search_json(conn: Connection, query: Query, searcher: Caller, decisions: Decisions,
+                now: dt.datetime) -> list[str]:
+    """The search's results in order, each the JSON text of one result object."""
     if not (query.purpose or query.usable_by):
-        return [row[0] for row in conn.execute(_joined(o.result).where(*where).order_by(*order).limit(query.limit))]
+        stmt, params = _candidates(conn, query, RESULTS)
+        return [row[0] for row in conn.execute(stmt, {**params, "limit": query.limit})]
     request = RequestDecisions(decisions, query, searcher, now)
     chosen: list[tuple[str, int]] = []
     after: tuple[str, int] | None = None
     batch = FIRST_BATCH
     while len(chosen) < query.limit:
-        stmt = _joined(o.participant_id, o.position, o.decision_key).where(*where, o.decision_key.is_not(None))
+        stmt, params = _candidates(conn, query, KEYS if after is None else KEYS_AFTER)
         if after is not None:
-            stmt = stmt.where(sa.or_(o.participant_id > after[0],  # (row values would not use the index)
-                                     sa.and_(o.participant_id == after[0], o.position > after[1])))
-        rows = conn.execute(stmt.order_by(*order).limit(batch)).all()
+            params.update(after_pid=after[0], after_position=after[1])
+        rows = conn.execute(stmt, {**params, "limit": batch}).all()
         if not rows:
             break
         usable = request.usable(conn, {r.decision_key for r in rows})
@@ -270,15 +320,13 @@ def search(conn: Connection, query: Query, searcher: Caller, decisions: Decision
     wanted = set(chosen)
     pids = sorted({pid for pid, _ in chosen})
     found = {}
-    for start in range(0, len(pids), 250):  # by participant (its index), not by (participant, position) pairs
-        for row in conn.execute(sa.select(o.participant_id, o.position, o.result)
-                                .where(o.participant_id.in_(pids[start:start + 250]))):
+    by_participants = _statement(conn.dialect.name, BY_PARTICIPANTS)
+    for start in range(0, len(pids), 250):
+        for row in conn.execute(by_participants, {"pids": pids[start:start + 250]}):
             if (row.participant_id, row.position) in wanted:
-                found[(row.participant_id, row.position)] = row.result
+                found[(row.participant_id, row.position)] = row[2]
     recipient = query.usable_by or searcher.claims.get("jurisdiction")
-    out = []
-    for pk in chosen:
-        item = found[pk]
-        item["usable"] = {"purpose": query.purpose, "recipientJurisdiction": recipient}
-        out.append(item)
-    return out
+    usable = orjson.dumps({"purpose": query.purpose, "recipientJurisdiction": recipient}).decode()
+    # (a result is a JSON object as written at registration: its text ends with its closing brace)
+    return [found[pk].rstrip()[:-1] + ',"usable":' + usable + "}"
+            for pk in chosen if pk in found]  # (absent: re-registered meanwhile, on PostgreSQL)

@@ -74,9 +74,13 @@ class Update:
     revocations: list[tuple[int, str]] = field(default_factory=list)
 
 
+#: the one statement of a sync when nothing changed, built once (it runs before every request)
+CHANGES_AFTER = (sa.select(changes.c.seq, changes.c.participant_id).where(changes.c.seq > sa.bindparam("seen"))
+                 .order_by(changes.c.seq).limit(MAX_CHANGES_PER_SYNC))
+
+
 def read_update(conn: Connection, seen: int, feed_seq: int) -> Update | None:
-    rows = conn.execute(sa.select(changes.c.seq, changes.c.participant_id).where(changes.c.seq > seen)
-                        .order_by(changes.c.seq).limit(MAX_CHANGES_PER_SYNC)).all()
+    rows = conn.execute(CHANGES_AFTER, {"seen": seen}).all()
     if not rows:
         return None
     pids = sorted({r.participant_id for r in rows})
@@ -113,7 +117,9 @@ class Changes:
             self._begun += 1
             while True:
                 feed = self.station.revocation_feed
-                update = await self.station.db.read(read_update, self.seen, feed[-1][0] if feed else 0)
+                # (no transaction: one indexed query when nothing changed, on every request; its statements
+                # see what was committed before each, as in a read-committed transaction)
+                update = await self.station.db.read_committed(read_update, self.seen, feed[-1][0] if feed else 0)
                 if update is None:
                     return
                 self.apply(update)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+#: participant ids sort by code point, as Python sorts them, whatever the database's collation (and
+#: the registry's index joins participants under the same collation: st0006)
+PidColumn = sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
 
 participants = sa.Table(
     "station_participants", metadata,
-    sa.Column("id", sa.String(200), primary_key=True),  # SKI:keyid:AKI
+    sa.Column("id", PidColumn, primary_key=True),  # SKI:keyid:AKI
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("jurisdiction", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # active | revoked
@@ -74,8 +77,6 @@ registry = sa.Table(
 # The registry's search index (station migration st0004), rewritten with each registration: one row
 # per offer in the order the self-description lists them, so a search is an ordered, indexed query
 # instead of a scan of every self-description in each process's memory (issue 16, item 4).
-#: participant ids sort by code point, as Python sorts them, whatever the database's collation
-PidColumn = sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
 registry_offers = sa.Table(
     "station_registry_offers", metadata,
     sa.Column("participant_id", PidColumn, primary_key=True),
@@ -86,6 +87,9 @@ registry_offers = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),  # the search result for this offer
     sa.Index("ix_station_registry_offers_jurisdiction", "jurisdiction", "participant_id", "position"),
     sa.Index("ix_station_registry_offers_decision_key", "decision_key"),
+    # SQLite (st0006): a word or policy search scans this index alone, not the rows with their results
+    sa.Index("ix_station_registry_offers_scan", "participant_id", "position", "decision_key",
+             "search_text").ddl_if(dialect="sqlite"),
 )
 # sha256 of each theme IRI of an offer (IRIs of any length, fixed-size keys)
 registry_themes = sa.Table(
