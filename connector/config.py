@@ -49,6 +49,7 @@ class Settings:
     jsonld_max_nodes: int = 50_000
     jsonld_timeout_ms: int = 5000
     jsonld_workers: int = 1
+    jsonld_memory_mib: int = 512  # what one body may make a worker allocate
     tck_enabled: bool = False
     # the outbox ([outbox]): retried with capped exponential backoff and jitter until delivered or
     # the deadline of the message's kind passes (None: never); then a dead letter
@@ -98,7 +99,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "tls": {"enabled": (bool, False)},
     "dsp": {"max_body_bytes": (int, False), "outbox_attempts": (int, False), "allowed_destinations": (list, False),
             "jsonld_max_bytes": (int, False), "jsonld_max_depth": (int, False), "jsonld_max_nodes": (int, False),
-            "jsonld_timeout_ms": (int, False), "jsonld_workers": (int, False)},
+            "jsonld_timeout_ms": (int, False), "jsonld_workers": (int, False), "jsonld_memory_mib": (int, False)},
     "tck": {"enabled": (bool, False)},
     "outbox": {"message_deadline_seconds": (int, False), "clearinghouse_deadline_seconds": (int, False),
                "retry_initial_ms": (int, False), "retry_max_seconds": (int, False), "lease_seconds": (int, False)},
@@ -319,7 +320,8 @@ def _jsonld(dsp: dict[str, Any]) -> dict[str, Any]:
                                     ("jsonld_max_depth", 32, 4, 1000),
                                     ("jsonld_max_nodes", 50_000, 100, 10_000_000),
                                     ("jsonld_timeout_ms", 5000, 50, 600_000),
-                                    ("jsonld_workers", 1, 1, 32)):
+                                    ("jsonld_workers", 1, 1, 32),
+                                    ("jsonld_memory_mib", 512, 64, 16384)):
         value = dsp.get(key, default)
         if not low <= value <= high:
             raise ConfigError(f"setting [dsp] {key} must be between {low} and {high}, got {value}")

@@ -49,7 +49,8 @@ class Node:
         self.participant_id = settings.node.participant_id
         self.codec = Codec(JsonLdLimits(max_bytes=settings.jsonld_max_bytes, max_depth=settings.jsonld_max_depth,
                                         max_nodes=settings.jsonld_max_nodes,
-                                        timeout=settings.jsonld_timeout_ms / 1000),
+                                        timeout=settings.jsonld_timeout_ms / 1000,
+                                        memory_mib=settings.jsonld_memory_mib),
                            workers=settings.jsonld_workers)
         # [identity] mode: "station" (DATs from the station authority) or the explicit dev shared secret
         self.identity = build_identity(settings)

@@ -64,23 +64,61 @@ class OverLimitError(NodeError):
     """The document is over the nesting-depth or node-count limit (the message names it)."""
 
 
+class _MemoryCap:  # pragma: no cover - runs in the worker process
+    """While JSON-LD processes one body, the worker's address space may grow by at most `mib`
+    beyond what it holds with the body parsed: a body whose expansion would take more gets
+    MemoryError in the worker, never the machine's memory. The parse itself is bounded by the
+    size and node-count limits. POSIX only (resource); elsewhere only the time limit applies."""
+
+    def __init__(self, mib: int) -> None:
+        self.extra = mib * 1024 * 1024
+        try:
+            import resource
+        except ImportError:
+            self.resource = None
+            return
+        self.resource = resource
+        self.soft, self.hard = resource.getrlimit(resource.RLIMIT_AS)
+        self.page = resource.getpagesize()
+
+    def __enter__(self) -> None:
+        if self.resource is None:
+            return
+        try:
+            with open("/proc/self/statm") as fh:
+                held = int(fh.read().split()[0]) * self.page
+        except (OSError, ValueError, IndexError):
+            return
+        cap = held + self.extra
+        if self.hard != self.resource.RLIM_INFINITY:
+            cap = min(cap, self.hard)
+        self.resource.setrlimit(self.resource.RLIMIT_AS, (cap, self.hard))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.resource is not None:  # raising the soft limit back up to the hard one is always allowed
+            self.resource.setrlimit(self.resource.RLIMIT_AS, (self.soft, self.hard))
+
+
 def _worker(conn: Connection, limits: JsonLdLimits) -> None:  # pragma: no cover - runs in the worker process
     from .. import vocab
     from ..protocol.bounds import JsonLdLimitExceeded, check_jsonld_shape
     from ..protocol.jsonld import JsonLdProcessor, UnknownContext
 
     processor = JsonLdProcessor(vocab.load_contexts())
+    capped = _MemoryCap(limits.memory_mib)
     conn.send_bytes(_READY)
     while True:
         try:
             msg = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        version, _, raw = msg.partition(b"\n")
         try:
+            newline = msg.index(b"\n")
+            version, raw = msg[:newline], memoryview(msg)[newline + 1:]
             doc = orjson.loads(raw)
             check_jsonld_shape(doc, limits)  # before PyLD sees it (here: its cost is off the event loop too)
-            out = processor.canonicalize(doc, version.decode())
+            with capped:
+                out = processor.canonicalize(doc, version.decode())
             answer = _OK + orjson.dumps(out)
         except JsonLdLimitExceeded as exc:
             answer = _OVER_LIMIT + exc.reason.encode()
@@ -88,6 +126,10 @@ def _worker(conn: Connection, limits: JsonLdLimits) -> None:  # pragma: no cover
             answer = _UNKNOWN_CONTEXT + str(exc.url)[:1000].encode("utf-8", "replace")
         except RecursionError:
             answer = _FAILED + b"the document is nested too deeply"
+        except MemoryError:  # under the address-space cap: what it allocated is freed as the frames go
+            doc = out = raw = None
+            gc.collect()
+            answer = _OVER_LIMIT + f"processing it needs more than {limits.memory_mib} MiB (jsonld_memory_mib)".encode()
         except Exception as exc:  # noqa: BLE001 - PyLD raises its own error types; all are the document's
             answer = _FAILED + str(exc)[:1000].encode("utf-8", "replace")
         conn.send_bytes(answer)

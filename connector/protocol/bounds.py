@@ -29,9 +29,10 @@ class JsonLdLimits:
     max_depth: int = 32
     max_nodes: int = 50_000  # JSON objects, arrays and values, the @context included
     timeout: float = 5.0  # seconds of JSON-LD processing
+    memory_mib: int = 512  # memory one body may make its worker allocate, beyond what the worker holds
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1 or self.max_depth < 1 or self.max_nodes < 1 or self.timeout <= 0:
+        if self.max_bytes < 1 or self.max_depth < 1 or self.max_nodes < 1 or self.timeout <= 0 or self.memory_mib < 1:
             raise ValueError("JSON-LD limits must be positive")
 
 
