@@ -7,7 +7,8 @@ pageSize=100` with a continuation token at a random position, at concurrency 8, 
 token carrying the requester's claims. Baseline: the same page, pre-rendered, served as static
 JSON by bare aiohttp in a process of its own (same client, same concurrency). Then a full walk
 of the catalog along its `Link: rel="next"` headers (pages of 1000): the time per page at the
-start and at the end of the walk (linear: about equal).
+start and at the end of the walk (linear: about equal). Beside the wall-clock figures, the node's
+CPU time per page (/proc), which the machine's load does not inflate.
 
     python bench/catalog.py [--quick] [--postgres] [-n REQUESTS] [--offers N]
 
@@ -94,6 +95,12 @@ async def seed(url: str, n: int) -> None:
     await db.dispose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc): robust to the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(n: int, c: int, one) -> list[float]:  # noqa: ANN001
     latencies: list[float] = []
     todo = iter(range(n))
@@ -129,7 +136,9 @@ async def run(provider: NodeProcess, n_offers: int, requests: int, c: int, tmp: 
             sample = await resp.read()
             datasets = len(json.loads(sample).get("dataset", []))
         await drive(min(200, requests), c, page)  # warm up
+        cpu0 = cpu_seconds(provider.proc.pid)
         ours = await drive(requests, c, page)
+        page_cpu = (cpu_seconds(provider.proc.pid) - cpu0) / requests
 
         # the baseline: the same page pre-rendered, bare aiohttp in its own process
         (tmp / "page.json").write_bytes(sample)
@@ -155,12 +164,14 @@ async def run(provider: NodeProcess, n_offers: int, requests: int, c: int, tmp: 
         seen = 0
         url = f"{endpoint}?pageSize=1000"
         t_walk = time.perf_counter()
+        walk_cpu: list[float] = []  # the node's CPU seconds per page
         while url:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds(provider.proc.pid)
             async with http.post(url, json=BODY, headers={"Authorization": auth}) as resp:
                 doc = json.loads(await resp.read())
                 nxt = resp.links.get("next")
             walk_pages.append(time.perf_counter() - t0)
+            walk_cpu.append(cpu_seconds(provider.proc.pid) - cpu0)
             seen += len(doc.get("dataset", []))
             url = str(nxt["url"]) if nxt else None
         walk_s = time.perf_counter() - t_walk
@@ -168,10 +179,12 @@ async def run(provider: NodeProcess, n_offers: int, requests: int, c: int, tmp: 
     return {
         "value": round(pct(ours, 0.99) * 1000, 2), "p50_ms": round(statistics.median(ours) * 1000, 2),
         "baseline_p99_ms": round(pct(base, 0.99) * 1000, 2), "baseline_p50_ms": round(statistics.median(base) * 1000, 2),
-        "page_datasets": datasets, "errors": len(errors),
+        "node_cpu_ms_per_page": round(page_cpu * 1000, 2), "page_datasets": datasets, "errors": len(errors),
         "walk_seconds": round(walk_s, 2), "walk_pages": len(walk_pages), "walk_datasets": seen,
         "walk_first_tenth_ms_per_page": round(statistics.mean(walk_pages[:tenth]) * 1000, 1),
         "walk_last_tenth_ms_per_page": round(statistics.mean(walk_pages[-tenth:]) * 1000, 1),
+        "walk_first_tenth_node_cpu_ms_per_page": round(statistics.mean(walk_cpu[:tenth]) * 1000, 1),
+        "walk_last_tenth_node_cpu_ms_per_page": round(statistics.mean(walk_cpu[-tenth:]) * 1000, 1),
     }
 
 
