@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -142,6 +143,11 @@ def backends_cpu(pids: list[int]) -> float:
 
 async def run(provider: NodeProcess, n_offers: int, requests: int, c: int, tmp: Path,
               database: tuple[str | None, str | None] = (None, None)) -> dict:
+    # This client's own full garbage collections walked everything it imported (connector, SQLAlchemy,
+    # aiohttp): 25-60 ms pauses, counted as the server's latency of every request in flight (one was the
+    # whole of a walk's "slow last page"). What exists now lives to the end: out of the collector's sight.
+    gc.collect()
+    gc.freeze()
     auth = "Bearer " + DevSharedSecret("urn:bench:hk", SHARED_SECRET).token_for(
         "urn:bench:hk", {"jurisdiction": "HK"}, audience=provider.participant_id)
     endpoint = provider.url + "/dsp/2025-1/catalog/request"
