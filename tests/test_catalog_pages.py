@@ -190,8 +190,13 @@ async def test_the_fast_2025_rendering_is_byte_for_byte_the_codecs(tmp_path):
     generic encoder's over the whole catalog, whatever the stored policies look like."""
     from connector.identity import Caller
     from connector.node.catalog import CatalogService
+    import sqlalchemy as sa
+
+    from connector.certs.certificate import CATALOG_PROPERTY
+    from connector.compute import FORMAT as COMPUTE
     from connector.node.catalog_pages import encode_2025
     from connector.node.codec import Codec
+    from connector.store.tables import dataset_certificates
     from connector.store.db import Database
 
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
@@ -209,11 +214,45 @@ async def test_the_fast_2025_rendering_is_byte_for_byte_the_codecs(tmp_path):
     for i in range(12):
         await catalog.create_offer({"id": f"o{i}", "assetIds": [f"a:{i:02d}", f"a:{(i + 5) % 12:02d}"],
                                     "accessPolicyId": "p0", "contractPolicyId": f"p{i % len(shapes)}"})
+    # a dataset offered for computation too, and one with its registration certificate
+    await catalog.create_asset({"id": "a:csv", "contentType": "text/csv",
+                                "dataAddress": {"type": "file", "path": "/data/x.csv"}})
+    await catalog.create_offer({"id": "o-csv", "assetIds": ["a:csv"], "accessPolicyId": "p0", "contractPolicyId": "p3"})
+    await db.transaction(lambda conn: conn.execute(sa.insert(dataset_certificates).values(
+        asset_id="a:03", request_id="r1", sha256="0" * 64, status="issued", updated_at=0.0,
+        bundle={"certificate": "x\u00e9\"<", "chain": [1, 2.5, None]})))
     caller = Caller("urn:peer", {"jurisdiction": "HK"})
     slow, _ = await catalog.catalog_page("http://me/dsp/2025-1", caller, size=5)
     fast, _ = await catalog.catalog_page("http://me/dsp/2025-1", caller, size=5, wire="2025-1")
     assert len(slow["dataset"]) == 5
     assert encode_2025(fast) == Codec.encode(slow, "2025-1")
+    # the response body is spliced from bytes made once per contract policy: the same bytes again,
+    # on every page, forwards and backwards, with EDC's first-N limit, and for an empty catalog
+    seen, bodies, tokens = [], [], [None]
+    while tokens[-1] is not False:
+        token = tokens[-1]
+        rendered = await catalog.pages.response("http://me/dsp/2025-1", caller, dsp_version="2025-1", size=4,
+                                                token=token)
+        _, page = await catalog.catalog_page("http://me/dsp/2025-1", caller, size=4, token=token, wire="2025-1")
+        assert rendered.body == encode_2025(catalog.pages.envelope("http://me/dsp/2025-1", page.datasets))
+        seen += [d["@id"] for d in page.datasets]
+        bodies.append(rendered.body)
+        tokens.append(page.next or False)
+    assert seen == [f"a:{i:02d}" for i in range(12)] + ["a:csv"]
+    assert COMPUTE.encode() in bodies[-1] and CATALOG_PROPERTY.encode() in bodies[0]
+    back = await catalog.pages.response("http://me/dsp/2025-1", caller, dsp_version="2025-1",
+                                        token=encode_token("p", "a:csv", 4))
+    _, page = await catalog.catalog_page("http://me/dsp/2025-1", caller, token=encode_token("p", "a:csv", 4),
+                                         wire="2025-1")
+    assert [d["@id"] for d in page.datasets] == ["a:08", "a:09", "a:10", "a:11"]
+    assert back.body == encode_2025(catalog.pages.envelope("http://me/dsp/2025-1", page.datasets))
+    limited = await catalog.pages.response("http://me/dsp/2025-1", caller, dsp_version="2025-1", size=5, limit=2)
+    assert limited.links is None and limited.body == encode_2025(catalog.pages.envelope(
+        "http://me/dsp/2025-1", fast["dataset"][:2]))
+    past_the_end = await catalog.pages.response("http://me/dsp/2025-1", caller, dsp_version="2025-1",
+                                                token=encode_token("n", "a:zzz", 4))
+    assert past_the_end.body == encode_2025(catalog.pages.envelope("http://me/dsp/2025-1", []))
+    assert b'"dataset"' not in past_the_end.body
     await db.dispose()
 
 

@@ -11,14 +11,13 @@ from sqlalchemy.engine import Connection
 from ..store.prepared import Prepared
 from ..identity import Caller
 from ..store.db import Database
-from .catalog_pages import MAX_PAGE, CatalogPages, Page
+from .catalog_pages import MAX_PAGE, OFFER_ASSET_SEPARATOR, CatalogPages, Page, catalog_offer_id  # noqa: F401
 from .listing import query_page
 from .usage import PolicyCache
 from ..store.tables import assets, offer_assets, offers, policies
 
 Json = dict[str, Any]
 log = logging.getLogger("connector.catalog")
-OFFER_ASSET_SEPARATOR = "::"
 _ACCESS = policies.alias("access_policy")
 _FIND_OFFER = Prepared(
     sa.select(offers.c.asset_ids, policies.c.body, _ACCESS.c.body)
@@ -35,12 +34,6 @@ class FoundOffer(NamedTuple):
     policy: Json
     access_policy: Json
     offer_id: str
-
-
-def catalog_offer_id(offer_id: str, asset_id: str, asset_count: int) -> str:
-    """An offer naming one asset keeps its own id in the catalog; an offer over several
-    assets is listed per asset as <offer id>::<asset id>."""
-    return offer_id if asset_count == 1 else f"{offer_id}{OFFER_ASSET_SEPARATOR}{asset_id}"
 
 
 class CatalogService:
