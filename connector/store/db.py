@@ -18,6 +18,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -38,6 +39,30 @@ log = logging.getLogger("connector.store")
 # The loop's connection checkpoints only past this many WAL pages (about 40 MB): a safety
 # net, since the checkpointer thread normally keeps the WAL far below it.
 SAFETY_AUTOCHECKPOINT_PAGES = 10_000
+
+
+#: a pooled PostgreSQL connection idle longer than this is pinged when it is checked out
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(pool: Any) -> None:
+    """Instead of SQLAlchemy's pre-ping on every checkout (on asyncpg three round trips: BEGIN, a
+    query, ROLLBACK, beside a transition's seven or so), only a connection that sat idle in the pool
+    is pinged: one given back a moment ago is alive, and under load that is every connection. A
+    dead one is replaced before use; a connection that dies while in use fails that one
+    transaction, as it would with the pre-ping."""
+    @sa.event.listens_for(pool, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(pool, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since > PING_AFTER_IDLE_SECONDS:
+            try:
+                dbapi_connection.ping()
+            except Exception as exc:  # noqa: BLE001 - any failure: the pool connects afresh
+                raise sa.exc.DisconnectionError(f"a pooled connection did not answer: {type(exc).__name__}") from exc
 
 
 def is_sqlite(url: str) -> bool:
@@ -66,8 +91,9 @@ class Database:
             self.max_batch = 64
             self.async_engine = None
         else:
-            self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
+            self.async_engine = create_async_engine(url, pool_size=pool_size, max_overflow=4,
                                                     json_serializer=_json_dumps, json_deserializer=orjson.loads)
+            _ping_when_idle(self.async_engine.sync_engine.pool)
             self.sync_engine = None
         self._reads: Any = None  # read_committed's pool (PostgreSQL), made at first use
 
