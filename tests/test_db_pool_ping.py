@@ -28,10 +28,10 @@ async def terminate(url: str, pid: int) -> None:
 async def test_an_idle_connection_that_died_is_replaced_before_use(pg_url, monkeypatch):
     db = Database(pg_url, pool_size=1)
     try:
-        first = await db.read(backend_pid)
+        first = await db.transaction(backend_pid)
         await terminate(pg_url, first)
         monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has been idle "long enough"
-        second = await db.read(backend_pid)  # no error: pinged, found dead, connected afresh
+        second = await db.transaction(backend_pid)  # no error: pinged, found dead, connected afresh
         assert second != first
     finally:
         await db.dispose()
@@ -41,15 +41,15 @@ async def test_a_connection_given_back_a_moment_ago_is_not_pinged(pg_url, monkey
     db = Database(pg_url, pool_size=1)
     pings = []
     try:
-        await db.read(backend_pid)
+        await db.transaction(backend_pid)
         monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
         original = AsyncAdapt_asyncpg_connection.ping
         monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", lambda self: (pings.append(1), original(self))[1])
         for _ in range(5):
-            await db.read(backend_pid)
+            await db.transaction(backend_pid)
         assert pings == []
         monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-        await db.read(backend_pid)
+        await db.transaction(backend_pid)
         assert pings == [1]
     finally:
         await db.dispose()

@@ -119,7 +119,12 @@ class Database:
         return await future
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self.transaction(fn, *args)
+        """Run fn(conn, *args), which only reads. On PostgreSQL: `read_committed` (no BEGIN and COMMIT
+        round trips, and not on the transactions' pool); each statement sees what was committed
+        before it began, as in the READ COMMITTED transaction it replaces, and a write is refused."""
+        if self.is_sqlite:
+            return await self.transaction(fn, *args)
+        return await self.read_committed(fn, *args)
 
     async def read_committed(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(conn, *args) with no transaction around it on PostgreSQL: each statement sees what
@@ -132,7 +137,9 @@ class Database:
             # Its own small pool, in autocommit and without the pre-ping, which on asyncpg is three round
             # trips per checkout (BEGIN, a query, ROLLBACK): a connection found dead is run once more.
             self._reads = create_async_engine(self.url, pool_size=8, max_overflow=4, isolation_level="AUTOCOMMIT",
-                                              json_serializer=_json_dumps, json_deserializer=orjson.loads)
+                                              json_serializer=_json_dumps, json_deserializer=orjson.loads,
+                                              # a write here would commit statement by statement: refused
+                                              connect_args={"server_settings": {"default_transaction_read_only": "on"}})
         for attempt in (1, 2):
             try:
                 async with self._reads.connect() as conn:
