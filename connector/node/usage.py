@@ -244,8 +244,8 @@ def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Call
     catalog decides."""
     if access_body is None:
         if offer_id:
-            return AccessRefusal([ours(M_("the offer %(offer)s is no longer offered for %(target)s: refused (fail closed)"),
-                                       offer=repr(offer_id), target=repr(target))])
+            return AccessRefusal([ours(M_("the offer %(offer)s is no longer offered for %(target)s: refused "
+                                          "(fail closed)"), offer=repr(offer_id), target=repr(target))])
         return AccessRefusal([ours(M_("the offer is no longer offered for %(target)s: refused (fail closed)"),
                                    target=repr(target))])
     try:

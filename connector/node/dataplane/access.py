@@ -20,7 +20,7 @@ from ...store.tables import access_log, agreements, assets, compliance_records, 
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
 from ..usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_messages, access_denied_peer_text,
-                     access_denied_text, access_refusal, claims_context, joined, message_of, ours)
+                     access_denied_text, access_refusal, claims_context, joined, message_of, ours, reason_messages)
 
 from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
 
@@ -149,7 +149,7 @@ class Access:
             if permitted:
                 blocking = self._unperformable(decision.duties, asset)
                 if blocking:
-                    permitted, reasons, reason_msgs = False, blocking, [message_of(b) for b in blocking]
+                    permitted, reasons, reason_msgs = False, blocking, reason_messages(blocking)
         record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
                   "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties,
                   "stage": "access", "offer_id": agreement["offer_id"]}
