@@ -160,6 +160,11 @@ def test_a_suspension_shows_the_peers_words_under_the_label_and_ours_translated(
         ended = {"role": "provider", "error": "our X could not be delivered before its deadline: y",
                  "termination": {"by": "provider", "reason": ["our X could not be delivered before its deadline: y"]}}
         assert error_shown(ended) is None  # shown under "Why it ended" already
+        from connector.node.dataplane.common import BROKE_OFF
+        broke = error_shown({"role": "consumer", "error": BROKE_OFF + "ClientPayloadError Response payload is "
+                             "not completed", "termination": None})
+        assert broke["lead"] == "提供方的數據在下載途中中斷：" and broke["lines"] == [
+            "ClientPayloadError Response payload is not completed"]
     finally:
         i18n.activate("en")
 

@@ -21,6 +21,7 @@ from yarl import URL
 from aiohttp import web
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
+from ..node.dataplane.common import BROKE_OFF
 from ..node.transfers import SUSPENSION
 from ..node.usage import PolicyCache, check_policy
 from ..policy import Context, PolicyError
@@ -905,6 +906,9 @@ def error_shown(process: dict[str, Any]) -> dict[str, Any] | None:
                     "lines": [clip(reason, PEER_TEXT_LIMIT)] if reason.strip() else []}
         return {"peer": False, "lead": i18n.gettext("This node suspended this transfer."),
                 "lines": [clip(reason, PEER_TEXT_LIMIT)] if reason else []}
+    if error.startswith(BROKE_OFF):  # the detail (an error's name and text) stays as it is
+        return {"peer": False, "lead": i18n.gettext("The provider's data broke off during a download:"),
+                "detail": True, "lines": [clip(error[len(BROKE_OFF):], 2000)]}
     return {"peer": False, "lead": "", "lines": [clip(error, 2000)]}
 
 
