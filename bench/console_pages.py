@@ -1,11 +1,11 @@
-"""Console page times with 10,000 negotiations in the node's database (issue 13: every page
+"""Console page times with 10,000 negotiations and 100,000 assets in the node's database (issue 13: every page
 under 200 ms server time). A real node process on SQLite; the negotiations (with agreements,
 transfers, access-log rows and outbox messages for a tenth of them) are written straight into its
 database before it starts. Each page is fetched by a signed-in client on loopback; the figure is
 the median and the worst of N fetches, client-measured (an upper bound of the server time).
 Baseline: the node's /health on the same connection.
 
-    python bench/console_pages.py [--quick] [-n N]
+    python bench/console_pages.py [--quick] [-n N] [--negotiations N] [--assets N]
 
 Last line: one JSON object (bench, value = the slowest page's median in ms, unit, baseline, ratio, pages).
 """
@@ -32,8 +32,9 @@ from support.nodes import NodeProcess  # noqa: E402
 STATES = ["FINALIZED", "TERMINATED", "REQUESTED", "AGREED", "VERIFIED", "OFFERED"]
 
 
-def fill(database_url: str, count: int, data_root: Path) -> str:
-    """`count` negotiations (a tenth with agreement, transfer, access and outbox rows); returns one id."""
+def fill(database_url: str, count: int, data_root: Path, asset_count: int = 300) -> str:
+    """`count` negotiations (a tenth with agreement, transfer, access and outbox rows) and `asset_count`
+    assets (at least the 300 the negotiations name); returns one id."""
     from connector.store.tables import access_log, agreements, assets, negotiations, outbox, transfer_bytes, transfers
 
     engine = sa.create_engine(database_url.replace("+aiosqlite", ""))
@@ -75,6 +76,12 @@ def fill(database_url: str, count: int, data_root: Path) -> str:
                        else {"type": "file", "path": f"dataset-{i}.csv"}) for i in range(300)]
     for i in range(0, 300, 3):
         (data_root / f"dataset-{i}.csv").write_text("a,b\n" * (i + 1))
+    # the rest: HTTP upstreams, newer (the assets page lists the oldest first, so its first page still
+    # measures the files above)
+    asset_rows += [dict(id=f"more-{i}", title=f"More data {i}", description="", content_type="text/csv",
+                        properties={}, created_at=now + 1 + i,
+                        data_address={"type": "http", "url": f"http://upstream.example/more-{i}.csv"})
+                   for i in range(max(asset_count - 300, 0))]
     with engine.begin() as conn:
         conn.execute(assets.insert(), asset_rows)
         conn.execute(transfer_bytes.insert(), [dict(transfer_id=r["id"], bytes=1024 * 1024 + i, updated_at=now)
@@ -93,6 +100,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-n", type=int, default=None, help="fetches per page")
     parser.add_argument("--negotiations", type=int, default=10_000)
+    parser.add_argument("--assets", type=int, default=100_000)
     args = parser.parse_args()
     fetches = args.n or (10 if args.quick else 30)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +108,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), "bench",
                         "--role", "operator", "--password-stdin"], input="bench-password\n", text=True, check=True,
                        capture_output=True)  # also migrates the database
-        nid, tid = fill(node.settings.database_url, args.negotiations, node.settings.dataplane_data_root)
+        nid, tid = fill(node.settings.database_url, args.negotiations, node.settings.dataplane_data_root, args.assets)
         node.start()
         try:
             client = httpx.Client(base_url=node.url, timeout=30)
@@ -114,6 +122,7 @@ def main() -> None:
                      "negotiation": f"/console/negotiations/{quote(nid, safe='')}",
                      "transfers": "/console/transfers", "transfer": f"/console/transfers/{quote(tid, safe='')}",
                      "audit": f"/console/audit/{quote(nid, safe='')}", "assets": "/console/assets",
+                     "assets?q=": "/console/assets?q=more+data+9999",
                      "asset edit": "/console/assets/dataset-3/edit", "policies": "/console/policies",
                      "policy template": "/console/policies/templates/gba-cross-border-personal-information",
                      "policy template, checked": "/console/policies/templates/gba-cross-border-personal-information"
@@ -141,7 +150,8 @@ def main() -> None:
     base = round(statistics.median(baseline), 1)
     print(json.dumps({"bench": "console_pages", "value": slowest, "unit": "ms (slowest page, median)",
                       "baseline": base, "ratio": round(slowest / base, 1) if base else None,
-                      "negotiations": args.negotiations, "fetches": fetches, "pages": results}))
+                      "negotiations": args.negotiations, "assets": args.assets, "fetches": fetches,
+                      "pages": results}))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from support.nodes import NodeProcess
 
 CONSOLE = Path(i18n.__file__).parent
 POLICY = CONSOLE.parent / "policy"
+NODE = CONSOLE.parent / "node"
 
 
 def used_messages() -> set[str]:
@@ -30,10 +31,12 @@ def used_messages() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}):
         found.add(message if isinstance(message, str) else message[0])
-    # the policy engine's sentences: message ids in Msg(...) calls and M_(...) tables
-    for _file, _line, message, _comments, _context in extract_from_dir(
-            str(POLICY), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
-        found.add(message if isinstance(message, str) else message[0])
+    # the policy engine's sentences, and the node's own (its data plane's refusals, a missed deadline):
+    # message ids in Msg(...) calls and M_(...) marks
+    for folder in (POLICY, NODE):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+                str(folder), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
+            found.add(message if isinstance(message, str) else message[0])
     from connector.console.policy_words import TEMPLATE_TEXTS, WORDS
     return found | set(WORDS) | set(TEMPLATE_TEXTS)
 
@@ -91,6 +94,77 @@ def test_a_stored_engine_sentence_renders_in_the_viewers_language():
             deep = {"m": "%(x)s", "p": {"x": deep}}
         with pytest.raises(ValueError):
             msg_from_json(deep)
+    finally:
+        i18n.activate("en")
+
+
+def _node_sentences() -> list:
+    """The node's own refusals and endings in its own words, as its code builds them."""
+    from connector.node.dataplane import NO_DATA_ADDRESS
+    from connector.node.durable import deadline_reason, own_messages
+    from connector.node.usage import PolicyCache, access_refusal, joined
+    from connector.identity import Caller
+    caller = Caller("urn:hks:participant:x", {})
+    gone = access_refusal(PolicyCache(), None, caller=caller, target="visits", now=0, asset_properties=None,
+                          offer_id="visits-open")
+    broken = access_refusal(PolicyCache(), {"permission": "not a rule"}, caller=caller, target="visits", now=0,
+                            asset_properties=None)
+    entry = {"kind": "TransferRequestMessage:initial"}
+    found = [NO_DATA_ADDRESS, *gone, *broken, joined("; ", [NO_DATA_ADDRESS, *gone])]
+    for cause in ("TransientSendError: the peer could not be reached", "TransientSendError: the peer answered 503",
+                  "the provider's process id is not known yet"):
+        found.append(deadline_reason(entry, cause))
+    assert all(own_messages(s) for s in found), "a sentence of ours without its message id"
+    return found
+
+
+@pytest.mark.parametrize("locale", ["zh_Hant_HK", "zh_Hans"])
+def test_the_nodes_own_refusals_render_in_chinese_and_stay_english_for_the_api(locale):
+    """A data-plane refusal or a missed deadline in the node's own words: stored as message ids
+    beside the English (which is what it always was), read back, rendered in Chinese."""
+    from connector.policy.explain import msg_from_json
+    from connector.node.durable import own_messages
+    catalog = _catalog(locale)
+    english = {"the asset has no data address: there is nothing this node could deliver",
+               "the offer 'visits-open' is no longer offered for 'visits': refused (fail closed)",
+               "the offer's access policy could not be evaluated: refused (fail closed)",
+               "our TransferRequestMessage could not be delivered before its deadline: TransientSendError: "
+               "the peer could not be reached"}
+    sentences = _node_sentences()
+    assert english <= {str(s) for s in sentences} and all(type(str(s)) is str for s in sentences)
+    i18n.activate(locale)
+    try:
+        for s in sentences:
+            stored = orjson.loads(orjson.dumps(own_messages(s)["reasonMessages"]))
+            msg = msg_from_json(stored[0])
+            assert str(msg) == s  # the English read back is the text the API keeps
+            assert sorted(i for i in msg.ids() if i.strip() and i not in catalog) == []
+            text = i18n.sentence(msg)
+            assert re.search(r"[\u4e00-\u9fff]", text) and text != s, (s, text)
+        assert "TransientSendError" in i18n.sentence(msg_from_json(own_messages(sentences[-3])["reasonMessages"][0]))
+    finally:
+        i18n.activate("en")
+
+
+def test_a_suspension_shows_the_peers_words_under_the_label_and_ours_translated():
+    from connector.console.views import error_shown
+    from connector.node.transfers import suspension_text
+    try:
+        i18n.activate("zh_Hant_HK")
+        told = suspension_text("provider", "<b>maintenance</b> " + "x" * 900, peer=True)
+        assert told.startswith("suspended by the provider: <b>maintenance</b>")
+        shown = error_shown({"role": "consumer", "error": told, "termination": None})
+        assert shown["peer"] and shown["lead"] == "對方已暫停此傳輸。" and len(shown["lines"][0]) <= 501  # 500 and an ellipsis
+        mine = error_shown({"role": "consumer", "error": suspension_text("consumer", None), "termination": None})
+        assert not mine["peer"] and mine["lead"] == "本節點已暫停此傳輸。" and mine["lines"] == []
+        ended = {"role": "provider", "error": "our X could not be delivered before its deadline: y",
+                 "termination": {"by": "provider", "reason": ["our X could not be delivered before its deadline: y"]}}
+        assert error_shown(ended) is None  # shown under "Why it ended" already
+        from connector.node.dataplane.common import BROKE_OFF
+        broke = error_shown({"role": "consumer", "error": BROKE_OFF + "ClientPayloadError Response payload is "
+                             "not completed", "termination": None})
+        assert broke["lead"] == "提供方的數據在下載途中中斷：" and broke["lines"] == [
+            "ClientPayloadError Response payload is not completed"]
     finally:
         i18n.activate("en")
 
@@ -228,6 +302,51 @@ def test_console_can_be_turned_off(tmp_path):
     try:
         assert httpx.get(node.url + "/console/login", timeout=10).status_code == 404
         assert httpx.get(node.url + "/health", timeout=10).status_code == 200
+    finally:
+        node.stop()
+
+
+def test_the_assets_list_is_a_page_of_the_apis_cursor_paging(tmp_path):
+    """The assets screen lists one page (the management API's ?limit= and cursor), links the next,
+    and searches every asset on the server (?q=), not only the page shown."""
+    node = NodeProcess(tmp_path / "n", "Many Assets").start()
+    try:
+        total = 105
+        for i in range(total):
+            node.api("POST", "/assets", {"id": f"asset-{i:03d}", "title": f"Asset number {i}"}, expect=201)
+        found = httpx.get(node.url + "/api/v1/assets", params={"q": "NUMBER 10", "limit": "3"},
+                          headers=node.headers(), timeout=10)
+        assert [a["id"] for a in found.json()] == ["asset-010", "asset-100", "asset-101"]
+        assert 'rel="next"' in found.headers["Link"]
+        subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), "ann", "--role",
+                        "operator", "--password-stdin"], input="ann-operator-pw-1\n", text=True, check=True,
+                       capture_output=True)
+        client = httpx.Client(base_url=node.url, timeout=30)
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text).group(1)
+        assert client.post("/console/login", data={"csrf": token, "username": "ann",
+                                                   "password": "ann-operator-pw-1"}).status_code == 303
+        first = client.get("/console/assets").text
+        shown = re.findall(r"<code>(asset-\d+)</code>", first)
+        assert shown == [f"asset-{i:03d}" for i in range(100)]
+        following = re.search(r'href="(/console/assets\?[^"]*cursor=[^"]+)" id="assets-next"', first).group(1)
+        second = client.get(following.replace("&amp;", "&")).text
+        assert re.findall(r"<code>(asset-\d+)</code>", second) == [f"asset-{i:03d}" for i in range(100, total)]
+        assert 'id="assets-next"' not in second and "First page" in second
+        searched = client.get("/console/assets", params={"q": "number 10"}).text
+        assert re.findall(r"<code>(asset-\d+)</code>", searched) == ["asset-010"] + [
+            f"asset-{i}" for i in range(100, total)]
+        bad = client.get("/console/assets", params={"cursor": "not-a-cursor"})
+        assert bad.status_code == 200 and "asset-000" in bad.text  # the first page
+        # the offer wizard lists the first page too, and takes any other asset by its id
+        wizard = client.get("/console/offers/new").text
+        assert len(re.findall(r'name="asset" value=', wizard)) == 100 and 'name="asset_ids"' in wizard
+        csrf = re.search(r'name="csrf" value="([^"]+)"', wizard).group(1)
+        step = client.post("/console/offers/new", data={"csrf": csrf, "step": "1", "go": "next", "offer_id": "o1",
+                                                        "asset": "asset-001", "asset_ids": "asset-104 no-such"})
+        assert step.status_code == 400 and "No such asset: no-such" in step.text
+        step = client.post("/console/offers/new", data={"csrf": csrf, "step": "1", "go": "next", "offer_id": "o1",
+                                                        "asset": "asset-001", "asset_ids": "asset-104"})
+        assert step.status_code == 200 and 'name="asset" value="asset-104"' in step.text  # on to step 2
     finally:
         node.stop()
 

@@ -136,6 +136,10 @@ def test_the_story_in_english(space, browser):
     assert wait_receipts(page, f"{base}/console/audit/{transfer_id}", 2) >= 2
     assert page.locator(".bad").count() == 0
     shot(page, "en-audit")
+    # the dashboard after the story: its negotiations (one refused), transfer and accesses (the README's)
+    page.goto(base + "/console/")
+    page.locator("#feed tr.refused").first.wait_for()
+    shot(page, "en-dashboard-after-the-story")
     assert w.errors == []
 
 
@@ -185,6 +189,8 @@ def test_the_story_in_traditional_chinese(space, browser):
     page.locator("section.offer", has_text="registry-gz").get_by_role("button", name=re.compile("^協商")).click()
     page.locator('#negotiation-state[data-state="TERMINATED"]').wait_for()
     assert "終止原因" in page.locator(".refusal").inner_text()
+    assert "對方的原話" in page.locator(".refusal").inner_text()  # Pearl River's words, quoted
+    shot(page, "zh-hant-refused-negotiation")  # the README's (docs/console/refused-negotiation-zh-hant.png)
     negotiation_id = page.url.rsplit("/", 1)[1]
     page.get_by_role("link", name="在清算所審計此流程").click()
     assert page.get_by_role("heading", name=re.compile("流程審計")).is_visible()
@@ -582,3 +588,57 @@ def test_a_transfers_bytes_live_and_refusals_in_chinese(space, browser):
     found["zh-provider-negotiation"] = axe_violations(page)
     assert {k: v for k, v in found.items() if v} == {}
     assert w.errors == [] and zh.errors == [] and pz.errors == []
+
+
+def test_the_nodes_own_refusals_translated_and_a_peers_suspension_quoted_in_chinese(space, browser):
+    """The provider's console shows its data plane's refusal in its own words (an asset with no data
+    address: the transfer is refused at its start) in Chinese; the consumer's shows a suspension by
+    the provider in Chinese, with the provider's words quoted under the other party's label, as text."""
+    import subprocess
+
+    provider, consumer = space.provider, space.consumer
+    try:
+        add_user(provider, "carol", "operator", PASSWORDS["carol"])
+    except subprocess.CalledProcessError:
+        pass  # added by an earlier test of this module
+    provider.api("POST", "/offers", {"id": "registry-open", "assetIds": ["registry"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    neg = consumer.wait_state(consumer.negotiate(provider, "registry", "registry-open")["id"])
+    refused = consumer.api("POST", "/transfers", {"agreementId": neg["agreement"]["@id"]}, expect=201)
+    ended = consumer.api("GET", f"/transfers/{refused['id']}?waitFor=TERMINATED&timeout=20", expect=200)
+    assert ended["state"] == "TERMINATED", ended
+    english = provider.api("GET", f"/access-log?agreementId={neg['agreement']['@id']}", expect=200)
+    at_start = [a for a in english if a["stage"] == "transfer-start"]
+    assert [a["reasons"] for a in at_start] == [["the asset has no data address: there is nothing this node could "
+                                                 "deliver"]] and at_start[0]["reasonMessages"], english
+
+    found = {}
+    pz = new_page(browser, locale="zh-HK", bypass_csp=True)
+    page = pz.page
+    sign_in(page, provider.url, "carol", user_label="用戶名稱", password_label="密碼", button="登入")
+    feed = page.locator("#feed").inner_text()
+    assert "該資產沒有數據位址：本節點沒有可交付的內容" in feed and "no data address" not in feed, feed
+    shot(page, "zh-hant-provider-own-refusal")
+    found["zh-provider-dashboard"] = axe_violations(page)
+
+    agreement = consumer.wait_state(consumer.negotiate(provider, "visits", "visits-research")["id"])["agreement"]
+    started = consumer.api("POST", "/transfers", {"agreementId": agreement["@id"]}, expect=201)
+    row = consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=20", expect=200)
+    words = "<b>maintenance</b> of the upstream, back at 18:00"
+    provider.api("POST", f"/transfers/{row['providerPid']}/suspend", {"reason": words}, expect=200)
+    assert consumer.api("GET", f"/transfers/{row['id']}?waitFor=SUSPENDED&timeout=20")["error"] == \
+        f"suspended by the provider: {words}"  # the API keeps its English
+    zh = new_page(browser, locale="zh-HK", bypass_csp=True)
+    page = zh.page
+    sign_in(page, consumer.url, "alice", user_label="用戶名稱", password_label="密碼", button="登入")
+    page.goto(f"{consumer.url}/console/transfers/{row['id']}")
+    page.locator('#transfer-state[data-state="SUSPENDED"]').wait_for()
+    shown = page.locator(".transfer-error")
+    assert "對方已暫停此傳輸。" in shown.inner_text() and "對方的原話" in shown.inner_text()
+    assert "suspended by" not in shown.inner_text()
+    assert shown.locator(".peer-words q").inner_text() == words  # as text, never as markup
+    assert shown.locator("b").count() == 0
+    shot(page, "zh-hant-suspended-peer-words")
+    found["zh-suspended"] = axe_violations(page)
+    assert {k: v for k, v in found.items() if v} == {}
+    assert pz.errors == [] and zh.errors == []

@@ -57,7 +57,8 @@ class Api:
             return ApiResult(exc.status, error_body(exc))
         raw = getattr(response, "body", None)
         data = orjson.loads(raw) if raw else None
-        return ApiResult(response.status, data)
+        link = response.headers.get("Link")
+        return ApiResult(response.status, data, {"Link": link} if link else None)
 
     async def stream(self, request: web.Request, template: str, *, query: dict[str, str]) -> web.StreamResponse:
         """A GET whose handler streams its answer (the data of a transfer) onto the console's own

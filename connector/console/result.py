@@ -6,9 +6,10 @@ from typing import Any
 
 
 class ApiResult:
-    def __init__(self, status: int, data: Any) -> None:
+    def __init__(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.data = data
+        self.headers = headers or {}  # e.g. a listing's Link to its next page
 
     @property
     def ok(self) -> bool:

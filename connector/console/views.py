@@ -17,9 +17,12 @@ import aiohttp_jinja2
 import jinja2
 import orjson
 import sqlalchemy as sa
+from yarl import URL
 from aiohttp import web
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
+from ..node.dataplane.common import BROKE_OFF
+from ..node.transfers import SUSPENSION
 from ..node.usage import PolicyCache, check_policy
 from ..policy import Context, PolicyError
 from ..policy import Request as PolicyRequest
@@ -332,7 +335,8 @@ class Console(Shell):
                                        query={"agreementId": result.data["agreementId"], "limit": "50"})
         return {"t": result.data, "accesses": [{**a, "shown": access_reasons(a)} for a in accesses.data or []],
                 "timeline": await self._timeline(pid),
-                "why": termination_shown(result.data.get("termination"), result.data.get("role"))}
+                "why": termination_shown(result.data.get("termination"), result.data.get("role")),
+                "t_error": error_shown(result.data)}
 
     async def transfer(self, request: web.Request) -> web.Response:
         context = await self._transfer_context(request.match_info["id"])
@@ -458,6 +462,8 @@ class Console(Shell):
     # ------------------------------------------------------ assets and policies
     #: at most this many assets of a list have their file's size read (one stat each) per page
     SIZES_PER_PAGE = 500
+    #: assets a page lists (each file's size is measured as the page is made: at most this many)
+    ASSET_PAGE = PAGE
 
     def asset_size(self, address: Any, locale: str) -> str:
         """What is known of an asset's size now, in words: a file under the data root is measured (one
@@ -474,11 +480,19 @@ class Console(Shell):
 
     async def assets(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
                      status: int = 200) -> web.Response:
-        result = await self.api.call("GET", "/assets")
         q = request.query.get("q", "").strip().lower()[:200]
-        rows = [a for a in result.data or [] if not q or q in (a["id"] + " " + (a["title"] or "")).lower()]
+        cursor = request.query.get("cursor", "")[:1024]
+        # one page through the management API's cursor paging (a node may hold 100,000 assets)
+        query = {"limit": str(self.ASSET_PAGE), **({"q": q} if q else {})}
+        result = await self.api.call("GET", "/assets", query={**query, "cursor": cursor} if cursor else query)
+        if not result.ok and cursor:  # a cursor this listing did not issue: the first page
+            cursor = ""
+            result = await self.api.call("GET", "/assets", query=query)
+        rows = result.data if result.ok and isinstance(result.data, list) else []
         sizes = {a["id"]: self.asset_size(a.get("dataAddress"), request["locale"]) for a in rows[:self.SIZES_PER_PAGE]}
         return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "sizes": sizes,
+                                                  "next": _next_cursor(result.headers.get("Link", "")),
+                                                  "paged": bool(cursor),
                                                   "error": _localized_error(error), "error_field": _error_field(error)},
                          status=status)
 
@@ -682,7 +696,12 @@ class Console(Shell):
         context: dict[str, Any] = {"step": step, "state": state, "error": error, "error_field": error_field,
                                    "step_names": [i18n.gettext(n) for n in self.WIZARD_STEPS]}
         if step == 1:
-            context["assets"] = (await self.api.call("GET", "/assets")).data or []
+            # the first page of assets (a node may hold 100,000): any other is given by its id
+            listed = await self.api.call("GET", "/assets", query={"limit": str(self.ASSET_PAGE)})
+            context["assets"] = listed.data if listed.ok and isinstance(listed.data, list) else []
+            context["more_assets"] = self.ASSET_PAGE if listed.headers.get("Link") else 0
+            shown = {a["id"] for a in context["assets"]}
+            context["other_assets"] = " ".join(a for a in state["assets"] if a not in shown)
         elif step in (2, 3):
             context["policies"] = (await self.api.call("GET", "/policies")).data or []
         else:
@@ -694,7 +713,8 @@ class Console(Shell):
     async def offer_wizard_step(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         state = {"offer_id": str(form.get("offer_id", "")).strip()[:255],
-                 "assets": [str(a)[:255] for a in form.getall("asset", [])][:1000],
+                 "assets": list(dict.fromkeys([str(a)[:255] for a in form.getall("asset", [])] +
+                                              str(form.get("asset_ids", ""))[:20_000].split()))[:1000],
                  "access": str(form.get("access", ""))[:255], "contract": str(form.get("contract", ""))[:255]}
         step = str(form.get("step", "1"))
         step_n = int(step) if step in ("1", "2", "3", "4") else 1
@@ -737,10 +757,10 @@ class Console(Shell):
                 return "offer_id", f"id: {problem}"
             if not state["assets"]:
                 return "assets", i18n.gettext("Choose at least one asset.")
-            known = {a["id"] for a in (await self.api.call("GET", "/assets")).data or []}
-            unknown = [a for a in state["assets"] if a not in known]
-            if unknown:
-                return "assets", i18n.gettext("No such asset: %(id)s") % {"id": clip(unknown[0], 100)}
+            # each looked up, not every asset listed (beyond these, the API checks them at creation)
+            for asset_id in state["assets"][:self.ASSET_PAGE]:
+                if not (await self.api.call("GET", "/assets/{id}", id=asset_id)).ok:
+                    return "assets", i18n.gettext("No such asset: %(id)s") % {"id": clip(asset_id, 100)}
             return None
         key = "access" if step == 2 else "contract"
         if not state[key]:
@@ -807,6 +827,14 @@ _FINAL = {"FINALIZED", "TERMINATED"}
 PEER_REASONS, PEER_TEXT_LIMIT = 10, 500
 
 
+def _next_cursor(link: str) -> str:
+    """The cursor of a listing's next page from its Link header ("" on the last page)."""
+    found = re.search(r"<([^>]*)>;\s*rel=\"next\"", link or "")
+    if not found:
+        return ""
+    return URL(found.group(1)).query.get("cursor", "")[:1024]
+
+
 def _reason_text(reason: Any) -> str:
     """A reason as received: text, or a JSON-LD value or {message} object."""
     if isinstance(reason, dict):
@@ -847,9 +875,41 @@ def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
     if translated:  # an access policy's sentence names its policy itself; a contract policy's reasons do not
         lead = "" if decision.get("policy") == "access" else i18n.gettext("Refused by the contract policy:")
         return {"peer": False, "lead": lead, "lines": translated}
+    # our own other sentences (a failed delivery, a missed deadline), stored with their message ids
+    translated = _sentences(termination.get("reasonMessages")) if ours else None
+    if translated is not None and len(translated) == len(texts):
+        return {"peer": False, "lead": "", "lines": translated}
     if ours:
         return {"peer": False, "lead": "", "lines": texts}
     return {"peer": True, "lead": "", "lines": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}
+
+
+def error_shown(process: dict[str, Any]) -> dict[str, Any] | None:
+    """A transfer's last error as the page shows it: None when it is the termination's reason (shown
+    under "Why it ended" already); a suspension in the viewer's language, with the reason a peer gave
+    quoted under the other party's label (bounded; the template escapes it) and the reason our own
+    operator gave as it is; any other error as its text."""
+    error = process.get("error")
+    if not isinstance(error, str) or not error:
+        return None
+    termination = process.get("termination")
+    if isinstance(termination, dict):
+        raw = termination.get("reason")
+        told = [_reason_text(r) for r in ([raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [])]
+        if any(error[:500] == t[:500] for t in told):
+            return None
+    suspended = SUSPENSION.fullmatch(error)
+    if suspended:
+        party, reason = suspended.group(1), suspended.group(2) or ""
+        if party != process.get("role"):
+            return {"peer": True, "lead": i18n.gettext("The other party suspended this transfer."),
+                    "lines": [clip(reason, PEER_TEXT_LIMIT)] if reason.strip() else []}
+        return {"peer": False, "lead": i18n.gettext("This node suspended this transfer."),
+                "lines": [clip(reason, PEER_TEXT_LIMIT)] if reason else []}
+    if error.startswith(BROKE_OFF):  # the detail (an error's name and text) stays as it is
+        return {"peer": False, "lead": i18n.gettext("The provider's data broke off during a download:"),
+                "detail": True, "lines": [clip(error[len(BROKE_OFF):], 2000)]}
+    return {"peer": False, "lead": "", "lines": [clip(error, 2000)]}
 
 
 def _utc_now() -> str:

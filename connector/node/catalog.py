@@ -133,9 +133,12 @@ class CatalogService:
             self._changed()
         return deleted
 
-    async def list_rows(self, table: sa.Table, *, limit: int | None = None, cursor: str | None = None) -> list[Json]:
-        """Rows in creation order; with `limit`, at most limit + 1 after `cursor` (listing.query_page)."""
-        query = query_page(sa.select(table), table.c.created_at, table.c.id, limit=limit, cursor=cursor)
+    async def list_rows(self, table: sa.Table, *, limit: int | None = None, cursor: str | None = None,
+                        where: Any = None) -> list[Json]:
+        """Rows in creation order; with `limit`, at most limit + 1 after `cursor` (listing.query_page);
+        only those matching `where` when given."""
+        select = sa.select(table) if where is None else sa.select(table).where(where)
+        query = query_page(select, table.c.created_at, table.c.id, limit=limit, cursor=cursor)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def get_row(self, table: sa.Table, row_id: str) -> Json | None:

@@ -12,6 +12,7 @@ with the outbox dispatcher and the clearing-house log:
 from __future__ import annotations
 
 import abc
+import re
 import asyncio
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from ..protocol.errors import Refused
 from ..protocol.negotiation import Role
 from ..store.prepared import Prepared
 from ..telemetry import current_traceparent
+from ..policy.explain import M_, Msg
 from ..store.tables import outbox
+from .usage import EngineSentence, message_of
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -160,10 +163,38 @@ _CANCEL_FOLLOWERS = Prepared(outbox.update().where(
 ).values(status="cancelled", lease_owner=None, lease_until=None, last_error=sa.bindparam("b_why")))
 
 
+#: why the outbox could not send a message yet (outbox.Dispatcher: its TransientSendError texts), as
+#: message ids: a dead letter's reason names its last cause, and the console shows it translated
+SEND_CAUSES = frozenset({M_("the peer could not be reached"), M_("the provider's process id is not known yet"),
+                         M_("the peer refused our token (401); retrying with a new one")})
+_PEER_ANSWERED = re.compile(r"the peer answered (\d{3})")
+_ERROR_NAMED = re.compile(r"([A-Za-z_]\w{0,80}): (.*)", re.DOTALL)
+
+
+def _cause_msg(cause: str) -> Any:
+    """A send failure's cause as a sentence: "Error: our sentence" when it is one of ours, else the
+    text as it is (a parameter: shown untranslated)."""
+    named = _ERROR_NAMED.fullmatch(cause)
+    error, detail = named.groups() if named else (None, cause)
+    answered = _PEER_ANSWERED.fullmatch(detail)
+    if answered:
+        said: Any = Msg(M_("the peer answered %(status)s"), status=answered.group(1))
+    elif detail in SEND_CAUSES:
+        said = Msg(detail)
+    else:
+        return cause
+    return Msg(M_("%(error)s: %(detail)s"), error=error, detail=said) if error else said
+
+
 def deadline_reason(entry: Json, cause: str) -> str:
-    """Why a process ends when one of its messages missed its delivery deadline (stored and sent)."""
+    """Why a process ends when one of its messages missed its delivery deadline (stored and sent);
+    with its message id (EngineSentence) when it is whole, for the console's languages."""
     kind = str(entry["kind"]).split(":", 1)[0]
-    return f"our {kind} could not be delivered before its deadline: {cause}"[:1000]
+    text = f"our {kind} could not be delivered before its deadline: {cause}"
+    if len(text) > 1000:
+        return text[:1000]
+    return EngineSentence.of(Msg(M_("our %(kind)s could not be delivered before its deadline: %(cause)s"),
+                                 kind=kind, cause=_cause_msg(cause)))
 
 
 def dead_letter_ending(conn: Connection, row: Any, entry: Json, cause: str, terminal: set[str],
@@ -179,6 +210,14 @@ def dead_letter_ending(conn: Connection, row: Any, entry: Json, cause: str, term
     tell_peer = not str(entry["kind"]).startswith(termination_kind) and bool(
         row["role"] == Role.PROVIDER.value or row["provider_pid"])
     return deadline_reason(entry, cause), tell_peer
+
+
+def own_messages(*reasons: Any) -> Json:
+    """{"reasonMessages": [...]} for a termination whose reasons are all our own sentences with their
+    message ids (the console renders them in its viewer's language); {} otherwise. The English
+    reasons stay as they are: the API, the peer and the logs read those."""
+    msgs = [message_of(r) for r in reasons if r]
+    return {"reasonMessages": msgs} if msgs and all(m is not None for m in msgs) else {}
 
 
 def response_json(body: bytes) -> Json | None:
@@ -382,8 +421,9 @@ class DurableProcesses(DurableOwner):
         row = dict(original)
         outgoing = self._terminate(row, reason, ts) if tell_peer else []
         row["state"] = "TERMINATED"
-        row["termination"] = {"by": row["role"], "code": DEADLINE_CODE, "reason": [reason], "at": now_iso(ts)}
-        row["error"] = reason
+        row["termination"] = {"by": row["role"], "code": DEADLINE_CODE, "reason": [str(reason)], "at": now_iso(ts),
+                              **own_messages(reason)}
+        row["error"] = str(reason)
         row["version"] = original["version"] + 1
         row["updated_at"] = ts
         self._update(conn, row, original["version"], original)

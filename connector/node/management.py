@@ -274,7 +274,13 @@ class ManagementApi:
         return json_response(_asset_view(row))
 
     async def list_assets(self, request: web.Request) -> web.Response:
-        rows, headers = await self._listing(request, assets)
+        words = request.query.get("q", "").strip().lower()
+        if len(words) > 200:
+            raise ApiError(400, "q: at most 200 characters")
+        # ?q=: the assets whose id or title contains it (letters' case ignored), paged like the rest
+        where = sa.or_(sa.func.lower(assets.c.id).contains(words, autoescape=True),
+                       sa.func.lower(assets.c.title).contains(words, autoescape=True)) if words else None
+        rows, headers = await self._listing(request, assets, where)
         return json_response([_asset_view(r) for r in rows], headers=headers)
 
     async def get_asset(self, request: web.Request) -> web.Response:
@@ -359,10 +365,12 @@ class ManagementApi:
                 raise ApiError(400, str(exc)) from None
         return limit, cursor
 
-    async def _listing(self, request: web.Request, table: sa.Table) -> tuple[list[Json], dict[str, str]]:
+    async def _listing(self, request: web.Request, table: sa.Table,
+                       where: Any = None) -> tuple[list[Json], dict[str, str]]:
         """A catalog table's rows: every one, or a page of `?limit=` after `?cursor=` (Link: next)."""
         limit, cursor = self._page_params(request)
-        return next_link(request, await self.node.catalog.list_rows(table, limit=limit, cursor=cursor), limit)
+        rows = await self.node.catalog.list_rows(table, limit=limit, cursor=cursor, where=where)
+        return next_link(request, rows, limit)
 
     def _counterparty(self, doc: Json) -> str | None:
         """The peer's participant id from the request: our token is issued for it alone, so in
@@ -759,7 +767,8 @@ def openapi_document() -> Json:
         "info": {"title": "Hong Kong station connector: management API", "version": "1"},
         "components": {"schemas": SCHEMAS, "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
         "paths": {
-            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets (?limit=N: a page, Link rel=next with its cursor)")},
+            "/api/v1/assets": {"post": op("create an asset", "AssetInput"), "get": op("list assets (?limit=N: a page, Link rel=next with its cursor; ?q=words: "
+                                                                                       "those whose id or title contains them, case ignored)")},
             "/api/v1/assets/{id}": {"get": op("get an asset", params=("id",)),
                                     "patch": op("change an asset's title, description, content type or data address "
                                                 "(checked as at creation); the catalog shows the change at its next "

@@ -5,6 +5,7 @@ decision before it starts; the data itself moves through the dataplane package."
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from typing import Any, Callable
@@ -30,7 +31,7 @@ from ..protocol.negotiation import Role
 from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState, next_transfer_state
 from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
-from .durable import PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing, now_iso
+from .durable import PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing, now_iso, own_messages
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
 from ..errors import NodeError
 
@@ -62,6 +63,16 @@ log = logging.getLogger("connector.transfers")
 
 class TransferConflict(NodeError):
     """The row changed under us; the transition is retried."""
+
+
+#: a suspended transfer's `error`: who suspended it and, after ": ", the reason given (a peer's words
+#: when the peer suspended it). The API keeps this English; the console reads it with SUSPENSION.
+SUSPENSION = re.compile(r"suspended by the (provider|consumer)(?:: (.*))?", re.DOTALL)
+
+
+def suspension_text(party: str, reason: str | None, *, peer: bool = False) -> str:
+    """The `error` of a transfer `party` suspended (a peer's suspension always names its reasons)."""
+    return f"suspended by the {party}" + (f": {reason or ''}" if reason or peer else "")
 
 
 def transfer_format(fmt: str) -> str | None:
@@ -244,7 +255,7 @@ class TransferService(DurableProcesses):
         if isinstance(msg, (TransferTerminationMessage, TransferSuspensionMessage)):
             key = "termination" if isinstance(msg, TransferTerminationMessage) else "error"
             note = {"by": peer.value, "code": msg.code, "reason": msg.reason, "at": now_iso(ts)}
-            row[key] = note if key == "termination" else f"suspended by the {peer.value}: {' '.join(msg.reason)}"
+            row[key] = note if key == "termination" else suspension_text(peer.value, " ".join(msg.reason), peer=True)
         row["state"] = new_state.value
         ack = TransferProcess(row["provider_pid"] or "urn:unknown", row["consumer_pid"] or "urn:unknown",
                               new_state.value).to_neutral()
@@ -336,11 +347,13 @@ class TransferService(DurableProcesses):
         out: list[Outgoing] = []
         for event, reason in actions:
             new_state = next_transfer_state(S(row["state"]), role, event)
+            words = own_messages(reason)  # our own sentence's message id, beside its English text
+            reason = str(reason) if reason else reason
             if event is E.TERMINATE:
                 row["termination"] = {"by": role.value, "code": "Terminated", "reason": [reason] if reason else [],
-                                      "at": now_iso(ts)}
+                                      "at": now_iso(ts), **words}
             if event is E.SUSPEND:
-                row["error"] = f"suspended by the {role.value}" + (f": {reason}" if reason else "")
+                row["error"] = suspension_text(role.value, reason)
             out.append(self._outgoing(row, role, event, reason))
             row["state"] = new_state.value
         return out

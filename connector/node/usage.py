@@ -18,7 +18,7 @@ from ..compute import ACTION as COMPUTE_ACTION
 from ..identity import Caller
 from ..protocol.errors import Forbidden
 from ..policy import CompiledPolicy, Context, Decision, PolicyError, Request, compile_policy
-from ..policy.explain import Join, Msg, msg_to_json
+from ..policy.explain import M_, Join, Msg, msg_to_json
 from ..store.tables import access_log
 from ..vocab import policy_contexts
 
@@ -155,11 +155,41 @@ class EngineSentence(str):
         sentence.msg = reason.sentence()
         return sentence
 
+    @classmethod
+    def of(cls, msg: Msg) -> "EngineSentence":
+        """One of this node's own sentences (a message id marked with M_ and its parameters): its
+        English text is what it always was; the console renders `msg` in its viewer's language."""
+        sentence = str.__new__(cls, msg.render())
+        sentence.msg = msg
+        return sentence
+
+
+def ours(message_id: str, **params: Any) -> EngineSentence:
+    """Our own sentence `message_id` (English, with %(name)s placeholders) with its parameters."""
+    return EngineSentence.of(Msg(message_id, **params))
+
+
+def joined(sep: str, sentences: list[str]) -> str:
+    """`sentences` joined by `sep` as one sentence, keeping the message ids when every one has them."""
+    text = sep.join(sentences)
+    msgs = [getattr(s, "msg", None) for s in sentences]
+    if not sentences or any(m is None for m in msgs):
+        return text
+    sentence = str.__new__(EngineSentence, text)
+    sentence.msg = Join(sep, msgs)
+    return sentence
+
+
+def message_of(text: Any) -> Any:
+    """The stored form (msg_to_json) of a sentence that carries its message id, else None."""
+    msg = getattr(text, "msg", None)
+    return msg_to_json(msg) if msg is not None else None
+
 
 def denial_reasons(decision: Decision) -> list[str]:
     """The refusal in sentences a data-protection officer understands."""
     sentences = [EngineSentence(r) for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]
-    return sentences or ["no permission of the policy covers this request"]
+    return sentences or [ours(M_("no permission of the policy covers this request"))]
 
 
 class AccessRefusal(list):
@@ -213,14 +243,17 @@ def access_refusal(cache: PolicyCache, access_body: Json | None, *, caller: Call
     None means the offer (or its policy) is gone: refused (fail closed). Decided exactly as the
     catalog decides."""
     if access_body is None:
-        what = f"the offer {offer_id!r}" if offer_id else "the offer"
-        return AccessRefusal([f"{what} is no longer offered for {target!r}: refused (fail closed)"])
+        if offer_id:
+            return AccessRefusal([ours(M_("the offer %(offer)s is no longer offered for %(target)s: refused "
+                                          "(fail closed)"), offer=repr(offer_id), target=repr(target))])
+        return AccessRefusal([ours(M_("the offer is no longer offered for %(target)s: refused (fail closed)"),
+                                   target=repr(target))])
     try:
         decision = decide(cache, access_body, caller=caller, target=target, now=now,
                           asset_properties=asset_properties, at_negotiation=True)
     except Exception:  # noqa: BLE001 - a policy that cannot be evaluated refuses (fail closed)
         log.exception("the access policy of offer %s could not be evaluated", offer_id)
-        return AccessRefusal(["the offer's access policy could not be evaluated: refused (fail closed)"])
+        return AccessRefusal([ours(M_("the offer's access policy could not be evaluated: refused (fail closed)"))])
     if decision.permitted:
         return None
     shown = [r for r in decision.reasons if getattr(r, "code", "") != "constraint-deferred"]

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from ...identity import Caller
 from ...policy import Context, Request
-from ...policy.explain import msg_to_json
+from ...policy.explain import M_, msg_to_json
 from ...protocol.errors import echo
 from ...protocol.negotiation import Role
 from ...protocol.transfer import TransferState
@@ -20,7 +20,7 @@ from ...store.tables import access_log, agreements, assets, compliance_records, 
 from ..transform import kind_of, modification_from_duties
 from ..transfers import AGREEMENT_WITH_ACCESS
 from ..usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_messages, access_denied_peer_text,
-                     access_denied_text, access_refusal, claims_context)
+                     access_denied_text, access_refusal, claims_context, joined, message_of, ours, reason_messages)
 
 from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
 
@@ -67,7 +67,8 @@ class Access:
         access.) None, or (code, reasons)."""
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first()
         if asset is None:
-            return "PolicyDenied", [f"the agreement's asset {echo(agreement['asset_id'])} no longer exists"]
+            return "PolicyDenied", [ours(M_("the agreement's asset %(asset)s no longer exists"),
+                                         asset=echo(agreement["asset_id"]))]
         if not _has_source(dict(asset)):
             return "AssetUnavailable", [NO_DATA_ADDRESS]
         denied = self._access_refusal(agreement, dict(asset), claims, now)
@@ -81,12 +82,12 @@ class Access:
                               deferred=DECIDED_AT_USE))
         except Exception as exc:  # noqa: BLE001 - a decision that cannot be made refuses (fail closed)
             log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
-            return "PolicyDenied", [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
-                                    "refused (fail closed)"]
+            return "PolicyDenied", [ours(M_("the agreement's policy could not be evaluated (%(error)s): "
+                                            "refused (fail closed)"), error=type(exc).__name__)]
         if decision.permitted:
             return None
         return "PolicyDenied", [EngineSentence(r) for r in decision.reasons
-                                if r.code != "constraint-deferred"] or ["not permitted"]
+                                if r.code != "constraint-deferred"] or [ours(M_("not permitted"))]
 
     def _decide_access(self, conn: Connection, transfer_id: str, purpose: str | None,
                        now: float, token_hash: str | None = None) -> "Grant | AccessRefused":
@@ -148,7 +149,7 @@ class Access:
             if permitted:
                 blocking = self._unperformable(decision.duties, asset)
                 if blocking:
-                    permitted, reasons, reason_msgs = False, blocking, None
+                    permitted, reasons, reason_msgs = False, blocking, reason_messages(blocking)
         record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
                   "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties,
                   "stage": "access", "offer_id": agreement["offer_id"]}
@@ -195,8 +196,8 @@ class Access:
                 # The consumer reads this reason: it says what failed, not where (our log has the detail).
                 log.warning("transfer %s: the clearing house did not accept the access entry: %s %s",
                             grant.transfer["id"], type(exc).__name__, exc)
-                reason = ("The policy requires every access to be logged to the clearing house, and it did not "
-                          "accept the entry: access refused (fail closed).")
+                reason = ours(M_("The policy requires every access to be logged to the clearing house, and it did "
+                                 "not accept the entry: access refused (fail closed)."))
                 await self.node.db.transaction(self._undo_access, grant, reason)
                 raise AccessRefused(403, [reason]) from None
         return grant
@@ -204,14 +205,16 @@ class Access:
     def _undo_access(self, conn: Connection, grant: Grant, reason: str) -> None:
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == grant.transfer["agreement_id"])
                      .values(uses=usage_counters.c.uses - 1))
+        msg = message_of(reason)  # our own sentence's message id, for the console's languages
         conn.execute(sa.update(access_log).where(access_log.c.id == grant.access_id)
-                     .values(permitted=False, reasons=[reason], reason_msgs=None))
+                     .values(permitted=False, reasons=[reason], reason_msgs=[msg] if msg is not None else None))
 
     async def _give_back(self, grant: Grant, reasons: list[str]) -> None:
         """A delivery that failed before its first byte consumed nothing: the use counted in the
         access's transaction is returned and the access is recorded as not permitted, with why."""
         try:
-            await self.node.db.transaction(self._undo_access, grant, "; ".join(reasons)[:1000])
+            reason = joined("; ", reasons)
+            await self.node.db.transaction(self._undo_access, grant, reason if len(reason) <= 1000 else reason[:1000])
         except Exception:  # noqa: BLE001 - the failure of the delivery is what the caller reports
             log.exception("transfer %s: the use of a failed delivery could not be given back", grant.transfer["id"])
 
@@ -222,13 +225,15 @@ class Access:
                 continue
             if duty.kind == "log":
                 if self.node.clearinghouse is None:  # the duty cannot be performed: the data does not leave
-                    problems.append("The policy requires every access to be logged to the clearing house, and this "
-                                    "node has no clearing house configured: access refused (fail closed).")
+                    problems.append(ours(M_("The policy requires every access to be logged to the clearing house, "
+                                            "and this node has no clearing house configured: access refused "
+                                            "(fail closed).")))
             elif duty.kind in ("drop-fields", "pseudonymise-fields"):
                 if kind_of(asset["content_type"], str(asset["data_address"].get("path", ""))) is None:
-                    problems.append(f"The policy requires fields to be removed or pseudonymised, which this node "
-                                    f"cannot do for data of type {asset['content_type']}: access refused.")
+                    problems.append(ours(M_("The policy requires fields to be removed or pseudonymised, which this "
+                                            "node cannot do for data of type %(type)s: access refused."),
+                                         type=asset["content_type"]))
             elif duty.kind not in PERFORMED_HERE:
-                problems.append(f"The policy requires '{duty.action}' before release, which this node cannot "
-                                "perform: access refused (fail closed).")
+                problems.append(ours(M_("The policy requires '%(action)s' before release, which this node cannot "
+                                        "perform: access refused (fail closed)."), action=duty.action))
         return problems

@@ -9,7 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
+from ...policy.explain import M_
 from ...store.tables import transfer_bytes, transfers
+from ..usage import ours
 from ..transform import Modification
 from ...errors import DataPlaneError
 
@@ -17,7 +19,10 @@ log = logging.getLogger("connector.dataplane")
 Json = dict[str, Any]
 CHUNK = 256 * 1024  # measured here: large blocking reads beat per-chunk thread hops
 HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
-NO_DATA_ADDRESS = "the asset has no data address: there is nothing this node could deliver"
+#: a consumer's transfer `error` when the provider's data stream broke off during a download (what
+#: follows: the error's name and text, a technical detail); the console shows this part translated
+BROKE_OFF = "the provider's data broke off: "
+NO_DATA_ADDRESS = ours(M_("the asset has no data address: there is nothing this node could deliver"))
 _STATE = sa.select(transfers.c.state).where(transfers.c.id == sa.bindparam("b_tid"))
 #: a stream adds its bytes to its transfer's count at most this often (seconds), and at its end
 BYTES_FLUSH_SECONDS = 1.0

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from ...protocol.errors import echo
 from ...protocol.transfer import TransferState
+from ...policy.explain import M_
 from ..transform import TransformError, kind_of, transformer
+from ..usage import ours
 
 from .common import (NO_DATA_ADDRESS, _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError,
                      abort, log)
@@ -49,7 +51,7 @@ class Pull:
             if address.get("type") == "file":
                 path = self._file_path(address["path"])  # checked again at access
                 if not path.is_file():
-                    raise AccessRefused(404, ["the asset's file is missing"])
+                    raise AccessRefused(404, [ours(M_("the asset's file is missing"))])
                 start, end = 0, None
                 if not modify and request.headers.get("Range"):  # a range of transformed data is ill-defined
                     size = path.stat().st_size
@@ -99,7 +101,8 @@ class Pull:
                 OSError) as exc:
             log.warning("transfer %s: the data stream was cut after %d bytes: %s", transfer_id, meter.total, exc)
             if meter.total == 0:
-                await self._give_back(grant, [f"the delivery failed before any byte was sent: {type(exc).__name__}"])
+                await self._give_back(grant, [ours(M_("the delivery failed before any byte was sent: %(error)s"),
+                                                   error=type(exc).__name__)])
             abort(request)
         finally:
             await meter.close()

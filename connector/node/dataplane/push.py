@@ -14,6 +14,8 @@ from ...protocol.transfer import TransferEvent, TransferState
 from ...store.tables import transfers
 from ..transform import kind_of, transformer
 from ..transfers import PUSH
+from ..usage import joined, ours
+from ...policy.explain import M_
 
 from .common import _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError, log
 from .sources import _file_chunks
@@ -40,7 +42,7 @@ class Push:
             grant = await self._settle(
                 await self.node.db.transaction(self._decide_access, row["id"], purpose, self.clock.now()))
         except AccessRefused as exc:
-            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, " ".join(exc.reasons))
+            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, joined(" ", exc.reasons))
             return
         headers = {"Content-Type": grant.asset["content_type"]}
         auth = endpoint_property(address, "authorization")
@@ -63,7 +65,8 @@ class Push:
         except Exception as exc:  # noqa: BLE001 - recorded on the transfer, which ends
             await meter.close()
             if sent[0] == 0:
-                await self._give_back(grant, [f"the push failed before any byte was sent: {type(exc).__name__}"])
+                await self._give_back(grant, [ours(M_("the push failed before any byte was sent: %(error)s"),
+                                                   error=type(exc).__name__)])
             if isinstance(exc, TransferStopped) or isinstance(exc.__cause__, TransferStopped) \
                     or await self._stopped(row["id"]):
                 # suspended (a resume pushes again) or terminated: the state says so already
@@ -72,8 +75,8 @@ class Push:
                 return
             # The detail (a host, a port, a status) stays in our log: the termination goes to the peer.
             log.warning("push of transfer %s failed: %s %s", row["id"], type(exc).__name__, exc)
-            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE,
-                                          "the push failed: the data could not be delivered to the push endpoint")
+            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, ours(M_(
+                "the push failed: the data could not be delivered to the push endpoint")))
 
     async def _push_body(self, grant: Grant, sent: list[int], meter: ByteMeter) -> AsyncIterator[bytes]:
         """The pushed data; `sent[0]` and `meter` count the bytes handed to the HTTP client."""

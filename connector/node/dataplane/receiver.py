@@ -24,7 +24,7 @@ from ...store.tables import agreements, received_data, transfers
 from ..destinations import forbidden
 from ..transfers import PUSH
 
-from .common import CHUNK, HTTP_ENDPOINT_TYPE, ByteMeter, Json, abort, log
+from .common import BROKE_OFF, CHUNK, HTTP_ENDPOINT_TYPE, ByteMeter, Json, abort, log
 from .tokens import PUSH_TOKEN_PLACEHOLDER, _b64
 
 
@@ -186,7 +186,7 @@ class Receiver:
                     await meter.add(len(chunk))
                 await response.write_eof()
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                detail = f"the provider's data broke off: {type(exc).__name__} {exc}"[:2000]
+                detail = f"{BROKE_OFF}{type(exc).__name__} {exc}"[:2000]
                 await self.node.db.transaction(lambda conn: conn.execute(sa.update(transfers).where(
                     transfers.c.id == row["id"]).values(error=detail)))
                 abort(request)  # the caller must not mistake a truncated stream for the data
