@@ -317,3 +317,27 @@ def test_a_push_receiver_killed_mid_write_leaves_no_data_without_a_delete_deadli
         consumer.stop()
         provider.stop()
         upstream.server.shutdown()
+
+
+def test_an_access_refused_for_a_missing_data_address_is_logged_as_refused(nodes):
+    """The address went away after the transfer started (an operator's edit straight in the
+    database): the consumer is refused, and the provider's access log says refused, not permitted."""
+    import sqlalchemy as sa
+
+    from connector.config import default_database_url
+
+    provider, consumer = nodes
+    provider.api("POST", "/assets", {"id": "vanishing", "dataAddress": {"type": "file", "path": "later.csv"}},
+                 expect=201)
+    provider.api("POST", "/offers", {"id": "offer-vanishing", "assetIds": ["vanishing"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    row = transfer(consumer, agree(consumer, provider, "vanishing"), "STARTED")
+    engine = sa.create_engine(default_database_url(provider.directory).replace("+aiosqlite", ""))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE assets SET data_address = '{}' WHERE id = 'vanishing'"))
+    engine.dispose()
+    refused = data(consumer, row["id"])
+    assert refused.status_code == 403, refused.text
+    logged = [a for a in provider.api("GET", "/access-log?limit=1000")
+              if a.get("transferId") == row["providerPid"] and a.get("stage", "access") == "access"]
+    assert logged and not logged[-1]["permitted"] and "no data address" in logged[-1]["reasons"][0], logged

@@ -150,6 +150,8 @@ class Access:
                 blocking = self._unperformable(decision.duties, asset)
                 if blocking:
                     permitted, reasons, reason_msgs = False, blocking, reason_messages(blocking)
+        if permitted and not _has_source(asset):  # before the record: the log says what the consumer got
+            permitted, reasons, reason_msgs = False, [NO_DATA_ADDRESS], reason_messages([NO_DATA_ADDRESS])
         record = {"transfer_id": transfer_id, "agreement_id": agreement["id"], "consumer_id": agreement["consumer_id"],
                   "at": now, "permitted": permitted, "purpose": purpose, "reasons": reasons, "duties": duties,
                   "stage": "access", "offer_id": agreement["offer_id"]}
@@ -170,8 +172,6 @@ class Access:
                                     {"@type": "DataAccess"}, now, owner=self.node.dispatcher.owner,
                                     lease_seconds=self.node.dispatcher.lease_seconds, event="data.accessed",
                                     digest=digest)
-        if permitted and not _has_source(asset):
-            permitted, reasons = False, [NO_DATA_ADDRESS]
         if not permitted:  # returned, not raised: the refusal's log entry must be committed
             refusal = AccessRefused(403, told or reasons or ["no permission of the agreement covers this access"])
             refusal.pending = pending
