@@ -97,3 +97,15 @@ def test_switched_off_the_python_path_is_used(fresh, monkeypatch, caplog):
         assert pseudonym_native.kernel() is None
     assert f"Python hmac path ({pseudonym_native.DISABLE_ENV}=0)" in caplog.text
     assert not (fresh / "hks-connector").exists()
+
+
+def test_values_of_every_length_around_the_one_block_shortcut_are_the_hmac_modules(kernel):
+    # Up to 55 bytes the kernel pads the one final block itself; from 56 it hashes as OpenSSL does.
+    key = os.urandom(32)
+    values = ["x" * n for n in range(0, 140)] + ["é" * n for n in range(20, 40)]
+    got = pseudonym_native.pseudonymise(kernel, key, pa.array(values), threads=1).to_pylist()
+    assert got == [expected(key, v) for v in values]
+    body = b"".join(b"%s,%d\n" % (v.encode(), i) for i, v in enumerate(values) if v)
+    rows, count = pseudonym_native.csv_rows(kernel, key, body, 2, [0, 1], {0}, threads=1)
+    assert rows.decode().splitlines() == [f"{expected(key, v)},{i}" for i, v in enumerate(values) if v]
+    assert count == len(values) - 1

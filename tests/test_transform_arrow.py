@@ -177,3 +177,56 @@ def test_json_records_with_nested_objects_take_the_batch_path_and_bad_data_is_pa
         m.setattr("connector.node.transform_json._element_end_like", lambda head: re.compile(rb"\},(?P<next>\{)"))
         assert run(batched, bad, list(range(0, len(bad), 4096))) is TransformError  # every "},{" is a candidate
     assert sum(1 for n in parsed if n > 1024) <= 4 * (len(bad) // (32 * 1024) + 1)
+
+
+# ---------------------------------------------------------------------------- the native CSV pass
+def _native_or_skip():
+    from connector.node import pseudonym_native
+
+    lib = pseudonym_native.kernel()
+    if lib is None:
+        if __import__("os").environ.get("CI"):
+            pytest.fail("the native kernel is unavailable under CI (a C compiler and libssl-dev are needed)")
+        pytest.skip("no native kernel here")
+    return pseudonym_native, lib
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_the_native_csv_pass_on_several_threads_writes_what_the_record_path_writes(threads):
+    native, lib = _native_or_skip()
+    header = ["id", "name", "age", "note"]
+    rows = [[f"P{i % 991:04d}", f"Name é{i}", str(i % 90), "" if i % 5 else "中"] for i in range(60_000)]
+    body = write(header, rows).split(b"\n", 1)[1]
+    body = body.replace(b"\nP0003,", b"\n\nP0003,")  # empty lines, in every thread's range
+    mod = Modification(frozenset({"name"}), frozenset({"id", "note"}), b"k" * 32)
+    expected = run(CsvTransformer(mod), write(header, []) + body, [])
+    head = run(CsvTransformer(mod), write(header, []), [])
+    for data in (body, body.rstrip(b"\n")):  # the last line with and without its newline
+        got, rows = native.csv_rows(lib, mod.key, data, 4, [0, 2, 3], {0, 3}, threads=threads)
+        assert head + got == expected
+        assert rows == 60_000
+
+
+@pytest.mark.parametrize("bad", [b"P1,a,b\n", b"P1,a,b,c,d\n", b"P1," + b"x" * 131_073 + b",1,2\n", b"\n,,,\n"])
+def test_the_native_csv_pass_refuses_a_batch_with_a_row_it_cannot_read_as_csv_reader_does(bad):
+    native, lib = _native_or_skip()
+    good = b"".join(b"P%d,n,1,x\n" % i for i in range(40_000))
+    where = len(good) * 3 // 4
+    where = good.index(b"\n", where) + 1
+    data = good[:where] + bad + good[where:]
+    got = native.csv_rows(lib, b"k", data, 4, [0, 1, 3], {0}, threads=4)
+    if bad == b"\n,,,\n":  # an empty line and a row of four empty fields: both fine
+        assert got is not None and got[1] == 40_001 and got[0].count(b"\n") == 40_001
+    else:
+        assert got is None
+
+
+def test_a_csv_with_an_overlong_field_or_invalid_utf8_is_the_record_paths_to_judge():
+    header = ["id", "name", "age"]
+    mod = Modification(frozenset({"name"}), frozenset({"id"}), b"k" * 32)
+    for body in (b"P1," + b"x" * 140_000 + b",3\n", b"P1,\xff\xfe,3\n"):
+        data = write(header, []) + b"P0,a,1\n" * 1000 + body
+        expected = run(CsvTransformer(mod), data, [])
+        assert expected in (csv.Error, UnicodeDecodeError, ValueError)
+        for native in (True, False):
+            assert run(ArrowCsvTransformer(mod, batch=1 << 22, native=native), data, []) == expected

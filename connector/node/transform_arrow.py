@@ -5,9 +5,10 @@ compares them): it takes a batch only when its reading cannot differ, i.e. the h
 no record is open across the batch, the batch holds no quote, carriage return or NUL, every row
 has the header's number of fields and at least two fields are kept. Then no kept field needs
 quoting, so the CSV writer's output is the fields joined by commas. Every other batch goes
-through the record path, which keeps its state. Pseudonyms for a whole column in one call of the
-native kernel (pseudonym_native.py) when this process has it, else in Python once per distinct
-value of a batch (remembered, bounded). Memory: one batch (BATCH bytes) and its table."""
+through the record path, which keeps its state. With the native kernel (pseudonym_native.py) a
+batch is split, dropped and pseudonymised in one native pass (pyarrow's own read and write are
+slower than the target); without it, through pyarrow with pseudonyms in Python once per distinct
+value of a batch (remembered, bounded). Memory: one batch (BATCH bytes) and its output."""
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +24,7 @@ from .transform import CsvTransformer, Modification
 
 BATCH = 4 * 1024 * 1024
 PSEUDONYM_CACHE = 200_000
+FIELD_LIMIT = 131_072  # csv.field_size_limit()'s default
 NATIVE_MIN = 64  # fewer values: the Python loop costs less than the round trip through Arrow
 _UNSAFE = (b'"', b"\r", b"\x00")
 _NOT_NEWLINE = re.compile(rb"[^\n]")
@@ -62,6 +64,7 @@ class ArrowCsvTransformer:
         self.record = CsvTransformer(mod)  # the header, and every batch the fast path does not take
         self.batches = Batches(batch)
         self.pseudonyms = Pseudonyms(mod.key, native) if mod.pseudonymise else None
+        self.kernel = pseudonym_native.kernel() if native else None
         self.batched_rows = 0
 
     def feed(self, chunk: bytes) -> bytes:
@@ -89,6 +92,8 @@ class ArrowCsvTransformer:
         if header is None or self.record.pending or self.record.lines.tail or len(keep) < 2 \
                 or any(c in batch for c in _UNSAFE) or not _NOT_NEWLINE.search(batch):
             return None
+        if self.kernel is not None:
+            return self._native(batch)
         names = [f"c{i}" for i in range(len(header))]
         try:
             table = pacsv.read_csv(
@@ -97,11 +102,13 @@ class ArrowCsvTransformer:
                 parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                    quoted_strings_can_be_null=False, include_columns=[names[i] for i in keep]))
+                    quoted_strings_can_be_null=False))
         except (pa.ArrowInvalid, pa.ArrowException):
             return None  # ragged rows, invalid UTF-8 ...: the record path decides, as before
         if table.num_rows == 0:
             return b""
+        if any(pc.max(pc.binary_length(column)).as_py() > FIELD_LIMIT for column in table.columns):
+            return None  # longer than csv.reader reads: the record path's error
         self.batched_rows += table.num_rows
         columns = [self.pseudonyms.array(table.column(names[i]).combine_chunks()) if i in self.record.pseudo
                    else table.column(names[i]) for i in keep]
@@ -113,6 +120,21 @@ class ArrowCsvTransformer:
         except pa.ArrowInvalid:
             return None
         return out.getvalue().to_pybytes()
+
+
+    def _native(self, batch: bytes) -> bytes | None:
+        if not batch.isascii():
+            try:
+                batch.decode("utf-8")  # the record path reads text: invalid UTF-8 is its error to raise
+            except UnicodeDecodeError:
+                return None
+        record = self.record
+        done = pseudonym_native.csv_rows(self.kernel, self.mod.key, batch, len(record.header), record.keep,
+                                         record.pseudo)
+        if done is None:
+            return None
+        self.batched_rows += done[1]
+        return done[0]
 
 
 class Pseudonyms:
