@@ -67,15 +67,28 @@ def kind_of(content_type: str | None, name: str = "") -> str | None:
 
 
 class _Lines:
-    """Split a byte stream into complete lines; keeps the unfinished tail."""
+    """Split a byte stream into complete lines; keeps the unfinished tail, in parts joined only
+    when a newline ends it (linear in a long line, not quadratic)."""
 
     def __init__(self) -> None:
-        self.tail = b""
+        self._parts: list[bytes] = []
+
+    @property
+    def tail(self) -> bytes:
+        return b"".join(self._parts)
+
+    @tail.setter
+    def tail(self, value: bytes) -> None:
+        self._parts = [value] if value else []
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        data = self.tail + chunk
-        lines = data.split(b"\n")
-        self.tail = lines.pop()
+        if b"\n" not in chunk:
+            if chunk:
+                self._parts.append(chunk)
+            return []
+        lines = b"".join([*self._parts, chunk]).split(b"\n")
+        last = lines.pop()
+        self._parts = [last] if last else []
         return lines
 
 
@@ -85,7 +98,7 @@ class CsvTransformer:
     def __init__(self, mod: Modification) -> None:
         self.mod = mod
         self.lines = _Lines()
-        self.pending = ""  # an unfinished record spanning lines (open quote)
+        self.pending: list[str] = []  # the lines of an unfinished record (open quote), joined when it closes
         self.header: list[str] | None = None
         self.keep: list[int] = []
         self.pseudo: set[int] = set()
@@ -104,12 +117,17 @@ class CsvTransformer:
         complete = []
         for raw in lines:
             text = raw.decode("utf-8")
-            record = self.pending + text if not self.pending else self.pending + "\n" + text
-            if record.count('"') % 2:  # inside a quoted field: the record continues on the next line
-                self.pending = record
+            odd = text.count('"') % 2 == 1
+            if self.pending:  # an open quote: an odd count of quotes on this line closes it
+                self.pending.append(text)
+                if odd:
+                    complete.append("\n".join(self.pending))
+                    self.pending = []
                 continue
-            self.pending = ""
-            complete.append(record)
+            if odd:  # a quoted field opens: the record continues on the next line
+                self.pending = [text]
+                continue
+            complete.append(text)
         if not complete:
             return b""
         buf = io.StringIO()
