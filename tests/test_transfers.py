@@ -28,6 +28,12 @@ def synthetic_csv(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
+def plain_csv(rows: int) -> bytes:
+    """No field needs quotes: the data plane's batch path takes every batch."""
+    return ",".join(HEADER).encode() + b"\n" + b"".join(
+        b"P%06d,Patient %d,9%07d,%d,F,Tianhe,E11,6.1,2025-03-01\n" % (i, i, i, 20 + i % 60) for i in range(rows))
+
+
 def duty(action: str, fields: list[str]) -> dict:
     return {"action": [{"rdf:value": {"@id": action}, "refinement": [
         {"leftOperand": "hks:field", "operator": "isAnyOf", "rightOperand": fields}]}]}
@@ -57,6 +63,8 @@ def nodes(tmp_path_factory):
     (data / "visits.csv").write_bytes(synthetic_csv(2000))
     (data / "big.bin").write_bytes(bytes(range(256)) * 4096 * 40)  # 40 MiB
     (base / "outside.csv").write_text("secret\n")
+    (data / "plain.csv").write_bytes(plain_csv(400_000))  # about 24 MiB
+    (data / "broken.csv").write_bytes(plain_csv(150_000) + b'P9,"a quoted field never closed\n')
     provider.start()
     consumer.start()
     offers = {"open": OPEN, "ten": TEN_TIMES, "modify": MODIFY, "delete": DELETE_SOON, "logged": LOGGED,
@@ -71,6 +79,11 @@ def nodes(tmp_path_factory):
                                      "dataAddress": {"type": "file", "path": "big.bin"}}, expect=201)
     provider.api("POST", "/offers", {"id": "offer-big", "assetIds": ["big"], "accessPolicyId": "open",
                                      "contractPolicyId": "open"}, expect=201)
+    for name in ("plain", "broken"):
+        provider.api("POST", "/assets", {"id": name, "contentType": "text/csv",
+                                         "dataAddress": {"type": "file", "path": f"{name}.csv"}}, expect=201)
+        provider.api("POST", "/offers", {"id": f"offer-{name}", "assetIds": [name], "accessPolicyId": "open",
+                                         "contractPolicyId": "modify"}, expect=201)
     try:
         yield provider, consumer
     finally:
@@ -203,6 +216,54 @@ def test_pushed_csv_is_modified_as_the_pulled_one(nodes):
     pushed = data(consumer, transfer(consumer, agreement, fmt="HttpData-PUSH", expect="COMPLETED")["id"])
     assert pushed.status_code == pulled.status_code == 200
     assert pushed.content == pulled.content and b"ps_" in pushed.content and b"Patient 1" not in pushed.content
+
+
+def test_a_large_csv_is_modified_in_batches_through_pull_and_push_alike(nodes):
+    provider, consumer = nodes
+    agreement = agree(consumer, provider, "plain", dataset="plain")
+    pulled = data(consumer, transfer(consumer, agreement)["id"])
+    pushed = data(consumer, transfer(consumer, agreement, fmt="HttpData-PUSH", expect="COMPLETED")["id"])
+    assert pulled.status_code == pushed.status_code == 200
+    lines = pulled.content.split(b"\n")
+    assert lines[0] == b"patient_id,age,sex,district,diagnosis_code,hba1c,visit_date" and len(lines) == 400_002
+    assert lines[1].startswith(b"ps_") and lines[-2].startswith(b"ps_") and b"Patient" not in pulled.content
+    assert pushed.content == pulled.content
+
+
+def test_a_csv_that_breaks_mid_stream_is_cut_never_a_truncated_success(nodes):
+    # The batches before the broken end are sent; the error at the end must still reach the
+    # consumer as a cut stream, through the pull and as a failed push.
+    provider, consumer = nodes
+    agreement = agree(consumer, provider, "broken", dataset="broken")
+    row = transfer(consumer, agreement)
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        with httpx.stream("GET", row["endpoint"], headers=_provider_token(provider, consumer, row), timeout=60) as resp:
+            assert resp.status_code == 200
+            received = sum(len(chunk) for chunk in resp.iter_bytes())
+            pytest.fail(f"the stream ended as a success after {received} bytes")
+    pushed = transfer(consumer, agreement, fmt="HttpData-PUSH", expect="TERMINATED")
+    assert pushed["state"] == "TERMINATED"
+
+
+def test_suspension_stops_an_in_flight_modified_pull(nodes):
+    # Read straight from the provider, slowly: what the transformer made ahead of the writer must
+    # not go out after the suspension either.
+    provider, consumer = nodes
+    row = transfer(consumer, agree(consumer, provider, "plain", dataset="plain"))
+    received = 0
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        with httpx.stream("GET", row["endpoint"], headers=_provider_token(provider, consumer, row), timeout=60) as resp:
+            assert resp.status_code == 200
+            for chunk in resp.iter_bytes():
+                received += len(chunk)
+                if received - len(chunk) <= 1_000_000 < received:
+                    provider.api("POST", f"/transfers/{row['providerPid']}/suspend", {"reason": "maintenance"},
+                                 expect=200)
+                time.sleep(0.01)  # a slow reader
+    # Of about 26 MB: the 1 MB read, one batch in the writer and the sockets' buffers at most (measured: 4.5 MB;
+    # with the made-ahead outputs written after the stop, 18 MB).
+    assert received < 14_000_000, received
+    assert consumer.api("GET", f"/transfers/{row['id']}?waitFor=SUSPENDED&timeout=10")["state"] == "SUSPENDED"
 
 
 def test_declared_purpose_is_decided_at_each_access(nodes):

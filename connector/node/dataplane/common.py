@@ -2,9 +2,11 @@
 errors of a stream, and the few constants they all use."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -26,6 +28,44 @@ NO_DATA_ADDRESS = ours(M_("the asset has no data address: there is nothing this 
 _STATE = sa.select(transfers.c.state).where(transfers.c.id == sa.bindparam("b_tid"))
 #: a stream adds its bytes to its transfer's count at most this often (seconds), and at its end
 BYTES_FLUSH_SECONDS = 1.0
+
+
+#: outputs of a transformer made ahead of the writer (each up to a batch: memory stays bounded)
+TRANSFORM_AHEAD = 2
+_END = object()
+
+
+async def transformed(chunks: AsyncIterator[bytes], tx: Any, ahead: int = TRANSFORM_AHEAD) -> AsyncIterator[bytes]:
+    """`chunks` through the transformer `tx`, its batches in a worker thread, made up to `ahead`
+    outputs before the writer takes them, in a task of its own: the next batch is modified while
+    the peer reads the last (one after the other, each waiting for the other, a CSV went through
+    the data plane at half the transformer's rate). An error of the source or the transformer
+    comes out here, where the writer takes the next output."""
+    queue: asyncio.Queue = asyncio.Queue(ahead)
+
+    async def produce() -> None:
+        try:
+            async for chunk in chunks:
+                out = await asyncio.to_thread(tx.feed, chunk)
+                if out:
+                    await queue.put(out)
+            tail = await asyncio.to_thread(tx.finish)
+            if tail:
+                await queue.put(tail)
+            await queue.put(_END)
+        except Exception as exc:  # noqa: BLE001 - handed to the writer, which decides
+            await queue.put(exc)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (out := await queue.get()) is not _END:
+            if isinstance(out, Exception):
+                raise out
+            yield out
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
 
 
 def _has_source(asset: Json) -> bool:

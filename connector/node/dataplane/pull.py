@@ -15,7 +15,7 @@ from ..transform import TransformError, kind_of, transformer
 from ..usage import ours
 
 from .common import (NO_DATA_ADDRESS, _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError,
-                     abort, log)
+                     abort, log, transformed)
 from .sources import RangeNotSatisfiable, _file_chunks, _parse_range
 
 #: how often a stream in flight reads its transfer's state again (seconds)
@@ -87,15 +87,10 @@ class Pull:
         # never a truncated success. So does a suspension or termination mid-stream.
         meter = ByteMeter(self.node.db, self.clock, transfer_id)
         try:
-            async for chunk in self._guarded(transfer_id, chunks):
-                # a transformer's batch costs tens of milliseconds: in a thread, the event loop serves on
-                out = await asyncio.to_thread(tx.feed, chunk) if tx else chunk
+            # Guarded where it is written: a stop holds back the outputs made ahead, too.
+            async for out in self._guarded(transfer_id, transformed(chunks, tx) if tx else chunks):
                 await response.write(out)
                 await meter.add(len(out))
-            if tx:
-                tail = await asyncio.to_thread(tx.finish)
-                await response.write(tail)
-                await meter.add(len(tail))
             await response.write_eof()
         except (TransferStopped, TransformError, UpstreamError, aiohttp.ClientError, asyncio.TimeoutError,
                 OSError) as exc:

@@ -17,7 +17,7 @@ from ..transfers import PUSH
 from ..usage import joined, ours
 from ...policy.explain import M_
 
-from .common import _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError, log
+from .common import _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError, log, transformed
 from .sources import _file_chunks
 
 
@@ -85,17 +85,10 @@ class Push:
         tx = transformer(kind, grant.modification) if grant.modification.active and kind else None
         chunks = _file_chunks(self._file_path(address["path"])) if address.get("type") == "file" \
             else self._upstream_chunks(address["url"])
-        async for chunk in chunks:
-            # a transformer's batch costs tens of milliseconds: in a thread, the event loop serves on
-            out = await asyncio.to_thread(tx.feed, chunk) if tx else chunk
+        async for out in (transformed(chunks, tx) if tx else chunks):
             sent[0] += len(out)
             await meter.add(len(out))
             yield out
-        if tx:
-            tail = await asyncio.to_thread(tx.finish)
-            sent[0] += len(tail)
-            await meter.add(len(tail))
-            yield tail
 
     async def _stopped(self, transfer_id: str) -> bool:
         state = await self.node.db.read(lambda conn: conn.execute(_STATE, {"b_tid": transfer_id}).scalar())
