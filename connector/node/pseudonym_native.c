@@ -241,6 +241,8 @@ int64_t hks_csv_rows(const unsigned char *key, size_t key_len, const unsigned ch
                      int threads) {
     *out = NULL;
     *rows = 0;
+    if (fields < 1 || len < 0)
+        return -1;
     int32_t pseudonymised = 0;
     for (int32_t i = 0; i < fields; i++)
         pseudonymised += keep[i] && pseudo[i];
