@@ -252,3 +252,25 @@ def test_negotiation_on_postgresql(tmp_path, pg_url):
     finally:
         provider.stop()
         consumer.stop()
+
+
+def test_negotiations_and_transfers_are_listed_newest_first_by_cursor(pair):
+    provider, consumer = pair
+    for i in range(3):  # at least a few, whatever ran before
+        consumer.wait_state(consumer.negotiate(provider, "dataset-1", "offer-1")["id"])
+    with httpx.Client(base_url=provider.url, headers=provider.headers(), timeout=30) as api:
+        whole = api.get("/api/v1/negotiations?limit=1000").json()
+        assert len(whole) >= 3 and [n["createdAt"] for n in whole] == sorted((n["createdAt"] for n in whole),
+                                                                              reverse=True)
+        paged, url = [], "/api/v1/negotiations?limit=2&offset=0"
+        while url:
+            resp = api.get(url)
+            assert resp.status_code == 200 and len(resp.json()) <= 2
+            paged += resp.json()
+            url = resp.links.get("next", {}).get("url")
+            assert url is None or "offset" not in str(url)  # the cursor carries on, not the offset
+            url = str(url) if url else None
+        assert [n["id"] for n in paged] == [n["id"] for n in whole]
+        for what in ("negotiations", "transfers"):
+            bad = api.get(f"/api/v1/{what}?cursor=" + "A" * 300)
+            assert bad.status_code == 400 and "cursor" in bad.json()["error"] and "A" * 201 not in bad.text

@@ -46,10 +46,10 @@ def query_page(query: sa.Select, created: sa.ColumnElement, ident: sa.ColumnElem
     query = query.order_by(created.desc(), ident.desc()) if newest_first else query.order_by(created, ident)
     if cursor is not None:
         at, last = decode_cursor(cursor)
-        if newest_first:
-            query = query.where(sa.or_(created < at, sa.and_(created == at, ident < last)))
-        else:
-            query = query.where(sa.or_(created > at, sa.and_(created == at, ident > last)))
+        # A row-value comparison: both databases walk the (created_at, id) index from the cursor
+        # (spelled with OR, SQLite scanned the index from the time on: 12 ms a page at 100,000 rows).
+        row, after = sa.tuple_(created, ident), sa.tuple_(sa.literal(at, sa.Float), sa.literal(last, sa.String))
+        query = query.where(row < after if newest_first else row > after)
     return query.limit(limit + 1) if limit is not None else query
 
 
@@ -59,6 +59,7 @@ def next_link(request: web.Request, rows: list[Json], limit: int | None, *, crea
     if limit is None or len(rows) <= limit:
         return rows, {}
     rows = rows[:limit]
-    url = request.url.with_query({**request.query, "limit": str(limit),
+    query = {k: v for k, v in request.query.items() if k != "offset"}  # the cursor is where the next page starts
+    url = request.url.with_query({**query, "limit": str(limit),
                                   "cursor": encode_cursor(rows[-1][created], rows[-1][ident])})
     return rows, {"Link": f'<{url.path_qs}>; rel="next"'}

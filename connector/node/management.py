@@ -355,15 +355,20 @@ class ManagementApi:
 
     def _page_params(self, request: web.Request) -> tuple[int | None, str | None]:
         limit = _int_param(request, "limit", 0, 1, MAX_LIMIT) if "limit" in request.query else None
+        cursor = self._cursor_param(request)
+        if cursor is not None and limit is None:
+            raise ApiError(400, "cursor: give limit too (the page size the cursor continues)")
+        return limit, cursor
+
+    @staticmethod
+    def _cursor_param(request: web.Request) -> str | None:
         cursor = request.query.get("cursor")
         if cursor is not None:
-            if limit is None:
-                raise ApiError(400, "cursor: give limit too (the page size the cursor continues)")
             try:
                 decode_cursor(cursor)
             except CursorError as exc:
                 raise ApiError(400, str(exc)) from None
-        return limit, cursor
+        return cursor
 
     async def _listing(self, request: web.Request, table: sa.Table,
                        where: Any = None) -> tuple[list[Json], dict[str, str]]:
@@ -485,8 +490,10 @@ class ManagementApi:
         state = request.query.get("state")
         if state is not None and state not in State.__members__:
             raise ApiError(400, f"state must be one of {', '.join(State.__members__)}")
-        rows = await self.node.negotiations.list(limit=limit, offset=offset, state=state)
-        return json_response([negotiation_view(r) for r in rows])
+        cursor = self._cursor_param(request)
+        rows, headers = next_link(request, await self.node.negotiations.list(
+            limit=limit + 1, offset=offset, state=state, cursor=cursor), limit)
+        return json_response([negotiation_view(r) for r in rows], headers=headers)
 
     async def get_negotiation(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -553,9 +560,11 @@ class ManagementApi:
             raise ApiError(404 if exc.status == 404 else 409, exc.reason) from None
 
     async def list_transfers(self, request: web.Request) -> web.Response:
-        rows = await self.node.transfers.list(limit=_int_param(request, "limit", 100, 1, 1000),
-                                              offset=_int_param(request, "offset", 0, 0, 10**9))
-        return json_response([transfer_view(r) for r in rows])
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        rows, headers = next_link(request, await self.node.transfers.list(
+            limit=limit + 1, offset=_int_param(request, "offset", 0, 0, 10**9), cursor=self._cursor_param(request)),
+            limit)
+        return json_response([transfer_view(r) for r in rows], headers=headers)
 
     async def get_transfer(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -785,7 +794,7 @@ def openapi_document() -> Json:
             "/api/v1/catalog/request": {"post": op("request a peer's catalog", "CatalogQuery")},
             "/api/v1/negotiations": {"post": idempotent(op("start negotiating an offer with a provider",
                                                             "NegotiationInput")),
-                                     "get": op("list negotiations (?state=&limit=&offset=)")},
+                                     "get": op("list negotiations, the newest first (?state=&limit=&offset= or &cursor=; Link: next)")},
             "/api/v1/negotiations/{id}": {"get": op("get a negotiation (?waitFor=FINALIZED&timeout=10 waits)", params=("id",))},
             "/api/v1/negotiations/{id}/terminate": {"post": op("terminate a negotiation", "TerminateInput", ("id",))},
             "/api/v1/negotiations/{id}/accept": {"post": op("accept the provider's counter-offer", params=("id",))},
@@ -797,7 +806,7 @@ def openapi_document() -> Json:
                 "get": op("the computations recorded under an agreement (provider: digests, rows, refusals)",
                           params=("id",))},
             "/api/v1/transfers": {"post": idempotent(op("start a transfer under an agreement", "TransferInput")),
-                                  "get": op("list transfers")},
+                                  "get": op("list transfers, the newest first (?limit=&offset= or &cursor=; Link: next)")},
             "/api/v1/transfers/{id}": {"get": op("get a transfer (?waitFor=STARTED&timeout=10 waits), with bytesMoved: "
                                                  "the bytes this node's data plane has moved for it so far",
                                                  params=("id",))},

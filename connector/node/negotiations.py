@@ -39,6 +39,7 @@ from .catalog import CatalogService
 # tests that import them from negotiations (kept for now, to be dropped once they import durable).
 from .durable import (DEADLINE_CODE, PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing,  # noqa: F401
                       dead_letter_ending, deadline_reason, now_iso, response_json, wait_for_state, write_outbox)
+from .listing import query_page
 from .usage import (ACCESS_DENIED, AccessDenied, access_denied_messages, access_denied_peer_text, access_refusal,
                     decide, denial_reasons, record_decision)
 from ..errors import NodeError
@@ -344,8 +345,11 @@ class NegotiationService(DurableProcesses):
         self._write_side_effects(conn, row, outgoing, ts)
         return row, outgoing
 
-    async def list(self, limit: int = 100, offset: int = 0, state: str | None = None) -> list[Json]:
-        query = sa.select(negotiations).order_by(negotiations.c.created_at.desc()).limit(limit).offset(offset)
+    async def list(self, limit: int = 100, offset: int = 0, state: str | None = None,
+                   cursor: str | None = None) -> list[Json]:
+        """The newest first: `limit` rows after `offset`, or after `cursor` (listing.query_page)."""
+        query = query_page(sa.select(negotiations), negotiations.c.created_at, negotiations.c.id, limit=None,
+                           cursor=cursor, newest_first=True).limit(limit).offset(offset)
         if state:
             query = query.where(negotiations.c.state == state)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])

@@ -32,6 +32,7 @@ from ..protocol.transfer import TRANSFER_TERMINAL, TransferEvent, TransferState,
 from ..store.db import Database
 from ..store.tables import agreements, negotiations, offers, policies, transfers, usage_counters
 from .durable import PROVIDER_PID_PLACEHOLDER, DurableProcesses, Notifier, Outgoing, now_iso, own_messages
+from .listing import query_page
 from .usage import ACCESS_DENIED, AccessDenied, record_decision
 from ..errors import NodeError
 
@@ -327,8 +328,10 @@ class TransferService(DurableProcesses):
         self._write_outbox(conn, row, outgoing, ts)
         return row, outgoing
 
-    async def list(self, limit: int = 100, offset: int = 0) -> list[Json]:
-        query = sa.select(transfers).order_by(transfers.c.created_at.desc()).limit(limit).offset(offset)
+    async def list(self, limit: int = 100, offset: int = 0, cursor: str | None = None) -> list[Json]:
+        """The newest first: `limit` rows after `offset`, or after `cursor` (listing.query_page)."""
+        query = query_page(sa.select(transfers), transfers.c.created_at, transfers.c.id, limit=None, cursor=cursor,
+                           newest_first=True).limit(limit).offset(offset)
         return await self.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
 
     async def uses(self, agreement_id: str) -> int:

@@ -15,6 +15,7 @@ assets = sa.Table(
     sa.Column("properties", sa.JSON, nullable=False),
     sa.Column("data_address", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_assets_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 policies = sa.Table(
@@ -22,6 +23,7 @@ policies = sa.Table(
     sa.Column("id", sa.String(255), primary_key=True),
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_policies_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 offers = sa.Table(
@@ -32,6 +34,7 @@ offers = sa.Table(
     sa.Column("contract_policy_id", sa.String(255), sa.ForeignKey("policies.id"), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_offers_access_policy", "access_policy_id"),
+    sa.Index("ix_offers_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 # the catalog's index (migration 0008): one row per (asset, offer) of offers.asset_ids, with the
@@ -66,6 +69,7 @@ negotiations = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("role", "counterparty_id", "consumer_pid", name="uq_negotiation_peer_consumer_pid"),
+    sa.Index("ix_negotiations_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 agreements = sa.Table(
@@ -81,6 +85,7 @@ agreements = sa.Table(
     # provider: the offer (offers.id) it was made under; its access policy is decided again at
     # transfer start and at every access (NULL: unknown, refused)
     sa.Column("offer_id", sa.String(255), nullable=True),
+    sa.Index("ix_agreements_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 outbox = sa.Table(
@@ -137,6 +142,7 @@ transfers = sa.Table(
     sa.Column("token_expires_at", sa.Float, nullable=True),
     sa.UniqueConstraint("role", "counterparty_id", "consumer_pid", name="uq_transfer_peer_consumer_pid"),
     sa.Index("ix_transfers_token_hash", "token_hash", unique=True),
+    sa.Index("ix_transfers_created", "created_at", "id"),  # listing pages: a keyset (migration 0017)
 )
 
 usage_counters = sa.Table(
