@@ -53,6 +53,18 @@ async def database_url(backend: str, tmp_path, name: str = "store"):
             yield url
 
 
+@pytest.fixture(params=BACKENDS)
+async def node_db(request, tmp_path):
+    """The node's database, migrated, on each backend."""
+    from connector.store.db import Database
+
+    async with database_url(request.param, tmp_path) as url:
+        database = Database(url)
+        await database.migrate()
+        yield database
+        await database.dispose()
+
+
 @pytest.fixture
 async def pg_url():
     async with fresh_postgres_database() as url:

@@ -7,18 +7,12 @@ import pytest
 import sqlalchemy as sa
 
 from connector.node.listing import encode_cursor, query_page
-from connector.store.db import Database
 from connector.store.tables import assets, negotiations, transfers
-from conftest import BACKENDS, database_url
 
 
-@pytest.fixture(params=BACKENDS)
-async def db(request, tmp_path):
-    async with database_url(request.param, tmp_path) as url:
-        database = Database(url)
-        await database.migrate()
-        yield database
-        await database.dispose()
+@pytest.fixture
+def db(node_db):  # noqa: ANN001, ANN201
+    return node_db
 
 
 def plan(conn, query) -> str:

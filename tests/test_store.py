@@ -18,20 +18,15 @@ from connector.protocol.messages import ContractNegotiationEventMessage, Contrac
 from connector.protocol.negotiation import Event
 from connector.store.db import Database
 from connector.store.tables import metadata, negotiations, outbox
-from conftest import BACKENDS, database_url
 
 ME, PEER = "urn:hks:participant:me", "urn:hks:participant:peer"
 PEER_CALLER = Caller(PEER, {"jurisdiction": "HK"})
 POLICY = {"permission": [{"action": "use"}]}
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(request, tmp_path):
-    async with database_url(request.param, tmp_path) as url:
-        db = Database(url)
-        await db.migrate()
-        yield db
-        await db.dispose()
+@pytest.fixture
+def engine(node_db):  # noqa: ANN001, ANN201
+    return node_db
 
 
 @pytest.fixture

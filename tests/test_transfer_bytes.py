@@ -7,19 +7,13 @@ import pytest
 import sqlalchemy as sa
 
 from connector.node.dataplane.common import BYTES_FLUSH_SECONDS, ByteMeter
-from connector.store.db import Database
 from connector.store.tables import transfer_bytes
-from conftest import BACKENDS, database_url
 from support.house import ManualClock
 
 
-@pytest.fixture(params=BACKENDS)
-async def db(request, tmp_path):
-    async with database_url(request.param, tmp_path) as url:
-        database = Database(url)
-        await database.migrate()
-        yield database
-        await database.dispose()
+@pytest.fixture
+def db(node_db):  # noqa: ANN001, ANN201
+    return node_db
 
 
 async def test_bytes_are_written_at_a_bounded_rate_and_add_up(db):
