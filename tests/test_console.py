@@ -347,6 +347,19 @@ def test_the_assets_list_is_a_page_of_the_apis_cursor_paging(tmp_path):
         step = client.post("/console/offers/new", data={"csrf": csrf, "step": "1", "go": "next", "offer_id": "o1",
                                                         "asset": "asset-001", "asset_ids": "asset-104"})
         assert step.status_code == 200 and 'name="asset" value="asset-104"' in step.text  # on to step 2
+        # the policies screen lists the offers a page at a time too
+        node.api("POST", "/policies", {"id": "open", "policy": {"permission": [{"action": "use"}]}}, expect=201)
+        for i in range(total):
+            node.api("POST", "/offers", {"id": f"offer-{i:03d}", "assetIds": [f"asset-{i:03d}"],
+                                         "accessPolicyId": "open", "contractPolicyId": "open"}, expect=201)
+        page = client.get("/console/policies").text
+        assert re.findall(r"<td><code>(offer-\d+)</code>", page) == [f"offer-{i:03d}" for i in range(100)]
+        following = re.search(r'href="(/console/policies\?offers=[^"#]+)#offers-h" id="offers-next"', page).group(1)
+        page = client.get(following.replace("&amp;", "&")).text
+        assert re.findall(r"<td><code>(offer-\d+)</code>", page) == [f"offer-{i:03d}" for i in range(100, total)]
+        assert 'id="offers-next"' not in page and "First page" in page
+        bad = client.get("/console/policies", params={"offers": "not-a-cursor"}).text
+        assert re.findall(r"<td><code>(offer-\d+)</code>", bad)[:1] == ["offer-000"]
     finally:
         node.stop()
 

@@ -552,13 +552,20 @@ class Console(Shell):
     async def policies_page(self, request: web.Request, *, form: dict[str, str] | None = None, error: str = "",
                             status: int = 200, error_field: str | None = None) -> web.Response:
         result = await self.api.call("GET", "/policies")
-        offers = await self.api.call("GET", "/offers")
+        # offers a page at a time (a node may hold 100,000), through the API's cursor paging
+        offers_cursor = request.query.get("offers", "")[:1024]
+        offers = await self.api.call("GET", "/offers", query={"limit": str(PAGE), **(
+            {"cursor": offers_cursor} if offers_cursor else {})})
+        if not offers.ok and offers_cursor:  # a cursor this listing did not issue: the first page
+            offers_cursor = ""
+            offers = await self.api.call("GET", "/offers", query={"limit": str(PAGE)})
         form = dict(form or {})
         template = request.query.get("template", "")
         if template in TEMPLATES and "odrl" not in form:
             form["odrl"] = TEMPLATES[template]
         return self.page(request, "policies.html", {
-            "rows": result.data or [], "offers": offers.data or [], "form": form, "error": error,
+            "rows": result.data or [], "offers": offers.data if offers.ok else [], "form": form, "error": error,
+            "offers_next": _next_cursor(offers.headers.get("Link", "")), "offers_paged": bool(offers_cursor),
             "error_field": error_field or _error_field(error), "templates": sorted(TEMPLATES), "template": template,
             "template_titles": {name: i18n.gettext(_text(orjson.loads(body).get("dct:title")))
                                 for name, body in TEMPLATES.items()}},
