@@ -278,8 +278,8 @@ class ComputeService:
 
     def _submit(self, pending: list) -> None:
         entries = [o.entry for o in pending if getattr(o, "entry", None) is not None]
-        if entries and self.node.dispatcher is not None:
-            self.node.dispatcher.submit(entries)
+        if (entries or any(getattr(o, "waiting", False) for o in pending)) and self.node.dispatcher is not None:
+            self.node.dispatcher.submit(entries)  # none leased: a claim for those queued behind others
 
     # ---------------------------------------------------- provider: POST /data/{tid}
     async def serve(self, request: web.Request) -> web.Response:

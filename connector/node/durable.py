@@ -130,7 +130,8 @@ class Outgoing:
     kind: str
     url: str
     body: Json
-    entry: Json | None = None  # the outbox row, once written
+    entry: Json | None = None  # the outbox row, once written, when it was leased to this process
+    waiting: bool = False  # written behind a pending message of its process: a claim finds it once that one is sent
 
 
 def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts: float, owner: str | None,
@@ -154,6 +155,7 @@ def write_outbox(conn: Connection, process_id: str, outgoing: list[Outgoing], ts
         }
         entry["id"] = _INSERT_OUTBOX.execute(conn, entry).scalar_one()
         o.entry = entry if leased else None
+        o.waiting = not leased
         head = False  # the messages after the first wait for it
 
 
@@ -374,7 +376,10 @@ class DurableProcesses(DurableOwner):
             failpoints.hit(f"committed:{o.kind}")
         self.notifier.notify(pid, row)
         entries = [o.entry for o in outgoing if o.entry is not None]
-        if entries:
+        if entries or any(o.waiting for o in outgoing):
+            # Waiting rows too: its predecessor's flush may have looked for the next row before this
+            # commit, so the dispatcher claims once more (submit without entries) instead of leaving
+            # it to its next poll.
             self.on_commit(entries)
         if row is not None:
             self._after_commit(row)

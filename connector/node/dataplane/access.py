@@ -184,9 +184,10 @@ class Access:
     async def _settle(self, grant: "Grant | AccessRefused") -> Grant:
         """After the decision's transaction: hand queued log entries to the dispatcher, and
         for a logging duty wait until the clearing house has accepted the entry."""
-        pending = [o.entry for o in getattr(grant, "pending", []) if o.entry is not None]
-        if pending and self.node.dispatcher is not None:
-            self.node.dispatcher.submit(pending)
+        queued = getattr(grant, "pending", [])
+        pending = [o.entry for o in queued if o.entry is not None]
+        if (pending or any(o.waiting for o in queued)) and self.node.dispatcher is not None:
+            self.node.dispatcher.submit(pending)  # none leased: a claim for those queued behind others
         if isinstance(grant, AccessRefused):
             raise grant
         if grant.log_jws is not None:
