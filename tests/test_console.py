@@ -22,6 +22,7 @@ from support.nodes import NodeProcess
 CONSOLE = Path(i18n.__file__).parent
 POLICY = CONSOLE.parent / "policy"
 NODE = CONSOLE.parent / "node"
+COMPUTE = CONSOLE.parent / "compute"
 
 
 def used_messages() -> set[str]:
@@ -31,9 +32,9 @@ def used_messages() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}):
         found.add(message if isinstance(message, str) else message[0])
-    # the policy engine's sentences, and the node's own (its data plane's refusals, a missed deadline):
-    # message ids in Msg(...) calls and M_(...) marks
-    for folder in (POLICY, NODE):
+    # the policy engine's sentences, and the node's own (its data plane's and its compute service's
+    # refusals, a missed deadline): message ids in Msg(...) calls and M_(...) marks
+    for folder in (POLICY, NODE, COMPUTE):
         for _file, _line, message, _comments, _context in extract_from_dir(
                 str(folder), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
             found.add(message if isinstance(message, str) else message[0])

@@ -469,3 +469,34 @@ def test_a_range_refused_is_logged_in_our_words_translated(nodes):
         assert resp.status_code == 416 and resp.json()["error"] == english, resp.text
         logged = _refusals(provider, row["providerPid"])[0]  # newest first
         assert logged["reasons"] == [english] and _in("zh_Hant_HK", logged["reasonMessages"]) == [chinese], logged
+
+
+def test_a_computation_refused_at_transfer_start_is_logged_in_our_words_translated(nodes):
+    """The compute service's refusals of an HKS-Compute transfer: an asset it cannot compute on, a
+    policy without the terms of what may be computed. Stored with their message ids; the provider's
+    console shows them in Chinese."""
+    provider, consumer = nodes
+    provider.api("POST", "/assets", {"id": "no-terms", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "no-terms.csv"}}, expect=201)
+    provider.api("POST", "/offers", {"id": "offer-no-terms", "assetIds": ["no-terms"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    cases = (("slow", "computations run over a CSV, Parquet or NDJSON file under the data root; this asset is "
+                      "none of these", "計算只能在數據根目錄下的 CSV、Parquet 或 NDJSON 檔案上執行；此資產並非其中任何一種"),
+             ("no-terms", "the agreement's policy has no hks:aggregate duty stating what may be computed: refused "
+                          "(fail closed)", "協議的政策沒有列明可計算內容的 hks:aggregate 義務：拒絕（失效即關閉）"))
+    for name, english, chinese in cases:
+        agreement = agree(consumer, provider, name)
+        ended = transfer(consumer, agreement, "TERMINATED", fmt="HKS-Compute")
+        assert english in " ".join(ended["termination"]["reason"]), ended
+        logged = [a for a in provider.api("GET", f"/access-log?agreementId={quote(agreement)}")
+                  if a["stage"] == "transfer-start"]
+        assert logged and logged[0]["reasons"] == [english], logged
+        assert _in("zh_Hant_HK", logged[0]["reasonMessages"]) == [chinese]
+        assert HAN.search(_in("zh_Hans", logged[0]["reasonMessages"])[0])
+    client = _console(provider, "zh-HK")
+    try:  # the dashboard's feed of accesses (a refused request leaves no transfer behind to show)
+        page = client.get("/console/").text
+        assert all(chinese in page for _, _, chinese in cases)
+        assert "none of these" not in page and "stating what may be computed" not in page
+    finally:
+        client.close()
