@@ -22,6 +22,7 @@ from support.nodes import NodeProcess
 CONSOLE = Path(i18n.__file__).parent
 POLICY = CONSOLE.parent / "policy"
 NODE = CONSOLE.parent / "node"
+COMPUTE = CONSOLE.parent / "compute"
 
 
 def used_messages() -> set[str]:
@@ -31,9 +32,9 @@ def used_messages() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(CONSOLE), method_map=method_map, options_map=options, keywords={"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}):
         found.add(message if isinstance(message, str) else message[0])
-    # the policy engine's sentences, and the node's own (its data plane's refusals, a missed deadline):
-    # message ids in Msg(...) calls and M_(...) marks
-    for folder in (POLICY, NODE):
+    # the policy engine's sentences, and the node's own (its data plane's and its compute service's
+    # refusals, a missed deadline): message ids in Msg(...) calls and M_(...) marks
+    for folder in (POLICY, NODE, COMPUTE):
         for _file, _line, message, _comments, _context in extract_from_dir(
                 str(folder), method_map=[("**.py", "python")], keywords={"Msg": None, "M_": None}):
             found.add(message if isinstance(message, str) else message[0])
@@ -465,3 +466,71 @@ async def test_a_services_accounts_live_in_its_own_tables_on_both_databases(back
             assert await accounts.load_session(token) is None
         finally:
             await db.dispose()
+
+
+def _signed_in(node: NodeProcess, accept_language: str) -> httpx.Client:
+    """A console session on a running node, in the language asked for."""
+    subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), "vic", "--role", "viewer",
+                    "--password-stdin"], input="vic-viewer-pw-1\n", text=True, check=True, capture_output=True)
+    client = httpx.Client(base_url=node.url, timeout=30, headers={"Accept-Language": accept_language})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text).group(1)
+    assert client.post("/console/login", data={"csrf": token, "username": "vic", "password": "vic-viewer-pw-1"}
+                       ).status_code == 303
+    return client
+
+
+@pytest.mark.slow
+def test_undelivered_messages_in_the_timeline_ours_translated_the_peers_words_quoted(tmp_path):
+    """Between real nodes: our request the provider refused (its access policy, a 403), and a
+    suspension that could not reach the stopped provider before its deadline (a dead letter). The
+    consumer's console in Traditional Chinese says what happened in Chinese, and quotes the
+    provider's words under their label; no English sentence of ours is left on the pages."""
+    import time
+    from urllib.parse import quote
+
+    fast = {"CONNECTOR_OUTBOX_RETRY_INITIAL_MS": "200", "CONNECTOR_OUTBOX_RETRY_MAX_SECONDS": "1",
+            "CONNECTOR_OUTBOX_MESSAGE_DEADLINE_SECONDS": "3"}
+    provider = NodeProcess(tmp_path / "p", "Provider", jurisdiction="CN-GD-GZ").start()
+    consumer = NodeProcess(tmp_path / "c", "Consumer", jurisdiction="HK", env=fast).start()
+    try:
+        (provider.directory / "data").mkdir(exist_ok=True)
+        (provider.directory / "data" / "open.csv").write_text("a,b\n1,2\n")
+        provider.publish("open-data", "offer-open", data_address={"type": "file", "path": "open.csv"})
+        provider.publish("sg-data", "offer-sg", policy={"permission": [{"action": "use", "constraint": [
+            {"leftOperand": "hks:recipientJurisdiction", "operator": "eq", "rightOperand": "SG"}]}]})
+        # the catalog hides that offer from us: we ask for it anyway, and the provider refuses the request
+        offer = {"@id": "offer-sg", "@type": "Offer", "assigner": provider.participant_id, "target": "sg-data",
+                 "permission": [{"action": "use"}]}
+        refused = consumer.api("POST", "/negotiations", {
+            "counterPartyAddress": provider.url, "counterPartyId": provider.participant_id, "datasetId": "sg-data",
+            "offer": offer}, expect=201)
+        ended = consumer.wait_state(refused["id"], "TERMINATED")
+        assert ended["termination"]["by"] == "peer-refused", ended
+        # a suspension that cannot be delivered: the provider is gone
+        agreed = consumer.wait_state(consumer.negotiate(provider, "open-data", "offer-open")["id"])
+        started = consumer.api("POST", "/transfers", {"agreementId": agreed["agreement"]["@id"],
+                                                      "format": "HttpData-PULL"}, expect=201)
+        assert consumer.api("GET", f"/transfers/{started['id']}?waitFor=STARTED&timeout=20")["state"] == "STARTED"
+        provider.stop()
+        consumer.api("POST", f"/transfers/{started['id']}/suspend", expect=200)
+        deadline = time.monotonic() + 30
+        while not consumer.api("GET", "/dead-letters", expect=200):
+            assert time.monotonic() < deadline, "no dead letter"
+            time.sleep(0.3)
+        client = _signed_in(consumer, "zh-HK")
+        try:
+            page = client.get(f"/console/negotiations/{quote(refused['id'], safe='')}").text
+            assert "對方拒絕了此訊息（403）" in page, page
+            quoted = re.search(r'class="peer-words">([^<]*)</q>', page)
+            assert quoted and quoted.group(1).startswith("AccessDenied: Refused by the offer"), page
+            assert "對方的原話（照它發送的內容，未經翻譯）：" in page
+            assert "the peer refused the message" not in page
+            page = client.get(f"/console/transfers/{quote(started['id'], safe='')}").text
+            assert "無法連線至對方" in page and "could not be reached" not in page, page
+            dashboard = client.get("/console/").text
+            assert "無法連線至對方" in dashboard and "could not be reached" not in dashboard
+        finally:
+            client.close()
+    finally:
+        consumer.stop()
+        provider.stop()

@@ -6,11 +6,14 @@ is not recorded, a provider-initiated offer is logged at the clearing house, and
 management POST with an Idempotency-Key creates nothing twice."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -341,3 +344,159 @@ def test_an_access_refused_for_a_missing_data_address_is_logged_as_refused(nodes
     logged = [a for a in provider.api("GET", "/access-log?limit=1000")
               if a.get("transferId") == row["providerPid"] and a.get("stage", "access") == "access"]
     assert logged and not logged[-1]["permitted"] and "no data address" in logged[-1]["reasons"][0], logged
+
+
+# ------------------------------------------- the data plane's refusals in the console's languages
+
+def _set_address(node: NodeProcess, asset_id: str, address: dict) -> None:
+    """An asset's data address changed behind the management API (which would refuse it): as when
+    the node's rules change after the asset was made (data root, allowed upstreams)."""
+    import sqlalchemy as sa
+
+    from connector.config import default_database_url
+    engine = sa.create_engine(default_database_url(node.directory).replace("+aiosqlite", ""))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE assets SET data_address = :a WHERE id = :i"),
+                     {"a": json.dumps(address), "i": asset_id})
+    engine.dispose()
+
+
+def _pull_token(consumer: NodeProcess, transfer_id: str) -> str:
+    """The pull token the provider gave the consumer (kept in the consumer's transfer row only)."""
+    import sqlalchemy as sa
+
+    from connector.config import default_database_url
+    from connector.protocol.messages import endpoint_property
+    engine = sa.create_engine(default_database_url(consumer.directory).replace("+aiosqlite", ""))
+    with engine.begin() as conn:
+        address = conn.execute(sa.text("SELECT data_address FROM transfers WHERE id = :i"), {"i": transfer_id}).scalar()
+    engine.dispose()
+    return endpoint_property(json.loads(address) if isinstance(address, str) else address, "authorization")
+
+
+def _refusals(provider: NodeProcess, provider_pid: str) -> list[dict]:
+    return [a for a in provider.api("GET", "/access-log?limit=1000")
+            if a.get("transferId") == provider_pid and not a["permitted"]]
+
+
+def _in(locale: str, stored: list) -> list[str]:
+    """Stored sentences (reasonMessages) as the console renders them in `locale`."""
+    from connector.console import i18n
+    from connector.policy.explain import msg_from_json
+    i18n.activate(locale)
+    try:
+        return [i18n.sentence(msg_from_json(m)) for m in stored]
+    finally:
+        i18n.activate("en")
+
+
+def _console(node: NodeProcess, accept_language: str) -> httpx.Client:
+    """A signed-in console session on `node` in the language asked for."""
+    import secrets
+
+    user, password = f"op{secrets.token_hex(3)}", f"pw-{secrets.token_hex(8)}"
+    subprocess.run([sys.executable, "-m", "connector", "user", "add", str(node.directory), user, "--role", "viewer",
+                    "--password-stdin"], input=password + "\n", text=True, check=True, capture_output=True)
+    client = httpx.Client(base_url=node.url, timeout=30, headers={"Accept-Language": accept_language})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text).group(1)
+    assert client.post("/console/login", data={"csrf": token, "username": user, "password": password}
+                       ).status_code == 303
+    return client
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_a_source_no_longer_allowed_at_access_is_refused_in_our_words_translated(nodes):
+    """A file moved outside the data root, an upstream no longer on the allowed list, an upstream
+    that is down: the consumer is told the rule (no path, host or port of ours); our access log
+    keeps the detail with the sentences' message ids, and the console shows them in Chinese."""
+    provider, consumer = nodes
+    port = free_port()  # nothing listens there
+    for name, address in (("moved", {"type": "file", "path": "later.csv"}),
+                          ("unlisted", {"type": "http", "url": f"http://127.0.0.1:{port}/u"}),
+                          ("gone-up", {"type": "http", "url": f"http://127.0.0.1:{port}/g"})):
+        provider.api("POST", "/assets", {"id": name, "contentType": "text/csv", "dataAddress": address}, expect=201)
+        provider.api("POST", "/offers", {"id": f"offer-{name}", "assetIds": [name], "accessPolicyId": "open",
+                                         "contractPolicyId": "open"}, expect=201)
+    _set_address(provider, "moved", {"type": "file", "path": "../secret-place/outside.csv"})
+    _set_address(provider, "unlisted", {"type": "http", "url": "http://internal-only.example/u"})
+    expected = {"moved": (403, "the asset's file is outside this node's data root: refused", "../secret-place",
+                          "該資產的檔案 '../secret-place/outside.csv' 在本節點的數據根目錄之外：拒絕"),
+                "unlisted": (403, "the asset's HTTP source is not allowed by this node's rules: refused",
+                             "internal-only.example", "本節點的規則（[dataplane] upstream_hosts、[dsp] "
+                             "allowed_destinations）不容許該資產的 HTTP 來源 'http://internal-only.example/u'：拒絕"),
+                "gone-up": (502, "the asset's data source is unavailable", str(port), "該資產的數據來源無法使用：")}
+    pages = {}
+    for name, (status, told, ours_only, chinese) in expected.items():
+        row = transfer(consumer, agree(consumer, provider, name), "STARTED")
+        refused = data(consumer, row["id"])
+        assert refused.status_code == status and refused.json()["reasons"] == [told], refused.text
+        assert ours_only not in refused.text  # our path, host or port is not the consumer's business
+        logged = _refusals(provider, row["providerPid"])
+        assert len(logged) == 1 and logged[0]["reasonMessages"], logged
+        assert ours_only in logged[0]["reasons"][0]  # our operator sees which path, host or error
+        shown = _in("zh_Hant_HK", logged[0]["reasonMessages"])
+        assert shown[0].startswith(chinese) and "refused" not in shown[0] and "unavailable" not in shown[0], shown
+        assert HAN.search(_in("zh_Hans", logged[0]["reasonMessages"])[0])
+        pages[name] = row["providerPid"]
+    # the provider's console, in Traditional Chinese: the transfer's access log in its sentences
+    client = _console(provider, "zh-HK")
+    try:
+        page = client.get(f"/console/transfers/{quote(pages['moved'], safe='')}").text
+        assert "在本節點的數據根目錄之外：拒絕" in page and "outside this node's data root" not in page
+        page = client.get(f"/console/transfers/{quote(pages['gone-up'], safe='')}").text
+        assert "該資產的數據來源無法使用：" in page and "data source is unavailable" not in page
+    finally:
+        client.close()
+
+
+def test_a_range_refused_is_logged_in_our_words_translated(nodes):
+    provider, consumer = nodes
+    (provider.directory / "data" / "ranged.csv").write_text("a,b\n1,2\n")
+    provider.api("POST", "/assets", {"id": "ranged", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "ranged.csv"}}, expect=201)
+    provider.api("POST", "/offers", {"id": "offer-ranged", "assetIds": ["ranged"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    row = transfer(consumer, agree(consumer, provider, "ranged"), "STARTED")
+    token = _pull_token(consumer, row["id"])
+    for header, english, chinese in (("bytes=0-1,3-4", "only a single byte range is supported", "只支援單一位元組範圍"),
+                                     ("bytes=x-y", "malformed Range 'bytes=x-y'", "Range 'bytes=x-y' 格式錯誤"),
+                                     ("bytes=500-", "range 'bytes=500-' is outside the 8 bytes",
+                                      "範圍 'bytes=500-' 超出了這 8 個位元組")):
+        resp = httpx.get(f"{provider.url}/data/{row['providerPid']}", timeout=30,
+                         headers={"Authorization": f"Bearer {token}", "Range": header})
+        assert resp.status_code == 416 and resp.json()["error"] == english, resp.text
+        logged = _refusals(provider, row["providerPid"])[0]  # newest first
+        assert logged["reasons"] == [english] and _in("zh_Hant_HK", logged["reasonMessages"]) == [chinese], logged
+
+
+def test_a_computation_refused_at_transfer_start_is_logged_in_our_words_translated(nodes):
+    """The compute service's refusals of an HKS-Compute transfer: an asset it cannot compute on, a
+    policy without the terms of what may be computed. Stored with their message ids; the provider's
+    console shows them in Chinese."""
+    provider, consumer = nodes
+    provider.api("POST", "/assets", {"id": "no-terms", "contentType": "text/csv",
+                                     "dataAddress": {"type": "file", "path": "no-terms.csv"}}, expect=201)
+    provider.api("POST", "/offers", {"id": "offer-no-terms", "assetIds": ["no-terms"], "accessPolicyId": "open",
+                                     "contractPolicyId": "open"}, expect=201)
+    cases = (("slow", "computations run over a CSV, Parquet or NDJSON file under the data root; this asset is "
+                      "none of these", "計算只能在數據根目錄下的 CSV、Parquet 或 NDJSON 檔案上執行；此資產並非其中任何一種"),
+             ("no-terms", "the agreement's policy has no hks:aggregate duty stating what may be computed: refused "
+                          "(fail closed)", "協議的政策沒有列明可計算內容的 hks:aggregate 義務：拒絕（失效即關閉）"))
+    for name, english, chinese in cases:
+        agreement = agree(consumer, provider, name)
+        ended = transfer(consumer, agreement, "TERMINATED", fmt="HKS-Compute")
+        assert english in " ".join(ended["termination"]["reason"]), ended
+        logged = [a for a in provider.api("GET", f"/access-log?agreementId={quote(agreement)}")
+                  if a["stage"] == "transfer-start"]
+        assert logged and logged[0]["reasons"] == [english], logged
+        assert _in("zh_Hant_HK", logged[0]["reasonMessages"]) == [chinese]
+        assert HAN.search(_in("zh_Hans", logged[0]["reasonMessages"])[0])
+    client = _console(provider, "zh-HK")
+    try:  # the dashboard's feed of accesses (a refused request leaves no transfer behind to show)
+        page = client.get("/console/").text
+        assert all(chinese in page for _, _, chinese in cases)
+        assert "none of these" not in page and "stating what may be computed" not in page
+    finally:
+        client.close()

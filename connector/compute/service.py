@@ -42,7 +42,11 @@ from ..store.tables import agreements, assets, compute_budgets, computations, tr
 from ..node.dataplane import AccessRefused, DataPlane
 from ..node.dataplane.access import consent_on_record
 from ..node.transfers import AGREEMENT_WITH_ACCESS
-from ..node.usage import ACCESS_DENIED, DECIDED_AT_USE, access_denied_peer_text, access_denied_text, claims_context
+from ..node.dataplane.common import (AGREEMENT_GONE, PURPOSE_TOO_LONG, TOKEN_DOES_NOT_VERIFY, TOKEN_EXPIRED,
+                                     TOKEN_OF_ANOTHER, token_revoked)
+from ..node.usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_peer_text, access_denied_text,
+                          claims_context, ours)
+from ..policy.explain import M_
 from . import ACTION, FORMAT
 from .engine import Limits, Result, run
 from .query import Query, QueryRefused, parse, check
@@ -57,6 +61,9 @@ _BY_TOKEN = sa.select(transfers).where(transfers.c.token_hash == sa.bindparam("b
                                        transfers.c.role == Role.PROVIDER.value)
 _AGREEMENT = AGREEMENT_WITH_ACCESS.where(agreements.c.id == sa.bindparam("b_aid"))
 _BUDGET = sa.select(compute_budgets).where(compute_budgets.c.agreement_id == sa.bindparam("b_aid"))
+NOT_A_QUERY = ours(M_('the body must be JSON: {"query": <SQL text or query object>}'))
+NOT_COMPUTABLE = ours(M_("computations run over a CSV, Parquet or NDJSON file under the data root; this asset is "
+                         "none of these"))
 
 
 def _digest(obj: Any) -> str:
@@ -126,21 +133,23 @@ class ComputeService:
         problems = []
         try:
             terms = terms_of(decision.duties)
-        except ValueError as exc:
-            return None, [f"{exc}: refused (fail closed)"]
+        except ValueError as exc:  # the compiler's technical words, as a parameter shown as they are
+            return None, [ours(M_("the agreement's computation terms are invalid (%(problem)s): refused (fail "
+                                  "closed)"), problem=str(exc)[:500])]
         if terms is None:
-            problems.append("the agreement's policy has no hks:aggregate duty stating what may be computed: "
-                            "refused (fail closed)")
+            problems.append(ours(M_("the agreement's policy has no hks:aggregate duty stating what may be computed: "
+                                    "refused (fail closed)")))
         for duty in decision.duties:
             if duty.timing != "before-release" or duty.kind in ("aggregate-only", "notify", "inform"):
                 continue
             if duty.kind == "log":
                 if self.node.clearinghouse is None:
-                    problems.append("The policy requires every computation to be logged to the clearing house, "
-                                    "and this node has no clearing house configured: refused (fail closed).")
+                    problems.append(ours(M_("The policy requires every computation to be logged to the clearing "
+                                            "house, and this node has no clearing house configured: refused (fail "
+                                            "closed).")))
             else:
-                problems.append(f"The policy requires '{duty.action}' before release, which this node cannot "
-                                "perform on a computation: refused (fail closed).")
+                problems.append(ours(M_("The policy requires '%(action)s' before release, which this node cannot "
+                                        "perform on a computation: refused (fail closed)."), action=duty.action))
         return terms, problems
 
     def transfer_refusal(self, conn: Connection, agreement: Json, claims: Json,
@@ -148,11 +157,11 @@ class ComputeService:
         """An HKS-Compute transfer request: may the consumer compute on this asset at all?"""
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first()
         if asset is None:
-            return "PolicyDenied", [f"the agreement's asset {echo(agreement['asset_id'])} no longer exists"]
+            return "PolicyDenied", [ours(M_("the agreement's asset %(asset)s no longer exists"),
+                                         asset=echo(agreement["asset_id"]))]
         asset = dict(asset)
         if self._source(asset) is None:
-            return "AssetUnavailable", ["computations run over a CSV, Parquet or NDJSON file under the data root; "
-                                        "this asset is none of these"]
+            return "AssetUnavailable", [NOT_COMPUTABLE]
         denied = self.dataplane._access_refusal(agreement, asset, claims, now)
         if denied is not None:
             return ACCESS_DENIED, denied
@@ -162,10 +171,11 @@ class ComputeService:
                                     purpose=None, deferred=DECIDED_AT_USE)
         except Exception as exc:  # noqa: BLE001 - fail closed
             log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
-            return "PolicyDenied", [f"the agreement's policy could not be evaluated ({type(exc).__name__}): refused"]
-        if not decision.permitted:
-            return "PolicyDenied", [r.message for r in decision.reasons if r.code != "constraint-deferred"] \
-                or ["not permitted"]
+            return "PolicyDenied", [ours(M_("the agreement's policy could not be evaluated (%(error)s): refused"),
+                                         error=type(exc).__name__)]
+        if not decision.permitted:  # the engine's sentences, with their message ids for the console
+            return "PolicyDenied", [EngineSentence(r) for r in decision.reasons if r.code != "constraint-deferred"] \
+                or [ours(M_("not permitted"))]
         _terms, problems = self._terms(decision)
         return ("PolicyDenied", problems) if problems else None
 
@@ -188,21 +198,22 @@ class ComputeService:
                  purpose: str | None, now: float) -> "Reservation | Refusal":
         row = conn.execute(_BY_TOKEN, {"b_hash": token_hash}).mappings().first()
         if row is None:
-            raise AccessRefused(401, ["the access token does not verify"])
+            raise AccessRefused(401, [TOKEN_DOES_NOT_VERIFY])
         if row["id"] != transfer_id:
-            raise AccessRefused(401, ["the access token is for another transfer"])
+            raise AccessRefused(401, [TOKEN_OF_ANOTHER])
         if row["state"] != TransferState.STARTED.value:
-            raise AccessRefused(401, [f"the access token was revoked: the transfer is {row['state']}"])
+            raise AccessRefused(401, [token_revoked(row["state"])])
         if (row["token_expires_at"] or 0) < now:
-            raise AccessRefused(401, ["the access token has expired"])
+            raise AccessRefused(401, [TOKEN_EXPIRED])
         if row["format"] != FORMAT:
-            raise AccessRefused(409, [f"this transfer is not a computation (format {FORMAT}); fetch its data with GET"])
+            raise AccessRefused(409, [ours(M_("this transfer is not a computation (format %(format)s); fetch its data "
+                                              "with GET"), format=FORMAT)])
         row = dict(row)
         agreement = conn.execute(_AGREEMENT, {"b_aid": row["agreement_id"]}).mappings().first()
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first() \
             if agreement else None
         if agreement is None or asset is None:
-            raise AccessRefused(403, ["the agreement or its asset no longer exists"])
+            raise AccessRefused(403, [AGREEMENT_GONE])
         agreement, asset = dict(agreement), dict(asset)
         aid, consumer = agreement["id"], agreement["consumer_id"]
         if self.node.db.is_postgres:  # the budget row must exist to be locked
@@ -228,7 +239,8 @@ class ComputeService:
             return refuse(query.status, query.rule, [query.message])
         source = self._source(asset)
         if source is None:
-            return refuse(409, "asset", ["the asset is no longer a CSV, Parquet or NDJSON file under the data root"])
+            return refuse(409, "asset", [ours(M_("the asset is no longer a CSV, Parquet or NDJSON file under the data "
+                                                 "root"))])
         denied = self.dataplane._access_refusal(agreement, asset, row["claims"] or {}, now)
         if denied is not None:
             return refuse(403, "access-policy", [access_denied_text(denied)], [access_denied_peer_text(denied)])
@@ -237,10 +249,10 @@ class ComputeService:
                                     purpose=purpose, deferred=frozenset(), conn=conn)
         except Exception as exc:  # noqa: BLE001 - fail closed, and say so
             log.exception("the policy of agreement %s could not be evaluated", aid)
-            return refuse(403, "policy", [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
-                                          "refused (fail closed)"])
+            return refuse(403, "policy", [ours(M_("the agreement's policy could not be evaluated (%(error)s): "
+                                                  "refused (fail closed)"), error=type(exc).__name__)])
         if not decision.permitted:
-            return refuse(403, "policy", [r.message for r in decision.reasons] or ["not permitted"])
+            return refuse(403, "policy", [EngineSentence(r) for r in decision.reasons] or [ours(M_("not permitted"))])
         terms, problems = self._terms(decision)
         if problems or terms is None:
             return refuse(403, "policy", problems)
@@ -250,9 +262,10 @@ class ComputeService:
             return refuse(exc.status, exc.rule, [exc.message])
         eps = terms.epsilon_per_query
         if eps is not None and budget["epsilon_spent"] + eps > terms.epsilon_total + 1e-9:
-            return refuse(403, "hks:epsilonTotal", [
-                f"the privacy budget is spent: {budget['epsilon_spent']:g} of {terms.epsilon_total:g} used, this "
-                f"computation needs {eps:g} (hks:epsilonTotal)"])
+            return refuse(403, "hks:epsilonTotal", [ours(M_(
+                "the privacy budget is spent: %(spent)s of %(total)s used, this computation needs %(needed)s "
+                "(hks:epsilonTotal)"), spent=f"{budget['epsilon_spent']:g}", total=f"{terms.epsilon_total:g}",
+                needed=f"{eps:g}")])
         conn.execute(sa.update(compute_budgets).where(compute_budgets.c.agreement_id == aid).values(
             computations=compute_budgets.c.computations + 1,
             epsilon_spent=compute_budgets.c.epsilon_spent + (eps or 0.0), updated_at=now))
@@ -288,17 +301,18 @@ class ComputeService:
             token_hash = DataPlane.token_hash(request.headers.get("Authorization"))
             purpose = request.headers.get("X-Usage-Purpose") or None
             if purpose is not None and len(purpose) > 512:
-                raise AccessRefused(400, ["X-Usage-Purpose is too long"])
+                raise AccessRefused(400, [PURPOSE_TOO_LONG])
             try:
                 raw = await read_limited(request, MAX_QUERY_BODY)  # type: ignore[arg-type] - same reading API
             except BodyTooLarge:
-                raise AccessRefused(413, [f"a computation request is at most {MAX_QUERY_BODY} bytes"]) from None
+                raise AccessRefused(413, [ours(M_("a computation request is at most %(n)s bytes"),
+                                               n=MAX_QUERY_BODY)]) from None
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise AccessRefused(400, ["the body must be JSON: {\"query\": <SQL text or query object>}"]) from None
+                raise AccessRefused(400, [NOT_A_QUERY]) from None
             if not isinstance(doc, dict) or "query" not in doc:
-                raise AccessRefused(400, ["the body must be JSON: {\"query\": <SQL text or query object>}"])
+                raise AccessRefused(400, [NOT_A_QUERY])
             try:
                 query: Query | QueryRefused = parse(doc["query"])
             except QueryRefused as exc:  # answered only after the token is checked
@@ -328,7 +342,7 @@ class ComputeService:
         except Exception as exc:  # noqa: BLE001 - nothing leaves; the reservation is given back
             log.exception("transfer %s: the computation failed", res.transfer["id"])
             await self.node.db.transaction(self._give_back, res, "error", type(exc).__name__)
-            return Refusal(500, "error", ["the computation failed at the provider"]).response()
+            return Refusal(500, "error", [ours(M_("the computation failed at the provider"))]).response()
         now = time.time()
         record = {"agreement": res.agreement["id"], "transfer": res.transfer["id"], "queryDigest": res.query_digest,
                   "resultDigest": result.digest(), "rows": len(result.rows), "groupsSuppressed": result.suppressed,
@@ -344,8 +358,8 @@ class ComputeService:
             except Exception as exc:  # noqa: BLE001 - no receipt, no result
                 log.warning("transfer %s: the clearing house did not accept the computation entry: %s %s",
                             res.transfer["id"], type(exc).__name__, exc)
-                reason = ("The policy requires every computation to be logged to the clearing house, and it did not "
-                          "accept the entry: refused (fail closed).")
+                reason = ours(M_("The policy requires every computation to be logged to the clearing house, and it "
+                                 "did not accept the entry: refused (fail closed)."))
                 await self.node.db.transaction(self._give_back, res, "hks:log", reason)
                 return Refusal(403, "hks:log", [reason]).response()
         pending = await self.node.db.transaction(self._served, res, result, record, now, logged)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..clearinghouse.verify import LogVerificationError, Receipt, verify_receipt
 from ..node.dataplane.common import BROKE_OFF
+from ..node.durable import send_failure
 from ..node.transfers import SUSPENSION
 from ..node.usage import PolicyCache, check_policy
 from ..policy import Context, PolicyError
@@ -113,7 +114,8 @@ class Console(Shell):
         dead = await self.api.call("GET", "/dead-letters", query={"limit": "10"})
         identity = self.node.identity
         settings = self.node.settings
-        return {"counts": data, **feed, "clearinghouse": ch.data, "dead_letters": dead.data or [],
+        dead_letters = [{**d, "problem": send_problem(d.get("cause"))} for d in dead.data or [] if isinstance(d, dict)]
+        return {"counts": data, **feed, "clearinghouse": ch.data, "dead_letters": dead_letters,
                 "identity_mode": identity.mode, "self_description": self.node.self_description.status(),
                 "token": self._token_status(),
                 "station": await self._reachable(settings.identity_station_url) if settings.identity_station_url else None,
@@ -301,7 +303,7 @@ class Console(Shell):
                           outbox.c.attempts).where(outbox.c.process_id == pid).order_by(outbox.c.id).limit(200)
         rows = await self.node.db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()])
         items = [{"at": r["sent_at"] or r["created_at"], "direction": "sent", "what": r["kind"].split(":")[0],
-                  "status": r["status"], "error": r["last_error"], "receipt": None}
+                  "status": r["status"], "error": send_problem(r["last_error"]), "receipt": None}
                  for r in rows if not r["kind"].startswith("ClearingHouseEntry")]
         if self.node.clearinghouse is not None:
             for receipt in await self.node.clearinghouse.receipts(pid):
@@ -876,6 +878,12 @@ def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
         return None
     raw = termination.get("reason")
     texts = [_reason_text(r) for r in ([raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [])]
+    if termination.get("by") == "peer-refused" and len(texts) == 1:
+        # the peer refused our message: our sentence translated, the peer's code and reason quoted
+        refused = send_problem(texts[0])
+        if refused is not None and not refused["detail"]:
+            return {"peer": refused["peer"], "lead": refused["lead"],
+                    "lines": [refused["words"]] if refused["words"] else []}
     ours = termination.get("by") == role
     decision = termination.get("decision")
     translated = _sentences(decision.get("reasonMessages")) if ours and isinstance(decision, dict) else None
@@ -889,6 +897,17 @@ def termination_shown(termination: Any, role: Any) -> dict[str, Any] | None:
     if ours:
         return {"peer": False, "lead": "", "lines": texts}
     return {"peer": True, "lead": "", "lines": [clip(t, PEER_TEXT_LIMIT) for t in texts[:PEER_REASONS]]}
+
+
+def send_problem(error: Any) -> dict[str, Any] | None:
+    """An outbox error (a message not delivered yet, refused, or given up) as the page shows it: our
+    own part in the viewer's language; the peer's words (`peer`) or the transport's technical text
+    (`detail`) as they are, bounded, for the template to quote under their label."""
+    if not isinstance(error, str) or not error:
+        return None
+    said, words, whose = send_failure(error)
+    return {"lead": i18n.sentence(said), "words": clip(words, PEER_TEXT_LIMIT) if words else "",
+            "peer": whose == "peer", "detail": whose == "detail"}
 
 
 def error_shown(process: dict[str, Any]) -> dict[str, Any] | None:

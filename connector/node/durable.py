@@ -165,12 +165,63 @@ _CANCEL_FOLLOWERS = Prepared(outbox.update().where(
 ).values(status="cancelled", lease_owner=None, lease_until=None, last_error=sa.bindparam("b_why")))
 
 
-#: why the outbox could not send a message yet (outbox.Dispatcher: its TransientSendError texts), as
-#: message ids: a dead letter's reason names its last cause, and the console shows it translated
-SEND_CAUSES = frozenset({M_("the peer could not be reached"), M_("the provider's process id is not known yet"),
-                         M_("the peer refused our token (401); retrying with a new one")})
-_PEER_ANSWERED = re.compile(r"the peer answered (\d{3})")
+#: why the outbox could not send a message (outbox.Dispatcher's send errors: the texts it keeps in
+#: an outbox row's last_error and a process's ending), as message ids: the console shows them translated
+PEER_UNREACHABLE = M_("the peer could not be reached")
+PEER_ANSWERED = M_("the peer answered %(status)s")
+PEER_ANSWERED_TOO_MUCH = M_("the peer answered %(status)s with over 1 MiB")
+TOKEN_REFUSED = M_("the peer refused our token (401); retrying with a new one")
+NO_PROVIDER_PID = M_("the provider's process id is not known yet")
+NO_RECIPIENT = M_("the message's recipient is not known")
+ADDRESS_REFUSED = M_("the peer's address is refused (rule: no private destinations unless [dsp] "
+                     "allowed_destinations names them)")
+CANCELLED = M_("cancelled: an earlier message of the process missed its deadline")
+SEND_FAILURES = (PEER_UNREACHABLE, PEER_ANSWERED, PEER_ANSWERED_TOO_MUCH, TOKEN_REFUSED, NO_PROVIDER_PID,
+                 NO_RECIPIENT, ADDRESS_REFUSED, CANCELLED)
+#: a peer's refusal of a message: ours up to "with", then the peer's code and reason (its words)
+PEER_REFUSED = "the peer refused the message (%(status)s) with %(reason)s"
+NO_REASON_GIVEN = "no reason given"
+
+
+def _pattern(message_id: str) -> re.Pattern[str]:
+    """`message_id` as a regular expression that reads its parameters back (a status: three digits)."""
+    def group(found: re.Match[str]) -> str:
+        name = found.group(1)
+        return f"(?P<{name}>" + (r"\d{3}" if name == "status" else ".+") + ")"
+    return re.compile(re.sub(r"%\\\((\w+)\\\)s", group, re.escape(message_id)), re.DOTALL)
+
+
+_SEND_PATTERNS = [(m, _pattern(m)) for m in SEND_FAILURES]
+_PEER_REFUSED = _pattern(PEER_REFUSED)
 _ERROR_NAMED = re.compile(r"([A-Za-z_]\w{0,80}): (.*)", re.DOTALL)
+
+
+def _send_sentence(text: str) -> Msg | None:
+    """One of the outbox's own send failures as a sentence, or None."""
+    for message_id, pattern in _SEND_PATTERNS:
+        found = pattern.fullmatch(text)
+        if found:
+            return Msg(message_id, **found.groupdict())
+    return None
+
+
+def send_failure(text: str) -> tuple[Msg, str, str]:
+    """A send failure as the outbox recorded it (an outbox row's last_error, a refused message's
+    reason), for the console: (our own part as a sentence, the words that are not ours as they
+    are, whose they are: "peer" or "detail" (an error's technical text), "" when none)."""
+    said = _send_sentence(text)
+    if said is None:  # as retried: "ErrorName: text"
+        named = _ERROR_NAMED.fullmatch(text)
+        said = _send_sentence(named.group(2)) if named else None
+    if said is not None:
+        return said, "", ""
+    refused = _PEER_REFUSED.fullmatch(text)
+    if refused:
+        status, reason = refused.group("status"), refused.group("reason")
+        if reason == NO_REASON_GIVEN:
+            return Msg(M_("the peer refused the message (%(status)s) and gave no reason"), status=status), "", ""
+        return Msg(M_("the peer refused the message (%(status)s)"), status=status), reason, "peer"
+    return Msg(M_("the message could not be sent")), text, "detail"
 
 
 def _cause_msg(cause: str) -> Any:
@@ -178,12 +229,8 @@ def _cause_msg(cause: str) -> Any:
     text as it is (a parameter: shown untranslated)."""
     named = _ERROR_NAMED.fullmatch(cause)
     error, detail = named.groups() if named else (None, cause)
-    answered = _PEER_ANSWERED.fullmatch(detail)
-    if answered:
-        said: Any = Msg(M_("the peer answered %(status)s"), status=answered.group(1))
-    elif detail in SEND_CAUSES:
-        said = Msg(detail)
-    else:
+    said = _send_sentence(detail)
+    if said is None:
         return cause
     return Msg(M_("%(error)s: %(detail)s"), error=error, detail=said) if error else said
 
@@ -207,8 +254,7 @@ def dead_letter_ending(conn: Connection, row: Any, entry: Json, cause: str, term
     not for a termination that itself died, nor without the peer's process id to address it)."""
     if row is None or row["state"] in terminal:
         return None
-    _CANCEL_FOLLOWERS.execute(conn, {"b_pid": row["id"],
-                                     "b_why": "cancelled: an earlier message of the process missed its deadline"})
+    _CANCEL_FOLLOWERS.execute(conn, {"b_pid": row["id"], "b_why": CANCELLED})
     tell_peer = not str(entry["kind"]).startswith(termination_kind) and bool(
         row["role"] == Role.PROVIDER.value or row["provider_pid"])
     return deadline_reason(entry, cause), tell_peer

@@ -45,7 +45,9 @@ from ..store.retry import run_again_on_deadlock
 from ..store.tables import outbox
 from ..telemetry import continued
 from .destinations import forbidden
-from .durable import PROVIDER_PID_PLACEHOLDER, DurableOwner, response_json
+from .durable import (ADDRESS_REFUSED, NO_PROVIDER_PID, NO_REASON_GIVEN, NO_RECIPIENT, PEER_ANSWERED,
+                      PEER_ANSWERED_TOO_MUCH, PEER_REFUSED, PEER_UNREACHABLE, PROVIDER_PID_PLACEHOLDER, TOKEN_REFUSED,
+                      DurableOwner, response_json)
 from ..errors import NodeError
 
 log = logging.getLogger("connector.outbox")
@@ -117,7 +119,7 @@ def _peer_reason(body: bytes) -> str:
     reason = doc.get("reason") or doc.get("dspace:reason")
     if isinstance(reason, list):
         reason = " ".join(str(r) for r in reason)
-    return (f"{str(code)[:200]}: " if code else "") + (str(reason)[:200] if reason else "no reason given")
+    return (f"{str(code)[:200]}: " if code else "") + (str(reason)[:200] if reason else NO_REASON_GIVEN)
 
 
 class TransientSendError(NodeError):
@@ -395,7 +397,7 @@ class Dispatcher:
         owner = self._owner_of(entry)
         provider_pid = await self.db.read(lambda conn: owner.provider_pid_of(conn, entry["process_id"]))
         if not provider_pid:
-            raise TransientSendError("the provider's process id is not known yet")
+            raise TransientSendError(NO_PROVIDER_PID)
         return fill_provider_pid(entry["url"], entry["body"], provider_pid)
 
     async def _recipient_of(self, entry: Json) -> str:
@@ -403,7 +405,7 @@ class Dispatcher:
         owner = self._owner_of(entry)
         found = await self.db.read(lambda conn: owner.recipient_of(conn, entry["process_id"]))
         if not found:
-            raise PermanentSendError("the message's recipient is not known")
+            raise PermanentSendError(NO_RECIPIENT)
         return found
 
     async def _post_with_retries(self, url: str, payload: bytes, message_id: str, recipient: str,
@@ -440,7 +442,7 @@ class Dispatcher:
                     body = await read_limited(resp, 1024 * 1024)
                 except BodyTooLarge:
                     log.warning("outbox: %s answered %s with over 1 MiB", url, resp.status)
-                    raise PermanentSendError(f"the peer answered {resp.status} with over 1 MiB") from None
+                    raise PermanentSendError(PEER_ANSWERED_TOO_MUCH % {"status": resp.status}) from None
                 if 200 <= resp.status < 300:
                     return response_json(body)
                 # The texts below end up in process rows (termination reasons): they name what
@@ -449,18 +451,17 @@ class Dispatcher:
                 # it just sent us (e.g. our agreement verification arriving before EDC's AGREED): later it passes.
                 if resp.status in (408, 409, 425, 429) or resp.status >= 500 or resp.status in self.retry_races:
                     log.info("outbox: %s answered %s", url, resp.status)
-                    raise TransientSendError(f"the peer answered {resp.status}")
+                    raise TransientSendError(PEER_ANSWERED % {"status": resp.status})
                 if resp.status == 401 and self.on_unauthorized is not None:
                     self.on_unauthorized()
-                    raise TransientSendError("the peer refused our token (401); retrying with a new one")
+                    raise TransientSendError(TOKEN_REFUSED)
                 log.warning("outbox: %s refused a message with %s", url, resp.status)
-                raise PermanentSendError(f"the peer refused the message ({resp.status}) with {_peer_reason(body)}")
+                raise PermanentSendError(PEER_REFUSED % {"status": resp.status, "reason": _peer_reason(body)})
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             log.info("outbox: %s could not be reached: %s %s", url, type(exc).__name__, exc)
             if forbidden(exc):
-                raise PermanentSendError("the peer's address is refused (rule: no private destinations unless "
-                                         "[dsp] allowed_destinations names them)") from exc
-            raise TransientSendError("the peer could not be reached") from exc
+                raise PermanentSendError(ADDRESS_REFUSED) from exc
+            raise TransientSendError(PEER_UNREACHABLE) from exc
 
     def _owner_of(self, entry: Json) -> DurableOwner:
         """The registered owner of the message's kind (the part before any ':')."""

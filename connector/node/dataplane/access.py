@@ -22,7 +22,8 @@ from ..transfers import AGREEMENT_WITH_ACCESS
 from ..usage import (ACCESS_DENIED, DECIDED_AT_USE, EngineSentence, access_denied_messages, access_denied_peer_text,
                      access_denied_text, access_refusal, claims_context, joined, message_of, ours, reason_messages)
 
-from .common import NO_DATA_ADDRESS, AccessRefused, Grant, Json, _has_source, log
+from .common import (AGREEMENT_GONE, NO_DATA_ADDRESS, TOKEN_DOES_NOT_VERIFY, TOKEN_EXPIRED, TOKEN_OF_ANOTHER,
+                     AccessRefused, Grant, Json, _has_source, log, token_revoked)
 
 # Duties the provider's connector performs itself before release; any other
 # before-release duty cannot be performed, so the access is refused (fail closed).
@@ -96,23 +97,23 @@ class Access:
         if token_hash is None:
             row = conn.execute(_BY_ID, {"b_tid": transfer_id}).mappings().first()
             if row is None:
-                raise AccessRefused(404, ["no such transfer"])
+                raise AccessRefused(404, [ours(M_("no such transfer"))])
         else:
             row = conn.execute(_BY_TOKEN, {"b_hash": token_hash}).mappings().first()
             if row is None:
-                raise AccessRefused(401, ["the access token does not verify"])
+                raise AccessRefused(401, [TOKEN_DOES_NOT_VERIFY])
             if row["id"] != transfer_id:
-                raise AccessRefused(401, ["the access token is for another transfer"])
+                raise AccessRefused(401, [TOKEN_OF_ANOTHER])
         if row["state"] != TransferState.STARTED.value:
             # Suspension and termination revoke the token at once.
-            raise AccessRefused(401, [f"the access token was revoked: the transfer is {row['state']}"])
+            raise AccessRefused(401, [token_revoked(row["state"])])
         if token_hash is not None and (row["token_expires_at"] or 0) < now:
-            raise AccessRefused(401, ["the access token has expired"])
+            raise AccessRefused(401, [TOKEN_EXPIRED])
         agreement = conn.execute(_AGREEMENT, {"b_aid": row["agreement_id"]}).mappings().first()
         asset = conn.execute(sa.select(assets).where(assets.c.id == agreement["asset_id"])).mappings().first() \
             if agreement else None
         if agreement is None or asset is None:
-            raise AccessRefused(403, ["the agreement or its asset no longer exists"])
+            raise AccessRefused(403, [AGREEMENT_GONE])
         agreement, asset = dict(agreement), dict(asset)
         if self.node.db.is_postgres:  # the counter row must exist to be locked
             conn.execute(sa.text("INSERT INTO usage_counters (agreement_id, uses, updated_at) VALUES (:a, 0, :t) "
@@ -140,8 +141,8 @@ class Access:
                                   consent=consent_on_record(conn, agreement["id"], policy)))
             except Exception as exc:  # noqa: BLE001 - fail closed, and say so
                 log.exception("the policy of agreement %s could not be evaluated", agreement["id"])
-                raise AccessRefused(403, [f"the agreement's policy could not be evaluated ({type(exc).__name__}): "
-                                          "access refused (fail closed)"]) from None
+                raise AccessRefused(403, [ours(M_("the agreement's policy could not be evaluated (%(error)s): access "
+                                                  "refused (fail closed)"), error=type(exc).__name__)]) from None
             reasons = [r.message for r in decision.reasons]
             reason_msgs = [msg_to_json(r.sentence()) for r in decision.reasons]
             duties = [d.to_dict() for d in decision.duties]
@@ -173,7 +174,8 @@ class Access:
                                     lease_seconds=self.node.dispatcher.lease_seconds, event="data.accessed",
                                     digest=digest)
         if not permitted:  # returned, not raised: the refusal's log entry must be committed
-            refusal = AccessRefused(403, told or reasons or ["no permission of the agreement covers this access"])
+            refusal = AccessRefused(403, told or reasons or [ours(M_("no permission of the agreement covers this "
+                                                                     "access"))])
             refusal.pending = pending
             return refusal
         conn.execute(sa.update(usage_counters).where(usage_counters.c.agreement_id == agreement["id"])

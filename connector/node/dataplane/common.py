@@ -25,6 +25,13 @@ HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
 #: follows: the error's name and text, a technical detail); the console shows this part translated
 BROKE_OFF = "the provider's data broke off: "
 NO_DATA_ADDRESS = ours(M_("the asset has no data address: there is nothing this node could deliver"))
+# a pull's and a computation's token, refused in the same words (message ids: see usage.ours)
+TOKEN_DOES_NOT_VERIFY = ours(M_("the access token does not verify"))
+TOKEN_OF_ANOTHER = ours(M_("the access token is for another transfer"))
+TOKEN_EXPIRED = ours(M_("the access token has expired"))
+AGREEMENT_GONE = ours(M_("the agreement or its asset no longer exists"))
+PURPOSE_TOO_LONG = ours(M_("X-Usage-Purpose is too long"))
+
 _STATE = sa.select(transfers.c.state).where(transfers.c.id == sa.bindparam("b_tid"))
 #: a stream adds its bytes to its transfer's count at most this often (seconds), and at its end
 BYTES_FLUSH_SECONDS = 1.0
@@ -72,11 +79,21 @@ def _has_source(asset: Json) -> bool:
     return (asset.get("data_address") or {}).get("type") in ("file", "http")
 
 
+def token_revoked(state: str) -> str:
+    """Suspension and termination revoke a transfer's token at once."""
+    return ours(M_("the access token was revoked: the transfer is %(state)s"), state=state)
+
+
 class AccessRefused(DataPlaneError):
-    def __init__(self, status: int, reasons: list[str]):
+    """A refused access: `reasons` are what the consumer is told (our rule, never our network);
+    `logged`, what our own access log keeps (the same, or with the outside detail our operator may
+    see: an upstream's status, an OS error)."""
+
+    def __init__(self, status: int, reasons: list[str], logged: list[str] | None = None):
         super().__init__("; ".join(reasons))
         self.status = status
         self.reasons = reasons
+        self.logged = reasons if logged is None else logged
         self.pending: list = []  # log entries queued in the outbox with the refusal
 
 

@@ -14,8 +14,8 @@ from ...policy.explain import M_
 from ..transform import TransformError, kind_of, transformer
 from ..usage import ours
 
-from .common import (NO_DATA_ADDRESS, _STATE, AccessRefused, ByteMeter, Grant, Json, TransferStopped, UpstreamError,
-                     abort, log, transformed)
+from .common import (NO_DATA_ADDRESS, PURPOSE_TOO_LONG, _STATE, AccessRefused, ByteMeter, Grant, Json,
+                     TransferStopped, UpstreamError, abort, log, transformed)
 from .sources import RangeNotSatisfiable, _file_chunks, _parse_range
 
 #: how often a stream in flight reads its transfer's state again (seconds)
@@ -29,7 +29,7 @@ class Pull:
         try:
             token_hash = self.token_hash(request.headers.get("Authorization"))
             if purpose is not None and len(purpose) > 512:
-                raise AccessRefused(400, ["X-Usage-Purpose is too long"])
+                raise AccessRefused(400, [PURPOSE_TOO_LONG])
             grant = await self._settle(
                 await self.node.db.transaction(self._decide_access, transfer_id, purpose, self.clock.now(), token_hash))
         except AccessRefused as exc:
@@ -49,7 +49,7 @@ class Pull:
         try:
             status, headers = 200, {"Content-Type": content_type}
             if address.get("type") == "file":
-                path = self._file_path(address["path"])  # checked again at access
+                path = self._access_path(address["path"])  # checked again at access
                 if not path.is_file():
                     raise AccessRefused(404, [ours(M_("the asset's file is missing"))])
                 start, end = 0, None
@@ -61,22 +61,20 @@ class Pull:
                     headers["Content-Length"] = str(end - start)
                 chunks = _file_chunks(path, start, end)
             elif address.get("type") == "http":
-                self._check_upstream(address["url"])  # checked again at access
+                self._access_upstream(address["url"])  # checked again at access
                 chunks = self._upstream_chunks(address["url"], await self._open_upstream(address["url"]))
             else:  # refused at transfer start since; an older transfer still ends here, never in a 500
                 raise AccessRefused(409, [NO_DATA_ADDRESS])
         except RangeNotSatisfiable as exc:
-            await self._give_back(grant, [str(exc)])
+            await self._give_back(grant, [exc.reason])
             log.warning("transfer %s: access refused (416): %s", grant.transfer["id"], exc)
             return web.json_response({"error": str(exc)}, status=416)
-        except (AccessRefused, ValueError) as exc:
-            status = exc.status if isinstance(exc, AccessRefused) else 403
-            reasons = exc.reasons if isinstance(exc, AccessRefused) else [str(exc)]
+        except AccessRefused as exc:
             # nothing was delivered: the use is given back and the access is not recorded as permitted
-            await self._give_back(grant, reasons)
+            await self._give_back(grant, exc.logged)
             log.warning("transfer %s: the delivery failed before any byte was sent (%s): %s",
-                        grant.transfer["id"], status, "; ".join(reasons))
-            return web.json_response({"error": "access refused", "reasons": reasons}, status=status)
+                        grant.transfer["id"], exc.status, "; ".join(exc.logged))
+            return web.json_response({"error": "access refused", "reasons": exc.reasons}, status=exc.status)
         response = web.StreamResponse(status=status, headers=headers)
         if "Content-Length" not in headers:
             response.enable_chunked_encoding()

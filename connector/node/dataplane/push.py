@@ -64,9 +64,11 @@ class Push:
             await self.node.transfers.act(row["id"], TransferEvent.COMPLETE)
         except Exception as exc:  # noqa: BLE001 - recorded on the transfer, which ends
             await meter.close()
+            # the source refused at this access (no longer allowed, unavailable): its own sentences
+            refused = next((e for e in (exc, exc.__cause__) if isinstance(e, AccessRefused)), None)
             if sent[0] == 0:
-                await self._give_back(grant, [ours(M_("the push failed before any byte was sent: %(error)s"),
-                                                   error=type(exc).__name__)])
+                await self._give_back(grant, refused.logged if refused is not None else [ours(M_(
+                    "the push failed before any byte was sent: %(error)s"), error=type(exc).__name__)])
             if isinstance(exc, TransferStopped) or isinstance(exc.__cause__, TransferStopped) \
                     or await self._stopped(row["id"]):
                 # suspended (a resume pushes again) or terminated: the state says so already
@@ -75,16 +77,20 @@ class Push:
                 return
             # The detail (a host, a port, a status) stays in our log: the termination goes to the peer.
             log.warning("push of transfer %s failed: %s %s", row["id"], type(exc).__name__, exc)
-            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, ours(M_(
-                "the push failed: the data could not be delivered to the push endpoint")))
+            why = joined(" ", refused.reasons) if refused is not None else ours(M_(
+                "the push failed: the data could not be delivered to the push endpoint"))
+            await self.node.transfers.act(row["id"], TransferEvent.TERMINATE, why)
 
     async def _push_body(self, grant: Grant, sent: list[int], meter: ByteMeter) -> AsyncIterator[bytes]:
         """The pushed data; `sent[0]` and `meter` count the bytes handed to the HTTP client."""
         address = grant.asset["data_address"]
         kind = kind_of(grant.asset["content_type"], str(address.get("path", "")))
         tx = transformer(kind, grant.modification) if grant.modification.active and kind else None
-        chunks = _file_chunks(self._file_path(address["path"])) if address.get("type") == "file" \
-            else self._upstream_chunks(address["url"])
+        if address.get("type") == "file":
+            chunks = _file_chunks(self._access_path(address["path"]))  # checked again at access
+        else:
+            self._access_upstream(address["url"])
+            chunks = self._upstream_chunks(address["url"])
         async for out in (transformed(chunks, tx) if tx else chunks):
             sent[0] += len(out)
             await meter.add(len(out))

@@ -9,8 +9,10 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from ...policy.explain import M_, Msg
 from ...protocol.errors import echo
 from ..destinations import DestinationRefused, forbidden, parse_destination
+from ..usage import ours
 
 from .common import CHUNK, AccessRefused, Json, log
 from ...errors import DataPlaneError
@@ -40,6 +42,24 @@ class Sources:
             raise ValueError(f"dataAddress: path {echo(relative)} is outside the data root")
         return candidate
 
+    def _access_path(self, relative: str) -> Path:
+        """An asset's file at an access, under the data root still. The consumer is told the rule;
+        the path (ours) is only in our own access log."""
+        try:
+            return self._file_path(relative)
+        except ValueError:
+            raise AccessRefused(403, [OUTSIDE_DATA_ROOT], [ours(M_(
+                "the asset's file %(path)s is outside this node's data root: refused"), path=echo(relative))]) from None
+
+    def _access_upstream(self, url: str) -> None:
+        """An asset's HTTP source at an access, still allowed; told like `_access_path`."""
+        try:
+            self._check_upstream(url)
+        except ValueError:
+            raise AccessRefused(403, [UPSTREAM_NOT_ALLOWED], [ours(M_(
+                "the asset's HTTP source %(url)s is not allowed by this node's rules ([dataplane] upstream_hosts, "
+                "[dsp] allowed_destinations): refused"), url=echo(url))]) from None
+
     def _check_upstream(self, url: str) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -65,18 +85,22 @@ class Sources:
         silence = self.node.settings.dataplane_upstream_timeout
         timeout = aiohttp.ClientTimeout(total=None, connect=min(10, silence), sock_read=silence)
         # The consumer learns that the source failed, never how: our network is not its business.
-        unavailable = AccessRefused(502, ["the asset's data source is unavailable"])
+        # Our access log keeps how (the upstream's status or the error, as they are) for our operator.
         try:
             resp = await self.node.session.get(url, timeout=timeout, allow_redirects=False)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             log.warning("the upstream of an asset could not be read%s: %s %s",
                         " (refused: not a public address)" if forbidden(exc) else "", type(exc).__name__, exc)
-            raise unavailable from None
+            detail: object = Msg(M_("not a public address ([dsp] allowed_destinations)")) if forbidden(exc) \
+                else f"{type(exc).__name__}: {exc}"[:300]
+            raise _unavailable(detail) from None
         if resp.status >= 300:
             resp.release()
             log.warning("the upstream %s answered %s%s", url, resp.status,
                         " (redirects are not followed)" if 300 <= resp.status < 400 else "")
-            raise unavailable
+            status = f"{resp.status} {resp.reason or ''}".strip()[:100]
+            raise _unavailable(Msg(M_("it answered %(status)s (redirects are not followed)"), status=status)
+                               if resp.status < 400 else Msg(M_("it answered %(status)s"), status=status))
         return resp
 
     async def _upstream_chunks(self, url: str, resp: aiohttp.ClientResponse | None = None) -> AsyncIterator[bytes]:
@@ -88,15 +112,30 @@ class Sources:
             resp.release()
 
 
+#: what the consumer is told when an asset's source is no longer allowed at an access (our rule only)
+OUTSIDE_DATA_ROOT = ours(M_("the asset's file is outside this node's data root: refused"))
+UPSTREAM_NOT_ALLOWED = ours(M_("the asset's HTTP source is not allowed by this node's rules: refused"))
+SOURCE_UNAVAILABLE = ours(M_("the asset's data source is unavailable"))
+
+
+def _unavailable(detail: object) -> AccessRefused:
+    return AccessRefused(502, [SOURCE_UNAVAILABLE],
+                         [ours(M_("the asset's data source is unavailable: %(detail)s"), detail=detail)])
+
+
 class RangeNotSatisfiable(DataPlaneError, ValueError):
-    pass
+    """A Range header this node does not serve; `reason` is the sentence with its message id."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     """One byte range (RFC 9110): (start, end exclusive)."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
-        raise RangeNotSatisfiable("only a single byte range is supported")
+        raise RangeNotSatisfiable(ours(M_("only a single byte range is supported")))
     first, _, last = spec.strip().partition("-")
     try:
         if first == "":
@@ -106,9 +145,10 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
             start = int(first)
             end = min(size, int(last) + 1) if last else size
     except ValueError:
-        raise RangeNotSatisfiable(f"malformed Range {echo(header)}") from None
+        raise RangeNotSatisfiable(ours(M_("malformed Range %(range)s"), range=echo(header))) from None
     if start >= size or start >= end:
-        raise RangeNotSatisfiable(f"range {echo(header)} is outside the {size} bytes")
+        raise RangeNotSatisfiable(ours(M_("range %(range)s is outside the %(size)s bytes"), range=echo(header),
+                                       size=size))
     return start, end
 
 

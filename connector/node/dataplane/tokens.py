@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ...identity.keys import load_private_key
+from ...policy.explain import M_
+from ..usage import ours
 from .common import HTTP_ENDPOINT_TYPE, AccessRefused, Json
 
 # The tokens this node checks, a provider's pull token and a consumer's push token, are 32 bytes
@@ -51,12 +53,12 @@ class Tokens:
     def token_hash(authorization: str | None) -> str:
         """SHA-256 of the bearer token in `authorization`, the key it is looked up by."""
         if not authorization:
-            raise AccessRefused(401, ["the Authorization header is missing"])
+            raise AccessRefused(401, [ours(M_("the Authorization header is missing"))])
         token = authorization.strip()
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()
         if not _TOKEN_RE.fullmatch(token):
-            raise AccessRefused(401, ["the access token is malformed"])
+            raise AccessRefused(401, [ours(M_("the access token is malformed"))])
         return token_digest(token)
 
     def start_address(self, row: Json) -> Json:
