@@ -485,11 +485,8 @@ class Console(Shell):
         q = request.query.get("q", "").strip().lower()[:200]
         cursor = request.query.get("cursor", "")[:1024]
         # one page through the management API's cursor paging (a node may hold 100,000 assets)
-        query = {"limit": str(self.ASSET_PAGE), **({"q": q} if q else {})}
-        result = await self.api.call("GET", "/assets", query={**query, "cursor": cursor} if cursor else query)
-        if not result.ok and cursor:  # a cursor this listing did not issue: the first page
-            cursor = ""
-            result = await self.api.call("GET", "/assets", query=query)
+        result, cursor = await self._cursor_page("/assets", {"limit": str(self.ASSET_PAGE), **({"q": q} if q else {})},
+                                                 cursor)
         rows = result.data if result.ok and isinstance(result.data, list) else []
         sizes = {a["id"]: self.asset_size(a.get("dataAddress"), request["locale"]) for a in rows[:self.SIZES_PER_PAGE]}
         return self.page(request, "assets.html", {"rows": rows, "q": q, "form": form or {}, "sizes": sizes,
@@ -497,6 +494,14 @@ class Console(Shell):
                                                   "paged": bool(cursor),
                                                   "error": _localized_error(error), "error_field": _error_field(error)},
                          status=status)
+
+    async def _cursor_page(self, path: str, query: dict[str, str], cursor: str) -> tuple[Any, str]:
+        """One page of a management listing after `cursor`, and the cursor it was read at: a cursor
+        this listing did not issue gives the first page ("")."""
+        result = await self.api.call("GET", path, query={**query, "cursor": cursor} if cursor else query)
+        if not result.ok and cursor:
+            return await self.api.call("GET", path, query=query), ""
+        return result, cursor
 
     @staticmethod
     def _asset_form(form: dict[str, str]) -> dict[str, Any]:
@@ -555,12 +560,8 @@ class Console(Shell):
                             status: int = 200, error_field: str | None = None) -> web.Response:
         result = await self.api.call("GET", "/policies")
         # offers a page at a time (a node may hold 100,000), through the API's cursor paging
-        offers_cursor = request.query.get("offers", "")[:1024]
-        offers = await self.api.call("GET", "/offers", query={"limit": str(PAGE), **(
-            {"cursor": offers_cursor} if offers_cursor else {})})
-        if not offers.ok and offers_cursor:  # a cursor this listing did not issue: the first page
-            offers_cursor = ""
-            offers = await self.api.call("GET", "/offers", query={"limit": str(PAGE)})
+        offers, offers_cursor = await self._cursor_page("/offers", {"limit": str(PAGE)},
+                                                        request.query.get("offers", "")[:1024])
         form = dict(form or {})
         template = request.query.get("template", "")
         if template in TEMPLATES and "odrl" not in form:
